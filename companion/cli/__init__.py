@@ -1,0 +1,76 @@
+"""The ``loopjam`` command line.
+
+Each command lives in its own module under this package and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` to a function ``(args) -> int``; every module here that
+has ``register`` is a command (modules starting with ``_`` are helpers). Commands raise
+:class:`CommandError` for failures the user can act on; :func:`main` prints them as one line
+and exits 1. argparse usage errors exit 2. Nothing heavy is imported until a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import signal
+import sys
+
+
+
+class CommandError(Exception):
+    """A failure to report as one line (no traceback), exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints usage; keep it, exit 2 as it does
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def emit_json(obj) -> None:
+    """Print one JSON object on one line (the ``--json`` contract) and flush."""
+    sys.stdout.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="loopjam",
+        description="LoopJam turns the music you are already playing into a rhythm game.",
+        epilog="Environment: LOOPJAM_HOME holds the config, the local chart store and caches "
+               "(default: the platform's user data folder). "
+               "Run 'loopjam COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # behave like a Unix tool in pipelines (| head)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        if args.command is None and "tray" in parser._subparsers._group_actions[0].choices:
+            args = parser.parse_args(["tray"])
+        else:
+            parser.print_help()
+            return 2
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as error:
+        print(f"loopjam: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
