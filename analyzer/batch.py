@@ -1,0 +1,226 @@
+"""Analyze many files: folder scanning, worker processes, skipping what is done, resuming.
+
+API
+---
+- :func:`find_audio` — the audio files under some paths, recursively, in a stable order.
+- :func:`source_hash` — content hash of a file (what "already analyzed" means).
+- :func:`analyze_one` — one file → :class:`BatchResult` (what each worker runs).
+- :func:`run_batch` — every file, ``jobs`` worker processes, a callback per finished file.
+- :class:`BatchResult` — one input's outcome (the ``loopjam analyze --json`` line).
+
+Each file is one independent job, stored as soon as it is done, so a killed batch resumes where it
+stopped: the next run finds each finished file's content hash in the local store and skips it.
+A failing file is reported and the batch goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyzer.decode import AUDIO_EXTENSIONS, DecodeError
+from chart_store.chart import DEFAULT_LANES
+
+__all__ = ["find_audio", "source_hash", "analyze_one", "run_batch", "BatchResult", "out_names"]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one input.
+
+    ``chart_path`` is the chart file written (``--out``) or the store's copy; ``notes`` counts the
+    notes per difficulty; ``skipped`` is True when the store already had a chart of this file;
+    ``error`` is a one-line reason naming the file when it failed (then the chart fields are None).
+    """
+
+    input: str
+    chart_id: str | None = None
+    chart_path: str | None = None
+    duration_s: float | None = None
+    notes: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    skipped: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        """The ``--json`` line: the contract's keys, plus ``skipped``; ``error`` on failure."""
+        if self.error is not None:
+            return {"input": self.input, "error": self.error, "elapsed_s": self.elapsed_s}
+        return {"input": self.input, "chart_id": self.chart_id, "chart_path": self.chart_path,
+                "duration_s": self.duration_s, "notes": self.notes,
+                "elapsed_s": self.elapsed_s, "skipped": self.skipped}
+
+
+def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> list[Path]:
+    """Audio files named by ``paths``: files as given, folders searched recursively.
+
+    Files inside folders count when their extension is in ``extensions`` (hidden files and folders
+    are left out); a file named directly is always taken (decoding will say if it is not audio).
+    Duplicates are dropped; the order is the order given, each folder sorted by path.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist.
+    """
+    found: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and Path(name).suffix.lower() in extensions:
+                        found.setdefault(Path(root) / name)
+        elif path.exists():
+            found.setdefault(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return list(found)
+
+
+def source_hash(path, *, block_bytes: int = 1 << 20) -> str:
+    """``"sha256:<hex>"`` of the file's bytes, read in blocks (any size, bounded memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(block_bytes):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def out_names(inputs: list[Path], out_dir) -> dict[Path, Path]:
+    """Chart file names in ``out_dir`` for ``inputs``: ``<stem>.chart``, ``<stem>-2.chart``...
+    when stems repeat (decided up front, so parallel workers never race for a name)."""
+    from chart_store.chartfile import SUFFIX
+    names, used = {}, set()
+    for path in inputs:
+        candidate, n = path.stem, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{path.stem}-{n}"
+        used.add(candidate.lower())
+        names[path] = Path(out_dir) / f"{candidate}{SUFFIX}"
+    return names
+
+
+def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store: bool = True,
+                out_path=None, skip_done: bool = True) -> BatchResult:
+    """Analyze one file and save the chart; never raises for a bad file.
+
+    Parameters
+    ----------
+    path : path-like
+    stems, lanes
+        As in :func:`analyzer.pipeline.analyze_file`.
+    store : bool
+        Use the local store: put the chart there with the file's content hash, and (with
+        ``skip_done``) reuse the chart it already has for this content. False: leave it alone.
+    out_path : path-like, optional
+        Also write the chart file here.
+    skip_done : bool
+        Reuse the stored chart when the store already has one for this file's content.
+    """
+    from chart_store.chartfile import write_chart
+    from chart_store.local import LocalStore
+
+    start = time.perf_counter()
+    name = str(path)
+    try:
+        digest = source_hash(path)
+        local = LocalStore() if store else None
+        known = local.chart_for_source(digest) if store and skip_done else None
+        chart = None
+        if known is not None and local.path(known).is_file():
+            chart, chart_id, skipped = local.get(known), known, True
+        if chart is None:
+            from analyzer.pipeline import analyze_file
+            chart = analyze_file(path, stems=stems, lanes=lanes)
+            chart_id, skipped = chart.id, False
+            if store:
+                chart_id = local.put(chart, source_hash=digest)
+        chart_path = None
+        if out_path is not None:
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+            write_chart(chart, out_path)
+            chart_path = str(out_path)
+        elif store:
+            chart_path = str(local.path(chart_id))
+        return BatchResult(name, chart_id, chart_path, round(chart.meta.duration_s, 3),
+                           {d: len(track) for d, track in chart.difficulties.items()},
+                           round(time.perf_counter() - start, 3), skipped)
+    except DecodeError as error:
+        reason = str(error)
+    except OSError as error:
+        reason = f"{Path(name).name}: {error.strerror or error}"
+    except Exception as error:  # a bug must not sink the batch: report it with its type
+        reason = f"{Path(name).name}: {type(error).__name__}: {error}"
+    return BatchResult(name, elapsed_s=round(time.perf_counter() - start, 3), error=reason)
+
+
+def _init_worker(threads: int) -> None:
+    # Each worker gets its share of the cores (numpy, onnxruntime and torch read these at import).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
+              lanes: int = DEFAULT_LANES, store: bool = True, out_dir=None,
+              on_result: Callable[[BatchResult], None] | None = None) -> list[BatchResult]:
+    """Analyze every audio file under ``paths`` with ``jobs`` worker processes.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and folders (see :func:`find_audio`).
+    jobs : int
+        Worker processes; 1 runs in this process.
+    stems, lanes, store
+        As in :func:`analyze_one`.
+    out_dir : path-like, optional
+        Also write each chart file here (names from :func:`out_names`).
+    on_result : callable, optional
+        Called in this process with each :class:`BatchResult` as it finishes.
+
+    Returns
+    -------
+    list of BatchResult
+        In completion order. Failures are results with ``error`` set, never exceptions.
+    """
+    inputs = find_audio(paths)
+    targets = out_names(inputs, out_dir) if out_dir is not None else {}
+    options = dict(stems=stems, lanes=lanes, store=store)
+    results = []
+
+    def finished(result):
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    if jobs <= 1 or len(inputs) <= 1:
+        for path in inputs:
+            finished(analyze_one(path, out_path=targets.get(path), **options))
+        return results
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    jobs = min(jobs, len(inputs))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn: workers start clean (no inherited threads or locks), the same on every OS.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(analyze_one, path, out_path=targets.get(path), **options): path
+                   for path in inputs}
+        try:
+            for future in as_completed(futures):
+                try:
+                    finished(future.result())
+                except Exception as error:  # the worker died (killed, out of memory)
+                    finished(BatchResult(str(futures[future]), error=(
+                        f"{futures[future].name}: worker failed: {type(error).__name__}")))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results

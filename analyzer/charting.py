@@ -1,0 +1,255 @@
+"""From audio to the notes of four difficulties: onsets → lanes, chords, sustains, thinning.
+
+API
+---
+- :func:`chart_notes` — ``(y, sr, *, stems=None, lanes=5) -> ChartNotes``, the analyzer's entry.
+- :class:`ChartNotes` — beat times, tempo, and a tuple of :class:`~chart_store.chart.Note` per
+  difficulty (``mask`` None, ``stem`` set).
+- :func:`assign_lanes` — pitches → lanes that follow the melody.
+- :func:`thin` — the subset of onsets a difficulty keeps.
+- :data:`RULES` — what distinguishes the difficulties (:class:`DifficultyRule`).
+
+How difficulties are made (the rule, and where its numbers come from)
+----------------------------------------------------------------------
+Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
+``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy
+0.25-0.65x; shortest gap Expert a 16th note, Hard an 8th, Medium and Easy mostly a quarter) thin
+notes by *metre*, not by a fixed ratio: fast runs go first, notes on strong beats stay. So each
+difficulty is a shortest allowed gap in beats of the tracked tempo (Expert: a 16th, Hard: an 8th,
+Medium: a dotted 8th, Easy: a quarter), filled greedily by priority = onset strength x metrical
+weight (on the beat > on the 8th > elsewhere). Easier levels also use fewer lanes (Easy 3, Medium 4
+of 5, as those charts do), fewer chords, and only long sustains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES, Note
+from analyzer import notes as _notes
+
+__all__ = ["chart_notes", "ChartNotes", "DifficultyRule", "RULES", "assign_lanes", "thin",
+           "ChartingError"]
+
+
+class ChartingError(ValueError):
+    """Arguments the charter cannot use (lane count out of range, mismatched arrays)."""
+
+
+@dataclass(frozen=True)
+class DifficultyRule:
+    """How one difficulty differs from Expert.
+
+    ``min_gap_beats``: shortest gap between two notes, in beats (never under ``min_gap_s``);
+    ``lanes_drop``: lanes fewer than the chart's (at least 3 stay); ``chord_strength``: an onset
+    at least this strong (the envelope's 99th percentile is 1) on a beat or 8th becomes a two-note
+    chord (inf: no chords); ``sustain_beats``: a note that rings at least this long is a sustain.
+    """
+
+    min_gap_beats: float
+    lanes_drop: int
+    chord_strength: float
+    sustain_beats: float
+    min_gap_s: float = 0.06
+
+
+RULES: dict[str, DifficultyRule] = {
+    "expert": DifficultyRule(min_gap_beats=0.25, lanes_drop=0, chord_strength=1.2, sustain_beats=1.0),
+    "hard": DifficultyRule(min_gap_beats=0.5, lanes_drop=0, chord_strength=1.2, sustain_beats=1.0),
+    "medium": DifficultyRule(min_gap_beats=0.75, lanes_drop=1, chord_strength=1.6, sustain_beats=1.5),
+    "easy": DifficultyRule(min_gap_beats=1.0, lanes_drop=2, chord_strength=np.inf, sustain_beats=2.0),
+}
+
+#: Fastest lane changes a player can follow: notes closer than this many beats move <= 2 lanes.
+FAST_BEATS = 0.5
+#: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else.
+METRE_WEIGHTS = (1.0, 0.85, 0.7)
+#: Onsets closer than this to a 16th of the beat grid are on it (seconds; about a frame and a half).
+GRID_TOLERANCE_S = 0.02
+
+
+@dataclass(frozen=True, eq=False)
+class ChartNotes:
+    """What :func:`chart_notes` found: the beat grid and the notes of every difficulty."""
+
+    beats: np.ndarray
+    bpm: float
+    difficulties: dict[str, tuple[Note, ...]] = field(default_factory=dict)
+
+
+def _source(y, sr, stems):
+    """The audio to chart and the name of its stem.
+
+    Demucs' "other" stem holds the guitars and keys without drums or bass: chart it. The HPSS
+    fallback's "other" loses the pick attacks to its "drums" stem, which costs more onsets than the
+    drums add (measured in benchmarks/chart_quality), so with HPSS the mix is charted.
+    """
+    if stems is not None and getattr(stems, "method", None) == "demucs" and "other" in stems:
+        return stems["other"], int(stems.sr), "other"
+    return y, sr, "mix"
+
+
+def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartNotes:
+    """Chart a recording: the notes of every difficulty, with lanes, chords and sustains.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (channels, n)]
+        The mix, float.
+    sr : int
+        Sample rate of ``y`` (Hz).
+    stems : analyzer.stems.Stems, optional
+        Separated stems; with Demucs stems the "other" stem (guitars, keys) is charted and the
+        notes name it as their ``stem``, otherwise the mix is ("mix").
+    lanes : int
+        Lanes of the chart, 4..7.
+
+    Returns
+    -------
+    ChartNotes
+
+    Examples
+    --------
+    >>> sr = 22050; y = np.zeros(12 * sr, np.float32)
+    >>> for k in range(24):                    # a plucked A3 every half second
+    ...     i = int((0.25 + 0.5 * k) * sr); t = np.arange(sr // 4) / sr
+    ...     y[i:i + t.size] += np.sin(2 * np.pi * 220 * t) * np.exp(-8 * t)
+    >>> cn = chart_notes(y, sr)
+    >>> len(cn.difficulties["expert"]), round(cn.bpm)
+    (24, 120)
+    """
+    if not MIN_LANES <= lanes <= MAX_LANES:
+        raise ChartingError(f"lanes must be {MIN_LANES}..{MAX_LANES}, got {lanes}")
+    audio, audio_sr, stem = _source(y, sr, stems)
+    spec = _notes.analysis_spectrogram(audio, audio_sr)
+    env = _notes.onset_strength(spec)
+    onsets = _notes.detect_onsets(env)
+    tempo = _notes.track_beats(env)
+    times, strength = onsets.times, onsets.strength
+    pitches, _ = _notes.onset_pitches(spec, times)
+    rings = _notes.ring_durations(spec, times, pitches)
+    weights = _metrical_weights(times, tempo.beats)
+    beat_s = tempo.beat_s
+    expert_lanes = assign_lanes(times, pitches, lanes=lanes, fast_s=FAST_BEATS * beat_s)
+    difficulties = {}
+    for name in DIFFICULTIES:
+        rule = RULES[name]
+        keep = thin(times, strength * weights,
+                    min_gap_s=max(rule.min_gap_s, rule.min_gap_beats * beat_s))
+        n_lanes = max(3, lanes - rule.lanes_drop)
+        lane = _compress_lanes(expert_lanes[keep], pitches[keep], lanes, n_lanes, times[keep],
+                               FAST_BEATS * beat_s)
+        chord = (strength[keep] >= rule.chord_strength) & (weights[keep] >= METRE_WEIGHTS[1])
+        difficulties[name] = _notes_of(times[keep], lane, pitches[keep], rings[keep], chord,
+                                       n_lanes=n_lanes, sustain_s=rule.sustain_beats * beat_s,
+                                       release_s=0.25 * beat_s, stem=stem)
+    return ChartNotes(beats=tempo.beats, bpm=tempo.bpm, difficulties=difficulties)
+
+
+def _metrical_weights(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """:data:`METRE_WEIGHTS` of each onset from its position between the surrounding beats."""
+    weights = np.full(times.shape, METRE_WEIGHTS[2])
+    if beats.size < 2 or times.size == 0:
+        return weights
+    idx = np.clip(np.searchsorted(beats, times) - 1, 0, beats.size - 2)
+    period = beats[idx + 1] - beats[idx]
+    phase = (times - beats[idx]) / period            # beats since the previous beat
+    frac = phase - np.round(phase)                   # distance to the nearest beat, in beats
+    half = phase * 2 - np.round(phase * 2)           # ... to the nearest 8th, in 8ths
+    tol = GRID_TOLERANCE_S / period
+    weights[np.abs(half) * 0.5 <= tol] = METRE_WEIGHTS[1]
+    weights[np.abs(frac) <= tol] = METRE_WEIGHTS[0]
+    return weights
+
+
+def thin(times: np.ndarray, priority: np.ndarray, *, min_gap_s: float) -> np.ndarray:
+    """Indices (ascending) of the onsets a difficulty keeps: greedily, highest priority first,
+    every kept onset at least ``min_gap_s`` from every other.
+
+    Examples
+    --------
+    >>> thin(np.array([0.0, 0.1, 0.2, 0.5]), np.array([1.0, 0.9, 0.2, 0.5]), min_gap_s=0.15)
+    array([0, 2, 3])
+    """
+    times = np.asarray(times, dtype=np.float64)
+    priority = np.asarray(priority, dtype=np.float64)
+    if times.shape != priority.shape:
+        raise ChartingError("times and priority must have the same shape")
+    return _notes._strongest_apart(times, priority, min_gap_s)
+
+
+def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
+                 context_s: float = 4.0, fast_s: float = 0.25) -> np.ndarray:
+    """Lanes that follow the melody.
+
+    A note's lane is where its pitch sits in the range of pitches played within ``±context_s``
+    (10th..90th percentile mapped onto the lanes), so a riff spreads over all lanes whatever its
+    register. Then, note to note: the same pitch stays in the same lane, a higher pitch moves right
+    and a lower one left (at least one lane unless at the edge), and notes closer than ``fast_s``
+    move at most two lanes (a hand can follow that).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=int] lanes in 0..lanes-1.
+
+    Examples
+    --------
+    >>> assign_lanes(np.arange(6) * 0.5, np.array([40, 45, 45, 52, 47, 40]), lanes=5)
+    array([0, 2, 2, 4, 3, 0])
+    """
+    times = np.asarray(times, dtype=np.float64)
+    pitches = np.asarray(pitches, dtype=np.float64)
+    if times.shape != pitches.shape:
+        raise ChartingError("times and pitches must have the same shape")
+    n = times.size
+    out = np.zeros(n, np.int64)
+    if n == 0:
+        return out
+    lo_idx = np.searchsorted(times, times - context_s)
+    hi_idx = np.searchsorted(times, times + context_s, side="right")
+    for i in range(n):
+        window = pitches[lo_idx[i]:hi_idx[i]]
+        lo, hi = np.percentile(window, [10, 90])
+        target = (lanes - 1) / 2 if hi <= lo else (pitches[i] - lo) / (hi - lo) * (lanes - 1)
+        lane = int(np.clip(np.round(target), 0, lanes - 1))
+        if i:
+            prev, step = out[i - 1], pitches[i] - pitches[i - 1]
+            if step == 0:
+                lane = prev
+            elif step > 0 and lane <= prev:
+                lane = min(prev + 1, lanes - 1)
+            elif step < 0 and lane >= prev:
+                lane = max(prev - 1, 0)
+            if times[i] - times[i - 1] < fast_s:
+                lane = int(np.clip(lane, prev - 2, prev + 2))
+        out[i] = lane
+    return out
+
+
+def _compress_lanes(lanes_in, pitches, lanes, n_lanes, times, fast_s) -> np.ndarray:
+    """Lanes for a difficulty with fewer lanes: the same melody on a narrower fretboard."""
+    if n_lanes == lanes:
+        return lanes_in
+    return assign_lanes(times, pitches, lanes=n_lanes, fast_s=fast_s)
+
+
+def _notes_of(times, lanes, pitches, rings, chord, *, n_lanes, sustain_s, release_s,
+              stem) -> tuple[Note, ...]:
+    """Note records: sustains for notes that ring at least ``sustain_s`` (ending ``release_s``
+    before the next note, so a player can let go), a power chord (root and fifth in adjacent lanes) where ``chord``."""
+    out: list[Note] = []
+    nxt = np.append(times[1:], np.inf)
+    for i, t in enumerate(times):
+        dur = min(rings[i], nxt[i] - t - release_s)
+        dur = float(dur) if rings[i] >= sustain_s and dur > 0 else 0.0
+        lane, pitch = int(lanes[i]), int(pitches[i])
+        if chord[i]:
+            # A power chord: root and fifth in adjacent lanes (always reachable), the fifth right.
+            root = min(lane, n_lanes - 2)
+            out.append(Note(float(t), dur, root, pitch, stem))
+            out.append(Note(float(t), dur, root + 1, pitch + 7, stem))
+        else:
+            out.append(Note(float(t), dur, lane, pitch, stem))
+    out.sort(key=lambda note: (note.t, note.lane))
+    return tuple(out)

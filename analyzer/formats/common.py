@@ -1,0 +1,95 @@
+"""What every chart format shares: the parsed human chart, the error type, lane folding."""
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from chart_store.chart import Note
+
+from .tempo import TempoMap
+
+__all__ = ["FormatError", "HumanChart", "INSTRUMENT_STEMS", "fold_lanes", "sorted_notes",
+           "decode_text"]
+
+#: Charted instrument → the name of its stem file (``guitar.ogg``...), the note's ``stem``.
+INSTRUMENT_STEMS = {"guitar": "guitar", "guitar_coop": "guitar", "rhythm": "rhythm",
+                    "bass": "bass", "keys": "keys"}
+
+
+class FormatError(ValueError):
+    """A song file cannot be read or written. ``str()`` names the file and says what is wrong."""
+
+
+@dataclass(frozen=True)
+class HumanChart:
+    """The notes of one instrument as a chart file gives them, times in seconds of the audio.
+
+    ``instrument`` names the charted part ("guitar", "bass"...; see :data:`INSTRUMENT_STEMS`),
+    ``lanes`` its fret count, ``tempo`` the file's tempo map (tick 0 at ``offset_s``),
+    ``difficulties`` maps names of :data:`chart_store.chart.DIFFICULTIES` to time-sorted notes,
+    ``offset_s`` is the chart delay already added to every note time (song.ini ``delay``),
+    ``end_s`` the last tick of the file in seconds (audio time), ``tags`` the metadata the
+    chart file itself carries (a .chart's ``[Song]`` entries; empty for MIDI).
+    """
+
+    instrument: str
+    lanes: int
+    tempo: TempoMap
+    difficulties: dict[str, tuple[Note, ...]] = field(default_factory=dict)
+    offset_s: float = 0.0
+    end_s: float = 0.0
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        """Name of the charted instrument's stem ("guitar" for the guitar parts)."""
+        return INSTRUMENT_STEMS.get(self.instrument, self.instrument)
+
+    def beats(self, end_s: float) -> np.ndarray:
+        """Audio times (seconds) of every quarter-note beat up to ``end_s``, shape (n,)."""
+        beats = self.tempo.beat_times(end_s - self.offset_s) + self.offset_s
+        return beats[beats >= 0]
+
+
+def decode_text(data: bytes) -> str:
+    """Text of a song file in whatever encoding it came: UTF-8 or UTF-16 with a BOM, else UTF-8,
+    else Windows-1252 (what old editors wrote)."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace").lstrip("\ufeff")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def sorted_notes(notes) -> tuple[Note, ...]:
+    """Notes ordered by time then lane, with exact duplicates (same time and lane) merged,
+    keeping the longest."""
+    best: dict[tuple[float, int], Note] = {}
+    for note in notes:
+        key = (note.t, note.lane)
+        if key not in best or note.dur > best[key].dur:
+            best[key] = note
+    return tuple(best[k] for k in sorted(best))
+
+
+def fold_lanes(notes, *, lanes: int, to_lanes: int) -> tuple[Note, ...]:
+    """Map notes from ``lanes`` lanes onto ``to_lanes`` lanes, deterministically.
+
+    Lane ``i`` goes to ``round(i * (to_lanes - 1) / (lanes - 1))`` (edges stay edges, the melody's
+    shape is kept); chord notes that land on the same lane merge into the longest.
+
+    Examples
+    --------
+    >>> [n.lane for n in fold_lanes([Note(i, lane=i) for i in range(5)], lanes=5, to_lanes=4)]
+    [0, 1, 2, 2, 3]
+    """
+    if lanes == to_lanes:
+        return sorted_notes(notes)
+    scale = (to_lanes - 1) / max(lanes - 1, 1)
+    return sorted_notes(replace(n, lane=int(np.floor(n.lane * scale + 0.5))) for n in notes)
+

@@ -1,0 +1,271 @@
+"""``notes.mid``: Frets on Fire / Clone Hero / Rock Band style MIDI charts, read and written.
+
+Reading
+-------
+- **Instrument**: tracks are named ``PART GUITAR`` (or GH1's ``T1 GEMS``, or ``PART LEAD``),
+  ``PART GUITAR GHL`` (6-fret), ``PART GUITAR COOP``, ``PART RHYTHM``, ``PART BASS``,
+  ``PART KEYS``, ``PART RHYTHM GHL``, ``PART BASS GHL``. The first one that holds notes, in that
+  order (guitar first), is charted. Files from the first Frets on Fire days have one unnamed (or otherwise named)
+  track: when no known part has notes, the first track with notes in the fret ranges is guitar.
+- **Difficulties** (5-fret): Expert 96-100, Hard 84-88, Medium 72-76, Easy 60-64, lowest note =
+  lane 0 (green). 6-fret: Expert 95-100 (white 1-3, then black 1-3 → lanes 0-5), Hard 83-88,
+  Medium 71-76, Easy 59-64. Open notes, force/tap markers, star power, solos, text and SysEx
+  events are ignored (they change how a note is played, not when).
+- **Times**: every ``set_tempo`` of every track forms the tempo map (120 BPM until the first one);
+  note times are exact seconds from it, plus the song.ini ``delay``.
+- **Chords** are notes on the same tick. A note-on for a pitch already sounding ends the previous
+  one there; a note never switched off is a tap.
+- **Sustains** follow Clone Hero/YARG: a note whose length is at most the sustain cutoff is a tap
+  (duration 0), a longer one a sustain of its exact length in seconds. The cutoff is the song.ini
+  ``sustain_cutoff_threshold`` (ticks) when set, else a 1/12 step, i.e. ``resolution // 3``
+  ticks (160 at 480 ticks a beat) — so a DAW-drawn 16th note stays a tap.
+
+Writing
+-------
+:func:`export_midi` writes a type-1 file: a tempo track (4/4, ``set_tempo`` per tempo segment from
+the chart's beats, see :meth:`TempoMap.from_beats`) and one ``PART GUITAR`` track with every
+difficulty (``PART GUITAR GHL`` for 6-lane charts; 7-lane charts are folded to 5). Taps are
+written shorter than the sustain cutoff, sustains at their length; the cutoff to put in song.ini
+is returned, so reading the file back gives the same notes.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from chart_store.chart import Chart, Note
+
+from .common import FormatError, HumanChart, fold_lanes, sorted_notes
+from .tempo import TempoMap
+
+__all__ = ["read_midi", "parse_midi", "export_midi", "MidiExport", "PARTS", "DIFFICULTY_BASES",
+           "EXPORT_RESOLUTION"]
+
+#: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
+PARTS = {
+    "PART GUITAR": ("guitar", 5), "T1 GEMS": ("guitar", 5), "PART LEAD": ("guitar", 5),
+    "PART GUITAR GHL": ("guitar", 6), "PART GUITAR COOP": ("guitar_coop", 5),
+    "PART RHYTHM": ("rhythm", 5), "PART BASS": ("bass", 5), "PART KEYS": ("keys", 5),
+    "PART RHYTHM GHL": ("rhythm", 6), "PART BASS GHL": ("bass", 6),
+}
+#: MIDI note of lane 0 of each difficulty, per fret count.
+DIFFICULTY_BASES = {5: {"expert": 96, "hard": 84, "medium": 72, "easy": 60},
+                    6: {"expert": 95, "hard": 83, "medium": 71, "easy": 59}}
+EXPORT_RESOLUTION = 480
+
+
+def read_midi(path, *, offset_s: float = 0.0, sustain_cutoff_ticks: int | None = None,
+              instrument: str | None = None) -> HumanChart:
+    """Read a ``notes.mid`` file; see :func:`parse_midi`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise FormatError(f"{path.name}: cannot read ({error.strerror or error})") from None
+    return parse_midi(data, name=path.name, offset_s=offset_s,
+                      sustain_cutoff_ticks=sustain_cutoff_ticks, instrument=instrument)
+
+
+def _load(data: bytes, name: str):
+    import mido
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        reason = str(error) or type(error).__name__
+        raise FormatError(f"{name}: not a readable MIDI file ({reason})") from None
+    if mid.type == 2:
+        raise FormatError(f"{name}: MIDI type 2 (sequential patterns) is not a chart")
+    if mid.ticks_per_beat <= 0:
+        raise FormatError(f"{name}: SMPTE time division is not supported by chart files")
+    return mid
+
+
+def _track_name(track) -> str:
+    for msg in track:
+        if msg.type == "track_name":
+            return msg.name.strip().upper()
+    return ""
+
+
+def _raw_notes(track) -> list[tuple[int, int, int]]:
+    """(start tick, end tick, MIDI note) of every note in the track; end == start if unterminated."""
+    tick, sounding, notes = 0, {}, []
+    for msg in track:
+        tick += msg.time
+        if msg.type not in ("note_on", "note_off"):
+            continue
+        if msg.note in sounding:  # an off, or a re-attack that ends the previous note
+            notes.append((sounding.pop(msg.note), tick, msg.note))
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding[msg.note] = tick
+    notes += [(start, start, note) for note, start in sounding.items()]
+    return notes
+
+
+def _by_difficulty(raw, lanes: int) -> dict[str, list[tuple[int, int, int]]]:
+    out = {}
+    for difficulty, base in DIFFICULTY_BASES[lanes].items():
+        hits = [(s, e, n - base) for s, e, n in raw if base <= n < base + lanes]
+        if hits:
+            out[difficulty] = hits
+    return out
+
+
+def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
+               sustain_cutoff_ticks: int | None = None,
+               instrument: str | None = None) -> HumanChart:
+    """Parse the bytes of a MIDI chart into a :class:`HumanChart`.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+    name : str
+        File name for error messages.
+    offset_s : float
+        Seconds added to every time (song.ini ``delay``; higher = later notes).
+    sustain_cutoff_ticks : int or None
+        Notes this long or shorter are taps; None = ``resolution // 3`` (see the module docs).
+    instrument : str or None
+        Chart this instrument ("guitar", "bass"...) instead of the first found.
+
+    Raises
+    ------
+    FormatError
+        Not a MIDI file, truncated, or no playable notes.
+
+    Examples
+    --------
+    >>> chart = parse_midi(open("notes.mid", "rb").read())  # doctest: +SKIP
+    >>> chart.instrument, len(chart.difficulties["expert"])  # doctest: +SKIP
+    ('guitar', 1123)
+    """
+    mid = _load(data, name)
+    resolution = mid.ticks_per_beat
+    changes, last_tick = [], 0
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and msg.tempo > 0:
+                changes.append((tick, msg.tempo / 1e6))
+        last_tick = max(last_tick, tick)
+    tempo = TempoMap.from_changes(resolution, changes)
+
+    candidates = []  # (priority, instrument, lanes, notes by difficulty)
+    order = list(PARTS)
+    for index, track in enumerate(mid.tracks):
+        track_name = _track_name(track)
+        part = PARTS.get(track_name)
+        priority = order.index(track_name) if part else len(order) + index
+        instrument_name, lanes = part if part else ("guitar", 5)
+        notes = _by_difficulty(_raw_notes(track), lanes)
+        if notes:
+            candidates.append((priority, instrument_name, lanes, notes, bool(part)))
+    if any(c[4] for c in candidates):  # named parts exist: unnamed tracks are something else
+        candidates = [c for c in candidates if c[4]]
+    if instrument is not None:
+        candidates = [c for c in candidates if c[1] == instrument]
+    if not candidates:
+        wanted = f"{instrument} " if instrument else ""
+        raise FormatError(f"{name}: no {wanted}notes in any chart track "
+                          f"(expected {', '.join(order[:2])}... with notes 60-100)")
+    _, instrument_name, lanes, raw, _ = min(candidates, key=lambda c: c[0])
+
+    cutoff = resolution // 3 if sustain_cutoff_ticks is None else sustain_cutoff_ticks
+    stem = HumanChart(instrument_name, lanes, tempo).stem
+    difficulties = {}
+    for difficulty, hits in raw.items():
+        notes = []
+        for start, end, lane in hits:
+            t = tempo.seconds(start)
+            dur = tempo.seconds(end) - t if end - start > cutoff else 0.0
+            notes.append(Note(t + offset_s, dur, lane, None, stem))
+        difficulties[difficulty] = sorted_notes(notes)
+    return HumanChart(instrument_name, lanes, tempo, difficulties, offset_s,
+                      tempo.seconds(last_tick) + offset_s)
+
+
+@dataclass(frozen=True)
+class MidiExport:
+    """A written MIDI chart: the file's bytes and the sustain cutoff (ticks) it was written for,
+    to store as song.ini ``sustain_cutoff_threshold``."""
+
+    data: bytes
+    sustain_cutoff_ticks: int
+    tempo: TempoMap
+
+
+def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExport:
+    """Write ``chart`` as a MIDI chart (see the module docs); returns the bytes and the cutoff.
+
+    Raises
+    ------
+    FormatError
+        A note lies before time 0 (MIDI has no negative ticks), or there are no notes.
+    """
+    import mido
+    tempo = TempoMap.from_beats(chart.beats, resolution=resolution)
+    lanes = 6 if chart.lanes == 6 else 5
+    placed = {}
+    for difficulty, track in chart.difficulties.items():
+        rows = []
+        for note in fold_lanes(track.notes, lanes=chart.lanes, to_lanes=min(chart.lanes, lanes)):
+            if note.t < 0:
+                raise FormatError(f"{difficulty}: note at {note.t:.3f}s is before the song start")
+            tick = round(tempo.tick_at(note.t))
+            end = round(tempo.tick_at(note.end)) if note.dur > 0 else tick
+            rows.append((tick, end, note.lane))
+        placed[difficulty] = _separate(sorted(set(rows)))
+    if not any(placed.values()):
+        raise FormatError("the chart has no notes to write")
+    lengths = [e - s for rows in placed.values() for s, e, _, _ in rows if e > s]
+    cutoff = min([resolution // 3] + [n - 1 for n in lengths])
+
+    # At one tick: ends of earlier notes, then starts, then ends of zero-length notes.
+    events = []  # (tick, phase, note)
+    for difficulty, rows in placed.items():
+        base = DIFFICULTY_BASES[lanes][difficulty]
+        for start, end, lane, gap in rows:
+            if end <= start:  # a tap: shorter than the cutoff, ending before the lane's next note
+                end = start + min(resolution // 4, cutoff, gap)
+            events += [(start, 1, base + lane), (end, 0 if end > start else 2, base + lane)]
+    events.sort()
+
+    mid = mido.MidiFile(type=1, ticks_per_beat=resolution)
+    sync = mido.MidiTrack([mido.MetaMessage("track_name", name=chart.meta.title[:100], time=0),
+                           mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)])
+    previous = 0
+    for tick, micros in zip(tempo.ticks, tempo.microseconds):
+        sync.append(mido.MetaMessage("set_tempo", tempo=micros, time=tick - previous))
+        previous = tick
+    sync.append(mido.MetaMessage("end_of_track", time=0))
+    part = mido.MidiTrack([mido.MetaMessage(
+        "track_name", name="PART GUITAR GHL" if lanes == 6 else "PART GUITAR", time=0)])
+    previous = 0
+    for tick, phase, note in events:
+        on = phase == 1
+        part.append(mido.Message("note_on" if on else "note_off", note=note,
+                                 velocity=100 if on else 0, time=tick - previous))
+        previous = tick
+    part.append(mido.MetaMessage("end_of_track", time=0))
+    mid.tracks += [sync, part]
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    return MidiExport(buffer.getvalue(), cutoff, tempo)
+
+
+def _separate(rows):
+    """(start, end, lane, gap) per note: same-lane notes on one tick merged (the longest kept),
+    sustains cut where the lane's next note starts, ``gap`` the ticks to that next note."""
+    best: dict[tuple[int, int], int] = {}
+    for start, end, lane in rows:
+        best[(start, lane)] = max(end, best.get((start, lane), start))
+    out, next_start = [], {}
+    for (start, lane), end in sorted(best.items(), reverse=True):
+        nxt = next_start.get(lane)
+        gap = nxt - start if nxt is not None else 1 << 30
+        out.append((start, min(end, start + gap), lane, gap))
+        next_start[lane] = start
+    return out[::-1]

@@ -1,0 +1,516 @@
+"""Note events of a recording: onsets, their pitch and length, the beat grid.
+
+API
+---
+- :func:`analysis_spectrogram` — the one STFT every function below reads (resampled to 22.05 kHz).
+- :func:`onset_strength` — log-mel spectral flux (frames at :data:`FRAME_RATE`).
+- :func:`detect_onsets` — onset times and strengths from that envelope (:class:`Onsets`).
+- :func:`estimate_tempo` / :func:`track_beats` — tempo (BPM) and beat times (:class:`TempoMap`).
+- :func:`onset_pitches` — the dominant pitch (MIDI) right after each onset, by harmonic summation.
+- :func:`ring_durations` — how long each onset's pitch keeps sounding (sustain candidates).
+- :func:`transcribe` — polyphonic notes with basic-pitch's ONNX model (optional, ~25x slower than
+  the rest of this module together; see :mod:`analyzer.charting` for when it is used).
+
+Why this design (measured on real songs, see ``benchmarks/chart_quality``): a log-mel flux of the
+whole mix, peak-picked against a *local percentile* (so a run of equally strong 16th notes is kept,
+which a local-mean threshold removes) finds the onsets a guitar charter charts better than the
+onset head of basic-pitch (F 0.72 vs 0.39 on Expert). The pitch at each onset only has to order
+lanes, which harmonic summation over the STFT does for ~1 % of the cost of a neural transcriber.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
+    "Spectrogram", "Onsets", "TempoMap", "PitchedNote", "analysis_spectrogram", "onset_strength",
+    "detect_onsets", "estimate_tempo", "track_beats", "onset_pitches", "ring_durations",
+    "transcribe",
+]
+
+#: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
+ANALYSIS_SR = 22050
+#: STFT hop (samples) and size: 11.6 ms frames, 10.8 Hz bins (resolves guitar partials >= 80 Hz).
+HOP_LENGTH = 256
+N_FFT = 2048
+#: Onset-envelope frames per second (Hz), derived, not set.
+FRAME_RATE = ANALYSIS_SR / HOP_LENGTH
+#: Pitches the salience search considers: E1 (low bass string) .. C7 (top of a guitar solo).
+MIDI_RANGE = (28, 96)
+
+
+class NotesError(ValueError):
+    """Input the note analysis cannot use (wrong shape, empty, sample rate out of range)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrogram:
+    """Magnitude STFT of mono audio at :data:`ANALYSIS_SR`.
+
+    ``magnitude`` has shape (N_FFT // 2 + 1, frames); frame ``k`` is centred at
+    ``k / FRAME_RATE`` seconds.
+    """
+
+    magnitude: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.magnitude.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / FRAME_RATE
+
+
+@dataclass(frozen=True, eq=False)
+class Onsets:
+    """Onset times (seconds, ascending) and their strength (envelope value, ~1 = a loud onset)."""
+
+    times: np.ndarray
+    strength: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass(frozen=True, eq=False)
+class TempoMap:
+    """The beat grid: beat times in seconds (ascending) and the global tempo in BPM."""
+
+    bpm: float
+    beats: np.ndarray
+
+    @property
+    def beat_s(self) -> float:
+        """Seconds per beat."""
+        return 60.0 / self.bpm
+
+
+@dataclass(frozen=True)
+class PitchedNote:
+    """A transcribed note: start and length in seconds, MIDI pitch, amplitude 0..1."""
+
+    t: float
+    dur: float
+    pitch: int
+    amplitude: float
+
+
+def _mono_at_analysis_rate(y: np.ndarray, sr: int) -> np.ndarray:
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2:
+        y = y.mean(axis=0)
+    if y.ndim != 1 or y.size == 0:
+        raise NotesError(f"audio must be a non-empty (n,) or (channels, n) array, got {y.shape}")
+    if int(sr) != sr or not 4000 <= sr <= 384000:
+        raise NotesError(f"sample rate must be an integer in 4000..384000 Hz, got {sr!r}")
+    if sr != ANALYSIS_SR:
+        y = librosa.resample(y, orig_sr=int(sr), target_sr=ANALYSIS_SR, res_type="soxr_hq")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def analysis_spectrogram(y: np.ndarray, sr: int) -> Spectrogram:
+    """The magnitude STFT all note analysis reads.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (channels, n)]
+        Audio, float; channels are averaged.
+    sr : int
+        Its sample rate (Hz); resampled to :data:`ANALYSIS_SR`.
+
+    Returns
+    -------
+    Spectrogram
+
+    Examples
+    --------
+    >>> spec = analysis_spectrogram(np.zeros(44100, np.float32), 44100)
+    >>> spec.magnitude.shape
+    (1025, 87)
+    """
+    import librosa
+
+    y = _mono_at_analysis_rate(y, sr)
+    magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    return Spectrogram(magnitude.astype(np.float32, copy=False))
+
+
+def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.ndarray:
+    """Log-mel spectral flux, normalised so its 99th percentile is 1.
+
+    The positive change of log band energies between frame ``k - lag`` and ``k``, averaged over
+    bands. A lag of two frames (23 ms) follows the attack of a picked or strummed note better than
+    one. Normalising by a high percentile rather than the maximum keeps one accidental spike (a
+    crash, a click) from shrinking every other onset below threshold.
+
+    Returns
+    -------
+    np.ndarray [shape=(spec.n_frames,), dtype=float32]
+
+    Examples
+    --------
+    >>> sr = ANALYSIS_SR
+    >>> y = np.zeros(sr, np.float32); y[sr // 2:sr // 2 + 200] = 1.0   # a burst at 0.5 s
+    >>> env = onset_strength(analysis_spectrogram(y, sr))
+    >>> abs(int(np.argmax(env)) / FRAME_RATE - 0.5) < 0.03
+    True
+    """
+    import librosa
+
+    mel = librosa.filters.mel(sr=ANALYSIS_SR, n_fft=N_FFT, n_mels=n_mels)
+    power = mel @ (spec.magnitude ** 2)
+    log_power = 10.0 * np.log10(np.maximum(power, 1e-10 * max(float(power.max()), 1e-20)))
+    flux = np.zeros(spec.n_frames, np.float32)
+    if spec.n_frames > lag:
+        flux[lag:] = np.maximum(0.0, log_power[:, lag:] - log_power[:, :-lag]).mean(axis=0)
+    scale = float(np.percentile(flux, 99)) if flux.size else 0.0
+    return flux / scale if scale > 0 else flux
+
+
+def detect_onsets(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
+                  threshold: float = 0.3, relative: float = 0.5, context_s: float = 2.0,
+                  min_gap_s: float = 0.06, peak_s: float = 0.035) -> Onsets:
+    """Onsets as peaks of an onset envelope.
+
+    A frame is an onset when it is the maximum within ``±peak_s``, at least ``threshold`` (the
+    envelope's 99th percentile is 1) and at least ``relative`` times the envelope's local 90th
+    percentile over ``context_s`` seconds. The local *percentile* (not the local mean) is what
+    keeps fast runs: in a stream of equal 16th notes every peak is near the local percentile,
+    while the mean of the stream would sit close to them. Peaks closer than ``min_gap_s`` keep the
+    stronger one (60 ms: faster than any charted guitar stream, slower than a flam).
+
+    Parameters
+    ----------
+    envelope : np.ndarray [shape=(frames,)]
+        Onset strength, e.g. :func:`onset_strength`.
+    frame_rate : float
+        Envelope frames per second (Hz).
+
+    Returns
+    -------
+    Onsets
+
+    Examples
+    --------
+    >>> env = np.zeros(400); env[[50, 150, 160, 300]] = [1.0, 0.8, 0.5, 0.05]
+    >>> detect_onsets(env, frame_rate=100.0).times
+    array([0.5, 1.5])
+    """
+    from scipy import ndimage
+
+    env = np.asarray(envelope, dtype=np.float64)
+    if env.ndim != 1:
+        raise NotesError(f"envelope must be one-dimensional, got shape {env.shape}")
+    if env.size == 0:
+        return Onsets(np.zeros(0), np.zeros(0))
+    half = max(1, int(round(peak_s * frame_rate)))
+    peaks = np.flatnonzero((env == ndimage.maximum_filter1d(env, 2 * half + 1)) & (env > 0))
+    # Percentile filter on a 4x decimated envelope: same answer at the scale of seconds, 4x faster.
+    step = 4
+    local = ndimage.percentile_filter(env[::step], 90, size=max(3, int(context_s * frame_rate / step)))
+    local = np.interp(np.arange(env.size), np.arange(0, env.size, step), local)
+    peaks = peaks[(env[peaks] >= threshold) & (env[peaks] >= relative * local[peaks])]
+    keep = _strongest_apart(peaks / frame_rate, env[peaks], min_gap_s)
+    peaks = peaks[keep]
+    return Onsets(peaks / frame_rate, env[peaks].astype(np.float64))
+
+
+def _strongest_apart(times: np.ndarray, strength: np.ndarray, min_gap: float) -> np.ndarray:
+    """Indices (ascending) of a subset of ``times`` no two closer than ``min_gap``, chosen greedily
+    strongest first; ties go to the earlier event."""
+    order = np.lexsort((times, -strength))
+    kept_times: list[float] = []
+    kept: list[int] = []
+    import bisect
+    for i in order:
+        t = times[i]
+        j = bisect.bisect_left(kept_times, t)
+        if (j > 0 and t - kept_times[j - 1] < min_gap) or (
+                j < len(kept_times) and kept_times[j] - t < min_gap):
+            continue
+        kept_times.insert(j, t)
+        kept.insert(j, int(i))
+    return np.array(kept, dtype=np.int64)
+
+
+def estimate_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
+                   min_bpm: float = 60.0, max_bpm: float = 240.0, prior_bpm: float = 150.0) -> float:
+    """Global tempo (BPM) from the autocorrelation of the onset envelope.
+
+    Each candidate period is scored by its own autocorrelation plus half that of its double (a
+    real beat is also supported one metrical level up), weighted by a broad log-normal preference
+    (one octave wide) around ``prior_bpm``: the beat charters count in, fast rock and metal
+    included, sits around 100-200 BPM. The peak is refined with a parabola, so the tempo is not
+    quantised to whole frames.
+
+    Examples
+    --------
+    >>> fr = 100.0
+    >>> env = np.zeros(3000); env[::50] = 1.0          # a click every 0.5 s
+    >>> round(estimate_tempo(env, frame_rate=fr))
+    120
+    """
+    import librosa
+    from scipy import ndimage
+
+    env = np.asarray(envelope, dtype=np.float64)
+    if env.size < 4:
+        raise NotesError("envelope too short to estimate a tempo")
+    # Remove the slow loudness trend so sections of different density do not dominate.
+    env = env - ndimage.uniform_filter1d(env, max(3, int(frame_rate)))
+    max_lag = int(np.ceil(2 * 60.0 / min_bpm * frame_rate)) + 2
+    ac = librosa.autocorrelate(env, max_size=min(max_lag, env.size))
+    if ac[0] <= 0:
+        return prior_bpm
+    ac = ac / ac[0]
+    lags = np.arange(ac.size)
+    lo, hi = int(np.floor(60.0 / max_bpm * frame_rate)), int(np.ceil(60.0 / min_bpm * frame_rate))
+    hi = min(hi, (ac.size - 1) // 2)
+    if hi <= lo + 1:
+        return prior_bpm
+    cand = lags[max(lo, 1):hi + 1]
+    bpm = 60.0 * frame_rate / cand
+    score = (np.maximum(ac[cand], 0) + 0.5 * np.maximum(ac[2 * cand], 0)) * np.exp(
+        -0.5 * np.log2(bpm / prior_bpm) ** 2)
+    i = int(np.argmax(score))
+    lag = float(cand[i])
+    if 0 < cand[i] < ac.size - 1:  # parabolic refinement on the raw autocorrelation
+        a, b, c = ac[cand[i] - 1], ac[cand[i]], ac[cand[i] + 1]
+        denom = a - 2 * b + c
+        if denom < 0:
+            lag += float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
+    return 60.0 * frame_rate / lag
+
+
+def track_beats(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
+                bpm: float | None = None) -> TempoMap:
+    """Beat times by dynamic programming (Ellis 2007, ``librosa.beat.beat_track``) at the tempo
+    from :func:`estimate_tempo` (or ``bpm``).
+
+    Returns
+    -------
+    TempoMap
+        An empty ``beats`` array when the envelope has no onsets at all.
+
+    Examples
+    --------
+    >>> env = np.zeros(3000); env[20::50] = 1.0         # clicks every 0.5 s from 0.2 s
+    >>> tm = track_beats(env, frame_rate=100.0)
+    >>> round(tm.bpm), tm.beats[:3]
+    (120, array([0.2, 0.7, 1.2]))
+    """
+    import librosa
+
+    env = np.asarray(envelope, dtype=np.float64)
+    if bpm is None:
+        bpm = estimate_tempo(env, frame_rate=frame_rate)
+    if not np.any(env > 0):
+        return TempoMap(float(bpm), np.zeros(0))
+    # beat_track takes sr and hop_length only to express frame_rate = sr / hop_length.
+    hop = 512
+    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=frame_rate * hop, hop_length=hop,
+                                        start_bpm=bpm, tightness=400, trim=True)
+    beats = np.unique(np.asarray(frames, dtype=np.float64) / frame_rate)
+    return TempoMap(float(bpm), beats)
+
+
+def _salience_matrix(pitches: np.ndarray, n_harmonics: int = 6, decay: float = 0.8) -> np.ndarray:
+    """Weights (pitches, bins): harmonic ``h`` of each pitch's fundamental counts ``decay**(h-1)``,
+    spread linearly over the two nearest bins."""
+    n_bins = N_FFT // 2 + 1
+    w = np.zeros((pitches.size, n_bins), np.float32)
+    f0 = 440.0 * 2.0 ** ((pitches - 69) / 12.0)
+    for h in range(1, n_harmonics + 1):
+        pos = h * f0 * N_FFT / ANALYSIS_SR
+        lo = np.floor(pos).astype(int)
+        frac = pos - lo
+        ok = lo + 1 < n_bins
+        rows = np.flatnonzero(ok)
+        w[rows, lo[ok]] += decay ** (h - 1) * (1 - frac[ok])
+        w[rows, lo[ok] + 1] += decay ** (h - 1) * frac[ok]
+    return w
+
+
+def _pitch_salience(spec: Spectrogram, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pitches = np.arange(MIDI_RANGE[0], MIDI_RANGE[1] + 1)
+    frames = np.clip(frames, 0, spec.n_frames - 1)
+    mag = np.log1p(100.0 * spec.magnitude[:, frames])  # compress so one loud partial cannot win
+    return pitches, _salience_matrix(pitches) @ mag
+
+
+def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
+                  window_s: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """The dominant pitch just after each onset, by harmonic summation.
+
+    The spectrum is averaged over ``window_s`` seconds starting ``settle_s`` after the onset (past
+    the pick noise); each MIDI pitch in :data:`MIDI_RANGE` scores the weighted sum of its first six
+    harmonics; the best one wins.
+
+    Returns
+    -------
+    pitches : np.ndarray [shape=(n,), dtype=int]
+        MIDI numbers.
+    salience : np.ndarray [shape=(n,)]
+        The winning score (comparable within one recording).
+
+    Examples
+    --------
+    >>> sr = ANALYSIS_SR; t = np.arange(sr) / sr
+    >>> y = sum(np.sin(2 * np.pi * 196.0 * h * t) / h for h in (1, 2, 3))   # G3 = MIDI 55
+    >>> onset_pitches(analysis_spectrogram(y, sr), np.array([0.2]))[0]
+    array([55])
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if times.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    first = np.round((times + settle_s) * FRAME_RATE).astype(int)
+    width = max(1, int(round(window_s * FRAME_RATE)))
+    frames = (first[:, None] + np.arange(width)[None, :]).ravel()
+    pitches, sal = _pitch_salience(spec, frames)
+    sal = sal.reshape(pitches.size, times.size, width).mean(axis=2)
+    best = np.argmax(sal, axis=0)
+    return pitches[best].astype(np.int64), sal[best, np.arange(times.size)]
+
+
+def ring_durations(spec: Spectrogram, times: np.ndarray, pitches: np.ndarray, *,
+                   floor: float = 0.5, max_s: float = 4.0) -> np.ndarray:
+    """How long each note's pitch keeps sounding, seconds.
+
+    The harmonic-summation salience of the note's own pitch is followed from the onset until it
+    falls below ``floor`` times its value at the onset or the next onset arrives (capped at
+    ``max_s``). The charting step turns rings longer than a beat into sustains.
+
+    Examples
+    --------
+    >>> sr = ANALYSIS_SR; t = np.arange(2 * sr) / sr
+    >>> y = np.where(t < 1.2, np.sin(2 * np.pi * 220.0 * t), 0.0)      # A3 for 1.2 s
+    >>> float(ring_durations(analysis_spectrogram(y, sr), np.array([0.0]), np.array([57]))[0])
+    """
+    times = np.asarray(times, dtype=np.float64)
+    pitches = np.asarray(pitches)
+    out = np.zeros(times.size)
+    if times.size == 0:
+        return out
+    nxt = np.append(times[1:], spec.duration_s)
+    w = _salience_matrix(pitches.astype(np.float64))
+    hop = 1.0 / FRAME_RATE
+    for i, (t, p_row) in enumerate(zip(times, w)):
+        f0 = int(round(t * FRAME_RATE))
+        f1 = min(spec.n_frames, int(round(min(nxt[i], t + max_s) * FRAME_RATE)))
+        if f1 <= f0 + 2:
+            out[i] = max(0.0, (f1 - f0) * hop)
+            continue
+        track = p_row @ np.log1p(100.0 * spec.magnitude[:, f0:f1])
+        ref = track[: min(4, track.size)].max()
+        below = np.flatnonzero(track[2:] < floor * ref)
+        out[i] = ((below[0] + 2) if below.size else track.size) * hop
+    return out
+
+
+def transcribe(y: np.ndarray, sr: int, *, onset_threshold: float = 0.5,
+               frame_threshold: float = 0.3, min_note_s: float = 0.06,
+               session=None) -> tuple[PitchedNote, ...]:
+    """Polyphonic notes with basic-pitch's ICASSP-2022 model, run by onnxruntime (no TensorFlow).
+
+    The audio is cut into basic-pitch's 2-second windows overlapping by 30 frames, exactly as its
+    own inference does; the three outputs (notes, onsets, contours) are stitched by dropping half
+    the overlap at each side. Notes start at onset-activation peaks above ``onset_threshold`` and
+    last while the note activation stays above ``frame_threshold`` (a simplified form of
+    basic-pitch's own decoding, pure NumPy).
+
+    Parameters
+    ----------
+    y, sr : audio and its sample rate (resampled to 22.05 kHz).
+    session : onnxruntime.InferenceSession, optional
+        A loaded model (see :func:`basic_pitch_session`); loaded on first use otherwise.
+
+    Returns
+    -------
+    tuple[PitchedNote, ...]
+        Sorted by start time, then pitch.
+
+    Raises
+    ------
+    NotesError
+        basic-pitch (its model file) is not installed.
+    """
+    y = _mono_at_analysis_rate(y, sr)
+    session = session or basic_pitch_session()
+    window = 2 * ANALYSIS_SR - HOP_LENGTH              # basic-pitch's AUDIO_N_SAMPLES
+    overlap_frames = 30
+    overlap = overlap_frames * HOP_LENGTH
+    hop = window - overlap
+    padded = np.concatenate([np.zeros(overlap // 2, np.float32), y])
+    starts = np.arange(0, padded.size, hop)
+    batch = np.zeros((starts.size, window, 1), np.float32)
+    for i, s in enumerate(starts):
+        chunk = padded[s:s + window]
+        batch[i, :chunk.size, 0] = chunk
+    # basic-pitch's ONNX graph names its outputs by position: ":1" notes, ":2" onsets (":0" is
+    # the pitch contour, unused here); see basic_pitch.inference.Model.predict.
+    wanted = ["StatefulPartitionedCall:1", "StatefulPartitionedCall:2"]
+    name = session.get_inputs()[0].name
+    parts: list[list[np.ndarray]] = [[], []]
+    for b in range(0, len(batch), 32):
+        for acc, value in zip(parts, session.run(wanted, {name: batch[b:b + 32]})):
+            acc.append(value)
+    n_frames = int(y.size * (ANALYSIS_SR // HOP_LENGTH) / ANALYSIS_SR)  # as basic-pitch trims
+    half = overlap_frames // 2
+
+    def unwrap(chunks):
+        a = np.concatenate(chunks)[:, half:-half, :]
+        return a.reshape(-1, a.shape[-1])[:n_frames]
+
+    note_act, onset_act = unwrap(parts[0]), unwrap(parts[1])
+    return _decode_notes(note_act, onset_act, onset_threshold, frame_threshold, min_note_s)
+
+
+def _decode_notes(note_act, onset_act, onset_threshold, frame_threshold, min_note_s):
+    from scipy.signal import argrelmax
+
+    fps = ANALYSIS_SR // HOP_LENGTH
+    peaks = np.zeros_like(onset_act, dtype=bool)
+    t_idx, p_idx = argrelmax(onset_act, axis=0)
+    peaks[t_idx, p_idx] = True
+    t_idx, p_idx = np.nonzero(peaks & (onset_act >= onset_threshold))
+    notes = []
+    n = note_act.shape[0]
+    min_frames = max(1, int(round(min_note_s * fps)))
+    for t0, p in zip(t_idx, p_idx):
+        below = np.flatnonzero(note_act[t0 + 1:, p] < frame_threshold)
+        t1 = t0 + 1 + (below[0] if below.size else n - t0 - 1)
+        if t1 - t0 < min_frames:
+            continue
+        notes.append(PitchedNote(float(t0 / fps), float((t1 - t0) / fps), int(p + 21),
+                                 float(note_act[t0:t1, p].mean())))
+    return tuple(sorted(notes, key=lambda x: (x.t, x.pitch)))
+
+
+def basic_pitch_session(threads: int | None = None):
+    """Load basic-pitch's ONNX model from its installed wheel into an onnxruntime session.
+
+    Raises
+    ------
+    NotesError
+        basic-pitch is not installed (``pip install --no-deps basic-pitch``).
+    """
+    import importlib.util
+    import pathlib
+
+    import onnxruntime as ort
+
+    spec = importlib.util.find_spec("basic_pitch")
+    if spec is None or spec.origin is None:
+        raise NotesError("basic-pitch is not installed: pip install --no-deps basic-pitch")
+    path = pathlib.Path(spec.origin).parent / "saved_models" / "icassp_2022" / "nmp.onnx"
+    if not path.is_file():
+        raise NotesError(f"basic-pitch's ONNX model is missing: {path}")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,131 @@
+"""One audio file in, one chart out: the analyzer's stages in order.
+
+API
+---
+- :func:`analyze_file` — decode a file, check it, and :func:`analyze_audio` it, with its tags.
+- :func:`analyze_audio` — samples → :class:`~chart_store.chart.Chart`.
+- :data:`ANALYSIS_SR`, :data:`MIN_DURATION_S`, :data:`STAGES`.
+
+Stages: decode (mono, :data:`ANALYSIS_SR`) → fingerprint + sync reference (the same functions the
+live path uses) → stems (:func:`analyzer.stems.separate`) → notes, beats, lanes and difficulties
+(:func:`analyzer.charting.chart_notes`) → per-note masks (:func:`analyzer.masks.attach_masks`).
+One sample rate serves every stage: basic-pitch's 22.05 kHz, which also halves the cost of the
+spectral stages; masks then reach 11 kHz, where nearly all of an instrument's energy lies.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from analyzer import decode
+from chart_store.chart import DEFAULT_LANES, Chart, ChartMeta
+
+__all__ = ["analyze_file", "analyze_audio", "ANALYSIS_SR", "MIN_DURATION_S", "STAGES"]
+
+#: Sample rate of every analysis stage (Hz).
+ANALYSIS_SR = 22050
+#: Shortest file :func:`analyze_file` accepts (seconds): too little music for a chart.
+MIN_DURATION_S = 10.0
+#: Names passed to the ``progress`` callback, in order.
+STAGES = ("decode", "fingerprint", "stems", "notes", "masks")
+
+
+def analyze_file(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
+                 progress: Callable[[str], None] | None = None,
+                 min_duration_s: float = MIN_DURATION_S) -> Chart:
+    """Analyze an audio file into a chart.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file :func:`analyzer.decode.load` reads.
+    stems : {"auto", "demucs", "hpss", "none"}
+        Separation method (see :func:`analyzer.stems.separate`).
+    lanes : int
+        Lanes of the chart (4..7).
+    progress : callable, optional
+        Called with each stage name of :data:`STAGES` as it starts.
+    min_duration_s : float
+        Shorter files are refused.
+
+    Returns
+    -------
+    Chart
+        Title, artist and album from the file's tags (the file name when it has no title),
+        source "analyzed".
+
+    Raises
+    ------
+    analyzer.decode.DecodeError
+        The file is unreadable, not audio, empty, silent, too short or too long.
+
+    Examples
+    --------
+    >>> chart = analyze_file("song.flac")  # doctest: +SKIP
+    >>> chart.meta.title, len(chart.track("expert"))  # doctest: +SKIP
+    ('Song', 812)
+    """
+    path = Path(path)
+    _report(progress, "decode")
+    y, sr = decode.load(path, sr=ANALYSIS_SR, mono=True)
+    decode.check_audio(y, sr, path=path, min_duration_s=min_duration_s)
+    tags = decode.probe(path).tags
+    meta = ChartMeta(title=tags.get("title") or path.stem, artist=tags.get("artist", ""),
+                     album=tags.get("album", ""), duration_s=y.shape[-1] / sr)
+    return analyze_audio(y, sr, meta=meta, stems=stems, lanes=lanes, progress=progress)
+
+
+def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems: str = "auto",
+                  lanes: int = DEFAULT_LANES,
+                  progress: Callable[[str], None] | None = None) -> Chart:
+    """Analyze samples into a chart (every stage after decoding).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (channels, n)]
+        The recording; chart time 0 is sample 0.
+    sr : int
+        Sample rate (Hz); :data:`ANALYSIS_SR` is the cheapest.
+    meta : ChartMeta
+        Descriptive data; ``duration_s`` and ``tool_version`` are set here.
+    stems, lanes, progress
+        As in :func:`analyze_file`.
+
+    Examples
+    --------
+    >>> sr = 22050
+    >>> t = np.arange(12 * sr) / sr
+    >>> y = (np.sin(2 * np.pi * 440 * t) * (t % 0.5 < 0.1)).astype(np.float32)
+    >>> chart = analyze_audio(y, sr, meta=ChartMeta(title="beeps"))  # doctest: +SKIP
+    """
+    from analyzer.charting import chart_notes
+    from analyzer.features import sync_reference
+    from analyzer.masks import attach_masks
+    from analyzer.stems import separate
+    from chart_store import __version__
+    from chart_store.fingerprint import fingerprint
+
+    y = np.asarray(y, np.float32)
+    _report(progress, "fingerprint")
+    fp = fingerprint(y, sr)
+    sync = sync_reference(y, sr)
+    _report(progress, "stems")
+    separated = separate(y, sr, method=stems)
+    stem_audio = separated if len(separated) else None
+    _report(progress, "notes")
+    notes = chart_notes(y, sr, stems=stem_audio, lanes=lanes)
+    _report(progress, "masks")
+    bank, difficulties = attach_masks(notes.difficulties, y=y, sr=sr, stems=stem_audio)
+    meta = ChartMeta(title=meta.title, artist=meta.artist, album=meta.album,
+                     duration_s=y.shape[-1] / sr, source=meta.source,
+                     tool_version=f"loopjam {__version__} analyze stems={separated.method}")
+    return Chart(meta=meta, difficulties=difficulties, lanes=lanes, beats=notes.beats,
+                 fingerprint=fp, sync=sync, masks=bank)
+
+
+def _report(progress, stage: str) -> None:
+    if progress is not None:
+        progress(stage)
+

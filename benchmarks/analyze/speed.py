@@ -1,0 +1,108 @@
+"""Speed of ``loopjam analyze``'s default path on the real songs: wall time, real-time factor,
+peak memory, and where the time goes.
+
+Each song's mix (song.ogg + guitar.ogg, stereo, written as Ogg Vorbis like the originals) is
+analyzed as an unknown file in a fresh Python process, so the wall time includes interpreter start,
+imports and model loading, as a user running ``loopjam analyze song.ogg`` pays them. Peak memory
+is the child's peak resident set size.
+
+    nice -n 10 .venv/bin/python -m benchmarks.analyze.speed [SONGS_DIR] [--stems auto] [--songs N]
+
+Prints one JSON line per song and a summary line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_STARTED = time.perf_counter()
+
+
+def write_mix(folder: Path, out: Path) -> float:
+    """Sum the song folder's .ogg stems (stereo, file rate) into ``out``; returns its seconds."""
+    import numpy as np
+    import soundfile as sf
+
+    from analyzer.decode import load
+
+    parts = [load(p, mono=False) for p in sorted(folder.glob("*.ogg"))]
+    sr = parts[0][1]
+    mix = np.zeros((2, max(y.shape[1] for y, _ in parts)), np.float32)
+    for y, rate in parts:
+        assert rate == sr, f"{folder}: stems at different rates"
+        mix[:, :y.shape[1]] += y if y.shape[0] == 2 else y.mean(axis=0)
+    peak = float(np.max(np.abs(mix)))
+    frames = (mix / max(peak, 1.0)).T
+    # libsndfile's Vorbis encoder crashes on very large single writes: feed it in blocks.
+    with sf.SoundFile(out, "w", sr, 2, format="OGG", subtype="VORBIS") as f:
+        for i in range(0, len(frames), 1 << 16):
+            f.write(frames[i:i + (1 << 16)])
+    return mix.shape[1] / sr
+
+
+def child(path: str, stems: str) -> None:
+    """Analyze one file in this process; print stage times as JSON."""
+    marks = [("start", time.perf_counter())]
+    from analyzer.pipeline import analyze_file
+    marks.append(("import", time.perf_counter()))
+    chart = analyze_file(path, stems=stems,
+                         progress=lambda stage: marks.append((stage, time.perf_counter())))
+    marks.append(("end", time.perf_counter()))
+    stages = {name: round(marks[i + 1][1] - t, 3) for i, (name, t) in enumerate(marks[:-1])}
+    stages["imports"] = stages.pop("start")
+    print(json.dumps({"stages_s": stages, "in_process_s": round(marks[-1][1] - _STARTED, 3),
+                      "tool_version": chart.meta.tool_version,
+                      "notes": {d: len(t) for d, t in chart.difficulties.items()}}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("songs", nargs="?", help="songs folder (default: fetch-fof-songs.sh)")
+    parser.add_argument("--stems", default="auto")
+    parser.add_argument("--songs", type=int, default=0, help="only the first N songs")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.stems)
+
+    from benchmarks.chart_quality.run import songs_dir
+
+    folders = sorted(p for p in songs_dir(args.songs).iterdir() if (p / "song.ogg").exists())
+    folders = folders[:args.songs or None]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in folders:
+            mix = Path(tmp) / f"{folder.name}.ogg"
+            duration = write_mix(folder, mix)
+            env = dict(os.environ, LOOPJAM_HOME=str(Path(tmp) / "home"))
+            start = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "benchmarks.analyze.speed", "--child",
+                                     str(mix), "--stems", args.stems], env=env,
+                                    stdout=subprocess.PIPE, text=True)
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+            wall = time.perf_counter() - start
+            if os.waitstatus_to_exitcode(status):
+                raise SystemExit(f"{folder.name}: analysis failed ({status})")
+            row = {"song": folder.name, "duration_s": round(duration, 2), "wall_s": round(wall, 2),
+                   "realtime_x": round(duration / wall, 1),
+                   "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                   "peak_rss_mb": round(usage.ru_maxrss / 1024), **json.loads(out)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    summary = {"songs": len(rows), "stems": args.stems, "cores": os.cpu_count(),
+               "mean_realtime_x": round(sum(r["realtime_x"] for r in rows) / len(rows), 1),
+               "min_realtime_x": min(r["realtime_x"] for r in rows),
+               "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+               "load_avg_1m": round(os.getloadavg()[0], 2)}
+    print(json.dumps({"summary": summary}))
+
+
+if __name__ == "__main__":
+    main()

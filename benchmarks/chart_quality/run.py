@@ -1,0 +1,142 @@
+"""Chart quality: generated charts of real songs against the human charts of the same songs.
+
+For every song folder (Frets on Fire: song.ogg + guitar.ogg + notes.mid + song.ini) the mix
+``song.ogg + guitar.ogg`` is decoded and charted as an unknown file by
+:func:`analyzer.charting.chart_notes` (default path: no stems). The Expert, Hard and Medium charts
+are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``delay`` applied):
+
+- note-onset F-measure (``mir_eval.onset.f_measure``; a chord counts once) at ±50 ms and ±100 ms,
+  at the best global shift of the human chart within ±80 ms (2 ms steps; human charts sit a
+  constant few tens of ms off the audio), chosen on the ±50 ms score and reported;
+- notes/s (distinct onset times per second of audio) of both charts and their ratio;
+- the seconds ``chart_notes`` took (wall and CPU), and the audio duration.
+
+Usage::
+
+    nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [SONGS_DIR] [--json-out FILE]
+
+SONGS_DIR defaults to what ``/work/shared/scripts/fetch-fof-songs.sh`` (or
+``$LOOPJAM_FOF_SONGS``) gives. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EVALUATED = ("expert", "hard", "medium", "easy")
+FETCH_SCRIPT = Path(__file__).resolve().parents[3] / "shared" / "scripts" / "fetch-fof-songs.sh"
+SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
+
+
+def songs_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    if os.environ.get("LOOPJAM_FOF_SONGS"):
+        return Path(os.environ["LOOPJAM_FOF_SONGS"])
+    out = subprocess.run(["bash", str(FETCH_SCRIPT)], check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def onset_times(notes) -> np.ndarray:
+    """Distinct note start times (a chord is one onset), seconds, ascending."""
+    return np.unique(np.round([n.t for n in notes], 4))
+
+
+def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
+    """F (and P, R) at ±50 ms at the best shift of ``reference``, and F at ±100 ms there."""
+    import mir_eval
+
+    best = None
+    for shift in SHIFTS_S:
+        f, p, r = mir_eval.onset.f_measure(reference + shift, estimate, window=0.05)
+        if best is None or f > best[0]:
+            best = (f, p, r, float(shift))
+    f, p, r, shift = best
+    f100 = mir_eval.onset.f_measure(reference + shift, estimate, window=0.1)[0]
+    return {"f50": round(f, 4), "p50": round(p, 4), "r50": round(r, 4), "f100": round(f100, 4),
+            "shift_ms": round(shift * 1000)}
+
+
+def mix_of(folder: Path) -> tuple[np.ndarray, int]:
+    """song.ogg + guitar.ogg (and any other stem .ogg) summed, mono, at the file rate."""
+    from analyzer.decode import load
+
+    parts = [load(p) for p in sorted(folder.glob("*.ogg"))]
+    sr = parts[0][1]
+    n = max(len(y) for y, _ in parts)
+    mix = np.zeros(n, np.float32)
+    for y, rate in parts:
+        if rate != sr:
+            raise SystemExit(f"{folder}: stems at different rates")
+        mix[:len(y)] += y
+    return mix, sr
+
+
+def evaluate_song(folder: Path) -> dict:
+    from analyzer.charting import chart_notes
+    from analyzer.formats.folder import read_song_folder
+
+    human = read_song_folder(folder).notes.difficulties
+    y, sr = mix_of(folder)
+    duration = len(y) / sr
+    wall, cpu = time.perf_counter(), time.process_time()
+    generated = chart_notes(y, sr)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = {"song": folder.name, "duration_s": round(duration, 2),
+              "chart_notes_wall_s": round(wall, 3), "chart_notes_cpu_s": round(cpu, 3),
+              "realtime_factor": round(duration / wall, 1), "bpm": round(generated.bpm, 2),
+              "difficulties": {}}
+    for name in EVALUATED:
+        ref = onset_times(human.get(name, ()))
+        est = onset_times(generated.difficulties[name])
+        entry = best_shift_scores(ref, est) if ref.size else {}
+        entry.update({"human_notes_per_s": round(ref.size / duration, 3),
+                      "generated_notes_per_s": round(est.size / duration, 3),
+                      "density_ratio": round(est.size / max(ref.size, 1), 3)})
+        result["difficulties"][name] = entry
+    return result
+
+
+def summary(results: list[dict]) -> dict:
+    out = {}
+    for name in EVALUATED:
+        rows = [r["difficulties"][name] for r in results if "f50" in r["difficulties"][name]]
+        if rows:
+            out[name] = {k: round(float(np.mean([row[k] for row in rows])), 4)
+                         for k in ("f50", "f100", "density_ratio")}
+    total_audio = sum(r["duration_s"] for r in results)
+    total_wall = sum(r["chart_notes_wall_s"] for r in results)
+    out["chart_notes_realtime_factor"] = round(total_audio / total_wall, 1)
+    out["chart_notes_s_per_3min"] = round(180.0 * total_wall / total_audio, 2)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("songs", nargs="?", help="folder of song folders (default: fetch script)")
+    parser.add_argument("--json-out", help="also write the JSON here")
+    args = parser.parse_args(argv)
+    root = songs_dir(args.songs)
+    folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
+                     or (p / "notes.chart").is_file())
+    if not folders:
+        raise SystemExit(f"no song folders under {root}")
+    results = [evaluate_song(f) for f in folders]
+    report = {"benchmark": "chart_quality", "songs_dir": str(root), "songs": results,
+              "mean": summary(results)}
+    text = json.dumps(report)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Note removal on real songs: how much of a missed note goes, how much of the rest stays.
+
+Run::
+
+    nice -n 10 .venv/bin/python -m benchmarks.removal.masking [--songs DIR] [--out DIR] [--quick]
+
+For each song of ``fetch-fof-songs.sh`` (mix = song.ogg + guitar.ogg), the stream is the mix at
+-6 dB re-encoded as Ogg Vorbis 160 kbps by ffmpeg (as a streaming service serves it). Charts:
+
+- **imported**: the human Expert chart of notes.mid (:func:`analyzer.formats.midi.read_midi`),
+  masks from guitar.ogg (:func:`analyzer.masks.attach_masks`); removed by stem cancellation
+  (guitar.ogg given to the remover) or by masks only;
+- **generated**: :func:`analyzer.pipeline.analyze_audio` of the mix alone (its own notes, stems
+  and masks), removed by masks.
+
+The player misses everything (``miss-all``), either declared ahead (a bot) or known only when
+the judgement window closes (90 ms after the note, as heard, i.e. ``latency`` later in stream
+time) as for a human player. Over the union of the missed notes' spans, with y the
+latency-aligned output, g the guitar stem at the stream's gain and delay (least squares), and
+t = stream - g::
+
+    removal     = 10 log10(Σg² / Σ(y-t)²)
+    backing SDR = 10 log10(Σt² / Σ(y-t)²)
+
+``autoplay`` (nothing missed) reports the SNR of the output against the delayed input. The first
+song also gets before/after WAV clips of a missed passage, a spectrogram PNG and a click count
+(frames whose >4 kHz energy jumps 10 dB above both the input's and the ideal output's).
+Prints one JSON object per song and one summary line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from analyzer.masks import attach_masks, note_spans
+from companion.removal import NoteRemover
+
+SONGS = ("armygeddon", "chaos_god", "internal_degeneration", "mutilated_mime")
+JUDGEMENT_S = 0.090
+BLOCK = 512
+
+
+def _songs_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    script = Path(__file__).resolve().parents[3] / "shared" / "scripts" / "fetch-fof-songs.sh"
+    return Path(subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                               check=True).stdout.strip())
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    return y, sr  # (n, channels)
+
+
+def _vorbis_stream(mix: np.ndarray, sr: int, workdir: Path) -> np.ndarray:
+    """The mix at -6 dB through ffmpeg's libvorbis at 160 kbps and back, (n, channels)."""
+    import soundfile as sf
+    src, enc = workdir / "mix.wav", workdir / "stream.ogg"
+    sf.write(src, 0.5 * mix, sr, subtype="FLOAT")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:a", "libvorbis",
+                    "-b:a", "160k", str(enc)], check=True)
+    y, _ = _read(enc)
+    n = mix.shape[0]
+    return np.pad(y, ((0, max(0, n - y.shape[0])), (0, 0)))[:n]
+
+
+def _align(stream: np.ndarray, ref: np.ndarray, sr: int) -> tuple[int, float]:
+    """Delay (samples) and gain of ``ref`` in ``stream`` (cross-correlation, then least squares)."""
+    a, b = stream[:, 0][sr * 20:sr * 50], ref[:, 0][sr * 20:sr * 50]
+    n = 1 << int(np.ceil(np.log2(2 * a.size)))
+    corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    lags = np.r_[0:200, n - 200:n]
+    lag = int(lags[np.argmax(corr[lags])])
+    lag = lag if lag < n // 2 else lag - n
+    shifted = np.roll(ref, lag, axis=0)
+    gain = float(np.sum(stream * shifted) / np.sum(shifted * shifted))
+    return lag, gain
+
+
+def _run(stream: np.ndarray, sr: int, notes, bank, *, stems=None, misses="ahead",
+         sync_error_s: float = 0.0) -> tuple[np.ndarray, int, float]:
+    """Feed the stream block by block as live; returns (aligned output, latency, cpu seconds)."""
+    rm = NoteRemover(sr=sr, channels=stream.shape[1], notes=notes, masks=bank, stems=stems)
+    rm.set_sync(0.0, sync_error_s)
+    order = np.argsort([n.t for n in notes], kind="stable")
+    if misses == "ahead":
+        for i in order:
+            rm.miss(int(i))
+        due = []
+    else:
+        # Known when the player hears the window close: the note time + window, plus the
+        # remover's latency (the heard stream runs that much behind the input).
+        known = np.array([notes[i].t for i in order]) + JUDGEMENT_S + rm.latency_samples / sr
+        due = list(zip((known * sr).astype(int), order)) if misses == "late" else []
+    out = np.empty_like(stream)
+    k = 0
+    cpu = time.process_time()
+    for pos in range(0, stream.shape[0], BLOCK):
+        while k < len(due) and due[k][0] <= pos:
+            rm.miss(int(due[k][1]))
+            k += 1
+        out[pos:pos + BLOCK] = rm.process(stream[pos:pos + BLOCK])
+    cpu = time.process_time() - cpu
+    lat = rm.latency_samples
+    return out[lat:], lat, cpu
+
+
+def _span_mask(notes, n: int, sr: int) -> np.ndarray:
+    starts, stops = note_spans(notes)
+    mask = np.zeros(n + 1, np.int32)
+    np.add.at(mask, np.clip((starts * sr).astype(int), 0, n), 1)
+    np.add.at(mask, np.clip((stops * sr).astype(int), 0, n), -1)
+    return np.cumsum(mask)[:n] > 0
+
+
+def _scores(y, t, g, span) -> dict:
+    e = np.sum((y[span] - t[span]) ** 2)
+    return {"removal_db": round(float(10 * np.log10(np.sum(g[span] ** 2) / e)), 2),
+            "backing_sdr_db": round(float(10 * np.log10(np.sum(t[span] ** 2) / e)), 2)}
+
+
+def _clicks(y, refs, sr) -> int:
+    """Frames (2 ms) where y's energy above 4 kHz is 10 dB above every reference's and 10 dB
+    above its own median over the surrounding 40 ms: a click the input did not have."""
+    from scipy.ndimage import median_filter
+    from scipy.signal import butter, sosfilt
+    sos = butter(4, 4000, "highpass", fs=sr, output="sos")
+    hop = int(0.002 * sr)
+
+    def energy(x):
+        hp = sosfilt(sos, x.mean(axis=1))
+        frames = hp[:hp.size // hop * hop].reshape(-1, hop)
+        return 10 * np.log10(np.sum(frames ** 2, axis=1) + 1e-12)
+
+    ey = energy(y)
+    ref = np.max([energy(r) for r in refs], axis=0)
+    local = median_filter(ey, size=21, mode="nearest")
+    return int(np.sum((ey > ref + 10) & (ey > local + 10)))
+
+
+def _spectrogram_png(clips: dict[str, np.ndarray], sr: int, path: Path) -> None:
+    from PIL import Image, ImageDraw
+    n_fft, hop = 2048, 512
+    rows = []
+    for name, x in clips.items():
+        m = x.mean(axis=1)
+        frames = np.lib.stride_tricks.sliding_window_view(m, n_fft)[::hop] * np.hanning(n_fft)
+        db = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T[:n_fft // 4] + 1e-6)
+        img = np.clip((db + 80) / 80, 0, 1)[::-1]  # 0..5.5 kHz, low at the bottom
+        rows.append((name, (img * 255).astype(np.uint8)))
+    width = max(r[1].shape[1] for r in rows)
+    height = sum(r[1].shape[0] + 14 for r in rows)
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    y0 = 0
+    for name, img in rows:
+        draw.text((2, y0), name, fill=255)
+        canvas.paste(Image.fromarray(img), (0, y0 + 14))
+        y0 += img.shape[0] + 14
+    canvas.save(path)
+
+
+def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bool) -> dict:
+    from analyzer.formats.midi import read_midi
+    song, sr = _read(folder / "song.ogg")
+    guitar, _ = _read(folder / "guitar.ogg")
+    n = min(song.shape[0], guitar.shape[0])
+    song, guitar = song[:n], guitar[:n]
+    mix = song + guitar
+    if quick:  # the first 60 s
+        n = 60 * sr
+        mix, guitar = mix[:n], guitar[:n]
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = _vorbis_stream(mix, sr, Path(tmp))
+    lag, gain = _align(stream, mix, sr)
+    g = gain * np.roll(guitar, lag, axis=0)
+    t = stream - g
+
+    human = read_midi(folder / "notes.mid")
+    notes = tuple(nt for nt in human.difficulties["expert"] if nt.t < n / sr - 1)
+    t0 = time.perf_counter()
+    bank, diffs = attach_masks({"expert": notes}, y=mix.T, sr=sr, stems={human.stem: guitar.T})
+    mask_s = time.perf_counter() - t0
+    notes = diffs["expert"]
+    result = {"song": folder.name, "seconds": round(n / sr, 1), "notes": len(notes),
+              "stream_gain": round(gain, 4), "stream_delay": lag,
+              "masks": {"count": len(bank), "bytes": int(sum(m.gains.size for m in bank.masks)),
+                        "seconds_to_compute": round(mask_s, 2)}}
+    span = _span_mask(notes, n, sr)
+    stems = {human.stem: (guitar.T, sr)}
+    runs = {
+        "cancel_ahead": dict(stems=stems, misses="ahead"),
+        "cancel_late": dict(stems=stems, misses="late"),
+        "cancel_sync_off_8ms": dict(stems=stems, misses="ahead", sync_error_s=0.008),
+        "masks_ahead": dict(misses="ahead"),
+        "masks_late": dict(misses="late"),
+        "autoplay": dict(stems=stems, misses="none"),
+    }
+    outputs = {}
+    for name, kw in runs.items():
+        y, lat, cpu = _run(stream, sr, notes, bank, **kw)
+        m = y.shape[0]
+        if name == "autoplay":
+            d = y - stream[:m]
+            snr = 10 * np.log10(np.sum(stream[:m] ** 2) / max(np.sum(d ** 2), 1e-30))
+            result[name] = {"snr_db": round(float(min(snr, 300.0)), 1),
+                            "exact": bool(np.array_equal(y, stream[:m]))}
+        else:
+            result[name] = _scores(y, t[:m], g[:m], span[:m])
+        result[name]["cpu_share"] = round(cpu / (n / sr), 4)
+        result["latency_ms"] = round(1000 * lat / sr, 2)
+        outputs[name] = y
+    if generated:
+        result["generated"] = _generated(mix, sr, stream, t, g)
+    if out_dir is not None:
+        result["listening"] = _listen(out_dir, folder.name, sr, stream, t, outputs, notes)
+    return result
+
+
+def _generated(mix, sr, stream, t, g) -> dict:
+    """A chart analyzed from the mix alone (its own notes and masks), every note missed."""
+    import librosa
+
+    from analyzer.pipeline import ANALYSIS_SR, analyze_audio
+    from chart_store.chart import ChartMeta
+    mono = librosa.resample(mix.mean(axis=1), orig_sr=sr, target_sr=ANALYSIS_SR)
+    t0 = time.perf_counter()
+    chart = analyze_audio(mono, ANALYSIS_SR, meta=ChartMeta(title="bench"))
+    seconds = time.perf_counter() - t0
+    notes = chart.track("expert").notes
+    y, _, cpu = _run(stream, sr, notes, chart.masks, misses="ahead")
+    m = y.shape[0]
+    span = _span_mask(notes, stream.shape[0], sr)[:m]
+    return {"notes": len(notes), "masked_notes": sum(nt.mask is not None for nt in notes),
+            "analysis_s": round(seconds, 1), **_scores(y, t[:m], g[:m], span)}
+
+
+def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dict:
+    import soundfile as sf
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A missed passage: 6 s from the first note that has 3 s of notes before it.
+    start_t = notes[min(len(notes) - 1, 30)].t - 1.0
+    a, b = int(start_t * sr), int((start_t + 6.0) * sr)
+    clips = {"stream (before)": stream[a:b], "ideal (stream - guitar)": t[a:b],
+             "cancel, miss known late": outputs["cancel_late"][a:b],
+             "masks only, declared ahead": outputs["masks_ahead"][a:b]}
+    for name, x in clips.items():
+        fname = name.split(" (")[0].split(",")[0].replace(" ", "_")
+        if "late" in name or "ahead" in name:
+            fname += "_late" if "late" in name else "_ahead"
+        sf.write(out_dir / f"{song}_{fname}.wav", x, sr)
+    _spectrogram_png(clips, sr, out_dir / f"{song}_spectrogram.png")
+    clicks = {name: _clicks(outputs[name], [stream[:outputs[name].shape[0]],
+                                            t[:outputs[name].shape[0]]], sr)
+              for name in ("cancel_late", "cancel_ahead", "masks_ahead", "masks_late")}
+    return {"clip_start_s": round(start_t, 2), "files": str(out_dir), "clicks": clicks}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--songs", help="folder of song folders (default: fetch-fof-songs.sh)")
+    parser.add_argument("--out", type=Path, help="write clips/PNG of the first song here")
+    parser.add_argument("--quick", action="store_true", help="first 60 s of each song only")
+    parser.add_argument("--no-generated", action="store_true",
+                        help="skip the charts generated from the mix (slow)")
+    parser.add_argument("--only", nargs="*", default=SONGS)
+    args = parser.parse_args(argv)
+    root = _songs_dir(args.songs)
+    results = []
+    for i, name in enumerate(args.only):
+        r = bench_song(root / name, args.out if i == 0 else None, quick=args.quick,
+                       generated=not args.no_generated)
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    keys = [k for k in results[0] if isinstance(results[0][k], dict) and "removal_db" in results[0][k]]
+    summary = {k: {m: round(float(np.mean([r[k][m] for r in results])), 2)
+                   for m in ("removal_db", "backing_sdr_db")} for k in keys}
+    summary["autoplay_snr_db_min"] = min(r["autoplay"]["snr_db"] for r in results)
+    summary["latency_ms"] = results[0]["latency_ms"]
+    print(json.dumps({"summary": summary}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The chart server's HTTP API (FastAPI). Its OpenAPI document (``/openapi.json``) is the contract.
+
+Endpoints:
+
+- ``GET /health`` — liveness and chart count;
+- ``GET /charts?q=&limit=&offset=`` — search by title/artist;
+- ``GET /charts/{chart_id}`` — the chart file; ``GET /charts/{chart_id}/info`` — its row;
+- ``POST /charts`` — upload a chart file (bearer token; ``?replaces=ID`` supersedes one of the
+  token's own charts); ``DELETE /charts/{chart_id}`` — remove one of the token's charts;
+- ``POST /identify`` — fingerprint items in, ``{"match": ...}`` out (clients never send audio).
+
+Every upload goes through the strict chart reader; bodies are size-limited before they are
+read; writes are rate-limited per token; every error is a JSON ``{"error": "..."}`` with a 4xx
+status (a 500 says "internal server error" and nothing more).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+import chart_store
+from chart_store.chartfile import ChartFormatError, loads
+from chart_store.chart import ChartError
+from chart_store.fingerprint import ALGORITHM
+from chart_store.local import ChartNotFound
+from chart_store.server.storage import Forbidden, ServerStore
+
+__all__ = ["create_app", "app_from_env", "Limits"]
+
+log = logging.getLogger("loopjam.server")
+
+_CHART_ID = re.compile(r"^[0-9a-f]{24}$")
+#: A query longer than this (about 4 minutes) is not "a few seconds".
+MAX_IDENTIFY_ITEMS = 2048
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Server limits: body sizes in bytes, write rate per token (requests/s and burst)."""
+
+    max_upload_bytes: int = 16 * 2**20
+    max_json_bytes: int = 64 * 2**10
+    writes_per_s: float = 2.0
+    write_burst: int = 20
+
+
+class _TokenBuckets:
+    """Per-token token buckets: ``take(key)`` is 0 when allowed, else seconds to wait."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self._state: dict[object, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key) -> float:
+        now = time.monotonic()
+        with self._lock:
+            level, last = self._state.get(key, (float(self.burst), now))
+            level = min(float(self.burst), level + (now - last) * self.rate)
+            if level >= 1.0:
+                self._state[key] = (level - 1.0, now)
+                return 0.0
+            self._state[key] = (level, now)
+            return (1.0 - level) / self.rate
+
+
+class _BodyLimit:
+    """ASGI middleware: refuse bodies above the limit (413) before the app reads them."""
+
+    def __init__(self, app, limits: Limits):
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        is_upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/charts"
+        limit = self.limits.max_upload_bytes if is_upload else self.limits.max_json_bytes
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await _send_error(send, 413, f"request body over {limit} bytes")
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                return await _send_error(send, 413, f"request body over {limit} bytes")
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _send_error(send, status: int, message: str) -> None:
+    payload = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+class MatchBody(BaseModel):
+    chart_id: str
+    title: str
+    artist: str
+    offset_s: float = Field(description="chart time (s) of the query's first sample")
+    confidence: float = Field(ge=0, le=1)
+
+
+class IdentifyRequest(BaseModel):
+    items: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(
+        min_length=1, max_length=MAX_IDENTIFY_ITEMS,
+                             description="Chromaprint raw items (uint32), one per 0.1238 s")
+    algorithm: Literal[2] = Field(default=ALGORITHM, description="Chromaprint algorithm (fpcalc "
+                                                                "numbering); only 2 is indexed")
+
+    model_config = {"extra": "forbid"}
+
+
+class IdentifyResponse(BaseModel):
+    match: MatchBody | None
+
+
+class ChartInfoBody(BaseModel):
+    chart_id: str
+    title: str
+    artist: str
+    album: str
+    duration_s: float
+    source: str
+    added_at: float
+
+
+class ChartList(BaseModel):
+    charts: list[ChartInfoBody]
+    total: int
+
+
+class UploadResult(BaseModel):
+    chart_id: str
+    created: bool
+
+
+class Health(BaseModel):
+    status: str
+    charts: int
+    database: str
+    version: str
+
+
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429)}
+
+
+def create_app(db_url: str, *, limits: Limits = Limits(), recheck_s: float = 1.0) -> FastAPI:
+    """The chart server application over the database at ``db_url`` (sqlite:/// or
+    postgresql://); the schema is migrated on creation."""
+    store = ServerStore(db_url, recheck_s=recheck_s)
+    buckets = _TokenBuckets(limits.writes_per_s, limits.write_burst)
+    bearer = HTTPBearer(auto_error=False, description="a token from `loopjam serve --issue-token`")
+    app = FastAPI(title="LoopJam chart server", version=chart_store.__version__,
+                  description="Share LoopJam charts by audio fingerprint. Reads are open; "
+                              "uploads need a bearer token.")
+    app.state.store = store
+
+    def fail(status: int, message: str, headers: dict | None = None):
+        raise HTTPException(status, message, headers=headers)
+
+    def owner(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> int:
+        if credentials is None:
+            fail(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        token_id = store.token_id(credentials.credentials)
+        if token_id is None:
+            fail(401, "invalid token", {"WWW-Authenticate": "Bearer"})
+        wait = buckets.take(token_id)
+        if wait:
+            fail(429, "too many requests for this token", {"Retry-After": str(math.ceil(wait))})
+        return token_id
+
+    def check_id(chart_id: str) -> None:
+        if not _CHART_ID.match(chart_id):
+            fail(404, f"no chart {chart_id[:40]!r}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code,
+                            headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"invalid request: {where}: {first.get('msg', '')}"[:300]},
+                            status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal server error"}, status_code=500)
+
+    @app.get("/health", response_model=Health)
+    def health():
+        return Health(status="ok", charts=store.catalog.count(), database=store.db.kind,
+                      version=chart_store.__version__)
+
+    @app.get("/charts", response_model=ChartList, responses=_ERRORS)
+    def search(q: str = Query("", max_length=200, pattern=r"^[^\x00]*$",
+                              description="part of a title or artist"),
+               limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)):
+        rows = store.catalog.search(q, limit=limit, offset=offset)
+        return ChartList(charts=[ChartInfoBody(**{k: v for k, v in r.to_json().items()
+                                                  if k != "origin"}) for r in rows],
+                         total=len(rows))
+
+    @app.get("/charts/{chart_id}", responses={200: {"content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        **_ERRORS}, response_class=Response)
+    def fetch(chart_id: str):
+        check_id(chart_id)
+        try:
+            data = store.fetch(chart_id)
+        except ChartNotFound:
+            fail(404, f"no chart {chart_id}")
+        return Response(data, media_type="application/octet-stream")
+
+    @app.get("/charts/{chart_id}/info", response_model=ChartInfoBody, responses=_ERRORS)
+    def info(chart_id: str):
+        check_id(chart_id)
+        row = store.catalog.info(chart_id)
+        if row is None:
+            fail(404, f"no chart {chart_id}")
+        return ChartInfoBody(**{k: v for k, v in row.to_json().items() if k != "origin"})
+
+    @app.post("/charts", response_model=UploadResult, status_code=201, responses={
+        200: {"model": UploadResult, "description": "the chart was already there"}, **_ERRORS},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def upload(request: Request, token_id: int = Depends(owner),
+                     replaces: str | None = Query(None, max_length=64,
+                                                  description="one of your charts to replace")):
+        data = await request.body()
+        if replaces is not None:
+            check_id(replaces)
+
+        def store_it():
+            try:
+                chart = loads(data)
+            except (ChartFormatError, ChartError) as error:
+                fail(422, f"invalid chart file: {error}"[:300])
+            meta = chart.meta
+            if any("\x00" in text for text in (meta.title, meta.artist, meta.album)):
+                fail(422, "invalid chart file: text fields must not contain NUL characters")
+            try:
+                return store.upload(chart, owner=token_id, replaces=replaces)
+            except Forbidden as error:
+                fail(403, str(error))
+            except ChartNotFound as error:
+                fail(404, str(error))
+
+        result = await run_in_threadpool(store_it)
+        return JSONResponse({"chart_id": result.chart_id, "created": result.created},
+                            status_code=201 if result.created else 200)
+
+    @app.delete("/charts/{chart_id}", status_code=204, responses=_ERRORS,
+                response_class=Response)
+    def delete(chart_id: str, token_id: int = Depends(owner)):
+        check_id(chart_id)
+        try:
+            store.delete(chart_id, owner=token_id)
+        except Forbidden as error:
+            fail(403, str(error))
+        except ChartNotFound:
+            fail(404, f"no chart {chart_id}")
+        return Response(status_code=204)
+
+    @app.post("/identify", response_model=IdentifyResponse, responses=_ERRORS)
+    def identify(body: IdentifyRequest):
+        import numpy as np
+
+        match = store.catalog.identify(np.array(body.items, dtype=np.uint32))
+        return IdentifyResponse(match=MatchBody(**match.to_json()) if match else None)
+
+    app.add_middleware(_BodyLimit, limits=limits)  # outermost: before anything reads the body
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app configured by environment variables (how ``loopjam serve`` hands its options
+    to each uvicorn worker): ``LOOPJAM_SERVER_DB`` (database URL), ``LOOPJAM_SERVER_LIMITS``
+    (JSON of :class:`Limits` fields)."""
+    limits = Limits(**json.loads(os.environ.get("LOOPJAM_SERVER_LIMITS", "{}")))
+    return create_app(os.environ["LOOPJAM_SERVER_DB"], limits=limits)

@@ -1,0 +1,501 @@
+"""The live wiring: source -> identify/sync -> game -> note-removal processor -> sink.
+
+Two loops share a :class:`LiveSession`:
+
+- the **audio loop** (:meth:`LiveSession.audio_step`): read a block from the source, write its
+  mono downmix into the :class:`~companion.listen.MonoRing`, run the processor, write the sink.
+  Preallocated buffers only; no UI, disk or network (a file sink *is* the device).
+- the **control loop** (:meth:`LiveSession.control_step`): onset envelope, the identify loop
+  (:class:`~companion.listen.Listener`), sync (:class:`~companion.sync.Synchronizer`), the game
+  engine and player, events for the log and snapshots for the overlay.
+
+Live, each loop has its own thread and the control loop wakes on every block. Offline
+(``--speed max``), :meth:`LiveSession.run` calls the control step inline after every block,
+so the same code sees the same blocks at the same stream positions — the offline run *is* the
+live path, just not waiting for the clock. Events go to an :class:`EventLog`, a writer thread
+fed by a queue.
+
+Clocks: a block's ``position`` counts samples on the audio clock (stream time = position / sr).
+The :class:`~companion.sync.ClockMap` maps stream time to chart time. What the player hears now
+left the source ``processor.latency_samples + sink.latency_samples`` ago, so the game clock is
+``chart_time(heard_stream_s)`` less the audio calibration offset.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from companion.game.calibration import Offsets, heard_time, input_time
+
+__all__ = ["LiveOptions", "LiveSession", "EventLog", "PassThrough", "make_processor",
+           "SessionTotals"]
+
+
+class PassThrough:
+    """The processor with nothing to remove: output = input, no latency."""
+
+    latency_samples = 0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        return block
+
+    def set_sync(self, stream_s: float, chart_s: float) -> None:
+        pass
+
+    def miss(self, index: int) -> None:
+        pass
+
+    def hit(self, index: int) -> None:
+        pass
+
+
+# ======================= NOTE REMOVAL HOOK ==================================================
+# The block processor between capture and output. Called once before the first block
+# (chart=None) and again whenever a chart starts playing (``previous`` is the processor in use).
+# Contract: ``process(block (frames, channels) float32) -> block`` with a fixed
+# ``latency_samples``; ``set_sync(stream_s, chart_s)``, ``miss(note_index)``, ``hit(note_index)``
+# are called from the control thread. companion.removal plugs its NoteRemover in here.
+def make_processor(*, sr: int, channels: int, chart=None, notes=(), previous=None):
+    return previous if previous is not None else PassThrough()
+# ============================================================================================
+
+
+@dataclass
+class LiveOptions:
+    """What ``loopjam play`` asks for (see its --help)."""
+
+    source: str | None = None
+    sink: str | None = None
+    player: str = "keyboard"
+    difficulty: str | None = None
+    speed: str = "realtime"
+    log: Path | None = None
+    overlay: bool = False
+    sr: int = 48000
+    channels: int = 2
+    block_frames: int = 512
+    sink_buffer_frames: int = 2048
+    offsets: Offsets = field(default_factory=Offsets)
+    remote_url: str | None = None
+    record_unknown: bool = True
+    sync_every_s: float = 0.25
+
+
+class EventLog:
+    """JSON Lines event log written by its own thread; :meth:`write` only enqueues."""
+
+    def __init__(self, path: Path | None, *, echo=None):
+        self.path = path
+        self.echo = echo
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._file = open(path, "w", encoding="utf-8") if path is not None else None
+        self._thread = threading.Thread(target=self._run, name="loopjam-log", daemon=True)
+        self._thread.start()
+
+    def write(self, event: dict) -> None:
+        self._queue.put(event)
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                break
+            if self._file is not None:
+                self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+                if self._queue.empty():
+                    self._file.flush()
+            if self.echo is not None:
+                self.echo(event)
+
+    def close(self) -> None:
+        """Write what is queued, then close (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+
+
+@dataclass
+class SessionTotals:
+    """Results over every chart played in the session."""
+
+    score: int = 0
+    hits: int = 0
+    misses: int = 0
+    weighted: float = 0.0  # sum of accuracy x judged notes
+
+    def add(self, engine) -> None:
+        judged = engine.hits + engine.misses
+        self.score += engine.score
+        self.hits += engine.hits
+        self.misses += engine.misses
+        self.weighted += engine.accuracy * judged
+
+    @property
+    def accuracy(self) -> float:
+        judged = self.hits + self.misses
+        return self.weighted / judged if judged else 0.0
+
+
+class LiveSession:
+    """One run of the live path (see the module docstring).
+
+    Parameters
+    ----------
+    options : LiveOptions
+    source, sink
+        Opened :class:`companion.audio.Source` and :class:`companion.audio.Sink`.
+    resolver
+        ``identify(fp)`` / ``get(chart_id)`` (default: a ChartResolver created in the control
+        thread, which owns the SQLite connection).
+    log : EventLog
+    state_box, key_queue
+        The overlay's snapshot box and key queue (None without an overlay).
+    """
+
+    def __init__(self, options: LiveOptions, *, source, sink, log: EventLog, resolver=None,
+                 state_box=None, key_queue=None):
+        from analyzer.features import OnsetStream
+        from companion.audio import Block
+        from companion.listen import MonoRing
+
+        self.options, self.source, self.sink, self.log = options, source, sink, log
+        self.sr, self.channels = source.sr, source.channels
+        self.block = Block.empty(source.block_frames, source.channels)
+        self.ring = MonoRing(int(30 * self.sr))
+        self.onsets = OnsetStream(self.sr, capacity=int(30 * 100))
+        self._chunk = np.zeros(self.sr // 10, dtype=np.float32)
+        self._resolver = resolver
+        self.state_box, self.key_queue = state_box, key_queue
+        self.processor = make_processor(sr=self.sr, channels=self.channels)
+        self.stop_event = threading.Event()
+        self.end_reason = "stopped"
+        self.error: BaseException | None = None
+        # Written by the audio loop, read by the control loop.
+        self._end = 0
+        self._end_wall = time.monotonic()
+        self._wake = threading.Event()
+        # Control state.
+        self.listener = None
+        self.sync = None
+        self.clock = None
+        self.chart = None
+        self.track = None
+        self.engine = None
+        self.player = None
+        self.totals = SessionTotals()
+        self._analysed = 0
+        self._quiet_since: float | None = 0.0
+        self._next_sync_step = 0.0
+        self._next_sync_log = 0.0
+        self._next_snapshot = 0.0
+        self._last_game_time: float | None = None
+        self.identified_after_s: float | None = None
+        self.background: list = []
+        self.cpu = {"audio_s": 0.0, "control_s": 0.0}
+        self.blocks = 0
+        self.max_block_s = 0.0
+
+    # -- audio loop ---------------------------------------------------------------------------
+    def audio_step(self) -> bool:
+        """One block through capture -> ring -> processor -> sink; False at the source's end."""
+        block = self.block
+        if not self.source.read(block):
+            return False
+        t0 = time.perf_counter()
+        self.ring.write_block(block.valid, block.position)
+        out = self.processor.process(block.valid)
+        self.sink.write(out)
+        self._end = block.position + block.frames
+        self._end_wall = time.monotonic()
+        self.blocks += 1
+        self.max_block_s = max(self.max_block_s, time.perf_counter() - t0)
+        return True
+
+    # -- control loop -------------------------------------------------------------------------
+    @property
+    def output_latency_samples(self) -> int:
+        return int(self.processor.latency_samples) + int(self.sink.latency_samples)
+
+    def stream_s_at(self, wall_time: float) -> float:
+        """Stream second being heard at ``wall_time`` (``time.monotonic()``)."""
+        end, end_wall = self._end, self._end_wall
+        s = (end - self.output_latency_samples) / self.sr
+        if self.options.speed == "realtime":
+            s += wall_time - end_wall
+        return s
+
+    def game_time_at(self, wall_time: float) -> float | None:
+        clock = self.clock
+        if clock is None:
+            return None
+        return heard_time(clock.chart_time(self.stream_s_at(wall_time)), self.options.offsets)
+
+    def control_step(self) -> None:
+        """Catch up with the audio loop: envelope, identify, sync, game, events."""
+        end = self._end
+        if self.listener is None:
+            self._start_listener()
+        silent = self._feed_onsets(end)
+        now = end / self.sr
+        if now >= self._next_sync_step:
+            self._next_sync_step = now + self.options.sync_every_s
+            for event in self.listener.step(self.ring, silent=silent):
+                self._on_listen(event, now)
+            if self.sync is not None:
+                n = min(self.onsets.frames_done, self.sync.window, self.onsets.capacity)
+                if n:
+                    self.sync.update(self.onsets.latest(n), end_frame=self.onsets.frames_done,
+                                     silent=silent)
+                self._publish_clock(self.sync.clock_map(), now)
+        if self.clock is not None:
+            self._game_step(self.stream_s_at(time.monotonic()), now)
+            if now >= self._next_sync_log:
+                self._next_sync_log = now + self.options.sync_every_s
+                self.log.write({"event": "sync", "stream_s": round(now, 4),
+                                "chart_s": round(self.clock.chart_time(now), 4),
+                                "status": self.clock.status.value})
+        if self.state_box is not None and time.monotonic() >= self._next_snapshot:
+            self._next_snapshot = time.monotonic() + 0.05
+            self._publish_snapshot()
+
+    def _start_listener(self) -> None:
+        from chart_store.home import loopjam_home
+        from companion.listen import Listener
+
+        if self._resolver is None:
+            from chart_store.resolver import ChartResolver
+            self._resolver = ChartResolver(remote_url=self.options.remote_url)
+        recordings = loopjam_home() / "recordings" if self.options.record_unknown else None
+        self.listener = Listener(self._resolver, sr=self.sr, recordings_dir=recordings)
+
+    def _feed_onsets(self, end: int) -> bool:
+        """Push new ring samples into the onset stream; True when the last 0.3 s were silent."""
+        start = max(self._analysed, self.ring.oldest())
+        if start > self._analysed:  # fell behind the ring: keep frame positions with zeros
+            self._chunk[:] = 0.0
+            for pos in range(self._analysed, start, self._chunk.size):
+                self.onsets.push(self._chunk[:min(self._chunk.size, start - pos)])
+        threshold = self.listener.silence_rms ** 2
+        while start < end:
+            n = min(self._chunk.size, end - start)
+            x = self.ring.read(start, self._chunk[:n])
+            self.onsets.push(x)
+            loud = float(np.dot(x, x)) > threshold * n
+            if loud:
+                self._quiet_since = None
+            elif self._quiet_since is None:
+                self._quiet_since = start / self.sr
+            start += n
+        self._analysed = end
+        return self._quiet_since is not None and end / self.sr - self._quiet_since >= 0.3
+
+    def _on_listen(self, event, now: float) -> None:
+        from companion.sync import Synchronizer
+
+        if event.kind in ("identified", "changed"):
+            chart = event.chart
+            if self.identified_after_s is None:
+                self.identified_after_s = now
+            self.log.write({"event": "identified", "chart_id": chart.id,
+                            "offset_s": round(event.offset_s, 4), "after_s": round(now, 3),
+                            "title": chart.meta.title, "artist": chart.meta.artist,
+                            "confidence": round(event.match.confidence, 3),
+                            "kind": event.kind})
+            self._finish_chart()
+            self.chart = chart
+            self.track = chart.track(self._difficulty(chart))
+            if chart.sync is None:
+                self.sync = None
+                self._publish_clock(_fixed_clock(event.offset_s, now), now)
+            else:
+                self.sync = Synchronizer(chart.sync)
+                self.sync.set_coarse(event.offset_s)
+            self.processor = make_processor(sr=self.sr, channels=self.channels, chart=chart,
+                                            notes=self.track.notes, previous=self.processor)
+        elif event.kind == "lost":
+            self.log.write({"event": "lost", "stream_s": round(now, 3)})
+            self._finish_chart()
+        elif event.kind == "recording":
+            self.log.write({"event": "recording", "stream_s": round(now, 3)})
+        elif event.kind == "recorded":
+            self.log.write({"event": "recorded", "stream_s": round(now, 3),
+                            "path": str(event.path),
+                            "analyzing": event.process is not None})
+            if event.process is not None:
+                self.background.append(event.process)
+
+    def _difficulty(self, chart) -> str:
+        wanted = self.options.difficulty
+        if wanted and wanted in chart.difficulties:
+            return wanted
+        return chart.hardest()
+
+    def _publish_clock(self, clock, now: float) -> None:
+        if clock is None:
+            return
+        previous, self.clock = self.clock, clock
+        heard = self.stream_s_at(time.monotonic())
+        game = heard_time(clock.chart_time(heard), self.options.offsets)
+        if self.engine is None:
+            self._start_engine(game)
+        elif previous is not None and self._last_game_time is not None:
+            jump = game - self._last_game_time
+            if jump < -1.0:  # seek back / replay: a fresh engine
+                self._finish_engine()
+                self._start_engine(game)
+            elif jump > 1.0:  # seek forward / skipped part: those notes were never playable
+                self.engine.skip_to(game)
+        self.processor.set_sync(heard, clock.chart_time(heard))
+
+    def _start_engine(self, game_time: float) -> None:
+        from companion.game.engine import GameEngine
+        from companion.game.players import make_player
+
+        self.engine = GameEngine(self.track)
+        self.engine.skip_to(game_time)
+        self.player = make_player(self.options.player, track=self.track, keys=self.key_queue,
+                                  clock=self._input_clock)
+        self.player.poll(game_time)  # inputs before joining the song are not ours
+        self._last_game_time = game_time
+
+    def _input_clock(self, wall_time: float) -> float:
+        game = self.game_time_at(wall_time)
+        return input_time(game if game is not None else 0.0, self.options.offsets)
+
+    def _game_step(self, heard_stream_s: float, now: float) -> None:
+        from companion.game.players import feed
+
+        if self.engine is None:
+            return
+        game = heard_time(self.clock.chart_time(heard_stream_s), self.options.offsets)
+        if self._last_game_time is not None and game < self._last_game_time:
+            game = self._last_game_time  # the clock's small corrections never go back in time
+        self._last_game_time = game
+        for j in feed(self.engine, self.player, game):
+            hit = j.result != "miss"
+            (self.processor.hit if hit else self.processor.miss)(j.note_index)
+            self.log.write({"event": "judgement", "note_t": round(j.note.t, 4),
+                            "lane": j.note.lane, "result": "hit" if hit else "miss",
+                            "grade": j.result,
+                            "error_ms": None if j.error_ms is None else round(j.error_ms, 2),
+                            "stream_s": round(now, 4)})
+
+    def _finish_engine(self) -> None:
+        if self.engine is not None:
+            self.totals.add(self.engine)
+        self.engine = None
+        self.player = None
+        self._last_game_time = None
+
+    def _finish_chart(self) -> None:
+        self._finish_engine()
+        self.chart = self.track = self.sync = self.clock = None
+
+    def _publish_snapshot(self) -> None:
+        from companion.overlay.state import GameSnapshot, snapshot_from_engine
+
+        wall = time.monotonic()
+        if self.engine is None:
+            status = "recording" if self.listener and self.listener._recording is not None \
+                else ("identifying" if self._quiet_since is None else "waiting")
+            self.state_box.publish(GameSnapshot(status=status, wall_time=wall))
+            return
+        paused = self.clock.status.value == "paused"
+        self.state_box.publish(snapshot_from_engine(
+            self.engine, status="paused" if paused else "synced",
+            game_time=self.game_time_at(wall), wall_time=wall, rate=0.0 if paused else 1.0,
+            lanes=self.chart.lanes, title=self.chart.meta.title, artist=self.chart.meta.artist,
+            duration_s=self.chart.meta.duration_s, chart_source=self.chart.meta.source.value))
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self) -> SessionTotals:
+        """Run until the source ends or :attr:`stop_event` is set; always writes ``end``."""
+        try:
+            if self.options.speed == "max":
+                self._run_inline()
+            else:
+                self._run_threads()
+        finally:
+            self._finish()
+        return self.totals
+
+    def _run_inline(self) -> None:
+        t_cpu = time.thread_time()
+        while not self.stop_event.is_set():
+            if not self.audio_step():
+                self.end_reason = "source ended"
+                break
+            self.control_step()
+        self.cpu["audio_s"] += time.thread_time() - t_cpu  # audio and control share the thread
+        self._flush_tail()
+
+    def _run_threads(self) -> None:
+        audio = threading.Thread(target=self._audio_thread, name="loopjam-audio", daemon=True)
+        audio.start()
+        t_cpu = time.thread_time()
+        try:
+            while audio.is_alive() or self._analysed < self._end:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                self.control_step()
+                if self.stop_event.is_set():
+                    break
+        finally:
+            self.stop_event.set()
+            audio.join(timeout=5.0)
+            self.cpu["control_s"] += time.thread_time() - t_cpu
+
+    def _audio_thread(self) -> None:
+        from companion.audio import AudioError
+
+        t_cpu = time.thread_time()
+        try:
+            while not self.stop_event.is_set():
+                if not self.audio_step():
+                    self.end_reason = "source ended"
+                    break
+                self._wake.set()
+            if self.end_reason == "source ended":
+                self._flush_tail()
+        except AudioError as error:  # device lost: say so and stop, never hang
+            self.end_reason = f"audio error: {error}"
+            self.error = error
+        finally:
+            self.cpu["audio_s"] += time.thread_time() - t_cpu
+            self.stop_event.set()
+            self._wake.set()
+
+    def _flush_tail(self) -> None:
+        """Push the processor's delay line out so the sink gets every input sample."""
+        latency = int(self.processor.latency_samples)
+        if latency:
+            self.sink.write(self.processor.process(np.zeros((latency, self.channels), np.float32)))
+
+    def _finish(self) -> None:
+        if self.listener is not None:
+            for event in self.listener.finish(self.ring):
+                self._on_listen(event, self._end / self.sr)
+        if self.engine is not None:
+            self._finish_engine()
+        totals = self.totals
+        self.log.write({"event": "end", "score": totals.score,
+                        "accuracy": round(totals.accuracy, 4), "hits": totals.hits,
+                        "misses": totals.misses, "reason": self.end_reason,
+                        "stream_s": round(self._end / self.sr, 3),
+                        "cpu_s": {k: round(v, 3) for k, v in self.cpu.items()},
+                        "output_latency_samples": self.output_latency_samples,
+                        "sr": self.sr})
+
+
+def _fixed_clock(offset_s: float, now: float):
+    """A chart without a sync reference follows the fingerprint offset alone."""
+    from companion.sync import ClockMap
+    return ClockMap(ref_s=now, offset_s=offset_s)

@@ -1,0 +1,95 @@
+"""``loopjam analyze PATH... [--out DIR] [--no-store] [--stems M] [--jobs N] [--json]``:
+audio files or folders → charts in the local store."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from companion.cli import CommandError, emit_json
+
+EPILOG = """\
+Folders are searched recursively for audio (wav flac ogg opus mp3 m4a aac wma...). Each file
+becomes a chart in the local store; a file whose content was analyzed before is skipped (its
+stored chart is reported), so an interrupted run picks up where it stopped. A file that cannot
+be analyzed (unreadable, not audio, silent, shorter than 10 s) is reported and the rest go on;
+the exit status is then 1.
+
+--stems auto uses Demucs (pip install 'loopjam[separation]') when its weights are already
+downloaded, else a fast harmonic/percussive split that needs no download.
+
+examples:
+  loopjam analyze ~/Music --jobs 2            a whole library, two files at a time
+  loopjam analyze song.mp3 --out charts/      also write charts/song.chart
+  loopjam analyze a.flac b.opus --json        one JSON line per file:
+      {"input","chart_id","chart_path","duration_s","notes":{"expert":N,...},"elapsed_s",
+       "skipped"} or {"input","error"}
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "analyze", help="turn audio files or folders into charts",
+        description="Analyze audio files into charts (notes, beats, difficulties, per-note "
+                    "masks) and save them to the local chart store.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio file or folder")
+    parser.add_argument("--out", metavar="DIR", help="also write each chart file into DIR")
+    parser.add_argument("--no-store", dest="store", action="store_false",
+                        help="do not read or write the local store")
+    parser.add_argument("--stems", choices=("auto", "demucs", "hpss", "none"), default="auto",
+                        help="source separation before transcription (default: auto)")
+    parser.add_argument("--lanes", type=int, choices=range(4, 8), default=5, metavar="4..7",
+                        help="lanes per chart (default: 5)")
+    parser.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N",
+                        help="files analyzed at once, one process each (default: 1)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per input")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from analyzer.batch import find_audio, run_batch
+
+    try:
+        inputs = find_audio(args.paths)
+    except FileNotFoundError as error:
+        raise CommandError(str(error)) from None
+    if not inputs:
+        raise CommandError(f"no audio files found in {', '.join(args.paths)}")
+    if args.out is not None:
+        os.makedirs(args.out, exist_ok=True)
+
+    failures = []
+    bar = tqdm(total=len(inputs), desc="analyze", unit="file", file=sys.stderr,
+               disable=not sys.stderr.isatty())
+
+    def report(result) -> None:
+        bar.update(1)
+        if result.error is not None:
+            failures.append(result)
+        if args.json:
+            emit_json(result.to_json())
+        elif result.error is None:
+            counts = ", ".join(f"{n} {d}" for d, n in result.notes.items())
+            done = "already analyzed" if result.skipped else f"{result.elapsed_s:.1f} s"
+            tqdm.write(f"{result.chart_id or '-':.16}  {result.input}  ({counts}; {done})",
+                       file=sys.stdout)
+
+    with bar:
+        run_batch(inputs, jobs=args.jobs, stems=args.stems, lanes=args.lanes, store=args.store,
+                  out_dir=args.out, on_result=report)
+    if failures:
+        print(f"loopjam: {len(failures)} of {len(inputs)} files failed:", file=sys.stderr)
+        for result in failures:
+            print(f"  {result.error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,163 @@
+"""``loopjam chart``: look inside chart files and check them.
+
+Subcommands register themselves through :data:`SUBCOMMANDS` (``show``, ``validate``; more
+chart tools add their ``_register_*`` function there).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from companion.cli import CommandError, emit_json
+
+EPILOG = """\
+examples:
+  loopjam chart show song.chart               # title, artist, lanes, notes per difficulty
+  loopjam chart show 3fa2c1d0e4b5a6978812ab34 --json   # a chart from the local store, as JSON
+  loopjam chart validate charts/*.chart       # OK or what is wrong, one line per file
+  loopjam chart validate song.chart --json
+
+CHART is a chart file or the id of a chart in the local store (LOOPJAM_HOME/store).
+The file format is described in docs/chart-format.md.
+"""
+
+
+def load_chart(spec: str):
+    """The chart named by ``spec``: a chart file path, else an id in the local store.
+
+    Raises :class:`CommandError` (one line) when there is no such chart or it is invalid.
+    """
+    from chart_store.chartfile import ChartFormatError, read_chart
+
+    path = Path(spec)
+    try:
+        if path.exists():
+            return read_chart(path)
+        if os.sep in spec or "/" in spec or path.suffix:
+            raise CommandError(f"{spec}: no such file")
+        from chart_store.local import LocalStore
+        store = LocalStore()
+        try:
+            return store.get(spec)
+        except KeyError:
+            raise CommandError(f"{spec}: no such chart file, and no chart with this id in the "
+                               f"local store") from None
+        finally:
+            store.close()
+    except ChartFormatError as error:
+        raise CommandError(str(error)) from None
+    except OSError as error:
+        raise CommandError(f"{spec}: {error.strerror or error}") from None
+
+
+def run_show(args) -> int:
+    from chart_store.chartfile import chart_to_json
+
+    chart = load_chart(args.chart)
+    if args.json:
+        emit_json(chart_to_json(chart))
+        return 0
+    for line in summary(chart):
+        print(line)
+    return 0
+
+
+def summary(chart) -> list[str]:
+    """A human summary of ``chart``, one line per fact."""
+    meta = chart.meta
+    minutes, seconds = divmod(meta.duration_s, 60)
+    lines = [
+        f"{meta.artist or 'Unknown artist'} - {meta.title or 'Untitled'}"
+        + (f" ({meta.album})" if meta.album else ""),
+        f"id        {chart.id}",
+        f"duration  {int(minutes)}:{seconds:04.1f} ({meta.duration_s:.1f} s)",
+        f"source    {meta.source.value}" + (f", {meta.tool_version}" if meta.tool_version else ""),
+        f"lanes     {chart.lanes}",
+    ]
+    beats = f"beats     {len(chart.beats)}"
+    if len(chart.beats) > 1:
+        import numpy as np
+        beats += f" (about {60.0 / float(np.median(np.diff(chart.beats))):.0f} BPM)"
+    lines += [beats, "notes" if chart.difficulties else "notes     none"]
+    for name, track in chart.difficulties.items():
+        stems = sorted({note.stem for note in track})
+        lines.append(f"  {name:<8}{len(track):>6} notes {track.density():6.2f}/s"
+                     + (f"  stems: {', '.join(stems)}" if stems else ""))
+    extras = [f"{len(chart.masks)} masks x {chart.masks.n_bands} bands"]
+    if chart.fingerprint is not None:
+        extras.append(f"fingerprint {len(chart.fingerprint.items)} items")
+    if chart.sync is not None:
+        extras.append(f"sync {len(chart.sync.envelope)} frames at {chart.sync.frame_rate:g} Hz")
+    lines.append(f"removal   {'; '.join(extras)}")
+    return lines
+
+
+def run_validate(args) -> int:
+    from chart_store.chartfile import ChartFormatError, chart_id, read_chart
+
+    bad = 0
+    for file in args.files:
+        try:
+            chart = read_chart(file)
+        except ChartFormatError as error:
+            result = {"file": file, "ok": False, "error": error.reason}
+        except OSError as error:
+            result = {"file": file, "ok": False, "error": error.strerror or str(error)}
+        else:
+            result = {"file": file, "ok": True, "id": chart_id(chart)}
+        bad += not result["ok"]
+        if args.json:
+            emit_json(result)
+        else:
+            print(f"{file}: " + (f"OK ({result['id']})" if result["ok"] else result["error"]),
+                  flush=True)
+    return 1 if bad else 0
+
+
+def _register_show(commands) -> None:
+    p = commands.add_parser(
+        "show", help="print a chart's metadata and notes",
+        description="Print a chart: a summary for people, or every note as JSON (--json).",
+        epilog="""examples:
+  loopjam chart show song.chart
+  loopjam chart show 3fa2c1d0e4b5a6978812ab34 --json
+
+--json prints one object:
+  {"format":"loopjam-chart","version":1,"id","title","artist","album","duration_s",
+   "source","tool_version","lanes","beats":[s,...],
+   "difficulties":{"expert":[{"t":s,"dur":s,"lane":i,"pitch":midi_or_null,"stem":name},...]}}
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("chart", metavar="CHART", help="chart file, or chart id in the local store")
+    p.add_argument("--json", action="store_true", help="print one JSON object with every note")
+    p.set_defaults(func=run_show)
+
+
+def _register_validate(commands) -> None:
+    p = commands.add_parser(
+        "validate", help="check chart files; exit 1 if any is invalid",
+        description="Read each chart file strictly; print OK (with its id) or the one-line "
+                    "reason it is invalid. Exit status 1 if any file is invalid.",
+        epilog="""examples:
+  loopjam chart validate song.chart
+  loopjam chart validate ~/charts/*.chart --json
+
+--json prints one object per file: {"file","ok":true,"id"} or {"file","ok":false,"error"}.
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE", help="chart files")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=run_validate)
+
+
+#: The ``loopjam chart`` subcommands, in help order.
+SUBCOMMANDS = (_register_show, _register_validate)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "chart", help="show and validate chart files",
+        description="Inspect LoopJam chart files and charts in the local store.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="chart_command", metavar="SUBCOMMAND", required=True)
+    for add in SUBCOMMANDS:
+        add(commands)

@@ -1,0 +1,62 @@
+"""``loopjam export CHART --format fof|clonehero|stepmania|osu --out DIR``: a chart as game files."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from companion.cli import CommandError
+
+FORMATS = ("fof", "clonehero", "stepmania", "osu")
+
+EPILOG = """\
+formats:
+  fof        Frets on Fire song folder: notes.mid (PART GUITAR, every difficulty) + song.ini,
+             stems as song.ogg/guitar.ogg/rhythm.ogg (other stems mixed into song.ogg)
+  clonehero  the same for Clone Hero / YARG, every stem as its own .ogg
+  stepmania  a .sm file (dance-single, lanes folded to 4) + song.ogg
+  osu        one osu!mania .osu per difficulty (keys = lanes) + song.ogg
+
+Audio is written only when this machine's stem store has the chart's stems (imported songs);
+the chart files are written in any case. The song folder is created inside DIR.
+
+examples:
+  loopjam export 3f9a0c1d2e --format clonehero --out ~/clonehero/songs
+  loopjam export song.ljchart --format osu --out ./osu-export
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a chart as a Frets on Fire / Clone Hero / StepMania / osu! song",
+        description="Export a chart from the store (or a chart file) to another game's format.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("chart", metavar="CHART", help="a chart id from the store, or a chart file")
+    parser.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
+                        help="what to write")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="folder to write the song folder into (created if missing)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from analyzer.formats import FormatError, export_chart
+    from chart_store.chartfile import ChartFormatError, read_chart
+    from chart_store.local import ChartNotFound, LocalStore
+    from chart_store.stems import StemStore
+
+    stems = {}
+    try:
+        if Path(args.chart).is_file():
+            chart = read_chart(args.chart)
+        else:
+            chart = LocalStore().get(args.chart)
+            store = StemStore()
+            stems = {name: store.get(args.chart, name) for name in store.names(args.chart)}
+    except (ChartFormatError, ChartNotFound) as error:
+        raise CommandError(f"{args.chart}: {error}") from None
+    try:
+        folder = export_chart(chart, args.fmt, args.out, stems=stems)
+    except (FormatError, OSError) as error:
+        raise CommandError(f"export {args.chart}: {error}") from None
+    print(folder)
+    return 0

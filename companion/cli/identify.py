@@ -1,0 +1,51 @@
+"""``loopjam identify AUDIO``: which stored chart is this audio, and where in it does it start."""
+from __future__ import annotations
+
+import argparse
+
+from companion.cli import CommandError, emit_json
+
+EPILOG = """\
+examples:
+  loopjam identify clip.wav
+  loopjam identify recording.mp3 --json
+  loopjam identify clip.ogg --remote http://charts.example:8750 --json
+
+The audio can be a few seconds from anywhere in a song (5 s or more is reliable). Matching
+uses the local store first, then the server given with --remote (fingerprints are sent,
+never audio). --json prints one line:
+  {"match": null | {"chart_id","title","artist","offset_s","confidence"}}
+where offset_s is the chart time (seconds) of the audio's first sample.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "identify", help="recognise a song from a few seconds of audio",
+        description="Fingerprint AUDIO and find the stored chart it comes from.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("audio", metavar="AUDIO", help="audio file (wav, ogg, flac, mp3, ...)")
+    parser.add_argument("--remote", metavar="URL", help="also ask this chart server")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from analyzer.decode import DecodeError, load
+    from chart_store.fingerprint import fingerprint
+    from chart_store.resolver import ChartResolver
+
+    try:
+        y, sr = load(args.audio, mono=True)
+    except DecodeError as error:
+        raise CommandError(str(error)) from None
+    resolver = ChartResolver(remote_url=args.remote)
+    match = resolver.identify(fingerprint(y, sr))
+    if args.json:
+        emit_json({"match": match.to_json() if match else None})
+    elif match is None:
+        print("no match")
+    else:
+        print(f"{match.artist} - {match.title}  [{match.chart_id}]  at {match.offset_s:.2f} s  "
+              f"(confidence {match.confidence:.2f})")
+    return 0

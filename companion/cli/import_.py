@@ -1,0 +1,81 @@
+"""``loopjam import PATH... [--json]``: Frets on Fire / Clone Hero / YARG song folders → the store.
+
+(The module is ``import_`` because ``import`` is a Python keyword; the command is ``import``.)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from companion.cli import emit_json
+
+EPILOG = """\
+A song folder holds notes.mid or notes.chart, song.ini and the song's audio split into stems
+(song.ogg, guitar.ogg, rhythm.ogg, bass.ogg, drums.ogg, vocals.ogg, keys.ogg; .ogg/.opus/.mp3/
+.wav). The human chart (guitar first, else co-op, rhythm, bass, keys) becomes the chart; its
+fingerprint is of the whole mix, so LoopJam finds it when you play the song anywhere, and a
+human chart wins over one LoopJam generated for the same song. The stems stay on this machine.
+
+examples:
+  loopjam import ~/games/clonehero/songs              every song folder under it
+  loopjam import "Songs/Muldjord - Chaos God" --json  one JSON line per song
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "import", help="import Frets on Fire / Clone Hero / YARG song folders",
+        description="Import human-made charts (song folders) into the local chart store.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="a song folder, or a folder of song folders (searched recursively)")
+    parser.add_argument("--json", action="store_true",
+                        help='one JSON line per song: {"input","chart_id","title","artist",'
+                             '"notes":{"expert":N,...}}, or {"input","error"} for a failure')
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from analyzer.formats import FormatError, find_song_folders, import_song
+    from chart_store.local import LocalStore
+    from chart_store.stems import StemStore
+
+    failures = 0
+
+    def fail(path, error) -> None:
+        nonlocal failures
+        failures += 1
+        if args.json:
+            emit_json({"input": str(path), "error": str(error)})
+        else:
+            tqdm.write(f"loopjam: import {path}: {error}", file=sys.stderr)
+
+    songs = []
+    for path in args.paths:
+        try:
+            songs += find_song_folders(path)
+        except FormatError as error:
+            fail(path, error)
+    store = LocalStore() if songs else None
+    stems = StemStore()
+    for folder in tqdm(songs, desc="import", unit="song", file=sys.stderr,
+                       disable=len(songs) < 2 or not sys.stderr.isatty()):
+        try:
+            song = import_song(folder)
+            chart_id = store.put(song.chart)
+            for name, y in song.audio.items():
+                stems.put(chart_id, name, y, song.sr)
+        except (ValueError, OSError) as error:  # FormatError, DecodeError, bad audio...
+            fail(folder, error)
+            continue
+        chart = song.chart
+        notes = {name: len(track) for name, track in chart.difficulties.items()}
+        if args.json:
+            emit_json({"input": str(folder), "chart_id": chart_id, "title": chart.meta.title,
+                       "artist": chart.meta.artist, "notes": notes})
+        else:
+            counts = ", ".join(f"{n} {d}" for d, n in notes.items())
+            print(f"{chart_id}  {chart.meta.artist} - {chart.meta.title}  ({counts})")
+    return 1 if failures else 0  # each failure has had its own line

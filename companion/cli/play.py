@@ -1,0 +1,202 @@
+"""``loopjam play``: the whole live path, from a device or a file, with a JSON Lines event log."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from companion.cli import CommandError
+
+EPILOG = """\
+examples:
+  loopjam play                                  # what your player plays, overlay and keyboard
+  loopjam play --source loopback:LoopJam --sink "Built-in" --difficulty hard
+  loopjam play song.ogg --sink out.wav --speed max --player autoplay --no-overlay --log run.jsonl
+  loopjam play --source loopback:A --sink B --no-overlay --player miss-all --log live.jsonl
+
+--source  loopback (what the default output plays), loopback:DEVICE (what that output plays),
+          an input DEVICE, or an audio FILE (then it is played as if it were captured).
+--sink    an output DEVICE, or FILE.wav (the processed stream is written there).
+DEVICE is a device id (a PulseAudio sink name...) or any part of its description,
+case-insensitive; `loopjam devices` lists them. With a FILE source and a FILE.wav sink the run
+is offline but block by block exactly as live; --speed max does not wait for the clock.
+
+--player  keyboard (lane keys in the overlay), autoplay (hits every note), miss-all,
+          replay:FILE (a replay recorded earlier).
+
+The log (--log) has one JSON object per line:
+  {"event":"identified","chart_id","offset_s","after_s",...}  after_s: stream seconds until known
+  {"event":"sync","stream_s","chart_s","status"}               four times a second once synced
+  {"event":"judgement","note_t","lane","result":"hit"|"miss","error_ms","grade",...}
+  {"event":"end","score","accuracy","hits","misses","reason",...}
+Songs no store knows are recorded and charted in the background (the next play has a chart).
+Ctrl-C (SIGINT) or SIGTERM stop cleanly: the log is flushed and `end` written.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "play", help="play along: capture, identify, sync, game, output",
+        description="Run the live companion: capture what is playing (or read a file), "
+                    "identify the song, lock the chart to it and play the game, sending the "
+                    "processed audio to the output.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="shorthand for --source FILE")
+    parser.add_argument("--source", metavar="SRC",
+                        help="loopback[:DEVICE], an input DEVICE or an audio FILE "
+                             "(default: config audio.source, else loopback)")
+    parser.add_argument("--sink", metavar="DEVICE|FILE.wav",
+                        help="output device or WAV file (default: config audio.sink, else the "
+                             "default output; with a FILE source: no output)")
+    parser.add_argument("--player", help="keyboard | autoplay | miss-all | replay:FILE "
+                                         "(default: config game.player)")
+    parser.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
+                        help="default: config game.difficulty (the hardest the chart has "
+                             "when it lacks it)")
+    parser.add_argument("--no-overlay", action="store_true", help="no window")
+    parser.add_argument("--speed", choices=("realtime", "max"), default=None,
+                        help="max: do not wait for the clock (FILE sources only); "
+                             "default realtime")
+    parser.add_argument("--log", type=Path, metavar="FILE.jsonl", help="write the event log")
+    parser.add_argument("--remote", metavar="URL", help="chart server to ask after the local "
+                                                        "store (default: config store.remote_url)")
+    parser.add_argument("--latency-ms", type=float, default=40.0,
+                        help="output device buffer (default 40 ms)")
+    parser.add_argument("--block", type=int, default=512, metavar="FRAMES",
+                        help="capture block size in frames (default 512)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not record and chart songs no store knows")
+    parser.set_defaults(func=run)
+
+
+def _options(args, config):
+    from companion.app import LiveOptions
+
+    source = args.source or args.file or config.audio.source or "loopback"
+    if args.source and args.file:
+        raise CommandError("give the source either as FILE or with --source, not both")
+    sink = args.sink if args.sink is not None else (config.audio.sink or None)
+    player = args.player or config.game.player
+    overlay = not args.no_overlay
+    if player == "keyboard" and not overlay:
+        raise CommandError("the keyboard player needs the overlay; use --player autoplay, "
+                           "miss-all or replay:FILE with --no-overlay")
+    speed = args.speed or "realtime"
+    return LiveOptions(source=source, sink=sink, player=player,
+                       difficulty=args.difficulty or config.game.difficulty, speed=speed,
+                       log=args.log, overlay=overlay, block_frames=args.block,
+                       offsets=config.offsets, remote_url=args.remote or config.store.remote_url
+                       or None, record_unknown=not args.no_record)
+
+
+def _open_devices(options):
+    from companion.audio import AudioError, open_sink, open_source
+
+    is_file_source = not (options.source == "null" or options.source.startswith("loopback"))
+    if options.speed == "max" and not is_file_source:
+        raise CommandError("--speed max needs a FILE source (a device delivers in real time)")
+    try:
+        source = open_source(options.source, sr=options.sr, channels=options.channels,
+                             block_frames=options.block_frames,
+                             realtime=options.speed == "realtime")
+    except AudioError as error:
+        raise CommandError(f"source {options.source}: {error}") from None
+    sink_spec = options.sink
+    if sink_spec is None and (is_file_source and options.speed == "max"):
+        sink_spec = "null"
+    if sink_spec is not None and options.source.startswith("loopback:") and \
+            sink_spec == options.source.partition(":")[2]:
+        source.close()
+        raise CommandError("the sink is the device being recorded: that would feed back")
+    try:
+        sink = open_sink(sink_spec, sr=source.sr, channels=source.channels,
+                         block_frames=options.block_frames,
+                         buffer_frames=options.sink_buffer_frames * source.sr // options.sr)
+    except AudioError as error:
+        source.close()
+        raise CommandError(f"sink {sink_spec}: {error}") from None
+    return source, sink
+
+
+def _echo(event: dict) -> None:
+    kind = event.get("event")
+    if kind == "identified":
+        print(f"identified: {event.get('artist') or '?'} - {event.get('title')} "
+              f"[{event['chart_id'][:12]}] after {event['after_s']:.1f} s", file=sys.stderr)
+    elif kind == "lost":
+        print("song lost: identifying again", file=sys.stderr)
+    elif kind == "recording":
+        print("no chart for this song: recording it to chart it afterwards", file=sys.stderr)
+    elif kind == "recorded":
+        note = "; charting it in the background" if event["analyzing"] else ""
+        print(f"recorded {event['path']}{note}", file=sys.stderr)
+    elif kind == "end":
+        print(f"score {event['score']}  accuracy {event['accuracy']:.1%}  hits {event['hits']}"
+              f"  misses {event['misses']}  ({event['reason']})", file=sys.stderr)
+
+
+def run(args) -> int:
+    from companion.app import EventLog, LiveSession
+    from companion.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
+    options = _options(args, config)
+    options.sink_buffer_frames = int(round(args.latency_ms / 1000 * options.sr))
+    overlay = None
+    if options.overlay:
+        try:
+            from companion.overlay import window as overlay  # noqa: F811 (pyglet loads here)
+        except ImportError as error:
+            print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
+            overlay = None
+    source, sink = _open_devices(options)
+    try:
+        log = EventLog(options.log, echo=_echo)
+    except OSError as error:
+        source.close()
+        sink.close()
+        raise CommandError(f"cannot write the log: {error}") from None
+    box = keys = control = None
+    if overlay is not None:
+        import queue
+
+        from companion.overlay.state import StateBox
+        box, keys, control = StateBox(), queue.SimpleQueue(), overlay.OverlayControl()
+    session = LiveSession(options, source=source, sink=sink, log=log, state_box=box,
+                          key_queue=keys)
+
+    def stop(signum, frame):
+        session.end_reason = f"signal {signal.Signals(signum).name}"
+        session.stop_event.set()
+        if control is not None:
+            control.stop.set()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if overlay is None:
+            session.run()
+        else:
+            worker = threading.Thread(target=session.run, name="loopjam-session")
+            worker.start()
+            watcher = threading.Thread(target=lambda: (session.stop_event.wait(),
+                                                       control.stop.set()), daemon=True)
+            watcher.start()
+            overlay.run_overlay(box.get, key_queue=keys, control=control,
+                                video_offset_ms=options.offsets.video_ms)
+            session.stop_event.set()
+            worker.join()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        log.close()
+        sink.close()
+        source.close()
+    if session.error is not None:
+        raise CommandError(str(session.error))
+    return 0

@@ -1,0 +1,180 @@
+"""``loopjam store``: the local chart store (list, remove, stats) and a chart server (push, pull)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from companion.cli import CommandError, emit_json
+
+EPILOG = """\
+examples:
+  loopjam store list                      # every chart: id, artist - title, source
+  loopjam store list queen --json         # charts whose title/artist contains "queen"
+  loopjam store stats
+  loopjam store remove 3fa2c1             # a chart id or an unambiguous prefix of one
+  loopjam store push --remote http://charts.example:8750 --token TOKEN
+  loopjam store pull --remote http://charts.example:8750 --query queen
+
+push uploads local charts the server does not have (a token is needed: ask the server's
+admin, who creates one with `loopjam serve --issue-token NAME`); pull downloads the server's
+charts (all, or those matching --query / the given ids) into the local store, so they are
+found offline. LOOPJAM_REMOTE and LOOPJAM_TOKEN are used when --remote / --token are not given.
+The store lives in LOOPJAM_HOME/store.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "store", help="manage the local chart store; push/pull charts to a server",
+        description="List, remove and count the charts in the local store, and exchange "
+                    "them with a chart server.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", help="list stored charts")
+    p.add_argument("query", nargs="?", default="", help="part of a title, artist or id")
+    p.add_argument("--json", action="store_true", help="one JSON object per chart")
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("remove", help="delete charts from the local store")
+    p.add_argument("chart_ids", nargs="+", metavar="CHART", help="chart id or unique prefix")
+    p.set_defaults(func=run_remove)
+
+    p = sub.add_parser("stats", help="chart counts and sizes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_stats)
+
+    for name, helptext in (("push", "upload local charts to a chart server"),
+                           ("pull", "download charts from a chart server")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("chart_ids", nargs="*", metavar="CHART", help="only these charts")
+        p.add_argument("--remote", metavar="URL", default=os.environ.get("LOOPJAM_REMOTE"),
+                       help="chart server URL (default: $LOOPJAM_REMOTE)")
+        p.add_argument("--token", default=os.environ.get("LOOPJAM_TOKEN"),
+                       help="upload token (default: $LOOPJAM_TOKEN)")
+        p.add_argument("--json", action="store_true", help="one JSON line per chart")
+        if name == "pull":
+            p.add_argument("--query", default="", help="only charts whose title/artist "
+                                                       "contains this")
+        p.set_defaults(func=run_push if name == "push" else run_pull)
+
+
+def _store():
+    from chart_store.local import LocalStore
+    return LocalStore()
+
+
+def _resolve(store, prefix: str) -> str:
+    if prefix in store:
+        return prefix
+    found = [c.chart_id for c in store.list() if c.chart_id.startswith(prefix.lower())]
+    if len(found) != 1:
+        raise CommandError(f"no chart matches {prefix!r}" if not found else
+                           f"{prefix!r} matches {len(found)} charts: give more of the id")
+    return found[0]
+
+
+def run_list(args) -> int:
+    for info in _store().list(args.query):
+        if args.json:
+            emit_json(info.to_json())
+        else:
+            who = f"{info.artist} - {info.title}" if info.artist else info.title
+            print(f"{info.chart_id}  {who}  [{info.source}]  {info.duration_s:.0f}s")
+    return 0
+
+
+def run_remove(args) -> int:
+    store = _store()
+    for chart_id in [_resolve(store, p) for p in args.chart_ids]:
+        store.remove(chart_id)
+        print(f"removed {chart_id}")
+    return 0
+
+
+def run_stats(args) -> int:
+    stats = _store().stats()
+    if args.json:
+        emit_json(stats.to_json())
+        return 0
+    print(f"store:        {stats.root}")
+    print(f"charts:       {stats.charts}"
+          + "".join(f"  {k}={v}" for k, v in sorted(stats.by_source.items())))
+    print(f"fingerprints: {stats.fingerprint_items} items")
+    print(f"sources:      {stats.source_hashes} analysed files remembered")
+    print(f"disk:         {(stats.database_bytes + stats.chart_bytes) / 2**20:.1f} MiB")
+    return 0
+
+
+def _remote(args):
+    from chart_store.client import RemoteError, RemoteStore
+
+    if not args.remote:
+        raise CommandError("give the chart server with --remote URL (or set LOOPJAM_REMOTE)")
+    try:
+        return RemoteStore(args.remote, args.token)
+    except RemoteError as error:
+        raise CommandError(str(error)) from None
+
+
+def _progress(total: int, what: str, quiet: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=what, unit="chart", file=sys.stderr,
+                disable=quiet or total < 2)
+
+
+def run_push(args) -> int:
+    from chart_store.client import RemoteError
+
+    store, remote = _store(), _remote(args)
+    if not args.token:
+        raise CommandError("pushing needs an upload token: --token TOKEN (or LOOPJAM_TOKEN)")
+    ids = [_resolve(store, p) for p in args.chart_ids] or [c.chart_id for c in store.list()]
+    pushed = 0
+    with _progress(len(ids), "push", args.json) as bar:
+        for chart_id in ids:
+            try:
+                remote_id = remote.put(store.get(chart_id))
+            except RemoteError as error:
+                raise CommandError(f"push stopped at {chart_id}: {error}") from None
+            pushed += 1
+            if args.json:
+                emit_json({"chart_id": remote_id, "action": "pushed"})
+            bar.update()
+    if not args.json:
+        print(f"pushed {pushed} chart(s) to {remote.url}")
+    return 0
+
+
+def run_pull(args) -> int:
+    from chart_store.client import RemoteError
+    from chart_store.local import ChartNotFound
+
+    store, remote = _store(), _remote(args)
+    try:
+        if args.chart_ids:
+            ids = list(args.chart_ids)
+        else:
+            ids, offset = [], 0
+            while True:
+                page = remote.list(args.query, limit=500, offset=offset)
+                ids += [c.chart_id for c in page]
+                offset += len(page)
+                if len(page) < 500:
+                    break
+        fetched = 0
+        with _progress(len(ids), "pull", args.json) as bar:
+            for chart_id in ids:
+                if chart_id not in store:
+                    store.put(remote.get(chart_id), origin=remote.url)
+                    fetched += 1
+                    if args.json:
+                        emit_json({"chart_id": chart_id, "action": "pulled"})
+                bar.update()
+    except (RemoteError, ChartNotFound) as error:
+        raise CommandError(str(error)) from None
+    if not args.json:
+        print(f"pulled {fetched} new chart(s) from {remote.url} ({len(ids) - fetched} already "
+              "here)")
+    return 0

@@ -1,0 +1,276 @@
+"""The identify loop: which song is playing, when it changes, and charting unknown songs.
+
+:class:`MonoRing` is the rolling buffer the audio thread writes (a mono downmix, indexed by the
+sample position on the audio clock). :class:`Listener` is stepped with the stream position by
+the control thread (or inline, offline): about once a second of stream it fingerprints the last
+seconds (:func:`chart_store.fingerprint.fingerprint`) and asks the resolver (local store, then a
+server). It reports :class:`ListenEvent` s:
+
+- ``identified`` — a chart and the offset (chart_s - stream_s) of the match;
+- ``changed`` — a different chart took over (the song changed), also carrying the new chart;
+- ``lost`` — the known song is gone (silence, or a song no store knows);
+- ``recording`` / ``recorded`` — no chart exists: the stream is recorded, and when the song ends
+  it is written to ``LOOPJAM_HOME/recordings`` and analysed into a chart by a background process
+  (``python -m companion.listen analyze WAV``) that stores it, so the next play has one.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["MonoRing", "ListenEvent", "Listener", "ListenError", "analyze_recording"]
+
+
+class ListenError(ValueError):
+    """Bad listener parameters."""
+
+
+class MonoRing:
+    """Preallocated mono ring of the last ``capacity`` samples, addressed by absolute position.
+
+    The audio thread calls :meth:`write_block` (no allocation); readers copy out windows with
+    :meth:`read`. Samples lost to an xrun (a jump in position) read as zeros.
+    """
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ListenError(f"ring capacity must be >= 1, got {capacity}")
+        self.buffer = np.zeros(capacity, dtype=np.float32)
+        self.end = 0  # absolute position one past the newest sample
+
+    @property
+    def capacity(self) -> int:
+        return self.buffer.size
+
+    def write_block(self, block: np.ndarray, position: int) -> None:
+        """Store the downmix of ``block`` (frames, channels) whose first sample is ``position``."""
+        if position > self.end:
+            self._zero(self.end, min(position, self.end + self.capacity) - self.end)
+        n = block.shape[0]
+        start = position % self.capacity
+        first = min(n, self.capacity - start)
+        np.mean(block[:first], axis=1, out=self.buffer[start:start + first])
+        if n > first:
+            np.mean(block[first:], axis=1, out=self.buffer[:n - first])
+        self.end = position + n
+
+    def _zero(self, position: int, n: int) -> None:
+        start = position % self.capacity
+        first = min(n, self.capacity - start)
+        self.buffer[start:start + first] = 0.0
+        self.buffer[:n - first] = 0.0
+
+    def read(self, start: int, out: np.ndarray) -> np.ndarray:
+        """Copy samples ``[start, start + len(out))`` into ``out``; they must still be held."""
+        n = out.size
+        if start < self.end - self.capacity or start + n > self.end:
+            raise ListenError(f"samples {start}..{start + n} are not in the ring "
+                              f"({max(0, self.end - self.capacity)}..{self.end})")
+        a = start % self.capacity
+        first = min(n, self.capacity - a)
+        out[:first] = self.buffer[a:a + first]
+        out[first:] = self.buffer[:n - first]
+        return out
+
+    def oldest(self) -> int:
+        return max(0, self.end - self.capacity)
+
+
+@dataclass(frozen=True)
+class ListenEvent:
+    """What the listener noticed. ``kind`` is one of identified, changed, lost, recording,
+    recorded; ``stream_s`` when (stream seconds); ``chart`` and ``match`` for the first two;
+    ``offset_s`` is chart_s - stream_s from the match; ``path`` the recording (recorded)."""
+
+    kind: str
+    stream_s: float
+    chart: object = None
+    match: object = None
+    offset_s: float = 0.0
+    path: Path | None = None
+    process: subprocess.Popen | None = None
+
+
+class Listener:
+    """Identify loop over a :class:`MonoRing`.
+
+    Parameters
+    ----------
+    resolver
+        Anything with ``identify(fp) -> Match | None`` and ``get(chart_id) -> Chart``
+        (:class:`chart_store.resolver.ChartResolver`).
+    sr : int
+        Stream sample rate, Hz.
+    every_s : float
+        Stream seconds between identification attempts while no song is known.
+    window_s, min_window_s : float
+        Longest and shortest audio fingerprinted per attempt, seconds.
+    recheck_s : float
+        While a song is known: seconds between checks that it is still the one playing.
+    record_after_s : float
+        Seconds of unidentified sound after which the stream is recorded for charting.
+    silence_db : float
+        RMS level (dBFS) below which audio counts as silence.
+    song_gap_s : float
+        Silence that ends a song (a recording is then finished).
+    analyze : bool
+        Start the background analysis of recordings (False: only write them).
+    """
+
+    def __init__(self, resolver, *, sr: int, every_s: float = 1.0, window_s: float = 10.0,
+                 min_window_s: float = 3.0, recheck_s: float = 5.0, record_after_s: float = 8.0,
+                 silence_db: float = -55.0, song_gap_s: float = 2.0, analyze: bool = True,
+                 recordings_dir: Path | None = None, min_recording_s: float = 20.0,
+                 max_recording_s: float = 15 * 60.0):
+        if not 0 < min_window_s <= window_s:
+            raise ListenError("need 0 < min_window_s <= window_s")
+        self.resolver, self.sr = resolver, int(sr)
+        self.every_s, self.window_s, self.min_window_s = every_s, window_s, min_window_s
+        self.recheck_s, self.record_after_s = recheck_s, record_after_s
+        self.silence_rms = 10 ** (silence_db / 20)
+        self.song_gap_s, self.analyze = song_gap_s, analyze
+        self.recordings_dir = recordings_dir
+        self.min_recording_s, self.max_recording_s = min_recording_s, max_recording_s
+        self._window = np.zeros(int(window_s * self.sr), dtype=np.float32)
+        self.chart = None            # the chart playing now
+        self._next_try = 0.0         # stream second of the next attempt
+        self._sound_start: float | None = None   # when the current unidentified sound began
+        self._quiet_since: float | None = None
+        self._misses = 0
+        self._recording: list[np.ndarray] | None = None
+        self._recorded_to = 0        # ring position copied into the recording
+        self.fingerprint_s: list[float] = []     # wall seconds per fingerprint+lookup
+
+    # -- the loop -----------------------------------------------------------------------------
+    def step(self, ring: MonoRing, *, silent: bool) -> list[ListenEvent]:
+        """Advance to ``ring.end``; ``silent`` says the last fraction of a second was silence."""
+        now = ring.end / self.sr
+        events: list[ListenEvent] = []
+        self._track_silence(now, silent)
+        if self._recording is not None:
+            events += self._record(ring, now)
+        if now < self._next_try or self._sound_start is None:
+            return events
+        heard = now - max(self._sound_start, ring.oldest() / self.sr)
+        if heard < self.min_window_s:
+            return events
+        self._next_try = now + (self.every_s if self.chart is None else self.recheck_s)
+        start, match = self._identify(ring, min(heard, self.window_s))
+        if match is not None:
+            events += self._matched(match, start, now, ring)
+        elif self.chart is not None:
+            self._misses += 1
+            if self._misses >= 3:  # three checks in a row: no longer this song
+                self.chart = None
+                self._misses = 0
+                self._next_try = now
+                events.append(ListenEvent("lost", now))
+        elif (self._recording is None and now - self._sound_start >= self.record_after_s
+              and self.recordings_dir is not None):
+            self._recording = []
+            self._recorded_to = max(int(self._sound_start * self.sr), ring.oldest())
+            events.append(ListenEvent("recording", now))
+            events += self._record(ring, now)
+        return events
+
+    def finish(self, ring: MonoRing) -> list[ListenEvent]:
+        """The stream ended: finish a recording in progress."""
+        if self._recording is None:
+            return []
+        return self._record(ring, ring.end / self.sr) + self._close_recording(ring.end / self.sr)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _track_silence(self, now: float, silent: bool) -> None:
+        if silent:
+            if self._quiet_since is None:
+                self._quiet_since = now
+            if now - self._quiet_since >= self.song_gap_s:
+                self._sound_start = None
+        else:
+            self._quiet_since = None
+            if self._sound_start is None:
+                self._sound_start = now
+                self._next_try = min(self._next_try, now + self.min_window_s)
+
+    def _identify(self, ring: MonoRing, seconds: float):
+        from chart_store.fingerprint import fingerprint
+
+        n = int(seconds * self.sr)
+        start = ring.end - n
+        y = ring.read(start, self._window[:n])
+        if np.sqrt(np.mean(np.square(y))) < self.silence_rms:
+            return start, None
+        t0 = time.perf_counter()
+        match = self.resolver.identify(fingerprint(y, self.sr))
+        self.fingerprint_s.append(time.perf_counter() - t0)
+        return start, match
+
+    def _matched(self, match, start: int, now: float, ring: MonoRing) -> list[ListenEvent]:
+        self._misses = 0
+        offset = match.offset_s - start / self.sr
+        if self.chart is not None and match.chart_id == self.chart.id:
+            return []
+        events = []
+        if self._recording is not None:  # the song we were recording turned out to be known
+            self._recording = None
+        kind = "identified" if self.chart is None else "changed"
+        self.chart = self.resolver.get(match.chart_id)
+        self._next_try = now + self.recheck_s
+        events.append(ListenEvent(kind, now, chart=self.chart, match=match, offset_s=offset))
+        return events
+
+    def _record(self, ring: MonoRing, now: float) -> list[ListenEvent]:
+        start = max(self._recorded_to, ring.oldest())
+        if ring.end > start:
+            self._recording.append(ring.read(start, np.empty(ring.end - start, np.float32)))
+            self._recorded_to = ring.end
+        recorded_s = sum(x.size for x in self._recording) / self.sr
+        if self._sound_start is None or recorded_s >= self.max_recording_s:
+            return self._close_recording(now)
+        return []
+
+    def _close_recording(self, now: float) -> list[ListenEvent]:
+        chunks, self._recording = self._recording, None
+        y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        # Trim the trailing silence that ended the song.
+        loud = np.flatnonzero(np.abs(y) > self.silence_rms)
+        y = y[:loud[-1] + 1] if loud.size else y[:0]
+        if y.size < self.min_recording_s * self.sr:
+            return []
+        import soundfile
+
+        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        path = self.recordings_dir / time.strftime("recording-%Y%m%d-%H%M%S.wav")
+        soundfile.write(str(path), y, self.sr, subtype="FLOAT")
+        process = None
+        if self.analyze:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "companion.listen", "analyze", str(path)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        return [ListenEvent("recorded", now, path=path, process=process)]
+
+
+def analyze_recording(path) -> str:
+    """Chart a recorded stream (chart source "recorded-live") and put it in the local store;
+    returns the chart id. Runs in the background process the listener starts."""
+    from analyzer.decode import load
+    from analyzer.pipeline import ANALYSIS_SR, analyze_audio
+    from chart_store.chart import ChartMeta, Source
+    from chart_store.local import LocalStore
+
+    y, sr = load(path, sr=ANALYSIS_SR, mono=True)
+    meta = ChartMeta(title=f"Recorded {Path(path).stem.removeprefix('recording-')}",
+                     source=Source.RECORDED_LIVE)
+    chart = analyze_audio(y, sr, meta=meta)
+    return LocalStore().put(chart)
+
+
+if __name__ == "__main__":  # python -m companion.listen analyze WAV
+    if len(sys.argv) != 3 or sys.argv[1] != "analyze":
+        sys.exit("usage: python -m companion.listen analyze RECORDING.wav")
+    analyze_recording(sys.argv[2])

@@ -1,0 +1,17 @@
+"""The falling-notes overlay. The only package that imports pyglet (inside ``render`` and
+``window``, which are imported only when drawing).
+
+- :mod:`companion.overlay.state` — :class:`~companion.overlay.state.GameSnapshot`, the small
+  immutable picture of the game the live engine publishes (game clock, track, note states,
+  score, status) and :class:`~companion.overlay.state.StateBox` to hand it across threads;
+- :mod:`companion.overlay.style` — :class:`~companion.overlay.style.OverlayStyle` (size,
+  position, scroll speed, opacity, colours) and the geometry every drawing follows (pure
+  functions, so tests predict pixel positions);
+- :mod:`companion.overlay.render` — the batched OpenGL renderer and
+  :func:`~companion.overlay.render.render_image` (a snapshot at a game time → RGBA image);
+- :mod:`companion.overlay.window` — :func:`~companion.overlay.window.run_overlay`, the
+  borderless transparent always-on-top window that feeds key events to the keyboard player.
+
+The overlay never computes DSP or judges notes: it reads snapshots and draws them at the game
+time extrapolated from the snapshot's clock, never by counting frames.
+"""

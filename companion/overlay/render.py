@@ -1,0 +1,401 @@
+"""The overlay's OpenGL renderer (pyglet), and offscreen rendering to an image.
+
+Notes are one instanced draw call: the whole track is uploaded once as instances (chart time,
+length, lane, kind, colour) and the vertex shader places each at ``hit_line + (t - now) *
+scroll_speed``, so a frame costs one uniform update and one draw however many notes are on
+screen; per-note states (hit, missed, holding) are re-uploaded only when a new snapshot brings
+them. Lanes, pads, the hit line and the HUD are pyglet shapes and labels in batches whose text is
+re-laid out only when it changes.
+
+The framebuffer keeps premultiplied alpha (blend ``SRC_ALPHA, ONE_MINUS_SRC_ALPHA`` for colour,
+``ONE, ONE_MINUS_SRC_ALPHA`` for alpha) and is cleared to transparent black, which is what
+compositors expect from a transparent window.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pyglet
+from pyglet import gl
+from pyglet.graphics.shader import Shader, ShaderProgram
+
+from chart_store.chart import Track
+from companion.overlay.state import DrawState, GameSnapshot
+from companion.overlay.style import (
+    OverlayStyle, highway_left, highway_top, lane_x, parse_color,
+)
+
+__all__ = ["OverlayRenderer", "OffscreenRenderer", "render_image", "JUDGEMENT_COLORS",
+           "JUDGEMENT_SHOW_S"]
+
+#: Colour of each judgement's text.
+JUDGEMENT_COLORS = {"perfect": "#7fdbff", "great": "#2ecc40", "good": "#ffdc00",
+                    "miss": "#ff4136"}
+#: How long (game seconds) a judgement's text stays up.
+JUDGEMENT_SHOW_S = 0.6
+
+_STATUS_TEXT = {
+    "waiting": "Waiting for music...",
+    "identifying": "Listening... identifying the song",
+    "recording": "No chart yet: recording this song to build one",
+    "paused": "Paused",
+}
+
+_VERTEX = """#version 330 core
+in vec4 a_note;    // chart time (s), length (s), lane, kind (0 gem, 1 sustain tail)
+in vec4 a_color;
+in float a_state;  // DrawState code
+uniform float u_now;
+uniform float u_speed;
+uniform float u_hit_y;
+uniform float u_left;
+uniform float u_lane_w;
+uniform float u_note_h;
+uniform vec2 u_size;
+uniform vec4 u_miss_color;
+uniform float u_opacity;
+out vec4 v_color;
+out float v_shade;
+
+const vec2 CORNERS[6] = vec2[6](vec2(0, 0), vec2(1, 0), vec2(1, 1),
+                                vec2(0, 0), vec2(1, 1), vec2(0, 1));
+
+void main() {
+    vec2 corner = CORNERS[gl_VertexID];
+    int state = int(a_state + 0.5);
+    bool tail = a_note.w > 0.5;
+    float lx = u_left + a_note.z * u_lane_w;
+    float y_head = u_hit_y + (a_note.x - u_now) * u_speed;
+    vec4 color = a_color;
+    float w, y0, y1;
+    bool hidden = state == 3;                        // skipped
+    if (tail) {
+        w = u_lane_w * 0.24;
+        y0 = y_head;
+        y1 = u_hit_y + (a_note.x + a_note.y - u_now) * u_speed;
+        color.a *= 0.7;
+        if (state == 4) {                            // being held: eaten at the hit line
+            y0 = max(y0, u_hit_y);
+            color = vec4(mix(a_color.rgb, vec3(1.0), 0.35), 1.0);
+        } else if (state == 2 || state == 5) {       // missed or dropped
+            color = vec4(u_miss_color.rgb, 0.6);
+        } else if (state == 1) {                     // held to its end
+            hidden = true;
+        }
+    } else {
+        w = u_lane_w * 0.8;
+        y0 = y_head - u_note_h * 0.5;
+        y1 = y_head + u_note_h * 0.5;
+        if (state == 1 || state == 4 || state == 5) hidden = true;
+        if (state == 2) color = u_miss_color;
+    }
+    if (hidden) {
+        gl_Position = vec4(2.0, 2.0, 2.0, 1.0);      // outside the clip volume
+    } else {
+        float x = lx + (u_lane_w - w) * 0.5 + corner.x * w;
+        float y = mix(y0, y1, corner.y);
+        gl_Position = vec4(vec2(x, y) / u_size * 2.0 - 1.0, 0.0, 1.0);
+    }
+    v_color = vec4(color.rgb, color.a * u_opacity);
+    v_shade = tail ? 0.0 : corner.y;
+}
+"""
+
+_FRAGMENT = """#version 330 core
+in vec4 v_color;
+in float v_shade;
+out vec4 frag;
+void main() {
+    // A lighter top edge makes gems read as gems.
+    frag = vec4(mix(v_color.rgb, vec3(1.0), smoothstep(0.7, 1.0, v_shade) * 0.45), v_color.a);
+}
+"""
+
+
+def _rgba255(color: str, alpha: float = 1.0) -> tuple[int, int, int, int]:
+    r, g, b, a = parse_color(color)
+    return int(r * 255), int(g * 255), int(b * 255), int(round(a * alpha * 255))
+
+
+def _set_text(label, text: str) -> None:
+    if label.text != text:
+        label.text = text
+
+
+class _NoteLayer:
+    """The track's notes as GPU instances, drawn in one call."""
+
+    def __init__(self):
+        self.program = ShaderProgram(Shader(_VERTEX, "vertex"), Shader(_FRAGMENT, "fragment"))
+        self.vao = gl.GLuint()
+        gl.glGenVertexArrays(1, ctypes.byref(self.vao))
+        buffers = (gl.GLuint * 2)()
+        gl.glGenBuffers(2, buffers)
+        self.static_vbo, self.state_vbo = buffers[0], buffers[1]
+        attrs = self.program.attributes
+        gl.glBindVertexArray(self.vao)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.static_vbo)
+        for name, offset in (("a_note", 0), ("a_color", 16)):
+            loc = attrs[name]["location"]
+            gl.glEnableVertexAttribArray(loc)
+            gl.glVertexAttribPointer(loc, 4, gl.GL_FLOAT, gl.GL_FALSE, 32, offset)
+            gl.glVertexAttribDivisor(loc, 1)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.state_vbo)
+        loc = attrs["a_state"]["location"]
+        gl.glEnableVertexAttribArray(loc)
+        gl.glVertexAttribPointer(loc, 1, gl.GL_FLOAT, gl.GL_FALSE, 4, 0)
+        gl.glVertexAttribDivisor(loc, 1)
+        gl.glBindVertexArray(0)
+        self.track: Track | None = None
+        self.colors: tuple | None = None
+        self.count = 0
+        self.note_of = np.zeros(0, np.int64)   # instance -> note index
+        self.states_src = None
+        self.states = np.zeros(0, np.float32)
+
+    def set_track(self, track: Track | None, colors: tuple) -> None:
+        if track is self.track and colors == self.colors:
+            return
+        self.track, self.colors, self.states_src = track, colors, None
+        notes = track.notes if track is not None else ()
+        tails = [i for i, n in enumerate(notes) if n.dur > 0]
+        self.note_of = np.array(tails + list(range(len(notes))), dtype=np.int64)  # tails below
+        data = np.zeros((self.note_of.size, 8), np.float32)
+        palette = np.array([parse_color(c) for c in colors], np.float32)
+        for row, index in enumerate(self.note_of):
+            note = notes[index]
+            data[row, :4] = note.t, note.dur, note.lane, 1.0 if row < len(tails) else 0.0
+            data[row, 4:] = palette[note.lane]
+        self.count = data.shape[0]
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.static_vbo)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, max(data.nbytes, 4), data.ctypes.data,
+                        gl.GL_STATIC_DRAW)
+        self.states = np.zeros(self.count, np.float32)
+        self._upload_states()
+
+    def set_states(self, draw_states: np.ndarray | None) -> None:
+        if draw_states is self.states_src:
+            return
+        self.states_src = draw_states
+        if draw_states is None:
+            self.states[:] = DrawState.PENDING
+        else:
+            self.states[:] = np.asarray(draw_states, np.float32)[self.note_of]
+        self._upload_states()
+
+    def _upload_states(self) -> None:
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.state_vbo)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, max(self.states.nbytes, 4), self.states.ctypes.data,
+                        gl.GL_DYNAMIC_DRAW)
+
+    def draw(self, *, now: float, style: OverlayStyle, lanes: int) -> None:
+        if not self.count:
+            return
+        p = self.program
+        p.use()
+        p["u_now"] = float(now)
+        p["u_speed"] = float(style.scroll_speed)
+        p["u_hit_y"] = float(style.hit_line)
+        p["u_left"] = float(highway_left(lanes, style))
+        p["u_lane_w"] = float(style.lane_width)
+        p["u_note_h"] = float(style.note_height)
+        p["u_size"] = (float(style.width), float(style.height))
+        p["u_miss_color"] = parse_color(style.miss_color)
+        p["u_opacity"] = float(style.opacity)
+        gl.glEnable(gl.GL_SCISSOR_TEST)       # notes never spill into the HUD band
+        gl.glScissor(0, 0, style.width, highway_top(style))
+        gl.glBindVertexArray(self.vao)
+        gl.glDrawArraysInstanced(gl.GL_TRIANGLES, 0, 6, self.count)
+        gl.glBindVertexArray(0)
+        gl.glDisable(gl.GL_SCISSOR_TEST)
+        p.stop()
+
+    def delete(self) -> None:
+        buffers = (gl.GLuint * 2)(self.static_vbo, self.state_vbo)
+        gl.glDeleteBuffers(2, buffers)
+        gl.glDeleteVertexArrays(1, ctypes.byref(self.vao))
+        self.program.delete()
+
+
+class OverlayRenderer:
+    """Draws snapshots into the current GL framebuffer (``style.width`` × ``style.height``).
+
+    Needs a current OpenGL 3.3 context (a pyglet window's). Call :meth:`draw` every frame.
+    """
+
+    def __init__(self, style: OverlayStyle):
+        self.style = style
+        self.notes = _NoteLayer()
+        self.under = pyglet.graphics.Batch()     # lane backdrops
+        self.over = pyglet.graphics.Batch()      # hit line, pads, HUD, text
+        self._lanes = 0
+        self._lane_shapes: list = []
+        self._pads: list = []
+        self._pad_state: tuple = ()
+        s = style
+        text = _rgba255(s.text_color, s.opacity)
+        top = s.height
+        font = dict(font_name=s.font_name, batch=self.over, color=text)
+        self.title = pyglet.text.Label("", x=12, y=top - 14, anchor_y="top",
+                                       font_size=s.font_size, weight="bold", **font)
+        self.score = pyglet.text.Label("", x=12, y=top - 46, anchor_y="top",
+                                       font_size=s.font_size, **font)
+        self.combo = pyglet.text.Label("", x=s.width // 2, y=top - 46, anchor_x="center",
+                                       anchor_y="top", font_size=s.font_size, **font)
+        self.accuracy = pyglet.text.Label("", x=s.width - 12, y=top - 46, anchor_x="right",
+                                          anchor_y="top", font_size=s.font_size, **font)
+        self.judgement = pyglet.text.Label("", x=s.width // 2, y=s.hit_line + 90,
+                                           anchor_x="center", anchor_y="center",
+                                           font_size=int(s.font_size * 1.8), weight="bold", **font)
+        self.message = pyglet.text.Label("", x=s.width // 2, y=int(s.highway_height * 0.6),
+                                         anchor_x="center", anchor_y="center", multiline=True,
+                                         width=s.width - 40, align="center",
+                                         font_size=s.font_size, **font)
+        self.progress_back = pyglet.shapes.Rectangle(0, top - 4, s.width, 4,
+                                                     color=_rgba255(s.text_color, 0.25 * s.opacity),
+                                                     batch=self.over)
+        self.progress = pyglet.shapes.Rectangle(0, top - 4, 0, 4, color=text, batch=self.over)
+
+    def _build_lanes(self, lanes: int) -> None:
+        s = self.style
+        for shape in self._lane_shapes + self._pads:
+            shape.delete()
+        backdrop = _rgba255(s.backdrop_color, s.backdrop_opacity * s.opacity)
+        edge = _rgba255(s.text_color, 0.18 * s.opacity)
+        left, top = highway_left(lanes, s), highway_top(s)
+        self._lane_shapes = [pyglet.shapes.Rectangle(left, 0, lanes * s.lane_width, top,
+                                                     color=backdrop, batch=self.under)]
+        self._lane_shapes += [pyglet.shapes.Rectangle(lane_x(lane=i, lanes=lanes, style=s), 0,
+                                                      1, top, color=edge, batch=self.under)
+                              for i in range(lanes + 1)]
+        self._lane_shapes.append(pyglet.shapes.Rectangle(
+            left, s.hit_line - 2, lanes * s.lane_width, 4,
+            color=_rgba255(s.text_color, 0.9 * s.opacity), batch=self.over))
+        pad_h = max(min(s.hit_line - 16, 34), 2)
+        self._pads = [pyglet.shapes.Rectangle(lane_x(lane=i, lanes=lanes, style=s) + 6,
+                                              s.hit_line - 10 - pad_h, s.lane_width - 12, pad_h,
+                                              batch=self.over)
+                      for i in range(lanes)]
+        self._lanes, self._pad_state = lanes, ()
+
+    def _update_pads(self, pressed: frozenset) -> None:
+        if pressed == self._pad_state:
+            return
+        s = self.style
+        for i, pad in enumerate(self._pads):
+            pad.color = _rgba255(s.lane_colors[i], (0.95 if i in pressed else 0.25) * s.opacity)
+        self._pad_state = pressed
+
+    def _update_hud(self, snap: GameSnapshot, now: float) -> None:
+        s = self.style
+        title = snap.title or ("" if snap.status in ("waiting", "identifying") else "Unknown song")
+        _set_text(self.title, f"{title} - {snap.artist}" if snap.artist and title else title)
+        playing = snap.status in ("synced", "paused", "ended") and snap.track is not None
+        _set_text(self.score, f"Score {snap.score:,}" if playing else "")
+        _set_text(self.combo, f"Combo {snap.combo}  x{snap.multiplier}" if playing else "")
+        _set_text(self.accuracy, f"Acc {snap.accuracy * 100:.1f}%" if playing else "")
+        fraction = min(max(now / snap.duration_s, 0.0), 1.0) if snap.duration_s > 0 else 0.0
+        self.progress.width = s.width * fraction
+        j = snap.last_judgement
+        show = (j is not None and snap.status in ("synced", "paused")
+                and 0 <= now - j.time <= JUDGEMENT_SHOW_S)
+        if show:
+            _set_text(self.judgement, j.result.upper())
+            self.judgement.color = _rgba255(JUDGEMENT_COLORS[j.result], s.opacity)
+        else:
+            _set_text(self.judgement, "")
+        _set_text(self.message, self._message(snap))
+
+    @staticmethod
+    def _message(snap: GameSnapshot) -> str:
+        if snap.status == "ended":
+            r = snap.results
+            if r is None:
+                return f"Song ended\nScore {snap.score:,}"
+            return (f"Song ended\n\nScore {r.score:,}\nAccuracy {r.accuracy * 100:.1f}%\n"
+                    f"Perfect {r.perfect}  Great {r.great}  Good {r.good}  Miss {r.misses}\n"
+                    f"Max combo {r.max_combo}  Sustains {r.sustains_held}/{r.sustains}")
+        text = _STATUS_TEXT.get(snap.status, "")
+        return f"{text}\n{snap.message}" if snap.message and text else (text or snap.message)
+
+    def draw(self, snap: GameSnapshot, now: float, *, pressed: frozenset = frozenset()) -> None:
+        """Clear to transparent and draw ``snap`` at game time ``now`` (chart seconds)."""
+        s = self.style
+        lanes = snap.lanes
+        if lanes != self._lanes:
+            self._build_lanes(lanes)
+        self._update_pads(frozenset(pressed) | snap.pressed)
+        self._update_hud(snap, now)
+        gl.glViewport(0, 0, s.width, s.height)
+        gl.glClearColor(0.0, 0.0, 0.0, 0.0)
+        gl.glClear(gl.GL_COLOR_BUFFER_BIT)
+        self.under.draw()
+        self.notes.set_track(snap.track if snap.status != "ended" else None, s.lane_colors)
+        self.notes.set_states(snap.draw_states)
+        gl.glEnable(gl.GL_BLEND)
+        gl.glBlendFuncSeparate(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA,
+                               gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
+        self.notes.draw(now=now, style=s, lanes=lanes)
+        self.over.draw()
+
+    def delete(self) -> None:
+        self.notes.delete()
+
+
+class OffscreenRenderer:
+    """Renders snapshots to RGBA arrays through a framebuffer object (no visible window).
+
+    Needs an X display (or any display pyglet can open a hidden window on).
+
+    Examples
+    --------
+    >>> with OffscreenRenderer(OverlayStyle()) as r:          # doctest: +SKIP
+    ...     rgba = r.render(snapshot, now=12.0)               # (height, width, 4) uint8
+    """
+
+    def __init__(self, style: OverlayStyle = OverlayStyle()):
+        self.style = style
+        config = gl.Config(major_version=3, minor_version=3, double_buffer=True)
+        self.window = pyglet.window.Window(style.width, style.height, visible=False,
+                                           caption="LoopJam (offscreen)", config=config)
+        self.window.switch_to()
+        self.texture = pyglet.image.Texture.create(style.width, style.height,
+                                                   internalformat=gl.GL_RGBA8)
+        self.fbo = pyglet.image.buffer.Framebuffer()
+        self.fbo.attach_texture(self.texture, attachment=gl.GL_COLOR_ATTACHMENT0)
+        self.renderer = OverlayRenderer(style)
+        self._pixels = np.empty((style.height, style.width, 4), np.uint8)
+
+    def render(self, snap: GameSnapshot, now: float, *,
+               pressed: frozenset = frozenset()) -> np.ndarray:
+        """``snap`` drawn at game time ``now``: (height, width, 4) uint8 RGBA, top row first."""
+        self.window.switch_to()
+        self.fbo.bind()
+        self.renderer.draw(snap, now, pressed=pressed)
+        gl.glFinish()
+        gl.glReadPixels(0, 0, self.style.width, self.style.height, gl.GL_RGBA,
+                        gl.GL_UNSIGNED_BYTE, self._pixels.ctypes.data)
+        self.fbo.unbind()
+        return self._pixels[::-1].copy()
+
+    def close(self) -> None:
+        self.window.switch_to()
+        self.renderer.delete()
+        self.fbo.delete()
+        self.window.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def render_image(snap: GameSnapshot, *, now: float, style: OverlayStyle = OverlayStyle(),
+                 pressed: frozenset = frozenset()):
+    """``snap`` at game time ``now`` as a PIL RGBA image (one-off; reuse an
+    :class:`OffscreenRenderer` to render many)."""
+    from PIL import Image
+    with OffscreenRenderer(style) as renderer:
+        return Image.fromarray(renderer.render(snap, now, pressed=pressed), "RGBA")

@@ -1,0 +1,151 @@
+"""The overlay window: borderless, transparent, always on top, titled "LoopJam".
+
+:func:`run_overlay` runs it in the calling thread (the main thread: some platforms insist) until
+the window is closed or ``control.stop`` is set. Every frame it reads the latest snapshot,
+extrapolates the game clock to *now* (plus the video calibration offset) and draws; lane keys go
+to the keyboard player's queue as :class:`~companion.game.players.KeyEvent` stamped with
+``time.monotonic()``.
+
+With ``click_through`` the window is pyglet's overlay style (mouse passes through, kept above
+other windows); otherwise a transparent borderless window that can take the keyboard focus.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyglet
+from pyglet import gl
+from pyglet.window import key as keys_
+
+from companion.game.players import KeyEvent, default_keys
+from companion.overlay.render import OverlayRenderer
+from companion.overlay.state import GameSnapshot
+from companion.overlay.style import OverlayStyle
+
+__all__ = ["OverlayControl", "OverlayWindow", "run_overlay", "WINDOW_TITLE"]
+
+WINDOW_TITLE = "LoopJam"
+
+
+@dataclass
+class OverlayControl:
+    """Thread-safe switches the tray flips: show/hide and stop."""
+
+    visible: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self):
+        self.visible.set()
+
+
+class OverlayWindow(pyglet.window.Window):
+    """The overlay. ``state_source()`` returns the latest snapshot; ``keys[i]`` names lane i's
+    key (pyglet symbol names, lower case, e.g. "d", "space")."""
+
+    def __init__(self, state_source: Callable[[], GameSnapshot], style: OverlayStyle, *,
+                 key_queue: "queue.SimpleQueue[KeyEvent] | None" = None,
+                 keys: tuple[str, ...] | None = None, click_through: bool = False,
+                 video_offset_ms: float = 0.0, control: OverlayControl | None = None,
+                 vsync: bool = True):
+        config = gl.Config(major_version=3, minor_version=3, double_buffer=True, alpha_size=8)
+        window_style = (self.WINDOW_STYLE_OVERLAY if click_through
+                        else self.WINDOW_STYLE_TRANSPARENT)
+        try:
+            super().__init__(style.width, style.height, caption=WINDOW_TITLE, style=window_style,
+                             config=config, vsync=vsync)
+        except (pyglet.window.NoSuchConfigException, pyglet.gl.ContextException):
+            # No transparent visual here: a plain borderless window still works.
+            super().__init__(style.width, style.height, caption=WINDOW_TITLE, vsync=vsync,
+                             style=self.WINDOW_STYLE_BORDERLESS,
+                             config=gl.Config(major_version=3, minor_version=3,
+                                              double_buffer=True))
+        if style.x is not None and style.y is not None:
+            self.set_location(style.x, style.y)
+        self.state_source = state_source
+        self.look = style
+        self.key_queue = key_queue
+        self.control = control or OverlayControl()
+        self.video_offset_s = video_offset_ms / 1000.0
+        self.renderer = OverlayRenderer(style)
+        self.lane_of: dict[int, int] = {}
+        self._keys = keys
+        self._lanes = 0
+        self.pressed: set[int] = set()
+
+    def _map_keys(self, lanes: int) -> None:
+        names = self._keys if self._keys and len(self._keys) >= lanes else default_keys(lanes)
+        self.lane_of = {getattr(keys_, name.upper()): lane
+                        for lane, name in enumerate(names[:lanes])}
+        self._lanes = lanes
+
+    def on_draw(self):
+        snap = self.state_source()
+        if snap.lanes != self._lanes:
+            self._map_keys(snap.lanes)
+        now = snap.time_at(time.monotonic()) + self.video_offset_s
+        self.renderer.draw(snap, now, pressed=frozenset(self.pressed))
+
+    def _key(self, symbol: int, pressed: bool) -> None:
+        lane = self.lane_of.get(symbol)
+        if lane is None:
+            return
+        (self.pressed.add if pressed else self.pressed.discard)(lane)
+        if self.key_queue is not None:
+            self.key_queue.put(KeyEvent(lane, pressed, time.monotonic()))
+
+    def on_key_press(self, symbol, modifiers):
+        self._key(symbol, True)
+        return pyglet.event.EVENT_HANDLED  # no close on Escape: the tray quits
+
+    def on_key_release(self, symbol, modifiers):
+        self._key(symbol, False)
+
+    def poll_control(self, dt: float = 0.0) -> None:
+        if self.control.stop.is_set():
+            self.close()
+            pyglet.app.exit()
+            return
+        want = self.control.visible.is_set()
+        if want != self.visible:
+            self.set_visible(want)
+
+    def on_close(self):
+        self.renderer.delete()
+        super().on_close()
+
+
+def run_overlay(state_source: Callable[[], GameSnapshot], style: OverlayStyle = OverlayStyle(),
+                key_queue: "queue.SimpleQueue[KeyEvent] | None" = None, *,
+                keys: tuple[str, ...] | None = None, click_through: bool = False,
+                video_offset_ms: float = 0.0, control: OverlayControl | None = None) -> None:
+    """Open the overlay and draw until it is closed or ``control.stop`` is set (blocks).
+
+    Parameters
+    ----------
+    state_source : callable
+        Returns the latest :class:`GameSnapshot` (e.g. ``StateBox.get``); called every frame.
+    style : OverlayStyle
+        Look and placement.
+    key_queue : queue.SimpleQueue, optional
+        Receives lane :class:`KeyEvent` s for :class:`companion.game.players.KeyboardPlayer`.
+    keys : tuple of str, optional
+        Key name per lane (default :func:`companion.game.players.default_keys`).
+    click_through : bool
+        Let the mouse through (the window then cannot take the keyboard focus on most desktops).
+    video_offset_ms : float
+        Display lag to draw ahead of (see :mod:`companion.game.calibration`).
+    control : OverlayControl, optional
+        Show/hide and stop from other threads.
+    """
+    window = OverlayWindow(state_source, style, key_queue=key_queue, keys=keys,
+                           click_through=click_through, video_offset_ms=video_offset_ms,
+                           control=control)
+    pyglet.clock.schedule_interval(window.poll_control, 0.05)
+    try:
+        pyglet.app.run(1.0 / style.max_fps)
+    finally:
+        pyglet.clock.unschedule(window.poll_control)

@@ -1,0 +1,155 @@
+"""Stem cancellation: subtract a known stem from the mixed stream, echo-canceller style.
+
+When the chart's stem audio is on this machine (imported stems, or stems separated from the
+user's own file), a missed note can be taken out of the stream by subtracting the stem itself.
+What reaches LoopJam is not the stem, though: it went through the player's gain, a lossy codec,
+maybe an EQ, and sits at an offset the sync knows only to a few milliseconds. :class:`StemCanceller`
+learns that path from the stream itself, all the time (not only during missed notes, so it is
+ready when one comes), like an acoustic echo canceller learns the loudspeaker-to-microphone path:
+
+- per STFT frame and channel, cross- and auto-spectra ``Σ X·S*`` and ``Σ |S|²`` are averaged
+  with a forgetting time of :data:`TIME_CONSTANT_S`; the rest of the mix is uncorrelated with the
+  stem, so their ratio converges to the path's frequency response (gain, sub-sample delay, EQ);
+- the response is projected onto a short FIR (±:data:`FIR_HALF_TAPS` taps): a real path is short,
+  and dropping the other taps removes most of the estimation noise;
+- the integer lag is tracked by GCC-PHAT on the same cross-spectrum, so a sync a few ms off (less
+  than a quarter of a frame) is corrected to the sample.
+
+The estimate ``H·S`` of the stem as it sounds in the stream is what the remover subtracts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["StemCanceller", "TIME_CONSTANT_S", "FIR_HALF_TAPS"]
+
+#: Forgetting time of the path estimate, seconds: long enough to average the backing out, short
+#: enough to follow a volume change within a few notes.
+TIME_CONSTANT_S = 6.0
+#: The path is modelled as an FIR from -FIR_HALF_TAPS to +FIR_HALF_TAPS samples.
+FIR_HALF_TAPS = 32
+#: Re-project the FIR every this many frames, re-check the lag every _LAG_EVERY frames.
+_PROJECT_EVERY = 4
+_LAG_EVERY = 32
+#: A lag jump is taken only when the PHAT peak stands this far above the median correlation.
+_LAG_CONFIDENCE = 8.0
+
+
+class StemCanceller:
+    """Adaptive estimate of one stem as it sounds in the stream.
+
+    Parameters
+    ----------
+    stem : np.ndarray [shape=(n,) or (stem_channels, n)]
+        The stem at the stream's sample rate, sample 0 at chart time 0.
+    channels : int
+        Stream channels. A mono stem is matched to every channel; a stem with as many channels as
+        the stream is matched channel by channel; any other layout is downmixed to mono first.
+    window : np.ndarray [shape=(n_fft,)]
+        The remover's analysis window.
+    hop : int
+        Frame hop in samples.
+    sr : int
+        Stream sample rate, Hz.
+    """
+
+    def __init__(self, stem: np.ndarray, *, channels: int, window: np.ndarray, hop: int, sr: int):
+        stem = np.asarray(stem, dtype=np.float32)
+        if stem.ndim == 1 or (stem.shape[0] != channels):
+            stem = stem.reshape(-1, stem.shape[-1]).mean(axis=0, keepdims=True)
+        n_fft = window.size
+        # Zero margins let any frame read a full window without bounds checks.
+        self._stem = np.pad(np.nan_to_num(stem), ((0, 0), (n_fft, n_fft)))
+        self._margin = n_fft
+        self.channels, self.n_fft, self.hop, self.sr = channels, n_fft, hop, sr
+        self._window = window
+        self._forget = float(np.exp(-hop / (TIME_CONSTANT_S * sr)))
+        bins = n_fft // 2 + 1
+        self._num = np.zeros((channels, bins), np.complex128)
+        self._den = np.zeros((channels, bins), np.float64)
+        self._path = np.zeros((channels, bins), np.complex128)
+        taper = np.zeros(n_fft)
+        k = np.arange(-FIR_HALF_TAPS, FIR_HALF_TAPS + 1)
+        taper[k % n_fft] = 0.5 + 0.5 * np.cos(np.pi * k / (FIR_HALF_TAPS + 1))
+        self._taper = taper
+        self._k = np.arange(bins)
+        self._frames = 0
+        #: Samples the stem is read later than the sync says (the tracked residual lag).
+        self.lag = 0
+
+    def reset(self) -> None:
+        """Forget the path and the lag (after a seek or a song change)."""
+        self._num[:] = 0
+        self._den[:] = 0
+        self._path[:] = 0
+        self._frames = 0
+        self.lag = 0
+
+    @property
+    def path(self) -> np.ndarray:
+        """Current path estimate, complex (channels, n_fft // 2 + 1) (0 until the stem has sounded)."""
+        return self._path
+
+    def stem_spectrum(self, chart_sample: int) -> np.ndarray:
+        """Windowed spectrum of the stem frame starting at ``chart_sample`` (+ the tracked lag),
+        shape (stem_channels, bins)."""
+        start = chart_sample + self.lag + self._margin
+        if start < 0 or start + self.n_fft > self._stem.shape[1]:
+            return np.zeros((self._stem.shape[0], self.n_fft // 2 + 1), np.complex128)
+        return np.fft.rfft(self._stem[:, start:start + self.n_fft] * self._window, axis=1)
+
+    def frame(self, x: np.ndarray, chart_sample: int) -> np.ndarray:
+        """Learn from one stream frame and return the stem's estimated contribution to it.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(channels, bins), complex]
+            The stream frame's spectrum (same window as the stem's).
+        chart_sample : int
+            Chart-time sample (at the stream's rate) where the frame starts, per the sync.
+
+        Returns
+        -------
+        np.ndarray [shape=(channels, bins), complex]
+            ``H·S``: what to subtract to cancel the stem in this frame.
+        """
+        s = self.stem_spectrum(chart_sample)
+        power = np.abs(s) ** 2
+        if power.sum() > 0:
+            self._num *= self._forget
+            self._den *= self._forget
+            self._num += x * np.conj(s)
+            self._den += power
+            self._frames += 1
+            if self._frames % _LAG_EVERY == 0:
+                self._track_lag()
+            if self._frames % _PROJECT_EVERY == 0 or self._frames < _PROJECT_EVERY:
+                self._project()
+        return self._path * s
+
+    def _project(self) -> None:
+        """Path = the averaged cross/auto ratio, limited to a short FIR."""
+        floor = 1e-9 * max(float(self._den.mean()), 1e-30)
+        ratio = self._num / (self._den + floor)
+        fir = np.fft.irfft(ratio, n=self.n_fft, axis=1) * self._taper
+        self._path = np.fft.rfft(fir, axis=1)
+
+    def _track_lag(self) -> None:
+        """Move the stem read position to the GCC-PHAT peak when it is clearly off zero."""
+        cross = self._num.sum(axis=0)
+        mag = np.abs(cross)
+        if not np.any(mag > 0):
+            return
+        corr = np.fft.irfft(cross / np.maximum(mag, 1e-30), n=self.n_fft)
+        peak = int(np.argmax(corr))
+        lag = peak if peak < self.n_fft // 2 else peak - self.n_fft
+        if abs(lag) <= FIR_HALF_TAPS // 2:
+            return
+        if corr[peak] < _LAG_CONFIDENCE * np.median(np.abs(corr)):
+            return
+        # The stream lags the stem read position by `lag`: read the stem `lag` samples earlier and
+        # rotate the averages to match, so they stay valid.
+        self.lag -= lag
+        rot = np.exp(2j * np.pi * self._k * lag / self.n_fft)
+        self._num *= rot[None, :]
+        self._project()

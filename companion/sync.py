@@ -1,0 +1,342 @@
+"""Lock the chart clock to the stream: stream seconds -> chart seconds, tracked continuously.
+
+The fingerprint match gives a coarse offset (about a tenth of a second). The live onset envelope
+(:class:`analyzer.features.OnsetStream`, fed by the audio thread) is then cross-correlated with
+the chart's :class:`~chart_store.chart.SyncReference`; the normalised correlation peak, refined
+by parabolic interpolation, gives the offset to a fraction of a frame. :class:`Synchronizer`
+repeats this a few times a second and keeps a straight-line fit of recent offsets, which follows
+clock drift. What it handles:
+
+- **pause**: silence in the stream (the player stopped). The chart clock stops with the sound; when
+  sound returns, both "the song had a quiet passage" and "the player paused" are searched.
+- **seek / skip / replay**: the local search loses the peak; a search over the whole reference
+  re-locks (a different song is the identify loop's business: it calls :meth:`reset`).
+- **drift**: the fit's slope.
+
+Offsets are ``chart_s - stream_s``. Nothing here touches audio devices or threads: the caller
+gives envelope windows, so the same object runs live and offline.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from chart_store.chart import SyncReference
+
+__all__ = ["SyncStatus", "SyncEstimate", "ClockMap", "Synchronizer", "SyncError", "ncc_peak"]
+
+
+class SyncError(ValueError):
+    """Inputs the synchroniser cannot use (frame rates that disagree, windows too short)."""
+
+
+class SyncStatus(str, enum.Enum):
+    SEARCHING = "searching"  # no lock yet (or lost it)
+    LOCKED = "locked"
+    PAUSED = "paused"        # the stream went silent while locked
+
+
+@dataclass(frozen=True)
+class SyncEstimate:
+    """One measurement: at ``stream_s`` the chart was at ``stream_s + offset_s``; ``score`` is
+    the normalised correlation (-1..1); ``kind`` "local", "global" or "resume"."""
+
+    stream_s: float
+    offset_s: float
+    score: float
+    kind: str
+
+
+def _parabolic(c: np.ndarray, i: int) -> float:
+    """Sub-sample position of the peak of ``c`` at integer index ``i``."""
+    if 0 < i < c.size - 1:
+        a, b, d = c[i - 1], c[i], c[i + 1]
+        denom = a - 2 * b + d
+        if denom < 0:
+            return i + 0.5 * (a - d) / denom
+    return float(i)
+
+
+def _correlate_valid(ref: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """``out[p] = sum_i pattern[i] * ref[p + i]`` for every full overlap (NumPy FFT: scipy.signal
+    takes seconds to import)."""
+    n_out = ref.size - pattern.size + 1
+    if pattern.size * n_out <= 200_000:  # small searches: direct is faster than an FFT
+        from numpy.lib.stride_tricks import sliding_window_view
+        return sliding_window_view(ref, pattern.size) @ pattern
+    n_fft = 1 << int(np.ceil(np.log2(ref.size + pattern.size)))
+    spectrum = np.fft.rfft(ref, n_fft) * np.conj(np.fft.rfft(pattern, n_fft))
+    return np.fft.irfft(spectrum, n_fft)[:n_out]
+
+
+def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5):
+    """Normalised cross-correlation of ``live`` against every position of ``ref``.
+
+    Parameters
+    ----------
+    live : np.ndarray [shape=(w,)]
+        The pattern.
+    ref : np.ndarray [shape=(n,), n >= w]
+        Where to look.
+    min_gap : int
+        Positions closer than this to the best one do not count as the runner-up.
+
+    Returns
+    -------
+    position : float
+        Sub-frame position ``p`` of the best match: ``live[i] ~ ref[p + i]``.
+    score : float
+        Its correlation (-1..1).
+    runner_up : float
+        The best correlation at least ``min_gap`` positions away (0 when none).
+    """
+    w = live.size
+    if ref.size < w or w < 2:
+        raise SyncError(f"cannot correlate {w} frames against {ref.size}")
+    pattern = live - live.mean()
+    norm = np.sqrt(np.dot(pattern, pattern))
+    dots = _correlate_valid(ref, pattern)
+    csum = np.concatenate(([0.0], np.cumsum(ref, dtype=np.float64)))
+    csum2 = np.concatenate(([0.0], np.cumsum(np.square(ref, dtype=np.float64))))
+    sums = csum[w:] - csum[:-w]
+    energy = np.maximum(csum2[w:] - csum2[:-w] - sums * sums / w, 0.0)
+    denom = norm * np.sqrt(energy)
+    ncc = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 1e-9)
+    best = int(np.argmax(ncc))
+    away = np.abs(np.arange(ncc.size) - best) >= min_gap
+    runner_up = float(ncc[away].max()) if away.any() else 0.0
+    return _parabolic(ncc, best), float(ncc[best]), runner_up
+
+
+@dataclass(frozen=True)
+class ClockMap:
+    """Stream seconds -> chart seconds: ``offset_s`` at ``ref_s`` plus ``slope`` (drift) per
+    stream second. In silence the clock runs on until ``hold_after_s`` (a quiet passage of the
+    song), then stops (the player paused) until sound returns and is located."""
+
+    ref_s: float
+    offset_s: float
+    slope: float = 0.0
+    hold_after_s: float = float("inf")
+    status: SyncStatus = SyncStatus.LOCKED
+
+    def offset_at(self, stream_s: float) -> float:
+        return self.offset_s + self.slope * (stream_s - self.ref_s)
+
+    def chart_time(self, stream_s: float) -> float:
+        stream_s = min(stream_s, self.hold_after_s)
+        return stream_s + self.offset_at(stream_s)
+
+
+class Synchronizer:
+    """Maps stream time to chart time for one chart.
+
+    Parameters
+    ----------
+    reference : SyncReference
+        The chart's onset envelope.
+    window_s : float
+        Seconds of live envelope correlated per update (longer: surer, slower to follow seeks).
+    search_s : float
+        Half-width of the local search around the current offset, seconds.
+    min_score : float
+        Correlation a local peak needs to count as a measurement.
+    min_margin : float
+        How far a global peak must beat the runner-up to be trusted (repeated sections tie).
+    fit_s : float
+        Seconds of recent measurements in the drift fit.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> env = rng.random(3000).astype(np.float32) ** 8          # a sparse "onset" envelope
+    >>> sync = Synchronizer(SyncReference(env, 100.0))
+    >>> live = env[1234:1834]                                    # stream starts at chart 12.34 s
+    >>> est = sync.update(live, end_frame=600)
+    >>> round(sync.chart_time(6.0), 2)
+    18.34
+    """
+
+    #: Seconds of silence the clock runs through before it counts as a pause.
+    PAUSE_GRACE_S = 1.0
+    #: Seconds of recent envelope checked against the prediction at each update.
+    CHECK_S = 1.5
+    #: Seconds of sound after a silence before re-locating (a shorter window is ambiguous).
+    RESUME_AFTER_S = 1.0
+
+    def __init__(self, reference: SyncReference, *, window_s: float = 6.0, search_s: float = 0.3,
+                 min_score: float = 0.45, min_margin: float = 0.08, fit_s: float = 20.0):
+        self.frame_rate = float(reference.frame_rate)
+        self.window = int(round(window_s * self.frame_rate))
+        self.search = int(round(search_s * self.frame_rate))
+        self.min_score, self.min_margin, self.fit_s = min_score, min_margin, fit_s
+        # Zero padding lets windows hang over either end of the recording.
+        self._pad = self.window + self.search + 1
+        self._ref = np.concatenate([np.zeros(self._pad), reference.envelope.astype(np.float64),
+                                    np.zeros(self._pad)])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every measurement (a new song, or the listener says the lock is wrong)."""
+        self.status = SyncStatus.SEARCHING
+        self._points: list[tuple[float, float, float]] = []  # (stream_s, offset_s, score)
+        self._coarse: float | None = None
+        self._miss_since: float | None = None
+        self._silence_start: float | None = None
+        self._sound_since: float | None = None
+        self.last: SyncEstimate | None = None
+
+    # -- inputs -------------------------------------------------------------------------------
+    def set_coarse(self, offset_s: float) -> None:
+        """A coarse offset (from the fingerprint match): searched first, locally."""
+        self._coarse = float(offset_s)
+
+    def update(self, live: np.ndarray, *, end_frame: int, silent: bool = False
+               ) -> SyncEstimate | None:
+        """Measure the offset from the live envelope frames ``[end_frame - len(live), end_frame)``.
+
+        ``silent`` says the stream has been silent lately (below the audible floor). Returns the
+        accepted measurement, or None.
+        """
+        stream_s = end_frame / self.frame_rate
+        if silent:
+            if self.status is SyncStatus.LOCKED:
+                self._silence_start = stream_s
+                self.status = SyncStatus.PAUSED
+            self._sound_since = None
+            return None
+        live = np.asarray(live, dtype=np.float64)[-self.window:]
+        if live.size < min(self.window, 2 * self.frame_rate) or not np.any(live):
+            return None
+        start_frame = end_frame - live.size
+        estimate = None
+        if self.status is SyncStatus.PAUSED:
+            estimate = self._resume(live, start_frame, stream_s)
+        elif self.status is SyncStatus.LOCKED:
+            estimate = self._track(live, start_frame, stream_s)
+        else:
+            if self._coarse is not None:
+                estimate = self._local(live, start_frame, self._coarse,
+                                       max(self.search, int(0.5 * self.frame_rate)), "local")
+            if estimate is None:
+                estimate = self._global(live, start_frame)
+        if estimate is not None:
+            self._accept(estimate)
+        return estimate
+
+    # -- outputs ------------------------------------------------------------------------------
+    @property
+    def locked(self) -> bool:
+        return self.status is SyncStatus.LOCKED
+
+    def clock_map(self) -> "ClockMap | None":
+        """An immutable snapshot of the current mapping (hand it to other threads); None
+        before any lock."""
+        if not self._points:
+            return None
+        t, d, _ = np.array(self._points).T
+        if t.size >= 6 and t[-1] - t[0] >= 4.0:
+            slope, intercept = np.polyfit(t - t[-1], d, 1)
+            slope = float(np.clip(slope, -0.01, 0.01))  # clock drift is parts per thousand at most
+        else:
+            slope, intercept = 0.0, float(np.median(d[-3:]))
+        paused = self.status is SyncStatus.PAUSED and self._silence_start is not None
+        hold = self._silence_start + self.PAUSE_GRACE_S if paused else float("inf")
+        return ClockMap(float(t[-1]), float(intercept), slope, hold, self.status)
+
+    def offset_at(self, stream_s: float) -> float | None:
+        """Offset (chart_s - stream_s) the fit gives at ``stream_s``; None before any lock."""
+        clock = self.clock_map()
+        return None if clock is None else clock.offset_at(stream_s)
+
+    def chart_time(self, stream_s: float) -> float | None:
+        """Chart seconds at stream second ``stream_s``; None if unknown (see :class:`ClockMap`)."""
+        clock = self.clock_map()
+        return None if clock is None else clock.chart_time(stream_s)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _ref_slice(self, start: int, length: int) -> np.ndarray:
+        start = min(max(start + self._pad, 0), self._ref.size - length)
+        return self._ref[start:start + length]
+
+    def _local(self, live, start_frame, offset_s, radius, kind):
+        if offset_s is None:
+            return None
+        centre = start_frame + int(round(offset_s * self.frame_rate))
+        first = centre - radius
+        lo = min(max(first + self._pad, 0), self._ref.size - live.size - 2 * radius)
+        ref = self._ref[lo:lo + live.size + 2 * radius]
+        position, score, _ = ncc_peak(live, ref)
+        if score < self.min_score:
+            return None
+        chart_start = (lo - self._pad + position) / self.frame_rate
+        return self._estimate(start_frame, live.size, chart_start, score, kind)
+
+    def _track(self, live, start_frame, stream_s):
+        """While locked: check that the last :attr:`CHECK_S` seconds still sit at the predicted
+        offset, then measure precisely on the whole window; after a failed check (a seek or a
+        skip), search everywhere with the audio heard since the jump."""
+        offset = self.offset_at(stream_s)
+        check = live[-int(self.CHECK_S * self.frame_rate):]
+        if self._local(check, start_frame + live.size - check.size, offset, self.search,
+                       "local") is not None:
+            self._miss_since = None
+            return self._local(live, start_frame, offset, self.search, "local")
+        if self._miss_since is None:
+            self._miss_since = stream_s
+            return None
+        # The jump happened about half a check window before the first failed check.
+        since_jump = stream_s - self._miss_since + self.CHECK_S / 2
+        recent = live[-min(live.size, int(since_jump * self.frame_rate)):]
+        if recent.size < self.CHECK_S * self.frame_rate * 2 / 3:
+            return None
+        return self._global(recent, start_frame + live.size - recent.size)
+
+    def _global(self, live, start_frame):
+        position, score, runner_up = ncc_peak(live, self._ref)
+        if score < self.min_score or score - runner_up < self.min_margin:
+            return None
+        chart_start = (position - self._pad) / self.frame_rate
+        return self._estimate(start_frame, live.size, chart_start, score, "global")
+
+    def _estimate(self, start_frame, size, chart_start, score, kind):
+        # A window measures its mean offset: stamp it at the window's centre, so drift is fitted
+        # without a lag of half a window.
+        stream_start = start_frame / self.frame_rate
+        return SyncEstimate(stream_start + size / (2 * self.frame_rate),
+                            chart_start - stream_start, score, kind)
+
+    def _resume(self, live, start_frame, stream_s):
+        """After silence: the song either went on (offset unchanged) or was paused (offset
+        reduced by the silence); search the range between, else everywhere."""
+        if self._sound_since is None:
+            self._sound_since = stream_s
+        heard = stream_s - self._sound_since
+        if heard < self.RESUME_AFTER_S:
+            return None
+        before = self.offset_at(self._silence_start)
+        paused_for = self._sound_since - self._silence_start
+        # Only the frames since the sound came back (and one update before) say where it is now.
+        sound = live[-min(live.size, int((heard + 0.3) * self.frame_rate)):]
+        sound_start = start_frame + live.size - sound.size
+        centre = before - paused_for / 2
+        radius = int(np.ceil((paused_for / 2) * self.frame_rate)) + self.search
+        estimate = self._local(sound, sound_start, centre, radius, "resume")
+        if estimate is None:
+            estimate = self._global(sound, sound_start)
+        if estimate is not None:
+            self._silence_start = self._sound_since = None
+        return estimate
+
+    def _accept(self, estimate: SyncEstimate) -> None:
+        current = self.offset_at(estimate.stream_s) if self._points else None
+        if current is not None and abs(estimate.offset_s - current) > 0.05:
+            self._points.clear()  # a jump (seek, skip, pause): the old line no longer holds
+        self._points.append((estimate.stream_s, estimate.offset_s, estimate.score))
+        while self._points and self._points[0][0] < estimate.stream_s - self.fit_s:
+            self._points.pop(0)
+        self._miss_since = None
+        self.status = SyncStatus.LOCKED
+        self.last = estimate

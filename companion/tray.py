@@ -1,0 +1,355 @@
+"""The tray companion (``loopjam`` with no arguments): a pystray icon that runs the live engine.
+
+The icon's menu shows a status line (song, chart source, sync state) and offers start/pause,
+difficulty, lanes, show/hide overlay, calibrate, analyze files..., open the store folder,
+settings and quit.
+
+The live engine runs as a ``loopjam play`` child process (:class:`PlayController`) started with
+the user's devices, player and difficulty from the config (the engine itself reads the local
+store, and the remote store when ``store.remote_url`` is set); the tray reads the JSON-lines log
+the command writes (the CLI contract's ``identified``/``sync``/``end`` events) for its status
+line. A separate process keeps the tray responsive whatever the engine does and makes "pause"
+a clean stop (routing restored, log flushed). pystray is imported only when the icon is built:
+its X11 backend connects to the display on import.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES
+from companion.config import Config, load_config, save_config
+
+__all__ = ["TrayStatus", "PlayController", "Tray", "icon_image", "open_path", "run_tray"]
+
+#: Seconds without a ``sync`` event after which the status says "listening" again.
+SYNC_STALE_S = 2.0
+
+
+@dataclass(frozen=True)
+class TrayStatus:
+    """What the status line says."""
+
+    running: bool = False
+    paused: bool = False
+    song: str = ""
+    chart_source: str = ""
+    sync: str = "stopped"      # stopped | listening | synced | ended
+
+    @property
+    def line(self) -> str:
+        if not self.running:
+            return "Paused" if self.paused else "Stopped"
+        song = self.song or "no song yet"
+        source = f" ({self.chart_source})" if self.chart_source else ""
+        return f"{song}{source} - {self.sync}"
+
+
+class PlayController:
+    """Starts, pauses and stops the live engine (a ``loopjam play`` child process).
+
+    Parameters
+    ----------
+    config : Config
+        Devices, player, difficulty come from here; :meth:`set_difficulty` and friends update
+        and save it.
+    command : list of str, optional
+        The program to run instead of ``python -m companion play`` (its options are appended).
+    log_path : path, optional
+        Where the child writes its event log (default: a temporary file).
+    save : bool
+        Save setting changes to the config file.
+    """
+
+    def __init__(self, config: Config, *, command: list[str] | None = None,
+                 log_path: str | Path | None = None, save: bool = True):
+        self.config = config
+        self.base_command = command or [sys.executable, "-m", "companion", "play"]
+        self.log_path = Path(log_path) if log_path else Path(
+            tempfile.gettempdir()) / f"loopjam-tray-{os.getpid()}.jsonl"
+        self.save = save
+        self.overlay_visible = True
+        self.process: subprocess.Popen | None = None
+        self.paused = False
+        self._lock = threading.Lock()
+
+    def command(self) -> list[str]:
+        """The full command line the engine runs with."""
+        audio, game = self.config.audio, self.config.game
+        argv = [*self.base_command, "--source", audio.source, "--player", game.player,
+                "--difficulty", game.difficulty, "--log", str(self.log_path)]
+        if audio.sink:
+            argv += ["--sink", audio.sink]
+        if not self.overlay_visible:
+            argv.append("--no-overlay")
+        return argv
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_text("")
+            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+            self.paused = False
+
+    def stop(self, *, paused: bool = False) -> None:
+        """Stop the engine cleanly (SIGTERM: log flushed, routing restored); kill after 5 s."""
+        with self._lock:
+            process, self.process = self.process, None
+            self.paused = paused
+            if process is None or process.poll() is not None:
+                return
+            process.send_signal(signal.SIGTERM if hasattr(signal, "SIGTERM") else signal.SIGINT)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def pause(self) -> None:
+        self.stop(paused=True)
+
+    def toggle(self) -> None:
+        if self.running:
+            self.pause()
+        else:
+            self.start()
+
+    def _restart_if_running(self) -> None:
+        if self.running:
+            self.stop()
+            self.start()
+
+    def _set(self, key: str, value) -> None:
+        self.config = self.config.with_value(key, value)
+        if self.save:
+            save_config(self.config)
+
+    def set_difficulty(self, difficulty: str) -> None:
+        self._set("game.difficulty", difficulty)
+        self._restart_if_running()
+
+    def set_lanes(self, lanes: int) -> None:
+        self._set("game.lanes", lanes)
+        self._restart_if_running()
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        self.overlay_visible = visible
+        self._restart_if_running()
+
+    def status(self) -> TrayStatus:
+        """The status from the engine's log: identified song, sync state."""
+        if not self.running:
+            return TrayStatus(paused=self.paused)
+        song, source, sync = "", "", "listening"
+        saw_sync = False
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            kind = event.get("event")
+            if kind == "identified":
+                song = event.get("title") or _chart_title(event.get("chart_id", ""))
+                source = event.get("source", "")
+                sync = "syncing"
+            elif kind == "recording":
+                song, source, sync = "unknown song", "recording to build a chart", "listening"
+            elif kind == "sync":
+                saw_sync = True
+            elif kind == "end":
+                sync = "ended"
+        if saw_sync and sync != "ended":
+            age = time.time() - self.log_path.stat().st_mtime
+            sync = "synced" if age < SYNC_STALE_S else "listening"
+        return TrayStatus(running=True, song=song, chart_source=source, sync=sync)
+
+
+def _chart_title(chart_id: str) -> str:
+    """'Artist - Title' of a stored chart, else its id."""
+    try:
+        from chart_store.local import LocalStore
+        meta = LocalStore().get(chart_id).meta
+        return f"{meta.artist} - {meta.title}" if meta.artist else meta.title
+    except Exception:  # the store may be missing or the chart remote-only: show the id
+        return chart_id[:12]
+
+
+def open_path(path: str | Path) -> None:
+    """Open a file or folder with the desktop's default application."""
+    path = str(path)
+    if sys.platform.startswith("win"):
+        os.startfile(path)  # noqa: S606 - the documented way on Windows
+    else:
+        subprocess.Popen(["open" if sys.platform == "darwin" else "xdg-open", path],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def choose_folder() -> str | None:
+    """Ask for a folder (Tk's dialog when available), else the user's music folder."""
+    try:
+        import tkinter
+        from tkinter import filedialog
+        root = tkinter.Tk()
+        root.withdraw()
+        try:
+            return filedialog.askdirectory(title="LoopJam: analyze a music folder") or None
+        finally:
+            root.destroy()
+    except Exception:  # no Tk or no display for it: fall back to the music folder
+        import platformdirs
+        return platformdirs.user_music_dir()
+
+
+def icon_image(size: int = 64):
+    """The tray icon: three falling notes over a hit line (PIL RGBA image)."""
+    from PIL import Image, ImageDraw
+    from companion.overlay.style import DEFAULT_LANE_COLORS
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((0, 0, size - 1, size - 1), radius=size // 6, fill=(16, 16, 24, 255))
+    lane = size / 4
+    for i, (top, color) in enumerate(zip((0.18, 0.42, 0.28), DEFAULT_LANE_COLORS)):
+        x0 = lane * (i + 0.5) + 2
+        draw.rectangle((x0, size * top, x0 + lane - 4, size * top + size / 8), fill=color)
+    draw.rectangle((size * 0.1, size * 0.78, size * 0.9, size * 0.82), fill=(255, 255, 255, 255))
+    return image
+
+
+class Tray:
+    """The tray icon and its menu, driving a controller (:class:`PlayController`).
+
+    ``open_file`` opens folders and files (default :func:`open_path`); ``spawn`` starts helper
+    commands such as ``loopjam analyze`` (default: a detached ``subprocess.Popen``).
+    """
+
+    def __init__(self, controller: PlayController, *,
+                 open_file: Callable[[Path], None] = open_path,
+                 spawn: Callable[[list[str]], object] | None = None,
+                 ask_folder: Callable[[], str | None] = choose_folder):
+        self.controller = controller
+        self.open_file = open_file
+        self.spawn = spawn or (lambda argv: subprocess.Popen(argv, stdin=subprocess.DEVNULL))
+        self.ask_folder = ask_folder
+        self.icon = None
+        self._quit = threading.Event()
+
+    # -- actions (each takes pystray's (icon, item) and ignores them) ---------------------------
+    def toggle(self, icon=None, item=None) -> None:
+        self.controller.toggle()
+        self._refresh()
+
+    def difficulty_action(self, name: str):
+        def action(icon=None, item=None):
+            self.controller.set_difficulty(name)
+            self._refresh()
+        return action
+
+    def lanes_action(self, lanes: int):
+        def action(icon=None, item=None):
+            self.controller.set_lanes(lanes)
+            self._refresh()
+        return action
+
+    def toggle_overlay(self, icon=None, item=None) -> None:
+        self.controller.set_overlay_visible(not self.controller.overlay_visible)
+        self._refresh()
+
+    def calibrate(self, icon=None, item=None) -> None:
+        self.spawn([sys.executable, "-m", "companion", "calibrate"])
+
+    def analyze(self, icon=None, item=None) -> None:
+        folder = self.ask_folder()
+        if folder:
+            self.spawn([sys.executable, "-m", "companion", "analyze", folder])
+
+    def open_store(self, icon=None, item=None) -> None:
+        from chart_store.home import loopjam_home
+        home = loopjam_home()
+        home.mkdir(parents=True, exist_ok=True)
+        self.open_file(home)
+
+    def settings(self, icon=None, item=None) -> None:
+        from companion.config import config_path
+        path = config_path()
+        if not path.exists():
+            save_config(self.controller.config, path)
+        self.open_file(path)
+
+    def quit(self, icon=None, item=None) -> None:
+        self._quit.set()
+        self.controller.stop()
+        if self.icon is not None:
+            self.icon.stop()
+
+    def _refresh(self) -> None:
+        if self.icon is not None:
+            self.icon.update_menu()
+
+    # -- menu -------------------------------------------------------------------------------
+    def menu(self):
+        """The pystray Menu (built on demand: pystray connects to the display on import)."""
+        from pystray import Menu, MenuItem as Item
+        c = self.controller
+        return Menu(
+            Item(lambda item: c.status().line, None, enabled=False),
+            Menu.SEPARATOR,
+            Item(lambda item: "Pause" if c.running else "Start", self.toggle, default=True),
+            Item("Difficulty", Menu(*[
+                Item(d.capitalize(), self.difficulty_action(d), radio=True,
+                     checked=lambda item, d=d: c.config.game.difficulty == d)
+                for d in DIFFICULTIES])),
+            Item("Lanes", Menu(*[
+                Item(str(n), self.lanes_action(n), radio=True,
+                     checked=lambda item, n=n: c.config.game.lanes == n)
+                for n in range(MIN_LANES, MAX_LANES + 1)])),
+            Item("Show overlay", self.toggle_overlay, checked=lambda item: c.overlay_visible),
+            Menu.SEPARATOR,
+            Item("Calibrate...", self.calibrate),
+            Item("Analyze files...", self.analyze),
+            Item("Open store folder", self.open_store),
+            Item("Settings", self.settings),
+            Menu.SEPARATOR,
+            Item("Quit", self.quit),
+        )
+
+    def build_icon(self):
+        import pystray
+        self.icon = pystray.Icon("loopjam", icon_image(), "LoopJam", menu=self.menu())
+        return self.icon
+
+    def run(self, *, autostart: bool = True) -> None:
+        """Show the icon and block until Quit (starts the engine first when ``autostart``)."""
+        icon = self.build_icon()
+
+        def setup(icon):
+            icon.visible = True
+            if autostart:
+                self.toggle()
+            while not self._quit.wait(1.0):  # keep the status line fresh
+                self._refresh()
+
+        icon.run(setup)
+
+
+def run_tray(*, config: Config | None = None, autostart: bool = True) -> None:
+    """``loopjam tray``: the icon with a :class:`PlayController` from the user's config."""
+    Tray(PlayController(config or load_config())).run(autostart=autostart)

@@ -1,0 +1,141 @@
+"""companion.audio: the shared device matcher, blocks and positions, file/null backends, and the
+soundcard/pyaudio backends against a real headless PulseAudio."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+import companion.audio as audio
+from companion.audio.base import Block, DeviceInfo, DeviceNotFound, match_device
+
+DEVICES = [DeviceInfo("alsa_output.pci-0000_00_1f.3.analog-stereo", "Built-in Audio Analog Stereo",
+                      "output", "t"),
+           DeviceInfo("LoopJam", "LoopJam", "output", "t"),
+           DeviceInfo("LoopJamOut", "LoopJam Out", "output", "t")]
+
+
+def test_match_by_id_part_and_exact_name():
+    assert match_device("LoopJam", DEVICES).id == "LoopJam"  # exact id beats "LoopJam Out"
+    assert match_device("built-in", DEVICES).id.startswith("alsa_output")
+    assert match_device("loopjam out", DEVICES).id == "LoopJamOut"
+    assert match_device("ANALOG-STEREO", DEVICES).id.startswith("alsa_output")
+    with pytest.raises(DeviceNotFound, match="several"):
+        match_device("o", DEVICES)
+    with pytest.raises(DeviceNotFound, match="no device matches"):
+        match_device("hdmi", DEVICES)
+
+
+def _wav(path, sr=44100, seconds=1.0, channels=2):
+    y = np.random.default_rng(3).uniform(-0.5, 0.5, (int(sr * seconds), channels))
+    soundfile.write(path, y.astype(np.float32), sr, subtype="FLOAT")
+    return y.astype(np.float32)
+
+
+@pytest.mark.parametrize("block_frames", [1, 37, 512, 4096])
+def test_file_source_to_file_sink_is_sample_exact(tmp_path, block_frames):
+    y = _wav(tmp_path / "in.wav", seconds=0.2 if block_frames == 1 else 1.0)
+    src = audio.open_source(str(tmp_path / "in.wav"), block_frames=block_frames)
+    assert src.sr == 44100 and src.channels == 2
+    block = Block.empty(block_frames, 2)
+    with audio.open_sink(str(tmp_path / "out.wav"), sr=src.sr) as sink:
+        expected = 0
+        while src.read(block):
+            assert block.position == expected and block.gap == 0
+            sink.write(block.valid)
+            expected += block.frames
+    out, sr = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert sr == 44100 and np.array_equal(out, y)
+
+
+def test_file_source_realtime_paces_like_a_device(tmp_path):
+    _wav(tmp_path / "in.wav", sr=8000, seconds=0.3, channels=1)
+    src = audio.open_source(str(tmp_path / "in.wav"), block_frames=400, realtime=True)
+    block = Block.empty(400, 2)
+    t0 = time.monotonic()
+    while src.read(block):
+        pass
+    assert 0.28 <= time.monotonic() - t0 < 1.0
+    assert np.array_equal(block.data[:, 0], block.data[:, 1])  # mono spread over both channels
+
+
+def test_null_backend_and_unknown_backend(monkeypatch):
+    src = audio.open_source("null", sr=8000, block_frames=80)
+    block = Block.empty(80, 2)
+    assert src.read(block) and block.position == 0 and not block.valid.any()
+    assert src.read(block) and block.position == 80
+    assert audio.open_sink("null", sr=8000).latency_samples == 0
+    with pytest.raises(audio.BackendUnavailable, match="unknown audio backend"):
+        audio.get_backend("jack")
+    monkeypatch.setenv("LOOPJAM_AUDIO", "null")
+    assert audio.get_backend().name == "null"
+
+
+@pytest.mark.pulseaudio
+def test_soundcard_loopback_records_what_a_sink_plays(pulse_server):
+    backend = audio.get_backend("soundcard")
+    assert backend.supports_loopback
+    outputs = {d.id: d for d in backend.devices() if d.kind == "output"}
+    assert {"A", "B"} <= set(outputs)
+    assert backend.find("sinkb", kind="output").id == "B"  # by description part
+    sr, n = 48000, 480
+    src = audio.open_source("loopback:SinkA", sr=sr, block_frames=n)
+    block = Block.empty(n, 2)
+    t = np.arange(sr) / sr
+    tone = np.repeat((0.25 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], 2, axis=1)
+    with audio.open_sink("A", sr=sr, buffer_frames=1024) as sink:
+        assert sink.latency_samples == 1024
+        player = threading.Thread(target=lambda: [sink.write(tone[i:i + n])
+                                                  for i in range(0, sr, n)])
+        player.start()
+        peak, expected = 0.0, 0
+        for _ in range(150):
+            assert src.read(block)
+            assert block.position == expected
+            expected += block.frames
+            peak = max(peak, float(np.abs(block.valid).max()))
+        player.join()
+    src.close()
+    assert 0.24 < peak < 0.26
+
+
+@pytest.mark.pulseaudio
+def test_pyaudio_sees_the_sound_server(pulse_server):
+    backend = audio.get_backend("pyaudio")
+    assert not backend.supports_loopback
+    with pytest.raises(audio.BackendUnavailable, match="loopback"):
+        backend.open_source(None, loopback=True, sr=48000, channels=2, block_frames=480)
+    assert any(d.kind == "output" for d in backend.devices())
+
+
+LOST = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.fixtures.pulse import start_pulse, stop_pulse
+server, pid = start_pulse(sinks=("A",))
+import os; os.environ["PULSE_SERVER"] = server.server
+import companion.audio as audio
+src = audio.open_source("loopback:A", sr=48000, block_frames=480)
+block = audio.Block.empty(480, 2)
+src.read(block)
+stop_pulse(server, pid)
+t0 = time.monotonic()
+try:
+    for _ in range(1000):
+        src.read(block)
+except audio.DeviceLost as error:
+    print("lost after", round(time.monotonic() - t0, 2), error)
+"""
+
+
+@pytest.mark.pulseaudio
+def test_server_gone_raises_device_lost_not_hang(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", LOST.format(root=root)], capture_output=True,
+                         text=True, timeout=60)
+    assert "lost after" in out.stdout, out.stderr[-2000:]
+    assert float(out.stdout.split()[2]) < 5

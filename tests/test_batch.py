@@ -1,0 +1,109 @@
+"""analyzer.batch: folder scanning, content-hash skipping, failures that do not stop a batch,
+worker processes and chart files written beside the store."""
+import hashlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from analyzer.batch import find_audio, out_names, run_batch, source_hash
+from chart_store.chartfile import read_chart
+from chart_store.local import LocalStore
+from tests.fixtures.songs import synth_song
+
+SR = 22050
+
+
+def _write_song(path, seed, seconds=12.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, synth_song(seed, duration_s=seconds, sr=SR), SR)
+    return path
+
+
+@pytest.fixture
+def library(tmp_path):
+    root = tmp_path / "Music"
+    songs = [_write_song(root / "a" / "one.wav", 1), _write_song(root / "b" / "c" / "two.flac", 2)]
+    (root / "b" / "notes.txt").write_text("not audio, and not an audio extension")
+    (root / "broken.mp3").write_bytes(b"ID3 but nothing else" * 10)
+    _write_song(root / ".hidden" / "skip.wav", 3)
+    return root, songs
+
+
+def test_find_audio_walks_folders_in_a_stable_order(library, tmp_path):
+    root, songs = library
+    found = find_audio([root])
+    assert found == [root / "broken.mp3", songs[0], songs[1]]  # files, then sub-folders
+    # a file named directly is taken whatever its extension; duplicates collapse
+    odd = tmp_path / "song.audio"
+    odd.write_bytes(songs[0].read_bytes())
+    assert find_audio([odd, root / "a", songs[0]]) == [odd, songs[0]]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        find_audio([tmp_path / "nowhere"])
+
+
+def test_source_hash_is_the_content(library, tmp_path):
+    _, songs = library
+    data = songs[0].read_bytes()
+    assert source_hash(songs[0], block_bytes=1000) == "sha256:" + hashlib.sha256(data).hexdigest()
+    copy = tmp_path / "renamed.wav"
+    copy.write_bytes(data)
+    assert source_hash(copy) == source_hash(songs[0]) != source_hash(songs[1])
+
+
+def test_out_names_never_collide(tmp_path):
+    names = out_names([tmp_path / "a" / "Song.mp3", tmp_path / "b" / "song.flac",
+                       tmp_path / "c" / "other.wav"], tmp_path / "out")
+    assert [p.name for p in names.values()] == ["Song.chart", "song-2.chart", "other.chart"]
+
+
+def test_batch_stores_reports_failures_and_skips_what_is_done(library, tmp_path):
+    root, songs = library
+    seen = []
+    results = run_batch([root], stems="none", on_result=seen.append)
+    assert seen == results and len(results) == 3
+    by_input = {r.input: r for r in results}
+    broken = by_input[str(root / "broken.mp3")]
+    assert broken.error.startswith("broken.mp3: ") and broken.chart_id is None
+    store = LocalStore()
+    for song in songs:
+        result = by_input[str(song)]
+        assert result.error is None and not result.skipped
+        assert store.chart_for_source(source_hash(song)) == result.chart_id
+        assert read_chart(result.chart_path) == store.get(result.chart_id)
+        assert result.notes["expert"] == len(store.get(result.chart_id).track("expert")) > 0
+        assert abs(result.duration_s - 12.0) < 0.01
+        assert set(result.to_json()) == {"input", "chart_id", "chart_path", "duration_s", "notes",
+                                         "elapsed_s", "skipped"}
+    # second run: nothing is analyzed again, even under another name
+    renamed = tmp_path / "elsewhere" / "same-as-one.wav"
+    renamed.parent.mkdir()
+    renamed.write_bytes(songs[0].read_bytes())
+    again = {r.input: r for r in run_batch([root, renamed], stems="none")}
+    for song, first in ((songs[0], songs[0]), (songs[1], songs[1]), (renamed, songs[0])):
+        assert again[str(song)].skipped and again[str(song)].chart_id == by_input[str(first)].chart_id
+        assert again[str(song)].elapsed_s < 1.0
+    assert again[str(root / "broken.mp3")].error == broken.error
+
+
+def test_no_store_leaves_the_store_alone_and_out_writes_files(library, tmp_path, loopjam_home):
+    root, songs = library
+    out = tmp_path / "charts"
+    results = run_batch(songs, stems="none", store=False, out_dir=out)
+    assert not (loopjam_home / "store").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["one.chart", "two.chart"]
+    for result in results:
+        assert not result.skipped and read_chart(result.chart_path).id == result.chart_id
+
+
+def test_worker_processes_give_the_same_charts(library):
+    root, songs = library
+    serial = {r.input: r.chart_id for r in run_batch(songs, stems="none", store=False)}
+    parallel = run_batch([root], jobs=2, stems="none")
+    assert len(parallel) == 3
+    for result in parallel:
+        if result.input in serial:
+            assert result.chart_id == serial[result.input]
+        else:
+            assert result.error.startswith("broken.mp3")
+    assert len(LocalStore().list()) == 2  # the workers stored their charts

@@ -1,0 +1,132 @@
+"""``loopjam chart show|validate`` and ``loopjam --help``, through the real console script."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chart_store.chartfile import chart_to_json, read_chart
+from tests.data.make_example_chart import PATH as EXAMPLE
+
+LOOPJAM = shutil.which("loopjam", path=str(Path(sys.executable).parent)) or "loopjam"
+
+
+def loopjam(*args, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "100"}
+    return subprocess.run([LOOPJAM, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=cwd)
+
+
+def assert_one_line_error(result):
+    assert result.stdout == "" or result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.fixture
+def corrupt(tmp_path) -> Path:
+    path = tmp_path / "corrupt.chart"
+    path.write_bytes(EXAMPLE.read_bytes()[:-100])
+    return path
+
+
+def test_show_json_prints_the_contract_shape():
+    result = loopjam("chart", "show", EXAMPLE, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    doc = json.loads(lines[0])
+    assert doc == chart_to_json(read_chart(EXAMPLE))
+    assert {"format", "version", "id", "title", "artist", "duration_s",
+            "difficulties"} <= doc.keys()
+    assert (doc["format"], doc["version"], doc["title"]) == ("loopjam-chart", 1, "LoopJam Example")
+    assert [len(notes) for notes in doc["difficulties"].values()] == [16, 28, 32, 64]
+    note = doc["difficulties"]["expert"][1]
+    assert note == {"t": 0.25, "dur": 0.0, "lane": 1, "pitch": 60, "stem": "guitar"}
+
+
+def test_show_prints_a_human_summary():
+    result = loopjam("chart", "show", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "The Test Signals - LoopJam Example" in text
+    assert "lanes     5" in text and "about 120 BPM" in text
+    assert re.search(r"expert\s+64 notes\s+4\.00/s", text)
+
+
+def test_show_finds_a_chart_by_id_in_the_local_store():
+    from chart_store.local import LocalStore
+    store = LocalStore()                       # under this test's LOOPJAM_HOME
+    chart_id = store.put(read_chart(EXAMPLE))
+    store.close()
+    result = loopjam("chart", "show", chart_id, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == chart_id
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("0123456789abcdef01234567", "no chart with this id in the local store"),
+    ("missing/song.chart", "no such file"),
+])
+def test_show_unknown_chart_fails_in_one_line(spec, message):
+    result = loopjam("chart", "show", spec)
+    assert result.returncode == 1
+    assert_one_line_error(result)
+    assert message in result.stderr
+
+
+def test_show_corrupt_file_fails_in_one_line(corrupt):
+    result = loopjam("chart", "show", corrupt, "--json")
+    assert result.returncode == 1 and result.stdout == ""
+    assert_one_line_error(result)
+    assert result.stderr.startswith(f"loopjam: {corrupt}: not a chart file")
+
+
+def test_validate_good_bad_and_missing_files(corrupt, tmp_path):
+    missing = tmp_path / "absent.chart"
+    result = loopjam("chart", "validate", EXAMPLE, corrupt, missing)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{EXAMPLE}: OK ({read_chart(EXAMPLE).id})"
+    assert lines[1].startswith(f"{corrupt}: not a chart file")
+    assert lines[2] == f"{missing}: No such file or directory"
+    assert len(lines) == 3 and result.stderr == ""
+
+    result = loopjam("chart", "validate", EXAMPLE, corrupt, "--json")
+    assert result.returncode == 1
+    good, bad = map(json.loads, result.stdout.splitlines())
+    assert good == {"file": str(EXAMPLE), "ok": True, "id": read_chart(EXAMPLE).id}
+    assert bad["ok"] is False and bad["error"].startswith("not a chart file")
+
+    assert loopjam("chart", "validate", EXAMPLE, EXAMPLE).returncode == 0
+
+
+@pytest.mark.parametrize("args", [("chart",), ("chart", "show"), ("chart", "validate"),
+                                  ("chart", "validate", "--bogus", "x.chart"),
+                                  ("chart", "frobnicate")])
+def test_usage_errors_exit_2(args):
+    result = loopjam(*args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command_with_a_one_line_description():
+    from companion.cli import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    result = loopjam("--help")
+    assert result.returncode == 0
+    block = result.stdout.split("  COMMAND\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = [re.fullmatch(r"    (\S+)\s{2,}(\S.*)", line) for line in block]
+    assert all(rows), f"a description spans several lines: {block}"
+    listed = dict(row.groups() for row in rows)
+    assert set(listed) == set(commands) and "chart" in listed
+    assert all(len(text) > 5 for text in listed.values())
+    for name in ("chart show", "chart validate"):
+        result = loopjam(*name.split(), "--help")
+        assert result.returncode == 0 and "examples:" in result.stdout

@@ -1,0 +1,232 @@
+"""The overlay under Xvfb (Mesa llvmpipe): notes where the chart says, text drawn, transparency,
+and the real window with real X key events."""
+import queue
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from chart_store.chart import Note, Track
+from companion.game.engine import GameEngine
+from companion.overlay.state import GameSnapshot, StateBox, snapshot_from_engine
+from companion.overlay.style import (
+    OverlayStyle, StyleError, highway_left, image_row, lane_x, note_y, parse_color,
+)
+
+pytestmark = pytest.mark.xvfb
+STYLE = OverlayStyle()
+LANES = 5
+
+
+@pytest.fixture(scope="module")
+def renderer(xvfb):
+    from companion.overlay.render import OffscreenRenderer
+    with OffscreenRenderer(STYLE) as r:
+        yield r
+
+
+def chart_track():
+    """Taps in every lane at known times, a chord, no sustains (sustains get their own test)."""
+    notes = [Note(1.0 + 0.13 * i, lane=i % LANES) for i in range(20)]
+    notes += [Note(4.0, lane=1), Note(4.0, lane=3)]
+    return Track(tuple(sorted(notes, key=lambda n: (n.t, n.lane))))
+
+
+def snap_for(track, now, **kw):
+    engine = GameEngine(track)
+    engine.update(now - 0.2)  # windows closed so far: earlier notes missed (grey)
+    defaults = dict(status="synced", game_time=now, wall_time=0.0, lanes=LANES,
+                    title="Known Chart", artist="Test", duration_s=6.0)
+    return snapshot_from_engine(engine, **{**defaults, **kw})
+
+
+def runs(mask):
+    """Centres of runs of True in a 1-D boolean array."""
+    idx = np.flatnonzero(mask)
+    if not idx.size:
+        return []
+    groups = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    return [(g[0] + g[-1]) / 2 for g in groups]
+
+
+@pytest.mark.parametrize("now", [1.0, 1.37, 2.5, 3.61])
+def test_notes_are_at_the_rows_the_chart_predicts(renderer, now):
+    track = chart_track()
+    img = renderer.render(snap_for(track, now), now)
+    top = STYLE.highway_height - STYLE.note_height  # fully inside the highway
+    checked = 0
+    for lane in range(LANES):
+        color = np.array(parse_color(STYLE.lane_colors[lane])[:3]) * 255
+        x = int(lane_x(lane=lane, lanes=LANES, style=STYLE) + STYLE.lane_width * 0.2)
+        column = img[:, x, :3].astype(float)
+        found = runs(np.linalg.norm(column - color, axis=1) < 70)
+        expected = [image_row(note_y(t=n.t, now=now, style=STYLE), STYLE) for n in track
+                    if n.lane == lane and n.t > now - 0.09
+                    and STYLE.hit_line + 12 < note_y(t=n.t, now=now, style=STYLE) < top]
+        # Pads below the hit line share the lane colour: only compare above it.
+        found = [r for r in found if r < image_row(STYLE.hit_line + 12, STYLE)]
+        assert len(found) == len(expected), (lane, found, expected)
+        for row, want in zip(sorted(found), sorted(expected)):
+            assert abs(row - want) <= 3, (lane, row, want)
+        checked += len(expected)
+    assert checked >= 2
+
+
+def test_missed_notes_turn_grey_and_hit_notes_vanish(renderer):
+    track = Track((Note(1.0, lane=0), Note(1.0, lane=2)))
+    engine = GameEngine(track)
+    engine.queue_input(2, True, 1.0)
+    engine.update(1.2)
+    now = 0.95  # draw both just above the hit line
+    snap = snapshot_from_engine(engine, status="synced", game_time=now, wall_time=0, lanes=LANES)
+    img = renderer.render(snap, now)
+    row = int(round(image_row(note_y(t=1.0, now=now, style=STYLE), STYLE)))
+    grey = np.array(parse_color(STYLE.miss_color)[:3]) * 255
+    x0 = int(lane_x(lane=0, lanes=LANES, style=STYLE) + STYLE.lane_width * 0.2)
+    x2 = int(lane_x(lane=2, lanes=LANES, style=STYLE) + STYLE.lane_width * 0.2)
+    # The chord was missed as a whole (lane 0 never pressed): both grey.
+    assert np.linalg.norm(img[row, x0, :3] - grey) < 40
+    assert np.linalg.norm(img[row, x2, :3] - grey) < 40
+
+
+def test_sustain_tail_spans_the_note_length(renderer):
+    track = Track((Note(1.5, dur=0.5, lane=2),))
+    now = 1.45
+    img = renderer.render(snap_for(track, now), now)
+    x = int(lane_x(lane=2, lanes=LANES, style=STYLE) + STYLE.lane_width / 2)
+    yellowish = (img[:, x, 0] > 120) & (img[:, x, 1] > 100) & (img[:, x, 2] < 80)
+    rows = np.flatnonzero(yellowish[: int(image_row(STYLE.hit_line + 12, STYLE))])
+    top = image_row(note_y(t=2.0, now=now, style=STYLE), STYLE)
+    head = image_row(note_y(t=1.5, now=now, style=STYLE), STYLE)
+    assert abs(rows.min() - top) <= 3                       # the tail ends at the note's end
+    assert abs(rows.max() - (head + STYLE.note_height / 2)) <= 3   # the gem's bottom edge
+    assert rows.size >= rows.max() - rows.min() - 1         # continuous
+
+
+def text_pixels(img, box):
+    """White-ish (text) pixels in box = (x0, y0, x1, y1), image coordinates."""
+    x0, y0, x1, y1 = box
+    return int((img[y0:y1, x0:x1, :3].min(axis=-1) > 150).sum())
+
+
+def test_judgement_and_score_text_are_drawn(renderer):
+    track = chart_track()
+    engine = GameEngine(track)
+    engine.queue_input(0, True, 1.01)
+    engine.update(1.1)
+    now = 1.1
+    base = dict(status="synced", game_time=now, wall_time=0, lanes=LANES, title="Known Chart",
+                artist="Test", duration_s=6)
+    with_text = renderer.render(snapshot_from_engine(engine, **base), now)
+    without = renderer.render(GameSnapshot(**{**base, "status": "waiting", "title": ""}), now)
+    jy = int(image_row(STYLE.hit_line + 90, STYLE))
+    judgement_box = (STYLE.width // 2 - 90, jy - 20, STYLE.width // 2 + 90, jy + 20)
+    changed = np.any(with_text[judgement_box[1]:judgement_box[3],
+                               judgement_box[0]:judgement_box[2]]
+                     != without[judgement_box[1]:judgement_box[3],
+                                judgement_box[0]:judgement_box[2]], axis=-1)
+    assert changed.sum() > 200, "PERFECT is drawn"
+    score_box = (0, 30, STYLE.width, 70)   # the HUD's second line: score, combo, accuracy
+    assert text_pixels(with_text, score_box) > 300
+    assert text_pixels(without, score_box) == 0
+    assert without[30:70, :, 3].max() == 0          # nothing at all there
+    # The judgement text is the colour of a perfect.
+    from companion.overlay.render import JUDGEMENT_COLORS
+    want = np.array(parse_color(JUDGEMENT_COLORS["perfect"])[:3]) * 255
+    region = with_text[judgement_box[1]:judgement_box[3], judgement_box[0]:judgement_box[2]]
+    assert (np.linalg.norm(region[..., :3] - want, axis=-1) < 30).sum() > 100
+
+
+def test_nothing_drawn_means_fully_transparent(renderer):
+    now = 2.0
+    img = renderer.render(snap_for(chart_track(), now), now)
+    left = int(highway_left(LANES, STYLE))
+    margin_rows = slice(STYLE.hud_height + 2, STYLE.height)
+    assert img[margin_rows, : left - 1, 3].max() == 0
+    assert img[margin_rows, STYLE.width - left + 1:, 3].max() == 0
+    assert img[margin_rows, left + 2: left + 10, 3].min() > 0   # the lanes' backdrop
+
+
+def test_statuses_and_results_screen(renderer):
+    blank = renderer.render(GameSnapshot(status="synced", lanes=LANES), 0.0)
+    message_box = (20, int(STYLE.height * 0.3), STYLE.width - 20, int(STYLE.height * 0.5))
+    for status in ("waiting", "identifying", "recording", "paused"):
+        img = renderer.render(GameSnapshot(status=status, lanes=LANES), 0.0)
+        assert text_pixels(img, message_box) > text_pixels(blank, message_box) + 100, status
+    engine = GameEngine(chart_track())
+    engine.update(10)
+    snap = snapshot_from_engine(engine, status="ended", game_time=10, wall_time=0, lanes=LANES)
+    assert snap.results is not None and snap.results.misses == len(chart_track())
+    img = renderer.render(snap, 10.0)
+    assert text_pixels(img, (20, 150, STYLE.width - 20, 500)) > 1000
+
+
+def test_style_validation_names_the_field():
+    with pytest.raises(StyleError, match="scroll_speed"):
+        OverlayStyle(scroll_speed=0)
+    with pytest.raises(StyleError, match="#12345"):
+        OverlayStyle(text_color="#12345")
+
+
+def test_snapshot_clock_runs_only_while_synced():
+    snap = GameSnapshot(status="synced", game_time=10.0, wall_time=100.0)
+    assert snap.time_at(100.5) == pytest.approx(10.5)
+    assert GameSnapshot(status="paused", game_time=10.0, wall_time=100.0).time_at(105) == 10.0
+    with pytest.raises(ValueError, match="status"):
+        GameSnapshot(status="dancing")
+
+
+def test_real_window_title_keys_and_frames(xvfb):
+    """run_overlay with a live StateBox: the window is titled LoopJam, real X key presses
+    (XTEST) reach the key queue as lane events, and the frames show the notes moving."""
+    from Xlib import X, XK, display as xdisplay
+    from Xlib.ext import xtest
+
+    from companion.overlay.window import OverlayControl, run_overlay
+
+    track = chart_track()
+    box = StateBox(GameSnapshot(status="synced", game_time=1.0, wall_time=time.monotonic(),
+                                track=track, lanes=LANES, title="Live"))
+    keys = queue.SimpleQueue()
+    control = OverlayControl()
+    seen = {}
+
+    def drive():
+        d = xdisplay.Display()
+        deadline = time.monotonic() + 10
+        window = None
+        while window is None and time.monotonic() < deadline:
+            for w in d.screen().root.query_tree().children:
+                for c in [w] + list(w.query_tree().children):
+                    name = c.get_wm_name()
+                    if name and "LoopJam" in name:
+                        window = w
+            time.sleep(0.05)
+        seen["title"] = window.get_wm_name() if window else None
+        if window is not None:
+            geo = window.get_geometry()
+            xtest.fake_input(d, X.MotionNotify, x=geo.x + 50, y=geo.y + 50)
+            window.set_input_focus(X.RevertToParent, X.CurrentTime)
+            d.sync()
+            time.sleep(0.3)
+            for name in ("d", "j"):
+                code = d.keysym_to_keycode(XK.string_to_keysym(name))
+                xtest.fake_input(d, X.KeyPress, code)
+                d.sync()
+                time.sleep(0.05)
+                xtest.fake_input(d, X.KeyRelease, code)
+                d.sync()
+            time.sleep(0.5)
+        control.stop.set()
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    run_overlay(box.get, STYLE, keys, control=control)
+    thread.join(5)
+    assert seen["title"] and "LoopJam" in seen["title"]
+    events = []
+    while not keys.empty():
+        events.append(keys.get())
+    assert [(e.lane, e.pressed) for e in events] == [(0, True), (0, False), (3, True), (3, False)]
+    assert all(a.wall_time <= b.wall_time for a, b in zip(events, events[1:]))

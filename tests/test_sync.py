@@ -1,0 +1,121 @@
+"""companion.sync: offsets to sub-frame precision, and tracking through seeks, pauses and drift.
+
+The "stream" is a synthetic song played from known chart positions, so the true chart time of
+every stream second is known exactly."""
+import numpy as np
+import pytest
+
+from analyzer.features import FRAME_RATE, OnsetStream, sync_reference
+from companion.sync import SyncStatus, Synchronizer, ncc_peak
+
+SR = 22050
+
+
+def _song(seconds, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    y = 0.05 * np.sin(2 * np.pi * 110 * t) + 0.005 * rng.standard_normal(t.size)
+    onsets = np.cumsum(rng.uniform(0.12, 0.4, size=int(seconds / 0.12)))
+    n = int(0.2 * SR)
+    decay = np.exp(-t[:n] * 18)
+    for on in onsets[onsets < seconds - 0.3]:
+        i = int(on * SR)
+        y[i:i + n] += 0.3 * np.sin(2 * np.pi * 200 * 2 ** (rng.integers(0, 24) / 12) * t[:n]) * decay
+    return y.astype(np.float32)
+
+
+SONG = _song(50, seed=5)
+REF = sync_reference(SONG, SR)
+
+
+def _run(stream, truth, *, coarse=None, gain=0.5, update_s=0.25):
+    """Feed ``stream`` block by block; every update record (stream_s, chart error s, status).
+
+    ``truth(stream_s)`` gives the true chart time (None while the player is paused)."""
+    onsets = OnsetStream(SR)
+    sync = Synchronizer(REF)
+    if coarse is not None:
+        sync.set_coarse(coarse)
+    out, next_update, quiet_since = [], update_s, None
+    block = 256
+    for i in range(0, stream.size, block):
+        x = stream[i:i + block] * gain
+        onsets.push(x)
+        loud = np.sqrt(np.mean(x * x)) > 1e-3
+        quiet_since = None if loud else (quiet_since if quiet_since is not None else i / SR)
+        now = onsets.frames_done / FRAME_RATE
+        if now >= next_update:
+            next_update += update_s
+            silent = quiet_since is not None and now - quiet_since > 0.3
+            n = min(onsets.frames_done, 600)
+            sync.update(onsets.latest(n), end_frame=onsets.frames_done, silent=silent)
+            chart = sync.chart_time(now)
+            true = truth(now)
+            err = None if chart is None or true is None else chart - true
+            out.append((now, err, sync.status))
+    return out
+
+
+def test_ncc_peak_subframe():
+    rng = np.random.default_rng(1)
+    x = np.convolve(rng.random(400) ** 6, np.hanning(5), mode="same")
+    fine = np.interp(np.arange(200) + 123.3, np.arange(400), x)
+    position, score, runner_up = ncc_peak(fine, x)
+    assert abs(position - 123.3) < 0.1 and score > 0.95 and runner_up < 0.6
+
+
+@pytest.mark.parametrize("coarse_error", [None, 0.12])
+def test_locks_to_fractional_offset(coarse_error):
+    rng = np.random.default_rng(7)
+    errors = []
+    for start_s in rng.uniform(3, 30, size=3):
+        start = int(start_s * SR) + 0.37  # a fractional sample start is kept below
+        stream = SONG[int(start):int(start) + 12 * SR]
+        true_offset = int(start) / SR
+        coarse = None if coarse_error is None else true_offset + coarse_error
+        trace = _run(stream, lambda s: s + true_offset, coarse=coarse)
+        locked = [(t, e) for t, e, st in trace if st is SyncStatus.LOCKED]
+        assert locked and locked[0][0] <= 4.0  # locked within 4 s of stream
+        errors += [abs(e) for t, e in locked]
+    assert np.median(errors) < 0.003 and np.percentile(errors, 95) < 0.008
+
+
+def test_seek_relocks_within_two_seconds():
+    a, b = 5.0, 31.0  # play from chart 5 s, at stream 10 s jump to chart 31 s
+    stream = np.concatenate([SONG[int(a * SR):int((a + 10) * SR)], SONG[int(b * SR):int((b + 10) * SR)]])
+    trace = _run(stream, lambda s: a + s if s < 10 else b + s - 10, coarse=a)
+    after = [(t, e) for t, e, st in trace if t >= 10 + 2.0]
+    assert all(e is not None and abs(e) < 0.01 for t, e in after), after[:6]
+
+
+def test_pause_freezes_then_relocks():
+    a, pause = 8.0, 3.0  # play 8 s from chart 8 s, pause 3 s (silence), resume where it stopped
+    stream = np.concatenate([SONG[int(a * SR):int((a + 8) * SR)], np.zeros(int(pause * SR), np.float32),
+                             SONG[int((a + 8) * SR):int((a + 16) * SR)]])
+
+    def truth(s):
+        if s < 8:
+            return a + s
+        return None if s < 8 + pause else a + s - pause
+
+    trace = _run(stream, truth, coarse=a)
+    paused = [st for t, e, st in trace if 9.5 < t < 8 + pause]
+    assert paused and all(st is SyncStatus.PAUSED for st in paused)
+    resumed = [e for t, e, st in trace if t >= 8 + pause + 2.0]
+    assert resumed and all(e is not None and abs(e) < 0.01 for e in resumed)
+
+
+def test_follows_drift():
+    # the player runs 0.2 % fast: stream second s is chart second 6 + 1.002 s
+    speed, a = 1.002, 6.0
+    src = np.arange(int(20 * SR)) * speed + a * SR
+    stream = np.interp(src, np.arange(SONG.size), SONG).astype(np.float32)
+    trace = _run(stream, lambda s: a + speed * s, coarse=a)
+    late = [abs(e) for t, e, st in trace if t > 12 and e is not None]
+    assert late and np.median(late) < 0.004 and max(late) < 0.012
+
+
+def test_unrelated_audio_never_locks():
+    other = _song(15, seed=99)
+    trace = _run(other, lambda s: None)
+    assert all(st is SyncStatus.SEARCHING for t, e, st in trace)

@@ -1,0 +1,168 @@
+"""The tray under Xvfb (pystray's xorg backend): its real Menu items drive the engine controller.
+
+The controller is the tray's real :class:`PlayController`; the engine process it starts is a
+stand-in for ``loopjam play`` that speaks the CLI contract (writes ``identified``/``sync`` log
+events, stops on SIGTERM with an ``end`` event), so start, pause and quit are observed on a real
+child process.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from companion.config import load_config
+from companion.tray import PlayController, Tray, TrayStatus
+
+pytestmark = pytest.mark.xvfb
+
+STAND_IN = r"""
+import json, signal, sys, time
+argv = sys.argv[1:]
+log = open(argv[argv.index("--log") + 1], "a")
+def emit(obj):
+    log.write(json.dumps(obj) + "\n"); log.flush()
+def stop(*_):
+    emit({"event": "end", "score": 0, "accuracy": 1.0, "hits": 0, "misses": 0}); sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+emit({"event": "args", "argv": argv})
+emit({"event": "identified", "chart_id": "c0ffee", "offset_s": 1.5, "after_s": 2.0,
+      "title": "Test Song", "source": "imported-human"})
+t = 0.0
+while True:
+    emit({"event": "sync", "stream_s": t, "chart_s": t + 1.5}); t += 0.1; time.sleep(0.1)
+"""
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def log_events(controller):
+    return [json.loads(line) for line in controller.log_path.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def pystray_xorg(xvfb, monkeypatch):
+    monkeypatch.setenv("PYSTRAY_BACKEND", "xorg")
+    import pystray
+    assert pystray.Icon.__module__ == "pystray._xorg"
+    return pystray
+
+
+@pytest.fixture
+def tray_manager(xvfb):
+    """A minimal system-tray manager: owns _NET_SYSTEM_TRAY_S0 and records dock requests."""
+    from Xlib import X, display as xdisplay
+    d = xdisplay.Display()
+    window = d.screen().root.create_window(0, 0, 1, 1, 0, d.screen().root_depth)
+    window.set_selection_owner(d.intern_atom("_NET_SYSTEM_TRAY_S0"), X.CurrentTime)
+    d.flush()
+    docked, stop = [], threading.Event()
+    opcode = d.intern_atom("_NET_SYSTEM_TRAY_OPCODE")
+
+    def loop():
+        while not stop.is_set():
+            while d.pending_events():
+                event = d.next_event()
+                if event.type == X.ClientMessage and event.client_type == opcode:
+                    docked.append(event.data[1][2])  # the icon's window id
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield docked
+    stop.set()
+    thread.join(2)
+    d.close()
+
+
+def find(menu, text):
+    for item in menu.items:
+        if item.text == text:
+            return item
+    raise AssertionError(f"no menu item {text!r} in {[i.text for i in menu.items]}")
+
+
+def test_menu_drives_the_engine(pystray_xorg, tray_manager, tmp_path, loopjam_home):
+    controller = PlayController(load_config(), command=[sys.executable, "-c", STAND_IN],
+                                log_path=tmp_path / "play.jsonl")
+    opened, spawned = [], []
+    tray = Tray(controller, open_file=opened.append, spawn=spawned.append,
+                ask_folder=lambda: str(tmp_path / "music"))
+    icon = tray.build_icon()
+    shown = threading.Event()
+
+    def setup(icon):
+        icon.visible = True
+        shown.set()
+
+    loop = threading.Thread(target=icon.run, args=(setup,), daemon=True)
+    loop.start()
+    try:
+        assert shown.wait(10)
+        assert wait_for(lambda: tray_manager), "the icon asked the tray manager to dock it"
+        menu = icon.menu
+        status = menu.items[0]
+        assert status.text == "Stopped" and not status.enabled
+
+        # Start: the engine process runs with the config's settings; the status line follows.
+        find(menu, "Start")(icon)
+        assert controller.running
+        assert wait_for(lambda: controller.status().sync == "synced")
+        assert status.text == "Test Song (imported-human) - synced"
+        argv = log_events(controller)[0]["argv"]
+        assert argv[argv.index("--difficulty") + 1] == "expert"
+        assert argv[argv.index("--player") + 1] == "keyboard"
+
+        # Pause: the engine is stopped cleanly (SIGTERM → its end event).
+        process = controller.process
+        find(menu, "Pause")(icon)
+        assert process.poll() == 0 and not controller.running
+        assert log_events(controller)[-1]["event"] == "end"
+        assert controller.status() == TrayStatus(paused=True) and status.text == "Paused"
+
+        # Difficulty and lanes: radio items change and save the config.
+        difficulty = find(menu, "Difficulty").submenu
+        find(difficulty, "Hard")(icon)
+        assert find(difficulty, "Hard").checked and not find(difficulty, "Expert").checked
+        find(find(menu, "Lanes").submenu, "6")(icon)
+        saved = load_config()
+        assert (saved.game.difficulty, saved.game.lanes) == ("hard", 6)
+
+        # Start again with the new settings; hiding the overlay restarts with --no-overlay.
+        find(menu, "Start")(icon)
+        assert wait_for(lambda: log_events(controller))
+        assert "hard" in log_events(controller)[0]["argv"]
+        find(menu, "Show overlay")(icon)
+        assert not find(menu, "Show overlay").checked
+        assert wait_for(lambda: log_events(controller))
+        assert "--no-overlay" in log_events(controller)[0]["argv"]
+
+        # The other items.
+        find(menu, "Open store folder")(icon)
+        find(menu, "Settings")(icon)
+        assert opened == [loopjam_home, loopjam_home / "config.toml"]
+        assert (loopjam_home / "config.toml").exists()
+        find(menu, "Analyze files...")(icon)
+        find(menu, "Calibrate...")(icon)
+        assert spawned[0][-2:] == ["analyze", str(tmp_path / "music")]
+        assert spawned[1][-1] == "calibrate"
+
+        # Quit: engine stopped, icon loop ended.
+        process = controller.process
+        find(menu, "Quit")(icon)
+        assert process.poll() == 0 and not controller.running
+        loop.join(5)
+        assert not loop.is_alive()
+    finally:
+        controller.stop()
+        if loop.is_alive():
+            icon.stop()
