@@ -63,6 +63,8 @@ RULES: dict[str, DifficultyRule] = {
 
 #: Fastest lane changes a player can follow: notes closer than this many beats move <= 2 lanes.
 FAST_BEATS = 0.5
+#: Detected onsets jitter by a frame or two: a gap may be this fraction shorter than the rule's.
+GAP_SLACK = 0.2
 #: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else.
 METRE_WEIGHTS = (1.0, 0.85, 0.7)
 #: Onsets closer than this to a 16th of the beat grid are on it (seconds; about a frame and a half).
@@ -135,8 +137,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
-        keep = thin(times, strength * weights,
-                    min_gap_s=max(rule.min_gap_s, rule.min_gap_beats * beat_s))
+        keep = thin(times, strength * weights, min_gap_s=max(
+            rule.min_gap_s, rule.min_gap_beats * beat_s * (1.0 - GAP_SLACK)))
         n_lanes = max(3, lanes - rule.lanes_drop)
         lane = _compress_lanes(expert_lanes[keep], pitches[keep], lanes, n_lanes, times[keep],
                                FAST_BEATS * beat_s)

@@ -229,10 +229,12 @@ def onset_envelope(y: np.ndarray, sr: int) -> np.ndarray:
     50
     """
     y = _mono(y)
-    stream = OnsetStream(sr, capacity=max(1, -(-y.shape[0] * FRAME_RATE // int(sr))))
+    n_frames = -(-y.shape[0] * FRAME_RATE // int(sr))
+    # flush() pads in 512-sample blocks, which may complete a few frames past the end: keep room.
+    stream = OnsetStream(sr, capacity=n_frames + 16)
     stream.push(y)
     stream.flush()
-    return stream.latest(stream.frames_done)
+    return stream.latest(stream.frames_done)[:n_frames]
 
 
 def sync_reference(y: np.ndarray, sr: int) -> SyncReference:

@@ -204,10 +204,11 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
         document["sync"] = {"frame_rate": _float_of(chart.sync.frame_rate)}
         arrays["sync.envelope"] = _positive_zero(chart.sync.envelope)
     arrays.update(_encode_masks(chart.masks))
-    stems = sorted({note.stem for track in chart.difficulties.values() for note in track})
+    stems = {note.stem for track in chart.difficulties.values() for note in track}
     for stem in stems:
-        if not isinstance(stem, str):
-            raise ChartFormatError(f"note stems must be strings, got {stem!r}")
+        if not _is_text(stem):
+            raise ChartFormatError(f"note stems must be strings of valid Unicode, got {stem!r}")
+    stems = sorted(stems)
     if len(stems) > MAX_STEMS:
         raise ChartFormatError(f"a chart can name at most {MAX_STEMS} stems, this one has "
                                f"{len(stems)}")
@@ -238,8 +239,9 @@ def _encode_meta(meta: ChartMeta) -> dict:
     encoded = {"duration_s": _float_of(meta.duration_s), "source": meta.source.value}
     for key in ("title", "artist", "album", "tool_version"):
         value = getattr(meta, key)
-        if not isinstance(value, str):
-            raise ChartFormatError(f"meta.{key} must be a string, got {value!r}")
+        if not _is_text(value):
+            raise ChartFormatError(f"meta.{key} must be a string of valid Unicode, got "
+                                   f"{_short(value)}")
         encoded[key] = value
     return encoded
 
@@ -250,6 +252,8 @@ def _encode_masks(bank: MaskBank) -> dict[str, np.ndarray]:
         raise ChartFormatError(f"a chart can hold at most {MAX_MASKS} masks, this one has "
                                f"{len(bank)}")
     gains = [mask.gains for mask in bank.masks]
+    if sum(g.shape[0] for g in gains) > MAX_MEMBER_BYTES:   # frames are stored as uint32
+        raise ChartFormatError(f"the masks have over {MAX_MEMBER_BYTES} frames in all")
     return {
         "masks.band_edges_hz": _positive_zero(bank.band_edges_hz),
         "masks.start_s": _positive_zero(np.array([m.start_s for m in bank.masks], np.float64)),
@@ -260,27 +264,30 @@ def _encode_masks(bank: MaskBank) -> dict[str, np.ndarray]:
 
 def _encode_notes(name: str, track: Track, stem_index: dict[str, int]) -> dict[str, np.ndarray]:
     notes = track.notes
-    pitches = []
-    for note in notes:
-        if note.pitch is None:
-            pitches.append(-1)
-            continue
-        pitch = _integer_of(note.pitch, f"{name}: note at {note.t}s: pitch")
-        if not 0 <= pitch <= MAX_PITCH:
-            raise ChartFormatError(f"{name}: note at {note.t}s has pitch {pitch}, outside "
-                                   f"MIDI 0..{MAX_PITCH}")
-        pitches.append(pitch)
+    pitched = np.array([n.pitch is not None for n in notes], bool)
+    pitch = _int_column([0 if n.pitch is None else n.pitch for n in notes], name, notes, "pitch")
+    bad = np.flatnonzero(pitched & ((pitch < 0) | (pitch > MAX_PITCH)))
+    if bad.size:
+        note = notes[bad[0]]
+        raise ChartFormatError(f"{name}: note at {note.t}s has pitch {note.pitch}, outside "
+                               f"MIDI 0..{MAX_PITCH}")
     return {
         "t": _positive_zero(track.times),
         "dur": _positive_zero(np.array([n.dur for n in notes], np.float64)),
-        "lane": np.array([_integer_of(n.lane, f"{name}: note at {n.t}s: lane") for n in notes],
-                         np.int64),
-        "pitch": np.array(pitches, np.int64),
+        "lane": _int_column([n.lane for n in notes], name, notes, "lane"),
+        "pitch": np.where(pitched, pitch, -1),
         "stem": np.array([stem_index[n.stem] for n in notes], np.int64),
-        "mask": np.array([-1 if n.mask is None
-                          else _integer_of(n.mask, f"{name}: note at {n.t}s: mask")
-                          for n in notes], np.int64),
+        "mask": _int_column([-1 if n.mask is None else n.mask for n in notes], name, notes,
+                            "mask"),
     }
+
+
+def _int_column(values: list, name: str, notes, field_name: str) -> np.ndarray:
+    """``values`` as int64, refusing anything that is not an integer (1.5 would truncate)."""
+    if not all(type(v) is int for v in values):       # the fast path covers real charts
+        values = [_integer_of(v, f"{name}: note at {note.t}s: {field_name}")
+                  for v, note in zip(values, notes)]
+    return np.array(values, np.int64)
 
 
 def _integer_of(value, what: str) -> int:
@@ -340,7 +347,7 @@ def read_chart(path: str | os.PathLike) -> Chart:
     try:
         return loads(data)
     except ChartFormatError as error:
-        raise ChartFormatError(error.reason, path=path) from error.__cause__
+        raise ChartFormatError(error.reason, path=path) from error
 
 
 def loads(data: bytes) -> Chart:
@@ -623,7 +630,21 @@ def _fields(value, where: str, **checks) -> dict:
 def _string(value, where: str) -> str:
     if not isinstance(value, str):
         raise ChartFormatError(f"{DOCUMENT}: {where} must be a string, got {_kind(value)}")
+    if not _is_text(value):
+        raise ChartFormatError(f"{DOCUMENT}: {where} is not valid Unicode (a lone surrogate)")
     return value
+
+
+def _is_text(value) -> bool:
+    """A str that is valid Unicode: JSON's \\ud800 escapes can smuggle in lone surrogates,
+    which no terminal or UTF-8 file can print."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _object(value, where: str) -> dict:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ class LiveOptions:
     remote_url: str | None = None
     record_unknown: bool = True
     sync_every_s: float = 0.25
+    trace_path: Path | None = None   # .npy of per-block audio-loop timings (diagnosis)
+    trace_blocks: int = 200_000
 
 
 class EventLog:
@@ -202,6 +205,10 @@ class LiveSession:
         self.cpu = {"audio_s": 0.0, "control_s": 0.0}
         self.blocks = 0
         self.max_block_s = 0.0
+        self.audio_priority = "normal"
+        # (position, read returned, processed, written) per block, perf_counter seconds.
+        self.trace = (np.zeros((options.trace_blocks, 4)) if options.trace_path is not None
+                      else None)
 
     # -- audio loop ---------------------------------------------------------------------------
     def audio_step(self) -> bool:
@@ -212,11 +219,14 @@ class LiveSession:
         t0 = time.perf_counter()
         self.ring.write_block(block.valid, block.position)
         out = self.processor.process(block.valid)
+        t1 = time.perf_counter()
         self.sink.write(out)
         self._end = block.position + block.frames
         self._end_wall = time.monotonic()
+        if self.trace is not None and self.blocks < self.trace.shape[0]:
+            self.trace[self.blocks] = (block.position, t0, t1, time.perf_counter())
         self.blocks += 1
-        self.max_block_s = max(self.max_block_s, time.perf_counter() - t0)
+        self.max_block_s = max(self.max_block_s, t1 - t0)
         return True
 
     # -- control loop -------------------------------------------------------------------------
@@ -290,6 +300,10 @@ class LiveSession:
             self.onsets.push(x)
             loud = float(np.dot(x, x)) > threshold * n
             if loud:
+                if self._quiet_since is not None:  # sound (re)starts: say exactly where
+                    first = int(np.argmax(np.abs(x) > self.listener.silence_rms))
+                    self.log.write({"event": "sound",
+                                    "stream_s": round((start + first) / self.sr, 6)})
                 self._quiet_since = None
             elif self._quiet_since is None:
                 self._quiet_since = start / self.sr
@@ -438,6 +452,16 @@ class LiveSession:
         self._flush_tail()
 
     def _run_threads(self) -> None:
+        # Hand the GIL over within 0.5 ms (default 5 ms): the audio thread must not wait for a
+        # control-thread time slice while the output buffer drains.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        try:
+            self._run_audio_and_control()
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _run_audio_and_control(self) -> None:
         audio = threading.Thread(target=self._audio_thread, name="loopjam-audio", daemon=True)
         audio.start()
         t_cpu = time.thread_time()
@@ -456,6 +480,7 @@ class LiveSession:
     def _audio_thread(self) -> None:
         from companion.audio import AudioError
 
+        self.audio_priority = _raise_thread_priority()
         t_cpu = time.thread_time()
         try:
             while not self.stop_event.is_set():
@@ -480,6 +505,8 @@ class LiveSession:
             self.sink.write(self.processor.process(np.zeros((latency, self.channels), np.float32)))
 
     def _finish(self) -> None:
+        if self.trace is not None:
+            np.save(self.options.trace_path, self.trace[:self.blocks])
         if self.listener is not None:
             for event in self.listener.finish(self.ring):
                 self._on_listen(event, self._end / self.sr)
@@ -492,7 +519,25 @@ class LiveSession:
                         "stream_s": round(self._end / self.sr, 3),
                         "cpu_s": {k: round(v, 3) for k, v in self.cpu.items()},
                         "output_latency_samples": self.output_latency_samples,
-                        "sr": self.sr})
+                        "sr": self.sr, "audio_priority": self.audio_priority,
+                        "max_block_ms": round(self.max_block_s * 1000, 3)})
+
+
+def _raise_thread_priority() -> str:
+    """Best effort for the calling (audio) thread: real-time FIFO scheduling, else a higher
+    nice level, as PulseAudio does through rtkit; says what it got."""
+    import os
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        return "fifo"
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        return "nice-10"
+    except (AttributeError, OSError):
+        return "normal"
 
 
 def _fixed_clock(offset_s: float, now: float):

@@ -247,10 +247,18 @@ def test_chart_to_json_has_the_contract_shape():
     (Note(1.0, pitch=60.0), "pitch must be an integer"),
     (Note(1.0, lane=1.5), "lane must be an integer"),
     (Note(1.0, stem=3), "stems must be strings"),
+    (Note(1.0, stem="\udc80"), "stems must be strings of valid Unicode"),
 ])
 def test_writing_what_the_format_cannot_store_exactly_fails_clearly(note, message):
     with pytest.raises(ChartFormatError, match=message):
         dumps(Chart(ChartMeta("x"), {"expert": [note]}))
+
+
+def test_mixed_stem_types_and_lone_surrogates_fail_on_writing():
+    with pytest.raises(ChartFormatError, match="stems must be strings"):
+        dumps(Chart(ChartMeta("x"), {"expert": [Note(1.0, stem="a"), Note(2.0, stem=3)]}))
+    with pytest.raises(ChartFormatError, match="meta.title must be a string of valid Unicode"):
+        dumps(Chart(ChartMeta("\ud800"), {}))
 
 
 def test_too_many_stems_fail_on_writing():
@@ -273,6 +281,8 @@ def test_future_version(valid):
     (lambda d: d.update(format="other"), "not a LoopJam chart"),
     (lambda d: [1, 2], "chart.json must hold an object, got an array"),
     (lambda d: d["meta"].update(title=5), "meta.title must be a string, got an integer"),
+    (lambda d: d["meta"].update(title="\ud800"), "meta.title is not valid Unicode"),
+    (lambda d: d.update(stems=["guitar", "\udfff"]), "stems[] is not valid Unicode"),
     (lambda d: d["meta"].update(duration_s="long"), "meta.duration_s must be a number"),
     (lambda d: d["meta"].update(duration_s=True), "meta.duration_s must be a number"),
     (lambda d: d["meta"].update(duration_s=-1.0), "duration_s must be a finite number >= 0"),
@@ -464,3 +474,14 @@ def test_loads_needs_bytes():
     with pytest.raises(TypeError):
         loads("not bytes")
     assert isinstance(loads(bytearray(Path(EXAMPLE).read_bytes())), Chart)
+
+
+def test_the_documented_example_is_what_the_writer_makes():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "chart-format.md").read_text()
+    documented = text.split("```json\n", 1)[1].split("\n```", 1)[0]
+    chart = Chart(ChartMeta("Song", artist="Band", duration_s=4.0),
+                  {"expert": [Note(0.5, lane=1, pitch=60, stem="guitar"), Note(1.0, 0.5, 3)]},
+                  beats=[0.5, 1.0, 1.5])
+    data = dumps(chart)
+    assert dict(members(data))["chart.json"].decode() == documented
+    assert f"is a {len(data):,}-byte file with id `{chart_id(chart)}`".replace(",", " ") in text

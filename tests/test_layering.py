@@ -113,3 +113,12 @@ def test_importing_every_module_opens_no_socket(xvfb):
     """ % (OPTIONAL,))
     assert not report["failed"], report["failed"]
     assert not report["sockets"], f"sockets opened at import: {report['sockets']}"
+
+
+def test_the_probe_sees_sockets_and_modules():
+    report = probe("""
+        import socket, colorsys
+        socket.socket().close()
+        report = {}
+    """)
+    assert "socket.__new__" in report["sockets"] and "colorsys" in report["modules"]

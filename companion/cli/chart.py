@@ -149,8 +149,52 @@ def _register_validate(commands) -> None:
     p.set_defaults(func=run_validate)
 
 
+def run_preview(args) -> int:
+    from analyzer.decode import DecodeError, load
+    from analyzer.preview import save_preview
+
+    chart = load_chart(args.chart)
+    if args.difficulty is not None and args.difficulty not in chart.difficulties:
+        raise CommandError(f"{args.chart}: no {args.difficulty} difficulty; it has "
+                           f"{', '.join(chart.difficulties) or 'none'}")
+    y = sr = None
+    if args.audio is not None:
+        try:
+            y, sr = load(args.audio, sr=22050)
+        except DecodeError as error:
+            raise CommandError(str(error)) from None
+    try:
+        save_preview(chart, args.output, difficulty=args.difficulty, y=y, sr=sr,
+                     start_s=args.start, end_s=args.end, row_s=args.row, width=args.width)
+    except OSError as error:
+        raise CommandError(f"{args.output}: {error.strerror or error}") from None
+    return 0
+
+
+def _register_preview(commands) -> None:
+    p = commands.add_parser(
+        "preview", help="draw a chart's notes over its audio as a PNG",
+        description="Draw the notes of one difficulty by lane under the song's spectrogram "
+                    "(or, without --audio, the chart's onset envelope), with the beat grid, "
+                    "in rows of --row seconds: a chart judged at a glance.",
+        epilog="""examples:
+  loopjam chart preview song.chart -o song.png --audio song.mp3
+  loopjam chart preview 3fa2c1d0e4b5a6978812ab34 -o hard.png --difficulty hard --start 30 --end 60
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("chart", metavar="CHART", help="chart file, or chart id in the local store")
+    p.add_argument("-o", "--output", required=True, metavar="PNG", help="image file to write")
+    p.add_argument("--audio", metavar="FILE", help="the song's audio, drawn as a spectrogram")
+    p.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
+                   help="which notes (default: the hardest in the chart)")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="from S seconds")
+    p.add_argument("--end", type=float, metavar="S", help="to S seconds (default: the end)")
+    p.add_argument("--row", type=float, default=15.0, metavar="S", help="seconds per row")
+    p.add_argument("--width", type=int, default=1800, metavar="PX", help="image width")
+    p.set_defaults(func=run_preview)
+
+
 #: The ``loopjam chart`` subcommands, in help order.
-SUBCOMMANDS = (_register_show, _register_validate)
+SUBCOMMANDS = (_register_show, _register_validate, _register_preview)
 
 
 def register(subparsers) -> None:

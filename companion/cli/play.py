@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -33,6 +35,8 @@ The log (--log) has one JSON object per line:
   {"event":"end","score","accuracy","hits","misses","reason",...}
 Songs no store knows are recorded and charted in the background (the next play has a chart).
 Ctrl-C (SIGINT) or SIGTERM stop cleanly: the log is flushed and `end` written.
+LOOPJAM_AUDIO_TRACE=FILE.npy saves per-block timings of the audio loop (position, read returned,
+processed, written; seconds) for diagnosing dropouts.
 """
 
 
@@ -139,7 +143,7 @@ def _echo(event: dict) -> None:
 
 
 def run(args) -> int:
-    from companion.app import EventLog, LiveSession
+    from companion.app import EventLog
     from companion.config import ConfigError, load_config
 
     try:
@@ -148,6 +152,8 @@ def run(args) -> int:
         raise CommandError(str(error)) from None
     options = _options(args, config)
     options.sink_buffer_frames = int(round(args.latency_ms / 1000 * options.sr))
+    if os.environ.get("LOOPJAM_AUDIO_TRACE"):
+        options.trace_path = Path(os.environ["LOOPJAM_AUDIO_TRACE"])
     overlay = None
     if options.overlay:
         try:
@@ -155,13 +161,50 @@ def run(args) -> int:
         except ImportError as error:
             print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
             overlay = None
-    source, sink = _open_devices(options)
+    with contextlib.ExitStack() as stack:
+        _routing(options, stack)
+        source, sink = _open_devices(options)
+        stack.callback(source.close)
+        stack.callback(sink.close)
+        try:
+            log = EventLog(options.log, echo=_echo)
+        except OSError as error:
+            raise CommandError(f"cannot write the log: {error}") from None
+        stack.callback(log.close)
+        return _play(options, overlay, source, sink, log)
+
+
+def _routing(options, stack) -> None:
+    """With LoopJam's routing set up (Linux), record the LoopJam device and play to the output
+    it replaced, and hand the pass-through back when play stops (also on SIGINT/SIGTERM)."""
+    from companion.routing import RoutingError, platform_router
+    from companion.routing.linux import SINK_NAME
+
+    if options.source not in ("loopback", f"loopback:{SINK_NAME}"):
+        return
     try:
-        log = EventLog(options.log, echo=_echo)
-    except OSError as error:
-        source.close()
-        sink.close()
-        raise CommandError(f"cannot write the log: {error}") from None
+        router = platform_router()
+        state = router.state()
+    except RoutingError:
+        state = None
+    if state is None:
+        if options.source == "loopback" and options.sink is None:
+            raise CommandError("recording the default output and playing to it would feed "
+                               "back: run `loopjam setup-audio` first, or give "
+                               "--source loopback:DEVICE and a different --sink")
+        return
+    options.source = f"loopback:{SINK_NAME}"
+    if options.sink is None:
+        options.sink = state.previous_default
+    try:
+        stack.enter_context(router.companion_running())
+    except RoutingError as error:
+        raise CommandError(str(error)) from None
+
+
+def _play(options, overlay, source, sink, log) -> int:
+    from companion.app import LiveSession
+
     box = keys = control = None
     if overlay is not None:
         import queue
@@ -187,16 +230,17 @@ def run(args) -> int:
             watcher = threading.Thread(target=lambda: (session.stop_event.wait(),
                                                        control.stop.set()), daemon=True)
             watcher.start()
-            overlay.run_overlay(box.get, key_queue=keys, control=control,
-                                video_offset_ms=options.offsets.video_ms)
-            session.stop_event.set()
-            worker.join()
+            try:
+                overlay.run_overlay(box.get, key_queue=keys, control=control,
+                                    video_offset_ms=options.offsets.video_ms)
+                session.stop_event.set()  # the window was closed
+            except Exception as error:  # no display, no OpenGL: play on without the window
+                print(f"loopjam: overlay failed ({error}); playing without it", file=sys.stderr)
+            while worker.is_alive():
+                worker.join(0.2)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        log.close()
-        sink.close()
-        source.close()
     if session.error is not None:
         raise CommandError(str(session.error))
     return 0

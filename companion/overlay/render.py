@@ -149,7 +149,9 @@ class _NoteLayer:
         gl.glBindVertexArray(0)
         self.track: Track | None = None
         self.colors: tuple | None = None
-        self.count = 0
+        self.count = self.n_tails = 0
+        self.starts = np.zeros(0)
+        self.max_dur = 0.0
         self.note_of = np.zeros(0, np.int64)   # instance -> note index
         self.states_src = None
         self.states = np.zeros(0, np.float32)
@@ -168,6 +170,9 @@ class _NoteLayer:
             data[row, :4] = note.t, note.dur, note.lane, 1.0 if row < len(tails) else 0.0
             data[row, 4:] = palette[note.lane]
         self.count = data.shape[0]
+        self.n_tails = len(tails)
+        self.starts = data[:, 0].astype(np.float64)   # ascending within tails and within gems
+        self.max_dur = float(data[:, 1].max()) if self.count else 0.0
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.static_vbo)
         gl.glBufferData(gl.GL_ARRAY_BUFFER, max(data.nbytes, 4), data.ctypes.data,
                         gl.GL_STATIC_DRAW)
@@ -206,10 +211,30 @@ class _NoteLayer:
         gl.glEnable(gl.GL_SCISSOR_TEST)       # notes never spill into the HUD band
         gl.glScissor(0, 0, style.width, highway_top(style))
         gl.glBindVertexArray(self.vao)
-        gl.glDrawArraysInstanced(gl.GL_TRIANGLES, 0, 6, self.count)
+        # Only the instances that can be on screen: a start offset into the buffers per draw
+        # (portable to GL 3.3, unlike glDrawArraysInstancedBaseInstance).
+        late = now - style.hit_line / style.scroll_speed - 0.05
+        early = now + style.lookahead_s() + 0.05
+        tails, gems = self.starts[:self.n_tails], self.starts[self.n_tails:]
+        for base, times, lo in ((0, tails, late - self.max_dur), (self.n_tails, gems, late)):
+            first, last = np.searchsorted(times, lo), np.searchsorted(times, early)
+            if last > first:
+                self._point_at(base + first)
+                gl.glDrawArraysInstanced(gl.GL_TRIANGLES, 0, 6, int(last - first))
         gl.glBindVertexArray(0)
         gl.glDisable(gl.GL_SCISSOR_TEST)
         p.stop()
+
+    def _point_at(self, first: int) -> None:
+        """Make instance ``first`` the first one the next draw reads (VAO bound)."""
+        attrs = self.program.attributes
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.static_vbo)
+        for name, offset in (("a_note", 0), ("a_color", 16)):
+            gl.glVertexAttribPointer(attrs[name]["location"], 4, gl.GL_FLOAT, gl.GL_FALSE, 32,
+                                     int(first * 32 + offset))
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.state_vbo)
+        gl.glVertexAttribPointer(attrs["a_state"]["location"], 1, gl.GL_FLOAT, gl.GL_FALSE, 4,
+                                 int(first * 4))
 
     def delete(self) -> None:
         buffers = (gl.GLuint * 2)(self.static_vbo, self.state_vbo)

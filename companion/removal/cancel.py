@@ -10,27 +10,38 @@ ready when one comes), like an acoustic echo canceller learns the loudspeaker-to
 - per STFT frame and channel, cross- and auto-spectra ``Σ X·S*`` and ``Σ |S|²`` are averaged
   with a forgetting time of :data:`TIME_CONSTANT_S`; the rest of the mix is uncorrelated with the
   stem, so their ratio converges to the path's frequency response (gain, sub-sample delay, EQ);
-- the response is projected onto a short FIR (±:data:`FIR_HALF_TAPS` taps): a real path is short,
-  and dropping the other taps removes most of the estimation noise;
+- the path is the short FIR (±:data:`FIR_HALF_TAPS` taps) that best maps the stem to the stream
+  given those spectra (Wiener-Hopf, a Toeplitz solve): a real path is short, and fitting few taps
+  weighted by the stem's own power keeps the noise of quiet bins out;
 - the integer lag is tracked by GCC-PHAT on the same cross-spectrum, so a sync a few ms off (less
   than a quarter of a frame) is corrected to the sample.
 
-The estimate ``H·S`` of the stem as it sounds in the stream is what the remover subtracts.
+The estimate ``H·S`` of the stem as it sounds in the stream is what the remover subtracts, scaled
+down when the last fraction of a second of stream no longer holds it (:attr:`StemCanceller.confidence`:
+the user turned the volume down, paused, or the song changed before the sync noticed).
+Frame by frame the subtraction may raise the energy (the rest of the mix can be out of phase
+with the stem there): that is correct cancellation, so no per-frame energy test is applied.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["StemCanceller", "TIME_CONSTANT_S", "FIR_HALF_TAPS"]
+__all__ = ["StemCanceller", "TIME_CONSTANT_S", "FIR_HALF_TAPS", "FIT_TIME_S"]
 
 #: Forgetting time of the path estimate, seconds: long enough to average the backing out, short
 #: enough to follow a volume change within a few notes.
-TIME_CONSTANT_S = 6.0
+TIME_CONSTANT_S = 10.0
 #: The path is modelled as an FIR from -FIR_HALF_TAPS to +FIR_HALF_TAPS samples.
-FIR_HALF_TAPS = 32
+FIR_HALF_TAPS = 8
 #: Re-project the FIR every this many frames, re-check the lag every _LAG_EVERY frames.
 _PROJECT_EVERY = 4
 _LAG_EVERY = 32
+#: Time over which the stream is checked to still hold the estimated stem, seconds; below
+#: _FIT_FLOOR of the estimate found in the stream, subtraction is scaled down proportionally.
+FIT_TIME_S = 0.3
+_FIT_FLOOR = 0.7
+#: Ridge on the autocorrelation's zero lag (keeps the solve well posed for a band-limited stem).
+_RIDGE = 1e-4
 #: A lag jump is taken only when the PHAT peak stands this far above the median correlation.
 _LAG_CONFIDENCE = 8.0
 
@@ -68,11 +79,9 @@ class StemCanceller:
         self._num = np.zeros((channels, bins), np.complex128)
         self._den = np.zeros((channels, bins), np.float64)
         self._path = np.zeros((channels, bins), np.complex128)
-        taper = np.zeros(n_fft)
-        k = np.arange(-FIR_HALF_TAPS, FIR_HALF_TAPS + 1)
-        taper[k % n_fft] = 0.5 + 0.5 * np.cos(np.pi * k / (FIR_HALF_TAPS + 1))
-        self._taper = taper
         self._k = np.arange(bins)
+        self._fit_forget = float(np.exp(-hop / (FIT_TIME_S * sr)))
+        self._fit_num = self._fit_den = 0.0
         self._frames = 0
         #: Samples the stem is read later than the sync says (the tracked residual lag).
         self.lag = 0
@@ -82,6 +91,7 @@ class StemCanceller:
         self._num[:] = 0
         self._den[:] = 0
         self._path[:] = 0
+        self._fit_num = self._fit_den = 0.0
         self._frames = 0
         self.lag = 0
 
@@ -115,7 +125,11 @@ class StemCanceller:
         """
         s = self.stem_spectrum(chart_sample)
         power = np.abs(s) ** 2
+        estimate = self._path * s
         if power.sum() > 0:
+            # How much of the estimate the stream really holds, over the last fraction of a second.
+            self._fit_num = self._fit_num * self._fit_forget + float(np.real(np.vdot(estimate, x)))
+            self._fit_den = self._fit_den * self._fit_forget + float(np.vdot(estimate, estimate).real)
             self._num *= self._forget
             self._den *= self._forget
             self._num += x * np.conj(s)
@@ -125,13 +139,38 @@ class StemCanceller:
                 self._track_lag()
             if self._frames % _PROJECT_EVERY == 0 or self._frames < _PROJECT_EVERY:
                 self._project()
-        return self._path * s
+        return estimate * self.confidence
+
+    @property
+    def confidence(self) -> float:
+        """0..1: 1 while the stream holds what the path predicts; falls toward 0 within
+        :data:`FIT_TIME_S` when it does not (stream muted or turned down, wrong song), so a stale
+        path is never subtracted from a stream that lacks the stem."""
+        if self._fit_den <= 0:
+            return 1.0
+        return min(1.0, max(0.0, self._fit_num / self._fit_den / _FIT_FLOOR))
 
     def _project(self) -> None:
-        """Path = the averaged cross/auto ratio, limited to a short FIR."""
-        floor = 1e-9 * max(float(self._den.mean()), 1e-30)
-        ratio = self._num / (self._den + floor)
-        fir = np.fft.irfft(ratio, n=self.n_fft, axis=1) * self._taper
+        """Path = the short FIR that best maps the stem to the stream (Wiener-Hopf).
+
+        A plain ratio ``num / den`` per bin is noise wherever the stem is quiet (its top octave),
+        and that noise would leak into every tap; solving for the taps weighs each bin by the
+        stem's power instead: ``R_ss h = r_xs`` with the stem's autocorrelation (Toeplitz) and
+        the stream-stem cross-correlation, both from the averaged spectra.
+        """
+        from scipy.linalg import solve_toeplitz
+
+        taps = FIR_HALF_TAPS
+        auto = np.fft.irfft(self._den, n=self.n_fft, axis=1)[:, :2 * taps + 1]
+        cross = np.fft.irfft(self._num, n=self.n_fft, axis=1)
+        lags = np.arange(-taps, taps + 1) % self.n_fft
+        fir = np.zeros((self.channels, self.n_fft))
+        for c in range(self.channels):
+            if auto[c, 0] <= 0:
+                continue
+            column = auto[c].copy()
+            column[0] *= 1.0 + _RIDGE
+            fir[c, lags] = solve_toeplitz(column, cross[c, lags])
         self._path = np.fft.rfft(fir, axis=1)
 
     def _track_lag(self) -> None:

@@ -4,7 +4,9 @@
 ``process(block) -> block`` with blocks of any size, output delayed by a fixed
 :attr:`~NoteRemover.latency_samples` (< 25 ms at 44.1 and 48 kHz). The live wiring tells it where
 the chart is (:meth:`~NoteRemover.set_sync`) and which notes were missed or hit
-(:meth:`~NoteRemover.miss`, :meth:`~NoteRemover.hit`); these calls are thread-safe and cheap.
+(:meth:`~NoteRemover.miss`, :meth:`~NoteRemover.hit`) and switches charts without a gap
+(:meth:`~NoteRemover.set_chart`); these calls are thread-safe (commands queued for the audio
+thread).
 
 How a note is removed
 ---------------------
@@ -51,7 +53,6 @@ Examples
 from __future__ import annotations
 
 import collections
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -106,6 +107,19 @@ class _Removal:
         return self.first + (self.gains.shape[0] if self.gains is not None else self.weights.size)
 
 
+@dataclass
+class _Chart:
+    """The chart-dependent part of a remover, prepared off the audio thread."""
+
+    notes: tuple
+    masks: MaskBank
+    bin_band: np.ndarray
+    stem_names: tuple
+    cancellers: list
+    spans: tuple
+    times: np.ndarray
+
+
 class NoteRemover:
     """Block processor removing missed notes from a stream (see the module docstring).
 
@@ -141,8 +155,6 @@ class NoteRemover:
         if mode not in MODES:
             raise RemovalError(f"mode must be one of {MODES}, got {mode!r}")
         self.sr, self.channels, self.mode = int(sr), int(channels), mode
-        self.notes = tuple(notes)
-        self.masks = masks if masks is not None else MaskBank()
         n = self.n_fft = fft_size(self.sr)
         self.hop = n // _OVERLAP
         self._lookahead = max(1, int(round(LOOKAHEAD_S * self.sr)))
@@ -158,22 +170,47 @@ class NoteRemover:
         self._y = np.zeros((self.channels, _CHUNK + self._lookahead), np.float64)
         self._release = float(np.exp(-1.0 / (RELEASE_S * self.sr)))
         self._stream_start = int(round(stream_start_s * self.sr))
-        # Mask bands -> this rate's bins.
-        n_bands = self.masks.n_bands
-        self._bin_band = (bin_bands(self.sr, n, self.masks.band_edges_hz) if n_bands
-                          else np.zeros(n // 2 + 1, int))
-        self._gain_ring = np.zeros((_HORIZON_FRAMES, max(n_bands, 1)), np.float32)
-        self._stem_names = tuple(stems or ())
-        self._cancellers = [self._canceller(stems[k]) for k in self._stem_names]
-        self._weight_ring = np.zeros((max(len(self._cancellers), 1), _HORIZON_FRAMES), np.float32)
-        self._commands: collections.deque = collections.deque()
-        self._lock = threading.Lock()
-        self._spans = note_spans(self.notes) if self.notes else (np.zeros(0), np.zeros(0))
-        self._times = np.array([n_.t for n_ in self.notes], dtype=np.float64)
         self.hold_s = float(hold_s)
+        self._commands: collections.deque = collections.deque()
+        self._install(self._prepare(notes, masks, stems))
+        self.reset()
+
+    def _prepare(self, notes, masks, stems) -> _Chart:
+        """Everything chart-dependent, built off the audio thread (stems are resampled here)."""
+        notes = tuple(notes)
+        masks = masks if masks is not None else MaskBank()
+        n_bands = masks.n_bands
+        bin_band = (bin_bands(self.sr, self.n_fft, masks.band_edges_hz) if n_bands
+                    else np.zeros(self.n_fft // 2 + 1, int))
+        names = tuple(stems or ())
+        return _Chart(notes=notes, masks=masks, bin_band=bin_band, stem_names=names,
+                      cancellers=[self._canceller(stems[k]) for k in names],
+                      spans=note_spans(notes) if notes else (np.zeros(0), np.zeros(0)),
+                      times=np.array([nt.t for nt in notes], dtype=np.float64))
+
+    def _install(self, chart: _Chart) -> None:
+        """Switch to ``chart`` (audio thread): nothing scheduled, alignment to be learnt again."""
+        self.notes, self.masks = chart.notes, chart.masks
+        self._bin_band, self._stem_names = chart.bin_band, chart.stem_names
+        self._cancellers, self._spans, self._times = chart.cancellers, chart.spans, chart.times
+        self._gain_ring = np.zeros((_HORIZON_FRAMES, max(self.masks.n_bands, 1)), np.float32)
+        self._weight_ring = np.zeros((max(len(self._cancellers), 1), _HORIZON_FRAMES), np.float32)
         self._offset_s: float | None = None
         self._stem_offset = 0
-        self.reset()
+        self._clear_schedule()
+
+    def _clear_schedule(self) -> None:
+        self._gain_ring[:] = 0
+        self._weight_ring[:] = 0
+        self._active: list[_Removal] = []
+        self._pending: list[_Removal] = []
+        self._missed: set[int] = set()
+        self._hit: set[int] = set()
+        self._auto_next = 0
+        self._refill_at = -(1 << 62)
+        self._pending_changed = False
+        for c in self._cancellers:
+            c.reset()
 
     # ----------------------------------------------------------------- control (any thread)
     def set_sync(self, stream_s: float, chart_s: float) -> None:
@@ -188,6 +225,13 @@ class NoteRemover:
         """Note ``index`` was hit: in ``hit-only`` mode, let it sound from now on."""
         self._commands.append(("hit", int(index)))
 
+    def set_chart(self, notes: Sequence[Note] = (), *, masks: MaskBank | None = None,
+                  stems: Mapping | None = None) -> None:
+        """Play another chart (or none) from the next block on, keeping the audio running: the
+        delay line is untouched, so switching makes no gap. Stems are prepared here, in the
+        caller's thread; call :meth:`set_sync` again for the new chart."""
+        self._commands.append(("chart", self._prepare(notes, masks, stems)))
+
     def reset(self) -> None:
         """Start again: empty delay line, nothing scheduled, path estimates forgotten.
 
@@ -195,20 +239,10 @@ class NoteRemover:
         """
         self._x[:] = 0
         self._r[:] = 0
-        self._gain_ring[:] = 0
-        self._weight_ring[:] = 0
         self._n = 0
         self._next_frame = -(self.n_fft // self.hop - 1)
         self._gain_level = 0.0
-        self._active: list[_Removal] = []
-        self._pending: list[_Removal] = []
-        self._missed: set[int] = set()
-        self._hit: set[int] = set()
-        self._auto_next = 0
-        self._refill_at = self._next_frame
-        self._pending_changed = False
-        for c in self._cancellers:
-            c.reset()
+        self._clear_schedule()
 
     @property
     def position(self) -> int:
@@ -271,8 +305,7 @@ class NoteRemover:
         for k, canceller in enumerate(self._cancellers):
             estimate = canceller.frame(spec, chart_sample)
             if weights[k] > 0:
-                residual = spec if remove is None else spec - remove
-                estimate = weights[k] * self._guard(residual, estimate)
+                estimate = weights[k] * estimate
                 remove = estimate if remove is None else remove + estimate
         if masking:
             m = gains[self._bin_band]
@@ -287,19 +320,6 @@ class NoteRemover:
         out *= self._synthesis
         for a, b, o in _ring_slices(start, self.n_fft, self._ring):
             self._r[:, a:b] += out[:, o:o + b - a]
-
-    @staticmethod
-    def _guard(x: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-        """Never let a cancellation estimate add energy (a wrong path after a jump in gain)."""
-        e = np.abs(estimate) ** 2
-        total = e.sum()
-        if total == 0:
-            return estimate
-        after = np.abs(x - estimate) ** 2
-        if after.sum() <= (np.abs(x) ** 2).sum():
-            return estimate
-        fit = float(np.real(np.sum(x * np.conj(estimate))) / total)
-        return estimate * min(max(fit, 0.0), 1.0)
 
     def _emit(self, out: np.ndarray, first: int) -> None:
         """Write output samples ``first .. first+len`` (input time), through the limiter."""
@@ -346,7 +366,10 @@ class NoteRemover:
         rebuild = False
         while self._commands:
             kind, value = self._commands.popleft()
-            if kind == "sync":
+            if kind == "chart":
+                self._install(value)
+                rebuild = False
+            elif kind == "sync":
                 self._sync(value)
             elif kind == "miss" and 0 <= value < len(self.notes) and value not in self._missed:
                 self._missed.add(value)

@@ -1,0 +1,120 @@
+"""Shared pieces of the identification benchmarks: the real recordings, their fingerprints
+(cached), and the degradations streaming applies to audio.
+
+Recordings: the 4 human-charted songs of Debian's fretsonfire-songs-muldjord (mix = song.ogg +
+guitar.ogg; ``/work/shared/scripts/fetch-fof-songs.sh``) and the distractors of
+``benchmarks/identify/fetch_distractors.sh`` (tracks of Debian game-music packages, 30 s or
+longer, near-duplicates dropped).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+from analyzer.decode import load, probe
+from chart_store.fingerprint import fingerprint
+
+DATA = pathlib.Path(os.environ.get("LOOPJAM_DATA", pathlib.Path.home() / ".cache/loopjam-data"))
+SONGS = DATA / "fretsonfire-songs-muldjord/usr/share/games/fretsonfire/data/songs/muldjord"
+DISTRACTORS = DATA / "distractors"
+CACHE = DATA / "fingerprints"
+CODECS = {"mp3": (["-c:a", "libmp3lame"], "mp3"), "aac": (["-c:a", "aac"], "m4a"),
+          "opus": (["-c:a", "libopus"], "opus"), "vorbis": (["-c:a", "libvorbis"], "ogg")}
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    paths: tuple[str, ...]  # mixed together (a Frets on Fire song is backing + guitar)
+
+    def audio(self) -> tuple[np.ndarray, int]:
+        """(channels, n) float32 and the sample rate of the mix."""
+        parts = [load(p, mono=False) for p in self.paths]
+        sr = parts[0][1]
+        n = min(y.shape[-1] for y, _ in parts)
+        ch = max(y.shape[0] for y, _ in parts)
+        mix = np.zeros((ch, n), np.float32)
+        for y, _ in parts:
+            mix += y[:, :n] if y.shape[0] == ch else y[:1, :n]
+        return mix, sr
+
+    def items(self) -> np.ndarray:
+        """Chromaprint items of the whole mix at its own rate, cached on disk."""
+        key = hashlib.sha1("|".join(self.paths).encode()).hexdigest()
+        cached = CACHE / f"{key}.npy"
+        if cached.exists():
+            return np.load(cached)
+        y, sr = self.audio()
+        items = fingerprint(y, sr).items
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.save(cached, items)
+        return items
+
+
+def benchmark_songs() -> list[Recording]:
+    if not SONGS.is_dir():
+        raise SystemExit("run /work/shared/scripts/fetch-fof-songs.sh first")
+    return [Recording(d.name, (str(d / "song.ogg"), str(d / "guitar.ogg")))
+            for d in sorted(SONGS.iterdir()) if (d / "song.ogg").exists()]
+
+
+def distractors(min_duration_s: float = 30.0) -> list[Recording]:
+    """Distractor tracks, sorted by path (Frets on Fire folders mixed like the songs)."""
+    if not DISTRACTORS.is_dir():
+        raise SystemExit("run benchmarks/identify/fetch_distractors.sh first")
+    found = []
+    for path in sorted(DISTRACTORS.rglob("*")):
+        if path.suffix.lower() not in (".ogg", ".mp3", ".flac") or path.name == "guitar.ogg":
+            continue
+        if path.name == "song.ogg" and (path.parent / "guitar.ogg").exists():
+            paths = (str(path), str(path.parent / "guitar.ogg"))
+        else:
+            paths = (str(path),)
+        try:
+            if probe(path).duration_s < min_duration_s:
+                continue
+        except ValueError:
+            continue
+        found.append(Recording(str(path.relative_to(DISTRACTORS)), paths))
+    return found
+
+
+def degrade(y: np.ndarray, sr: int, *, codec: str, gain_db: float, out_sr: int, channels: int,
+            fade_s: float = 0.0) -> tuple[np.ndarray, int]:
+    """What a stream does to audio: gain, a fade-in, lossy coding at 96 kbps, resampling and
+    down-mixing, through ffmpeg. ``y`` is (channels, n); returns (channels, n) float32."""
+    y = np.atleast_2d(y) * 10 ** (gain_db / 20)
+    if fade_s > 0:
+        y = y * np.minimum(1.0, np.arange(y.shape[-1]) / (fade_s * sr))
+    args, suffix = CODECS[codec]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, enc, dst = (os.path.join(tmp, n) for n in ("in.wav", f"enc.{suffix}", "out.wav"))
+        sf.write(src, np.clip(y, -1, 1).T, sr, subtype="FLOAT")
+        subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", src, *args,
+                        "-b:a", "96k", "-ac", str(channels), enc], check=True)
+        subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", enc, "-ar",
+                        str(out_sr), "-c:a", "pcm_f32le", dst], check=True)
+        out, rate = sf.read(dst, dtype="float32", always_2d=True)
+    return out.T, rate
+
+
+def random_degradation(rng: np.random.Generator) -> dict:
+    """One random streaming condition (codec, gain ±10 dB, 44.1/48 kHz, mono/stereo, fade)."""
+    return {"codec": str(rng.choice(list(CODECS))), "gain_db": float(rng.uniform(-10, 10)),
+            "out_sr": int(rng.choice([44100, 48000])), "channels": int(rng.choice([1, 2])),
+            "fade_s": float(rng.choice([0.0, 0.5]))}
+
+
+def percentiles(values, qs=(50, 95, 99)) -> dict:
+    values = np.asarray(values, float)
+    if not values.size:
+        return {}
+    return {f"p{q}": round(float(np.percentile(values, q)), 4) for q in qs} | {
+        "max": round(float(values.max()), 4), "mean": round(float(values.mean()), 4)}

@@ -1,0 +1,86 @@
+"""``loopjam analyze``: the --json contract, failures and exit status, resuming after a kill."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from companion.cli import main
+from tests.fixtures.songs import synth_song
+
+SR = 22050
+CONTRACT = {"input", "chart_id", "chart_path", "duration_s", "notes", "elapsed_s"}
+
+
+def _song(path, seed, seconds=11.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, synth_song(seed, duration_s=seconds, sr=SR), SR)
+    return path
+
+
+def _lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_json_lines_follow_the_contract(tmp_path, capsys):
+    song = _song(tmp_path / "in" / "tune.flac", 4)
+    out = tmp_path / "charts"
+    assert main(["analyze", str(song), "--json", "--stems", "none", "--out", str(out)]) == 0
+    (line,) = _lines(capsys.readouterr().out)
+    assert CONTRACT <= set(line) and line["input"] == str(song)
+    assert line["chart_path"] == str(out / "tune.chart") and os.path.isfile(line["chart_path"])
+    assert set(line["notes"]) <= {"easy", "medium", "hard", "expert"} and line["notes"]["expert"]
+    assert abs(line["duration_s"] - 11.0) < 0.01 and line["skipped"] is False
+    # the chart is in the store too
+    assert main(["chart", "show", line["chart_id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == line["chart_id"]
+
+
+def test_a_bad_file_is_reported_at_the_end_and_exits_1(tmp_path, capsys):
+    _song(tmp_path / "lib" / "good.wav", 5)
+    (tmp_path / "lib" / "bad.ogg").write_bytes(b"OggS" + b"\0" * 100)
+    _song(tmp_path / "lib" / "short.wav", 6, seconds=4.0)
+    assert main(["analyze", str(tmp_path / "lib"), "--json", "--stems", "none"]) == 1
+    captured = capsys.readouterr()
+    lines = {os.path.basename(l["input"]): l for l in _lines(captured.out)}
+    assert set(lines) == {"good.wav", "bad.ogg", "short.wav"}
+    assert lines["good.wav"]["chart_id"]
+    assert lines["bad.ogg"]["error"].startswith("bad.ogg: ")
+    assert lines["short.wav"]["error"] == "short.wav: too short: 4.0 s, the minimum is 10 s"
+    assert "2 of 3 files failed" in captured.err and "short.wav: too short" in captured.err
+
+
+def test_missing_path_and_empty_folder_are_one_line_errors(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nope")]) == 1
+    assert main(["analyze", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].endswith("nope: no such file or folder") and "no audio files" in err[1]
+
+
+def test_help_teaches_with_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = capsys.readouterr().out
+    assert "--jobs" in text and "loopjam analyze ~/Music --jobs 2" in text
+
+
+def test_a_killed_batch_resumes_where_it_stopped(tmp_path):
+    songs = [_song(tmp_path / "lib" / f"{name}.wav", seed)
+             for name, seed in (("a", 7), ("b", 8), ("c", 9))]
+    cmd = [sys.executable, "-m", "companion", "analyze", str(tmp_path / "lib"), "--json",
+           "--stems", "none"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = json.loads(proc.stdout.readline())  # one file done and stored...
+    proc.send_signal(signal.SIGKILL)             # ...then the batch dies mid-way
+    proc.wait()
+    proc.stdout.close()
+    assert first["input"] == str(songs[0]) and first["chart_id"]
+    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    assert rerun.returncode == 0
+    lines = {l["input"]: l for l in _lines(rerun.stdout)}
+    assert lines[str(songs[0])]["skipped"] and lines[str(songs[0])]["chart_id"] == first["chart_id"]
+    assert sum(l["skipped"] for l in lines.values()) < 3  # the rest were analyzed now
+    assert all(l.get("chart_id") for l in lines.values())

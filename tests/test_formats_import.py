@@ -1,0 +1,199 @@
+"""Song folder import (synthetic folders: notes.mid/notes.chart, song.ini, ogg stems) and the
+``loopjam import`` / ``loopjam export`` commands."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from analyzer.decode import load
+from analyzer.features import sync_reference
+from analyzer.formats import FormatError, find_song_folders, import_song, read_song_folder
+from chart_store.chart import Source
+from chart_store.fingerprint import fingerprint
+from chart_store.local import LocalStore
+from chart_store.stems import StemStore
+from companion.cli import main
+from tests.test_formats_chart_text import CHART
+from tests.test_formats_midi import midi_bytes
+
+SR = 22050
+SECONDS = 6.0
+# Expert: a chord at beat 1, a sustain at beat 2 (120 BPM), then 60 BPM from beat 4.
+NOTES = [(480, 1, 96), (480, 1, 98), (960, 480, 97), (1920, 1, 100), (2400, 1, 99),
+         (480, 1, 84), (1920, 1, 72), (960, 1, 60)]
+TEMPOS = ((0, 500_000), (1920, 1_000_000))
+
+
+def tone(freq: float, *, seconds: float = SECONDS, amp: float = 0.2, stereo: bool = True):
+    t = np.arange(int(seconds * SR)) / SR
+    y = (amp * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 1.5 * t)) / 2)
+    y = y.astype(np.float32)
+    return np.stack([y, y * 0.5]) if stereo else y
+
+
+def write_song(folder, *, ini="[song]\nname = Test Song\nartist = Tester\nalbum = Demo\n",
+               notes=NOTES, stems=("song", "guitar", "drums")):
+    folder.mkdir(parents=True, exist_ok=True)
+    if ini is not None:
+        (folder / "song.ini").write_text(ini)
+    if notes is not None:
+        (folder / "notes.mid").write_bytes(midi_bytes([("PART GUITAR", notes)], tempos=TEMPOS))
+    freqs = {"song": 110.0, "guitar": 440.0, "drums": 60.0, "bass": 55.0}
+    for name in stems:
+        y = tone(freqs[name], seconds=SECONDS - (0.5 if name == "drums" else 0))
+        sf.write(folder / f"{name}.ogg", y.T, SR, format="OGG", subtype="VORBIS")
+    return folder
+
+
+def test_import_song_notes_meta_beats_and_mix(tmp_path):
+    song = import_song(write_song(tmp_path / "Tester - Test Song", ini=(
+        "\ufeff[Song]\r\nNAME = Test Song\r\nArtist = Tester\r\nalbum = Demo\r\ndelay = 100\r\n")))
+    chart = song.chart
+    assert chart.meta.title == "Test Song" and chart.meta.artist == "Tester"
+    assert chart.meta.album == "Demo" and chart.meta.source is Source.IMPORTED_HUMAN
+    assert chart.lanes == 5 and chart.meta.duration_s == pytest.approx(SECONDS, abs=0.01)
+    expert = [(round(n.t, 9), n.lane, round(n.dur, 9), n.stem, n.pitch) for n in chart.track("expert")]
+    assert expert == [(0.6, 0, 0.0, "guitar", None), (0.6, 2, 0.0, "guitar", None),
+                      (1.1, 1, 0.5, "guitar", None), (2.1, 4, 0.0, "guitar", None),
+                      (3.1, 3, 0.0, "guitar", None)]
+    assert {d: len(t) for d, t in chart.difficulties.items()} == {
+        "easy": 1, "medium": 1, "hard": 1, "expert": 5}
+    # Beats: every quarter note of the tempo map shifted by the delay, to the end of the audio.
+    np.testing.assert_allclose(chart.beats, [0.1, 0.6, 1.1, 1.6, 2.1, 3.1, 4.1, 5.1])
+    # The fingerprint and sync reference are of the mix of every stem.
+    decoded = [load(song.stems[n], mono=True)[0] for n in ("song", "guitar", "drums")]
+    mix = np.zeros(max(map(len, decoded)), np.float32)
+    for y in decoded:
+        mix[:len(y)] += y
+    assert chart.fingerprint == fingerprint(mix, SR)
+    assert chart.sync == sync_reference(mix, SR)
+    assert set(song.stems) == {"song", "guitar", "drums"} and song.sr == SR
+    assert song.audio["guitar"].shape == (2, int(SECONDS * SR))
+
+
+def test_import_without_the_instruments_stem_marks_notes_as_mix(tmp_path):
+    song = import_song(write_song(tmp_path / "s", stems=("song",)))
+    assert {n.stem for n in song.chart.track("expert")} == {"mix"}
+
+
+def test_import_chart_text_folder_without_song_ini(tmp_path):
+    folder = tmp_path / "chart-song"
+    folder.mkdir()
+    (folder / "notes.chart").write_text(CHART)
+    (folder / "Song.OGG").write_bytes(b"")  # names are matched in any case
+    sf.write(folder / "Song.OGG", tone(220.0).T, SR, format="OGG", subtype="VORBIS")
+    chart = import_song(folder).chart
+    assert chart.meta.title == "Example Song" and chart.meta.artist == "Example Artist"
+    assert [n.t for n in chart.track("expert")] == [0.5, 0.5, 1.0, 1.5]
+
+
+def test_song_ini_delay_wins_over_chart_offset_and_sets_the_cutoff(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "notes.chart").write_text(CHART)
+    (folder / "song.ini").write_text("[song]\nname = X\ndelay = -250\n"
+                                     "sustain_cutoff_threshold = 100\n")
+    song = read_song_folder(folder)
+    assert song.title == "X"
+    assert [(n.t, n.dur) for n in song.notes.difficulties["expert"]] == [
+        (-0.25, 0.0), (-0.25, 0.0), (0.25, 0.0), (0.75, 1.0)]
+
+
+def test_find_song_folders_recursively(tmp_path):
+    write_song(tmp_path / "a" / "one", stems=())
+    write_song(tmp_path / "b" / "c" / "two", stems=())
+    (tmp_path / "b" / "not-a-song").mkdir()
+    assert find_song_folders(tmp_path) == [tmp_path / "a" / "one", tmp_path / "b" / "c" / "two"]
+    assert find_song_folders(tmp_path / "a" / "one") == [tmp_path / "a" / "one"]
+    with pytest.raises(FormatError, match="no song folder"):
+        find_song_folders(tmp_path / "b" / "not-a-song")
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("no-ini", "no song.ini beside notes.mid"),
+    ("truncated", "notes.mid: not a readable MIDI file"),
+    ("no-audio", "no audio"),
+    ("garbage-chart", "notes.chart line 1: unexpected"),
+    ("bad-audio", "guitar.ogg"),
+])
+def test_broken_folders_raise_one_clear_error(tmp_path, breakage, message):
+    folder = write_song(tmp_path / "s", ini=None if breakage == "no-ini" else "[song]\nname=x\n",
+                        stems=() if breakage == "no-audio" else ("song", "guitar"),
+                        notes=None if breakage == "garbage-chart" else NOTES)
+    if breakage == "truncated":
+        data = (folder / "notes.mid").read_bytes()
+        (folder / "notes.mid").write_bytes(data[:30])
+    if breakage == "garbage-chart":
+        (folder / "notes.chart").write_bytes(b"this is no chart at all\n\x01\x02")
+    if breakage == "bad-audio":
+        (folder / "guitar.ogg").write_bytes(b"OggS but not really")
+    with pytest.raises(ValueError, match=message):
+        import_song(folder)
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+def test_cli_import_saves_chart_and_stems(tmp_path, capsys):
+    root = tmp_path / "songs"
+    write_song(root / "one")
+    write_song(root / "more" / "two", stems=("song", "guitar"))
+    assert main(["import", str(root), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["input"] for line in lines] == [str(root / "more" / "two"), str(root / "one")]
+    first = lines[1]
+    assert first["title"] == "Test Song" and first["artist"] == "Tester"
+    assert first["notes"] == {"easy": 1, "medium": 1, "hard": 1, "expert": 5}
+    store = LocalStore()
+    chart = store.get(first["chart_id"])
+    assert chart.meta.source is Source.IMPORTED_HUMAN and len(chart.track("expert")) == 5
+    assert StemStore().names(first["chart_id"]) == ("drums", "guitar", "song")
+    y, sr = StemStore().get(first["chart_id"], "guitar")
+    assert sr == SR and y.shape == (2, int(SECONDS * SR))
+
+
+def test_cli_import_failures_are_one_line_each_and_exit_1(tmp_path, capsys):
+    write_song(tmp_path / "good")
+    write_song(tmp_path / "bad", ini=None)
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "notes.chart").write_bytes(b"\x00\xff" * 100)
+    code = main(["import", str(tmp_path), str(tmp_path / "missing")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert len(out.splitlines()) == 1 and "Tester - Test Song" in out
+    errors = err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("loopjam: import ") for e in errors)
+    assert "Traceback" not in err
+    assert any("no song.ini" in e for e in errors) and any("no such folder" in e for e in errors)
+    assert main(["import", str(tmp_path / "bad"), "--json"]) == 1
+    failure = json.loads(capsys.readouterr().out)
+    assert failure["input"] == str(tmp_path / "bad") and "no song.ini" in failure["error"]
+
+
+def test_cli_export_round_trip_through_clone_hero(tmp_path, capsys):
+    write_song(tmp_path / "in" / "one")
+    assert main(["import", str(tmp_path / "in"), "--json"]) == 0
+    chart_id = json.loads(capsys.readouterr().out)["chart_id"]
+    assert main(["export", chart_id, "--format", "clonehero", "--out", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "Tester - Test Song"
+    assert capsys.readouterr().out.strip() == str(folder)
+    assert {p.name for p in folder.iterdir()} == {"notes.mid", "song.ini", "song.ogg",
+                                                  "guitar.ogg", "drums.ogg"}
+    original = LocalStore().get(chart_id)
+    again = import_song(folder).chart
+    for name, track in original.difficulties.items():
+        got = again.track(name)
+        assert [n.lane for n in got] == [n.lane for n in track]
+        assert np.allclose([n.t for n in got], [n.t for n in track], atol=1e-3)
+        assert np.allclose([n.end for n in got], [n.end for n in track], atol=1e-3)
+    assert again.meta.title == original.meta.title
+
+
+def test_cli_export_errors(tmp_path, capsys):
+    assert main(["export", "0123456789abcdef", "--format", "osu", "--out", str(tmp_path)]) == 1
+    assert "0123456789abcdef" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["export", "x", "--format", "guitarpro", "--out", str(tmp_path)])
+    assert usage.value.code == 2

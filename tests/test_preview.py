@@ -1,0 +1,61 @@
+"""analyzer.preview and ``loopjam chart preview``: note heads, lanes and beat grid drawn where
+the chart puts them."""
+import numpy as np
+from PIL import Image
+
+from analyzer import preview
+from chart_store.chart import Chart, ChartMeta, Note, SyncReference
+from chart_store.chartfile import write_chart
+from companion.cli import main
+
+SR = 22050
+
+
+def _chart():
+    notes = (Note(1.0, lane=0, pitch=57), Note(2.0, dur=1.0, lane=2, pitch=64),
+             Note(3.5, lane=4, pitch=69), Note(3.5, lane=1, pitch=60))
+    envelope = np.zeros(600, np.float32)
+    envelope[[100, 200, 350]] = 1.0
+    return Chart(ChartMeta(title="Grid", artist="Test", duration_s=6.0), {"expert": notes},
+                 lanes=5, beats=np.arange(0.5, 6.0, 0.5),
+                 sync=SyncReference(envelope=envelope, frame_rate=100.0))
+
+
+def _note_centre(note, *, width=1200, row_s=6.0, lanes=5):
+    x = preview._LEFT + note.t * (width - preview._LEFT) / row_s
+    y = 30 + preview._SPEC_H + note.lane * preview._LANE_H + preview._LANE_H // 2
+    return int(round(x)), int(y)
+
+
+def test_note_heads_sit_on_their_lane_in_their_colour():
+    chart = _chart()
+    t = np.arange(6 * SR) / SR
+    y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    image = np.asarray(preview.render_preview(chart, y=y, sr=SR, row_s=6.0, width=1200))
+    assert image.shape[1] == 1200
+    for note in chart.track("expert"):
+        x, ly = _note_centre(note)
+        assert tuple(image[ly, x]) == preview.LANE_COLOURS[note.lane], note
+    # the sustain of the lane-2 note is drawn to its end; an empty lane stays background
+    x_mid, ly = _note_centre(Note(2.6, lane=2))
+    assert tuple(image[ly, x_mid]) != tuple(image[ly + 2 * preview._LANE_H, x_mid])
+    # the 220 Hz tone is the bright band of the spectrogram strip (the loudest rows saturate)
+    strip = image[30:30 + preview._SPEC_H, preview._LEFT + 10:].astype(int).sum(axis=(1, 2))
+    bright = np.flatnonzero(strip >= 0.95 * strip.max())
+    assert abs(bright.mean() - preview._hz_to_row(220, preview._SPEC_H)) <= 2
+    assert bright.max() - bright.min() < 15
+
+
+def test_cli_preview_writes_png_rows(tmp_path, capsys):
+    chart_file = tmp_path / "grid.chart"
+    write_chart(_chart(), chart_file)
+    png = tmp_path / "grid.png"
+    assert main(["chart", "preview", str(chart_file), "-o", str(png), "--row", "2",
+                 "--width", "800"]) == 0
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width == 800
+        one_row = preview._SPEC_H + 5 * preview._LANE_H + preview._LABEL_H + preview._GAP
+        assert image.height == 30 + 3 * one_row  # 6 s in rows of 2 s
+    assert main(["chart", "preview", str(chart_file), "-o", str(png), "--difficulty",
+                 "easy"]) == 1
+    assert "no easy difficulty" in capsys.readouterr().err
