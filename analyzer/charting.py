@@ -65,8 +65,11 @@ RULES: dict[str, DifficultyRule] = {
 FAST_BEATS = 0.5
 #: Detected onsets jitter by a frame or two: a gap may be this fraction shorter than the rule's.
 GAP_SLACK = 0.2
-#: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else.
-METRE_WEIGHTS = (1.0, 0.85, 0.7)
+#: Onset strength (the envelope's 99th percentile is 1) an onset on the beat needs to be charted.
+ONSET_THRESHOLD = 0.3
+#: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else. An onset's
+#: strength times its weight must reach ONSET_THRESHOLD, and ranks it when a difficulty thins.
+METRE_WEIGHTS = (1.0, 0.9, 0.75)
 #: Onsets closer than this to a 16th of the beat grid are on it (seconds; about a frame and a half).
 GRID_TOLERANCE_S = 0.02
 
@@ -126,12 +129,14 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     audio, audio_sr, stem = _source(y, sr, stems)
     spec = _notes.analysis_spectrogram(audio, audio_sr)
     env = _notes.onset_strength(spec)
-    onsets = _notes.detect_onsets(env)
+    onsets = _notes.detect_onsets(env, threshold=ONSET_THRESHOLD)
     tempo = _notes.track_beats(env)
-    times, strength = onsets.times, onsets.strength
+    weights = _metrical_weights(onsets.times, tempo.beats)
+    # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre).
+    on_chart = onsets.strength * weights >= ONSET_THRESHOLD
+    times, strength, weights = onsets.times[on_chart], onsets.strength[on_chart], weights[on_chart]
     pitches, _ = _notes.onset_pitches(spec, times)
     rings = _notes.ring_durations(spec, times, pitches)
-    weights = _metrical_weights(times, tempo.beats)
     beat_s = tempo.beat_s
     expert_lanes = assign_lanes(times, pitches, lanes=lanes, fast_s=FAST_BEATS * beat_s)
     difficulties = {}

@@ -79,11 +79,14 @@ class _Frozen:
         self.items = (np.concatenate(runs).astype(np.uint32) if runs
                       else np.zeros(0, np.uint32))
         order = np.argsort(self.items, kind="stable")
-        values, first, counts = np.unique(self.items[order], return_index=True, return_counts=True)
-        self.values = values.astype(np.uint32)
-        self.first = first.astype(np.int64)
-        self.counts = counts.astype(np.int64)
+        ordered = self.items[order]
+        # Positions fit in uint32 up to 4 billion items (about 16,000 hours of audio).
         self.postings = order.astype(np.uint32 if self.items.size < 2**32 else np.int64)
+        del order
+        starts = np.flatnonzero(np.diff(ordered)) + 1 if ordered.size else np.zeros(0, np.int64)
+        self.first = np.concatenate([[0], starts]).astype(np.int64) if ordered.size else starts
+        self.values = ordered[self.first]
+        self.counts = np.diff(np.append(self.first, ordered.size))
 
     @property
     def nbytes(self) -> int:

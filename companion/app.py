@@ -35,7 +35,7 @@ import numpy as np
 from companion.game.calibration import Offsets, heard_time, input_time
 
 __all__ = ["LiveOptions", "LiveSession", "EventLog", "PassThrough", "make_processor",
-           "SessionTotals"]
+           "SessionTotals", "raise_priority"]
 
 
 class PassThrough:
@@ -480,7 +480,7 @@ class LiveSession:
     def _audio_thread(self) -> None:
         from companion.audio import AudioError
 
-        self.audio_priority = _raise_thread_priority()
+        self.audio_priority = raise_priority(realtime=True)
         t_cpu = time.thread_time()
         try:
             while not self.stop_event.is_set():
@@ -523,16 +523,20 @@ class LiveSession:
                         "max_block_ms": round(self.max_block_s * 1000, 3)})
 
 
-def _raise_thread_priority() -> str:
-    """Best effort for the calling (audio) thread: real-time FIFO scheduling, else a higher
-    nice level, as PulseAudio does through rtkit; says what it got."""
+def raise_priority(*, realtime: bool = False) -> str:
+    """Best effort for the calling thread (and the threads it starts later, which inherit it):
+    real-time FIFO scheduling when ``realtime``, else nice -10, as PulseAudio gets through rtkit.
+    Python threads share one lock (the GIL): a control thread descheduled while holding it stalls
+    the audio thread, so the whole live process needs the priority, not just the audio thread.
+    Returns what it got: "fifo", "nice-10" or "normal"."""
     import os
 
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-        return "fifo"
-    except (AttributeError, OSError):
-        pass
+    if realtime:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            return "fifo"
+        except (AttributeError, OSError):
+            pass
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
         return "nice-10"

@@ -28,17 +28,17 @@ metas = st.builds(ChartMeta, title=st.text(max_size=12), artist=st.text(max_size
                   album=st.text(max_size=8), duration_s=non_negative,
                   source=st.sampled_from(list(Source)), tool_version=st.text(max_size=6))
 fingerprints = st.builds(
-    Fingerprint, items=st.lists(st.integers(0, 2**32 - 1), max_size=6).map(
+    Fingerprint, items=st.lists(st.integers(0, 2**32 - 1), max_size=4).map(
         lambda v: np.array(v, np.uint32)),
     algorithm=st.integers(0, 4), item_s=positive)
 sync_references = st.builds(
-    SyncReference, envelope=st.lists(finite32, max_size=6).map(lambda v: np.array(v, np.float32)),
+    SyncReference, envelope=st.lists(finite32, max_size=4).map(lambda v: np.array(v, np.float32)),
     frame_rate=positive)
 _band_edges = st.lists(st.floats(min_value=0, allow_infinity=False, width=32), max_size=4,
                        unique=True).map(lambda v: np.array(sorted(v), np.float32))
 _mask_field_lists = st.lists(st.tuples(finite, st.binary(max_size=9), st.integers(0, 3)),
                              max_size=MAX_MASKS)
-_beat_lists = st.lists(finite, unique=True, max_size=6)
+_beat_lists = st.lists(finite, unique=True, max_size=4)
 _maybe_fingerprint = st.none() | fingerprints
 _maybe_sync = st.none() | sync_references
 _difficulty_names = st.lists(st.sampled_from(DIFFICULTIES), unique=True, max_size=4)
@@ -62,7 +62,7 @@ def mask_banks(draw) -> MaskBank:
     return MaskBank(band_edges_hz=edges, hop_s=draw(positive), masks=tuple(masks))
 
 
-def charts(max_notes: int = 8) -> st.SearchStrategy[Chart]:
+def charts(max_notes: int = 6) -> st.SearchStrategy[Chart]:
     """Any chart the format can store exactly, with at most ``max_notes`` notes in all."""
     return _charts(st.lists(_note_fields, max_size=max_notes))
 

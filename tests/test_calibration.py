@@ -72,3 +72,22 @@ def test_corrupt_highscore_file_is_named(tmp_path):
     path.write_text("{not json")
     with pytest.raises(HighScoreError, match="hs.json"):
         HighScores(path).best("c", "expert")
+
+
+def test_calibrate_cli_sets_offsets_from_taps(tmp_path, capsys):
+    import json as json_
+
+    from companion.cli import main
+    from companion.config import load_config
+    beats = np.arange(24) * 0.5
+    taps = tmp_path / "taps.json"
+    taps.write_text(json_.dumps({"taps": (beats + 0.031).tolist(), "beats": beats.tolist()}))
+    assert main(["calibrate", "--from-taps", str(taps), "--kind", "audio", "--video-ms", "12",
+                 "--json"]) == 0
+    out = json_.loads(capsys.readouterr().out)
+    assert out["measured"]["offset_ms"] == pytest.approx(31)
+    assert load_config().offsets.audio_ms == pytest.approx(31)
+    assert load_config().offsets.video_ms == 12
+    taps.write_text('{"taps": [1.0], "beats": [0.0, 0.5, 1.0]}')
+    assert main(["calibrate", "--from-taps", str(taps)]) == 1
+    assert "need 8" in capsys.readouterr().err

@@ -71,6 +71,9 @@ def test_import_song_notes_meta_beats_and_mix(tmp_path):
     assert chart.fingerprint == fingerprint(mix, SR)
     assert chart.sync == sync_reference(mix, SR)
     assert set(song.stems) == {"song", "guitar", "drums"} and song.sr == SR
+    # Masks come from the guitar stem: every note has one.
+    assert len(chart.masks) and all(n.mask is not None for t in chart.difficulties.values()
+                                    for n in t)
     assert song.audio["guitar"].shape == (2, int(SECONDS * SR))
 
 
@@ -197,3 +200,17 @@ def test_cli_export_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["export", "x", "--format", "guitarpro", "--out", str(tmp_path)])
     assert usage.value.code == 2
+
+
+def test_imported_chart_wins_over_a_generated_chart_of_the_same_song(tmp_path):
+    from dataclasses import replace
+
+    song = import_song(write_song(tmp_path / "s"))
+    human = song.chart
+    generated = replace(human, meta=replace(human.meta, source=Source.ANALYZED),
+                        difficulties={"expert": human.track("expert").notes[:2]})
+    store = LocalStore()
+    generated_id, human_id = store.put(generated), store.put(human)
+    assert generated_id != human_id
+    match = store.identify(human.fingerprint)
+    assert match is not None and match.chart_id == human_id

@@ -197,6 +197,12 @@ def test_export_writes_part_guitar_with_the_tempo_of_the_beats():
     assert all(np.min(np.abs(file_beats - b)) < 1e-5 for b in beats)
 
 
+def test_export_takes_any_title():
+    chart = Chart(ChartMeta("日本 Ünï"), {"expert": (Note(1.0),)})
+    mid = mido.MidiFile(file=io.BytesIO(export_midi(chart).data), charset="utf-8")
+    assert mid.tracks[0].name == "日本 Ünï"
+
+
 def test_export_clips_a_sustain_at_the_next_note_of_its_lane():
     chart = _chart([Note(1.0, 2.0, 0), Note(2.0, 0, 0)])
     written = export_midi(chart)

@@ -37,7 +37,8 @@ def test_live_through_pulseaudio(pulse_server, tmp_path):
     rec_b = Parec.start(pulse_server, "B.monitor", tmp_path / "b.raw")
     play = subprocess.Popen(
         [sys.executable, "-m", "companion", "play", "--source", "loopback:A", "--sink", "B",
-         "--no-overlay", "--player", "autoplay", "--log", str(log), "--no-record"],
+         "--no-overlay", "--player", "autoplay", "--log", str(log), "--no-record",
+         "--latency-ms", "100"],
         env=pulse_server.env | {"LOOPJAM_HOME": str(LocalStore().root.parent),
                                 "LOOPJAM_AUDIO_TRACE": str(tmp_path / "trace.npy")},
         stderr=subprocess.PIPE, text=True)
@@ -45,8 +46,11 @@ def test_live_through_pulseaudio(pulse_server, tmp_path):
         deadline = time.monotonic() + 30
         while not log.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1.0)  # the capture is running
-        subprocess.run(["paplay", "--device=A", "--latency-msec=100", str(tmp_path / "song.wav")],
+        time.sleep(3.0)  # the capture is running
+        # The "player": well buffered and real-time, as a desktop player is (if it underran,
+        # PulseAudio would rewind the sink and the two monitor streams would disagree).
+        subprocess.run(["chrt", "-f", "5", "paplay", "--device=A", "--latency-msec=300",
+                        str(tmp_path / "song.wav")],
                        env=pulse_server.env, check=True, timeout=60)
         time.sleep(1.0)
     finally:

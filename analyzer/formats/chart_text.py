@@ -21,6 +21,7 @@ are ignored.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from chart_store.chart import Note
@@ -116,7 +117,9 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
     try:
         resolution = int(float(tags.get("Resolution", DEFAULT_RESOLUTION)))
         file_offset = float(tags.get("Offset", 0) or 0)
-    except ValueError:
+        if not math.isfinite(file_offset):
+            raise ValueError
+    except (ValueError, OverflowError):
         raise FormatError(f"{name}: [Song] Resolution/Offset is not a number") from None
     if resolution <= 0:
         raise FormatError(f"{name}: [Song] Resolution must be > 0, got {resolution}")
@@ -130,7 +133,7 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
                 milli_bpm = float(rest.split()[0])
             except (ValueError, IndexError):
                 raise FormatError(f"{name} line {number}: bad tempo {value!r}") from None
-            if not milli_bpm > 0:
+            if not 0 < milli_bpm < math.inf:
                 raise FormatError(f"{name} line {number}: tempo must be > 0, got {value!r}")
             changes.append((tick, 60000.0 / milli_bpm))
             last_tick = max(last_tick, tick)

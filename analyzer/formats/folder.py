@@ -174,6 +174,7 @@ def import_song(folder) -> ImportedSong:
     """
     from analyzer.decode import load
     from analyzer.features import sync_reference
+    from analyzer.masks import attach_masks
     from chart_store.fingerprint import fingerprint
 
     song = read_song_folder(folder)
@@ -193,7 +194,11 @@ def import_song(folder) -> ImportedSong:
     stem = notes.stem if notes.stem in audio else "mix"
     difficulties = {d: tuple(Note(n.t, n.dur, n.lane, None, stem) for n in track)
                     for d, track in notes.difficulties.items()}
-    masks, difficulties = _masks(difficulties, mix, sr, notes.stem, audio.get(notes.stem))
+    stems = None
+    if stem in audio:  # the instrument's own stem, as long as the mix
+        stems = {stem: np.zeros(length, np.float32)}
+        stems[stem][:audio[stem].shape[1]] = audio[stem].mean(axis=0)
+    masks, difficulties = attach_masks(difficulties, y=mix, sr=sr, stems=stems)
     duration_s = length / sr
     meta = ChartMeta(title=song.title, artist=song.artist, album=song.album,
                      duration_s=duration_s, source=Source.IMPORTED_HUMAN,
@@ -202,17 +207,6 @@ def import_song(folder) -> ImportedSong:
                   beats=notes.beats(duration_s), fingerprint=fingerprint(mix, sr),
                   sync=sync_reference(mix, sr), masks=masks)
     return ImportedSong(chart, dict(song.stems), audio, sr)
-
-
-def _masks(difficulties, mix, sr, stem, stem_audio):
-    """Per-note masks from the instrument's stem (``stem_audio``, (channels, n), or None)."""
-    from chart_store.chart import MaskBank
-    try:
-        from analyzer.masks import attach_masks
-    except ImportError:  # the mask module is written in parallel; charts import without masks
-        return MaskBank(), difficulties
-    stems = {stem: stem_audio.mean(axis=0)} if stem_audio is not None else None
-    return attach_masks(difficulties, y=mix, sr=sr, stems=stems)
 
 
 def _tool_version() -> str:

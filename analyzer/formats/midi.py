@@ -189,8 +189,8 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
 
 @dataclass(frozen=True)
 class MidiExport:
-    """A written MIDI chart: the file's bytes and the sustain cutoff (ticks) it was written for,
-    to store as song.ini ``sustain_cutoff_threshold``."""
+    """A written MIDI chart: the file's bytes, the sustain cutoff (ticks) it was written for (to
+    store as song.ini ``sustain_cutoff_threshold``) and the tempo map it uses."""
 
     data: bytes
     sustain_cutoff_ticks: int
@@ -233,7 +233,7 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
             events += [(start, 1, base + lane), (end, 0 if end > start else 2, base + lane)]
     events.sort()
 
-    mid = mido.MidiFile(type=1, ticks_per_beat=resolution)
+    mid = mido.MidiFile(type=1, ticks_per_beat=resolution, charset="utf-8")  # the title's text
     sync = mido.MidiTrack([mido.MetaMessage("track_name", name=chart.meta.title[:100], time=0),
                            mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)])
     previous = 0

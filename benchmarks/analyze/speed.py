@@ -6,7 +6,7 @@ analyzed as an unknown file in a fresh Python process, so the wall time includes
 imports and model loading, as a user running ``loopjam analyze song.ogg`` pays them. Peak memory
 is the child's peak resident set size.
 
-    nice -n 10 .venv/bin/python -m benchmarks.analyze.speed [SONGS_DIR] [--stems auto] [--songs N]
+    nice -n 10 .venv/bin/python -m benchmarks.analyze.speed [SONGS_DIR] [--stems auto] [--limit N]
 
 Prints one JSON line per song and a summary line.
 """
@@ -48,15 +48,19 @@ def write_mix(folder: Path, out: Path) -> float:
 
 def child(path: str, stems: str) -> None:
     """Analyze one file in this process; print stage times as JSON."""
-    marks = [("start", time.perf_counter())]
+    def mark(name):
+        marks.append((name, time.perf_counter(), time.process_time()))
+
+    marks = []
+    mark("imports")
     from analyzer.pipeline import analyze_file
-    marks.append(("import", time.perf_counter()))
-    chart = analyze_file(path, stems=stems,
-                         progress=lambda stage: marks.append((stage, time.perf_counter())))
-    marks.append(("end", time.perf_counter()))
-    stages = {name: round(marks[i + 1][1] - t, 3) for i, (name, t) in enumerate(marks[:-1])}
-    stages["imports"] = stages.pop("start")
-    print(json.dumps({"stages_s": stages, "in_process_s": round(marks[-1][1] - _STARTED, 3),
+    chart = analyze_file(path, stems=stems, progress=mark)
+    mark("end")
+    # seconds from each mark to the next: wall, and CPU of all this process's threads
+    stages = {name: round(marks[i + 1][1] - t, 3) for i, (name, t, _) in enumerate(marks[:-1])}
+    cpu = {name: round(marks[i + 1][2] - c, 3) for i, (name, _, c) in enumerate(marks[:-1])}
+    print(json.dumps({"stages_s": stages, "stages_cpu_s": cpu,
+                      "in_process_s": round(marks[-1][1] - _STARTED, 3),
                       "tool_version": chart.meta.tool_version,
                       "notes": {d: len(t) for d, t in chart.difficulties.items()}}))
 
@@ -65,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("songs", nargs="?", help="songs folder (default: fetch-fof-songs.sh)")
     parser.add_argument("--stems", default="auto")
-    parser.add_argument("--songs", type=int, default=0, help="only the first N songs")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N songs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -74,7 +78,7 @@ def main() -> None:
     from benchmarks.chart_quality.run import songs_dir
 
     folders = sorted(p for p in songs_dir(args.songs).iterdir() if (p / "song.ogg").exists())
-    folders = folders[:args.songs or None]
+    folders = folders[:args.limit or None]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for folder in folders:

@@ -34,9 +34,11 @@ class Recording:
     name: str
     paths: tuple[str, ...]  # mixed together (a Frets on Fire song is backing + guitar)
 
-    def audio(self) -> tuple[np.ndarray, int]:
-        """(channels, n) float32 and the sample rate of the mix."""
-        parts = [load(p, mono=False) for p in self.paths]
+    def audio(self, offset_s: float = 0.0, duration_s: float | None = None
+              ) -> tuple[np.ndarray, int]:
+        """(channels, n) float32 and the sample rate of the mix (or of a slice of it)."""
+        parts = [load(p, mono=False, offset_s=offset_s, duration_s=duration_s)
+                 for p in self.paths]
         sr = parts[0][1]
         n = min(y.shape[-1] for y, _ in parts)
         ch = max(y.shape[0] for y, _ in parts)
@@ -84,6 +86,22 @@ def distractors(min_duration_s: float = 30.0) -> list[Recording]:
             continue
         found.append(Recording(str(path.relative_to(DISTRACTORS)), paths))
     return found
+
+
+def unique(recordings: list[Recording], *, max_ber: float = 0.15) -> list[Recording]:
+    """``recordings`` without near-duplicates (the same music packaged twice): a track whose
+    middle 10 s matches an earlier kept track below ``max_ber`` is dropped."""
+    from chart_store.index import FingerprintIndex
+
+    index = FingerprintIndex(accept_ber=max_ber)
+    kept = []
+    for rec in recordings:
+        items = rec.items()
+        mid = len(items) // 2
+        if not index.search(items[max(0, mid - 40):mid + 40]):
+            kept.append(rec)
+            index.add(rec.name, items)
+    return kept
 
 
 def degrade(y: np.ndarray, sr: int, *, codec: str, gain_db: float, out_sr: int, channels: int,

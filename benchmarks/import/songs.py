@@ -41,8 +41,10 @@ def songs_dir(arg: str | None) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def reference_expert(folder: Path, delay_s: float) -> tuple[list[tuple[float, int, int]], int]:
-    """(seconds, lane, length ticks) of every Expert note by mido's playback clock; resolution."""
+def reference_expert(folder: Path, delay_s: float
+                     ) -> tuple[list[tuple[float, int, int, float]], int]:
+    """(seconds, lane, length ticks, length seconds) of every Expert note by mido's playback
+    clock, and the file's resolution."""
     import mido
 
     mid = mido.MidiFile(folder / "notes.mid")
@@ -53,7 +55,8 @@ def reference_expert(folder: Path, delay_s: float) -> tuple[list[tuple[float, in
             if msg.type == "note_on" and msg.velocity > 0:
                 sounding[msg.note] = seconds
             elif msg.note in sounding:
-                notes.append((sounding.pop(msg.note) + delay_s, msg.note - EXPERT_LOW))
+                start = sounding.pop(msg.note)
+                notes.append((start + delay_s, msg.note - EXPERT_LOW, seconds - start))
     # Lengths in ticks come from the track itself (mido's merged clock is in seconds).
     ticks, starts, lengths = 0, {}, {}
     for track in mid.tracks:
@@ -66,8 +69,33 @@ def reference_expert(folder: Path, delay_s: float) -> tuple[list[tuple[float, in
                 elif msg.note in starts:
                     lengths.setdefault(msg.note, []).append(ticks - starts.pop(msg.note))
     order = {note: iter(values) for note, values in lengths.items()}
-    return sorted((t, lane, next(order[lane + EXPERT_LOW])) for t, lane in
+    return sorted((t, lane, next(order[lane + EXPERT_LOW]), length) for t, lane, length in
                   sorted(notes, key=lambda n: n[0])), mid.ticks_per_beat
+
+
+def export_round_trip(chart) -> dict:
+    """Export to a Clone Hero folder (no audio), read it back: how far did the notes move?
+    Also the note counts of the StepMania (4 lanes) and osu!mania exports."""
+    import re
+    import tempfile
+
+    from analyzer.formats import export_chart, read_song_folder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        back = read_song_folder(export_chart(chart, "clonehero", tmp)).notes.difficulties
+        sm = next(export_chart(chart, "stepmania", Path(tmp) / "sm").glob("*.sm")).read_text()
+        osu = [p.read_text() for p in export_chart(chart, "osu", Path(tmp) / "osu").glob("*.osu")]
+    result = {}
+    for name, track in chart.difficulties.items():
+        got = back[name]
+        same = len(got) == len(track) and [n.lane for n in got] == [n.lane for n in track]
+        result[name] = {
+            "notes_and_lanes_equal": same,
+            "max_start_diff_ms": round(1000 * max(abs(a.t - b.t) for a, b in zip(got, track)), 4),
+            "max_end_diff_ms": round(1000 * max(abs(a.end - b.end) for a, b in zip(got, track)), 4)}
+    result["stepmania_rows_with_heads_or_tails"] = len(re.findall(r"^[0-3]*[123][0-3]*$", sm, re.M))
+    result["osu_hit_objects"] = sum(len(o.split("[HitObjects]")[1].split()) for o in osu)
+    return result
 
 
 def check_song(folder: Path) -> dict:
@@ -81,14 +109,18 @@ def check_song(folder: Path) -> dict:
     reference, resolution = reference_expert(folder, delay)
     imported = chart.track("expert").notes
     max_dt = max((abs(a.t - b[0]) for a, b in zip(imported, reference)), default=0.0)
-    same_lanes = [n.lane for n in imported] == [lane for _, lane, _ in reference]
-    ref_sustains = sum(length > resolution // 3 for _, _, length in reference)
-    exact = len(imported) == len(reference) and same_lanes and max_dt < 1e-6 and \
-        sum(n.dur > 0 for n in imported) == ref_sustains
+    same_lanes = [n.lane for n in imported] == [r[1] for r in reference]
+    # Sustains: longer than the 1/12-step cutoff, lasting what mido's clock says.
+    ref_durs = [r[3] if r[2] > resolution // 3 else 0.0 for r in reference]
+    max_ddur = max((abs(a.dur - d) for a, d in zip(imported, ref_durs)), default=0.0)
+    exact = (len(imported) == len(reference) and same_lanes and max_dt < 1e-6
+             and max_ddur < 1e-6)
     return {"song": folder.name, "title": chart.meta.title, "exact": exact,
             "expert_notes": len(imported), "reference_notes": len(reference),
-            "lanes_equal": same_lanes, "max_time_diff_s": max_dt,
-            "sustains": sum(n.dur > 0 for n in imported), "reference_sustains": ref_sustains,
+            "lanes_equal": same_lanes, "max_time_diff_s": max_dt, "max_sustain_diff_s": max_ddur,
+            "sustains": sum(n.dur > 0 for n in imported),
+            "reference_sustains": sum(d > 0 for d in ref_durs),
+            "export_round_trip": export_round_trip(chart),
             "notes": {d: len(t) for d, t in chart.difficulties.items()},
             "duration_s": round(chart.meta.duration_s, 2), "beats": len(chart.beats),
             "fingerprint_items": len(chart.fingerprint.items), "masks": len(chart.masks),

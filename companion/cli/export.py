@@ -21,7 +21,7 @@ the chart files are written in any case. The song folder is created inside DIR.
 
 examples:
   loopjam export 3f9a0c1d2e --format clonehero --out ~/clonehero/songs
-  loopjam export song.ljchart --format osu --out ./osu-export
+  loopjam export my-song.chart --format osu --out ./osu-export   (a LoopJam chart file)
 """
 
 
@@ -40,20 +40,12 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from analyzer.formats import FormatError, export_chart
-    from chart_store.chartfile import ChartFormatError, read_chart
-    from chart_store.local import ChartNotFound, LocalStore
     from chart_store.stems import StemStore
+    from companion.cli.chart import load_chart
 
-    stems = {}
-    try:
-        if Path(args.chart).is_file():
-            chart = read_chart(args.chart)
-        else:
-            chart = LocalStore().get(args.chart)
-            store = StemStore()
-            stems = {name: store.get(args.chart, name) for name in store.names(args.chart)}
-    except (ChartFormatError, ChartNotFound) as error:
-        raise CommandError(f"{args.chart}: {error}") from None
+    chart = load_chart(args.chart)
+    store = StemStore()  # an imported song's stems, kept under the chart's id
+    stems = {name: store.get(chart.id, name) for name in store.names(chart.id)}
     try:
         folder = export_chart(chart, args.fmt, args.out, stems=stems)
     except (FormatError, OSError) as error:

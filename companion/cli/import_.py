@@ -52,25 +52,7 @@ def run(args) -> int:
         else:
             tqdm.write(f"loopjam: import {path}: {error}", file=sys.stderr)
 
-    songs = []
-    for path in args.paths:
-        try:
-            songs += find_song_folders(path)
-        except FormatError as error:
-            fail(path, error)
-    store = LocalStore() if songs else None
-    stems = StemStore()
-    for folder in tqdm(songs, desc="import", unit="song", file=sys.stderr,
-                       disable=len(songs) < 2 or not sys.stderr.isatty()):
-        try:
-            song = import_song(folder)
-            chart_id = store.put(song.chart)
-            for name, y in song.audio.items():
-                stems.put(chart_id, name, y, song.sr)
-        except (ValueError, OSError) as error:  # FormatError, DecodeError, bad audio...
-            fail(folder, error)
-            continue
-        chart = song.chart
+    def report(folder, chart_id, chart) -> None:
         notes = {name: len(track) for name, track in chart.difficulties.items()}
         if args.json:
             emit_json({"input": str(folder), "chart_id": chart_id, "title": chart.meta.title,
@@ -78,4 +60,28 @@ def run(args) -> int:
         else:
             counts = ", ".join(f"{n} {d}" for d, n in notes.items())
             print(f"{chart_id}  {chart.meta.artist} - {chart.meta.title}  ({counts})")
+
+    songs = []
+    for path in args.paths:
+        try:
+            songs += find_song_folders(path)
+        except FormatError as error:
+            fail(path, error)
+    if not songs:
+        return 1
+    store, stems = LocalStore(), StemStore()
+    try:
+        for folder in tqdm(songs, desc="import", unit="song", file=sys.stderr,
+                           disable=len(songs) < 2 or not sys.stderr.isatty()):
+            try:
+                song = import_song(folder)
+                chart_id = store.put(song.chart)
+                for name, y in song.audio.items():
+                    stems.put(chart_id, name, y, song.sr)
+            except (ValueError, OSError) as error:  # FormatError, DecodeError, bad audio...
+                fail(folder, error)
+                continue
+            report(folder, chart_id, song.chart)
+    finally:
+        store.close()
     return 1 if failures else 0  # each failure has had its own line

@@ -143,7 +143,7 @@ def _echo(event: dict) -> None:
 
 
 def run(args) -> int:
-    from companion.app import EventLog
+    from companion.app import EventLog, raise_priority
     from companion.config import ConfigError, load_config
 
     try:
@@ -161,6 +161,8 @@ def run(args) -> int:
         except ImportError as error:
             print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
             overlay = None
+    if options.speed == "realtime":
+        raise_priority()  # before any thread starts, so they all inherit it
     with contextlib.ExitStack() as stack:
         _routing(options, stack)
         source, sink = _open_devices(options)

@@ -3,7 +3,38 @@
 - :mod:`companion.removal.processor` — :class:`NoteRemover`, the block processor (STFT
   overlap-add with per-note masks and stem cancellation, soft limiter), same offline and live.
 - :mod:`companion.removal.cancel` — :class:`StemCanceller`, adaptive stem subtraction.
+- :func:`make_remover` — what the live wiring (:mod:`companion.app`) builds for a chart.
 """
+from __future__ import annotations
+
 from companion.removal.processor import MODES, NoteRemover, RemovalError
 
-__all__ = ["NoteRemover", "RemovalError", "MODES"]
+__all__ = ["NoteRemover", "RemovalError", "MODES", "make_remover", "local_stems"]
+
+
+def local_stems(chart, notes) -> dict:
+    """Stem audio kept locally for ``chart`` (:class:`chart_store.stems.StemStore`), only the
+    stems ``notes`` come from: ``{name: (y, sr)}``, empty when none is stored."""
+    from chart_store.stems import StemStore
+
+    store = StemStore()
+    wanted = {n.stem for n in notes}
+    return {name: store.get(chart.id, name) for name in store.names(chart.id) if name in wanted}
+
+
+def make_remover(*, sr: int, channels: int, chart=None, notes=(), previous=None,
+                 stems=None, mode: str = "drop-missed") -> NoteRemover:
+    """The remover for ``chart``'s ``notes`` (a pure delay without a chart).
+
+    ``previous``, when it is a :class:`NoteRemover` at the same rate and channel count, is
+    switched to the new chart (:meth:`NoteRemover.set_chart`) so the audio has no gap; stems
+    default to :func:`local_stems`.
+    """
+    if stems is None and chart is not None:
+        stems = local_stems(chart, notes)
+    masks = chart.masks if chart is not None else None
+    if (isinstance(previous, NoteRemover) and previous.sr == sr and previous.channels == channels
+            and previous.mode == mode):
+        previous.set_chart(notes, masks=masks, stems=stems)
+        return previous
+    return NoteRemover(sr=sr, channels=channels, notes=notes, masks=masks, stems=stems, mode=mode)

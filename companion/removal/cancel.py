@@ -34,11 +34,11 @@ TIME_CONSTANT_S = 10.0
 #: The path is modelled as an FIR from -FIR_HALF_TAPS to +FIR_HALF_TAPS samples.
 FIR_HALF_TAPS = 8
 #: Re-project the FIR every this many frames, re-check the lag every _LAG_EVERY frames.
-_PROJECT_EVERY = 4
+_PROJECT_EVERY = 8
 _LAG_EVERY = 32
 #: Time over which the stream is checked to still hold the estimated stem, seconds; below
 #: _FIT_FLOOR of the estimate found in the stream, subtraction is scaled down proportionally.
-FIT_TIME_S = 0.3
+FIT_TIME_S = 0.1
 _FIT_FLOOR = 0.7
 #: Ridge on the autocorrelation's zero lag (keeps the solve well posed for a band-limited stem).
 _RIDGE = 1e-4
@@ -65,6 +65,9 @@ class StemCanceller:
     """
 
     def __init__(self, stem: np.ndarray, *, channels: int, window: np.ndarray, hop: int, sr: int):
+        from scipy.linalg import solve_toeplitz  # imported here, never in the audio thread
+
+        self._solve_toeplitz = solve_toeplitz
         stem = np.asarray(stem, dtype=np.float32)
         if stem.ndim == 1 or (stem.shape[0] != channels):
             stem = stem.reshape(-1, stem.shape[-1]).mean(axis=0, keepdims=True)
@@ -158,8 +161,6 @@ class StemCanceller:
         stem's power instead: ``R_ss h = r_xs`` with the stem's autocorrelation (Toeplitz) and
         the stream-stem cross-correlation, both from the averaged spectra.
         """
-        from scipy.linalg import solve_toeplitz
-
         taps = FIR_HALF_TAPS
         auto = np.fft.irfft(self._den, n=self.n_fft, axis=1)[:, :2 * taps + 1]
         cross = np.fft.irfft(self._num, n=self.n_fft, axis=1)
@@ -170,7 +171,7 @@ class StemCanceller:
                 continue
             column = auto[c].copy()
             column[0] *= 1.0 + _RIDGE
-            fir[c, lags] = solve_toeplitz(column, cross[c, lags])
+            fir[c, lags] = self._solve_toeplitz(column, cross[c, lags])
         self._path = np.fft.rfft(fir, axis=1)
 
     def _track_lag(self) -> None:

@@ -23,7 +23,7 @@ and what to remove is resynthesised by overlap-add and subtracted from the delay
 Overlapping notes combine by the maximum. Frame-level gains are crossfaded by the overlapping
 windows (about 20 ms), so removal starts and stops without clicks. With nothing to remove no frame
 is synthesised at all, so the output is the input delayed, bit for bit. A look-ahead peak limiter
-(ceiling 1.0, 1 ms attack, 50 ms release) keeps the output from clipping; it does nothing while
+(ceiling 1.0, 1 ms attack, 200 ms release) keeps the output from clipping; it does nothing while
 the signal stays within ±1. Non-finite input samples are replaced by 0.
 
 When is a note removed
@@ -68,7 +68,7 @@ __all__ = ["NoteRemover", "RemovalError", "MODES", "SEEK_TOLERANCE_S", "LOOKAHEA
 MODES = ("drop-missed", "hit-only")
 #: Limiter look-ahead (= attack) and release times, seconds.
 LOOKAHEAD_S = 0.001
-RELEASE_S = 0.05
+RELEASE_S = 0.2
 #: drop-missed: a missed note keeps being removed this long into the next note, so that when the
 #: next miss is known (judgement window ~90 ms + the remover's latency + a frame) removal goes on
 #: without a gap; a hit cuts it at once (games mute the track from a miss to the next hit).

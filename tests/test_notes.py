@@ -1,0 +1,126 @@
+"""analyzer.notes on synthetic recordings with exact answers: onsets, pitches, tempo, beats,
+note lengths, and basic-pitch's real ONNX model."""
+import importlib.util
+
+import mir_eval
+import numpy as np
+import pytest
+
+from analyzer import notes
+from tests.plucked import render, riff
+
+
+def _f(reference, estimate, window=0.05):
+    return mir_eval.onset.f_measure(np.asarray(reference), np.asarray(estimate), window=window)[0]
+
+
+@pytest.mark.parametrize("bpm", [100, 128, 175])
+def test_onsets_of_a_riff_are_found_on_time(bpm):
+    r = riff(bpm=bpm, seed=bpm)
+    env = notes.onset_strength(notes.analysis_spectrogram(r.y, r.sr))
+    found = notes.detect_onsets(env)
+    assert _f(r.times, found.times) >= 0.9
+    matched = mir_eval.util.match_events(r.times, found.times, 0.05)
+    errors = np.array([found.times[j] - r.times[i] for i, j in matched])
+    assert abs(np.median(errors)) < 0.012  # no bias beyond a frame
+    assert np.all(found.strength > 0)
+
+
+def test_onsets_do_not_depend_on_the_sample_rate():
+    low = riff(sr=22050, seed=3)
+    high = riff(sr=44100, seed=3)
+    t_low = notes.detect_onsets(notes.onset_strength(notes.analysis_spectrogram(low.y, 22050))).times
+    t_high = notes.detect_onsets(notes.onset_strength(notes.analysis_spectrogram(high.y, 44100))).times
+    assert _f(t_low, t_high, window=0.015) >= 0.97
+
+
+def test_silence_and_steady_tone_have_no_onsets_past_the_first():
+    sr = 22050
+    silence = np.zeros(5 * sr, np.float32)
+    env = notes.onset_strength(notes.analysis_spectrogram(silence, sr))
+    assert len(notes.detect_onsets(env)) == 0
+    t = np.arange(5 * sr) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    tone[:sr] = 0.0   # one onset at 1 s, then 4 s of an unchanging tone
+    found = notes.detect_onsets(notes.onset_strength(notes.analysis_spectrogram(tone, sr)))
+    assert len(found) == 1 and abs(found.times[0] - 1.0) < 0.03
+
+
+def test_pitches_at_onsets_are_the_played_notes():
+    r = riff(seed=7)
+    spec = notes.analysis_spectrogram(r.y, r.sr)
+    pitches, salience = notes.onset_pitches(spec, r.times)
+    assert np.mean(pitches == r.pitches) >= 0.95
+    assert np.all(salience > 0)
+
+
+@pytest.mark.parametrize("midi", [40, 52, 64, 76])
+def test_pitch_over_the_guitar_range(midi):
+    sr = 22050
+    y = render([0.2], [midi], sr=sr, duration_s=1.0, note_s=0.6)
+    pitches, _ = notes.onset_pitches(notes.analysis_spectrogram(y, sr), np.array([0.2]))
+    assert pitches[0] == midi
+
+
+@pytest.mark.parametrize("bpm", [104, 132, 160, 190])
+def test_tempo_and_beats_of_a_steady_riff(bpm):
+    r = riff(bpm=bpm, bars=10, seed=bpm)
+    env = notes.onset_strength(notes.analysis_spectrogram(r.y, r.sr))
+    tempo = notes.track_beats(env)
+    assert tempo.bpm == pytest.approx(bpm, rel=0.02)
+    truth = r.beats[r.beats <= r.times[-1]]
+    assert _f(truth, tempo.beats, window=0.03) >= 0.9
+
+
+def test_slow_songs_are_counted_in_double_time():
+    # 75 BPM is below the charting range (100-220): its 8th notes are the charting beat.
+    r = riff(bpm=75, bars=6, seed=1)
+    env = notes.onset_strength(notes.analysis_spectrogram(r.y, r.sr))
+    assert notes.estimate_tempo(env) == pytest.approx(150, rel=0.02)
+
+
+def test_ring_durations_follow_the_sound():
+    sr = 22050
+    y = np.zeros(4 * sr, np.float32)
+    t = np.arange(int(1.5 * sr)) / sr
+    y[int(0.5 * sr):int(0.5 * sr) + t.size] = 0.3 * np.sin(2 * np.pi * 220 * t)  # A3, 1.5 s
+    short = render([0.5], [64], sr=sr, duration_s=1.0, note_s=0.15)               # E4, 0.15 s
+    y[int(2.0 * sr):int(3.0 * sr)] += short                                        # at 2.5 s
+    spec = notes.analysis_spectrogram(y, sr)
+    rings = notes.ring_durations(spec, np.array([0.5, 2.5]), np.array([57, 64]))
+    assert rings[0] == pytest.approx(1.5, abs=0.08)
+    assert rings[1] < 0.3
+
+
+def test_invalid_input_is_rejected():
+    with pytest.raises(notes.NotesError):
+        notes.analysis_spectrogram(np.zeros((2, 3, 4)), 22050)
+    with pytest.raises(notes.NotesError):
+        notes.analysis_spectrogram(np.zeros(0), 22050)
+    with pytest.raises(notes.NotesError):
+        notes.analysis_spectrogram(np.zeros(100), 1000)
+    with pytest.raises(notes.NotesError):
+        notes.detect_onsets(np.zeros((3, 3)))
+
+
+def test_stereo_is_averaged():
+    r = riff(seed=2)
+    stereo = np.stack([r.y, r.y])
+    a = notes.analysis_spectrogram(r.y, r.sr).magnitude
+    b = notes.analysis_spectrogram(stereo, r.sr).magnitude
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_basic_pitch_onnx_transcribes_a_melody():
+    if importlib.util.find_spec("basic_pitch") is None:
+        pytest.skip("basic-pitch is not installed")
+    sr = 22050
+    times, pitches = [0.3, 0.8, 1.3, 1.8, 2.3], [60, 64, 67, 72, 67]
+    y = render(times, pitches, sr=sr, duration_s=3.0, note_s=0.45)
+    found = notes.transcribe(y, sr)
+    assert all(isinstance(n, notes.PitchedNote) for n in found)
+    # The confident notes are exactly the played ones (weaker octave ghosts may come with them).
+    strong = [n for n in found if n.amplitude >= 0.5]
+    assert [n.pitch for n in strong] == pitches
+    np.testing.assert_allclose([n.t for n in strong], times, atol=0.03)
+    np.testing.assert_allclose([n.dur for n in strong], 0.45, atol=0.06)
