@@ -6,7 +6,7 @@ API
   computes one :class:`~chart_store.chart.SpectralMask` per distinct note span and sets each
   note's ``mask`` index (chord notes, and the same span in several difficulties, share one).
 - :func:`note_spans` — the time span of each note's sound (the rule the live remover uses too).
-- :func:`band_edges` — the bank's band layout in Hz; :func:`bin_bands` — STFT bin → band;
+- :func:`band_edges` — the bank's band layout in Hz; :func:`band_weights` — STFT bins ↔ bands;
   :func:`fft_size` — the STFT size used here and by :mod:`companion.removal` at a given rate.
 
 A mask is a gain map, bands (Hz) × frames (``hop_s`` seconds), relative to ``note.t``. Its value in
@@ -50,7 +50,7 @@ import numpy as np
 from analyzer.features import _mel, _mel_to_hz
 from chart_store.chart import MaskBank, Note, SpectralMask
 
-__all__ = ["attach_masks", "note_spans", "band_edges", "bin_bands", "fft_size", "MaskError",
+__all__ = ["attach_masks", "note_spans", "band_edges", "band_weights", "fft_size", "MaskError",
            "N_BANDS", "FMAX_HZ", "HOP_S", "WINDOW_S", "PRE_S", "MAX_TAIL_S", "MIX_GAIN_SCALE"]
 
 #: Bands of the bank, mel-spaced from 0 Hz to :data:`FMAX_HZ` (about one STFT bin wide at the
@@ -179,20 +179,29 @@ class _Spectra:
         return np.fft.rfft(self._padded[idx] * self.window, axis=1).astype(np.complex64)
 
 
-def bin_bands(sr: int, n_fft: int, edges: np.ndarray) -> np.ndarray:
-    """Band of each STFT bin by its centre frequency, shape (n_fft // 2 + 1,).
+def band_weights(sr: int, n_fft: int, edges: np.ndarray) -> np.ndarray:
+    """How each STFT bin relates to the bands, shape (n_fft // 2 + 1, bands), rows summing to 1.
 
-    Bins above the top edge join the last band; bands narrower than a bin may hold no bin.
+    A bin sits between two band centres (mel midpoints of the edges) and weighs on both,
+    linearly in mel; bins below the first or above the last centre belong to that band alone.
+    Pooling bins into bands is ``values @ W``, spreading band gains to bins is ``W @ gains``:
+    no band is ever empty, whatever the rate, so a bank made at one rate applies at another.
+
+    >>> float(band_weights(48000, 1024, band_edges()).sum(axis=1).min().round(6))
+    1.0
     """
-    freqs = np.arange(n_fft // 2 + 1) * sr / n_fft
-    return np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, edges.size - 2)
-
-
-def _pooling(band: np.ndarray, n_bands: int) -> np.ndarray:
-    """One-hot (bins, bands) matrix: ``values @ P`` sums (frames, bins) into (frames, bands)."""
-    pool = np.zeros((band.size, n_bands), np.float32)
-    pool[np.arange(band.size), band] = 1.0
-    return pool
+    n_bands = edges.size - 1
+    mel_edges = _mel(edges)
+    centres = (mel_edges[:-1] + mel_edges[1:]) / 2
+    freqs = _mel(np.arange(n_fft // 2 + 1) * sr / n_fft)
+    pos = np.interp(freqs, centres, np.arange(n_bands))  # fractional band index, clamped
+    lo = np.minimum(np.floor(pos).astype(int), max(n_bands - 2, 0))
+    frac = np.clip(pos - lo, 0.0, 1.0)
+    weights = np.zeros((freqs.size, n_bands), np.float32)
+    rows = np.arange(freqs.size)
+    weights[rows, lo] = 1.0 - frac
+    weights[rows, np.minimum(lo + 1, n_bands - 1)] += frac
+    return weights
 
 
 def _harmonic_weights(power: np.ndarray, pitch: int, sr: int, n_fft: int) -> np.ndarray:
@@ -291,7 +300,7 @@ def attach_masks(difficulties: Mapping[str, tuple[Note, ...]], *, y: np.ndarray,
     edges = band_edges(n_bands, fmax=min(FMAX_HZ, sr / 2))
     mix_spec = _Spectra(mix, sr)
     stem_spec = {k: _Spectra(v, sr) for k, v in stem_audio.items()}
-    pool = _pooling(bin_bands(sr, mix_spec.n_fft, edges), n_bands)
+    pool = band_weights(sr, mix_spec.n_fft, edges)
 
     masks: list[SpectralMask] = []
     by_key: dict[tuple, int | None] = {}

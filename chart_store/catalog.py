@@ -25,7 +25,7 @@ import numpy as np
 
 from chart_store.chart import Chart
 from chart_store.db import Database, Migration
-from chart_store.fingerprint import Match
+from chart_store.fingerprint import ALGORITHM, Match
 from chart_store.index import ACCEPT_BER, FingerprintIndex, Hit
 
 __all__ = ["Catalog", "ChartInfo", "MIGRATIONS", "SAME_RECORDING_BER", "pick_match"]
@@ -144,8 +144,10 @@ class Catalog:
             (chart_id, meta.title, meta.artist, meta.album, float(meta.duration_s),
              meta.source.value, meta.source.rank, time.time(), origin, owner)).rowcount > 0
         if inserted:
-            items = (np.asarray(chart.fingerprint.items, "<u4").tobytes()
-                     if chart.fingerprint is not None else b"")
+            fp = chart.fingerprint
+            # Only fingerprints of the indexed algorithm can be compared with queries.
+            items = (np.asarray(fp.items, "<u4").tobytes()
+                     if fp is not None and fp.algorithm == ALGORITHM else b"")
             self.db.execute("INSERT INTO fingerprints VALUES (?, ?)", (chart_id, items))
         if source_hash is not None:
             self.db.execute("INSERT INTO sources VALUES (?, ?) ON CONFLICT (source_hash) "

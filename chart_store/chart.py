@@ -58,6 +58,11 @@ def _frozen_array(values, dtype) -> np.ndarray:
     return array
 
 
+def _descending(values: np.ndarray, *, strict: bool = False) -> bool:
+    """Whether any consecutive pair breaks ascending order (no overflow on huge values)."""
+    return bool(np.any(values[1:] <= values[:-1] if strict else values[1:] < values[:-1]))
+
+
 @dataclass(frozen=True)
 class ChartMeta:
     """Descriptive metadata. ``duration_s`` is the recording's length in seconds."""
@@ -70,7 +75,11 @@ class ChartMeta:
     tool_version: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "source", Source(self.source))
+        try:
+            object.__setattr__(self, "source", Source(self.source))
+        except ValueError:
+            raise ChartError(f"unknown source {self.source!r}; known: "
+                             f"{', '.join(s.value for s in Source)}") from None
         if not (self.duration_s >= 0 and np.isfinite(self.duration_s)):
             raise ChartError(f"duration_s must be a finite number >= 0, got {self.duration_s!r}")
 
@@ -98,6 +107,8 @@ class Fingerprint:
         object.__setattr__(self, "items", _frozen_array(self.items, np.uint32))
         if self.items.ndim != 1:
             raise ChartError("fingerprint items must be one-dimensional")
+        if not 0 <= self.algorithm < 2**31:
+            raise ChartError(f"fingerprint algorithm must be 0..2**31-1, got {self.algorithm!r}")
         if not (self.item_s > 0 and np.isfinite(self.item_s)):
             raise ChartError(f"fingerprint item_s must be > 0, got {self.item_s!r}")
 
@@ -177,7 +188,7 @@ class Track:
         notes = tuple(self.notes)
         object.__setattr__(self, "notes", notes)
         times = _frozen_array([n.t for n in notes], np.float64)
-        if times.size and (not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0)):
+        if times.size and (not np.all(np.isfinite(times)) or _descending(times)):
             raise ChartError("notes must have finite times sorted ascending")
         object.__setattr__(self, "_times", times)
 
@@ -267,7 +278,7 @@ class MaskBank:
         object.__setattr__(self, "band_edges_hz", edges)
         object.__setattr__(self, "masks", tuple(self.masks))
         if edges.ndim != 1 or (edges.size and (not np.all(np.isfinite(edges))
-                                               or np.any(np.diff(edges) <= 0) or edges[0] < 0)):
+                                               or _descending(edges, strict=True) or edges[0] < 0)):
             raise ChartError("band_edges_hz must be finite, >= 0 and strictly ascending")
         if not (self.hop_s > 0 and np.isfinite(self.hop_s)):
             raise ChartError(f"mask hop_s must be > 0, got {self.hop_s!r}")
@@ -322,17 +333,21 @@ class Chart:
                    for d in DIFFICULTIES if d in self.difficulties}
         object.__setattr__(self, "difficulties", ordered)
         beats = _frozen_array(self.beats, np.float64)
-        if beats.ndim != 1 or not np.all(np.isfinite(beats)) or np.any(np.diff(beats) <= 0):
+        if beats.ndim != 1 or not np.all(np.isfinite(beats)) or _descending(beats, strict=True):
             raise ChartError("beats must be finite and strictly ascending")
         object.__setattr__(self, "beats", beats)
         for name, track in ordered.items():
             for note in track:
-                if not 0 <= note.lane < self.lanes:
+                if not isinstance(note.lane, (int, np.integer)) or not 0 <= note.lane < self.lanes:
                     raise ChartError(f"{name}: note at {note.t:.3f}s has lane {note.lane} "
                                      f"outside 0..{self.lanes - 1}")
                 if note.mask is not None and not 0 <= note.mask < len(self.masks):
                     raise ChartError(f"{name}: note at {note.t:.3f}s refers to mask {note.mask}, "
                                      f"the bank has {len(self.masks)}")
+                if note.pitch is not None and not (isinstance(note.pitch, (int, np.integer))
+                                                   and 0 <= note.pitch <= 127):
+                    raise ChartError(f"{name}: note at {note.t:.3f}s has pitch {note.pitch!r}, "
+                                     "not a MIDI number 0..127")
                 if not (note.dur >= 0 and np.isfinite(note.dur)):
                     raise ChartError(f"{name}: note at {note.t:.3f}s has duration {note.dur!r}")
 

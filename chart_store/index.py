@@ -78,15 +78,17 @@ class _Frozen:
         self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self.items = (np.concatenate(runs).astype(np.uint32) if runs
                       else np.zeros(0, np.uint32))
+        # Positions fit in uint32 up to 4 billion items (about 150,000 hours of audio).
+        position = np.uint32 if self.items.size < 2**32 else np.int64
         order = np.argsort(self.items, kind="stable")
         ordered = self.items[order]
-        # Positions fit in uint32 up to 4 billion items (about 16,000 hours of audio).
-        self.postings = order.astype(np.uint32 if self.items.size < 2**32 else np.int64)
+        self.postings = order.astype(position)
         del order
-        starts = np.flatnonzero(np.diff(ordered)) + 1 if ordered.size else np.zeros(0, np.int64)
-        self.first = np.concatenate([[0], starts]).astype(np.int64) if ordered.size else starts
-        self.values = ordered[self.first]
-        self.counts = np.diff(np.append(self.first, ordered.size))
+        first = (np.flatnonzero(np.diff(ordered)) + 1) if ordered.size else np.zeros(0, np.int64)
+        first = np.concatenate([[0], first]) if ordered.size else first
+        self.values = ordered[first]
+        self.counts = np.diff(np.append(first, ordered.size)).astype(position)
+        self.first = first.astype(position)
 
     @property
     def nbytes(self) -> int:
@@ -194,11 +196,11 @@ class FingerprintIndex:
         where, rows = where[found], rows[found]
         if where.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        counts = snap.counts[where]
+        counts = snap.counts[where].astype(np.int64)
         # Expand each found value into its posting range without a Python loop.
         total = int(counts.sum())
-        seg_start = np.repeat(snap.first[where] - np.concatenate([[0], np.cumsum(counts)[:-1]]),
-                              counts)
+        seg_start = np.repeat(snap.first[where].astype(np.int64)
+                              - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         positions = snap.postings[seg_start + np.arange(total)].astype(np.int64)
         diags = positions - np.repeat(rows, counts)
         values, tally = np.unique(diags, return_counts=True)

@@ -30,7 +30,7 @@ from chart_store.catalog import Catalog, ChartInfo
 from chart_store.chart import Chart, Fingerprint
 from chart_store.chartfile import SUFFIX, chart_id as content_id, dumps, read_chart
 from chart_store.db import Database
-from chart_store.fingerprint import Match
+from chart_store.fingerprint import ALGORITHM, Match
 from chart_store.home import loopjam_home
 
 __all__ = ["LocalStore", "StoreStats", "ChartNotFound", "ChartInfo"]
@@ -193,6 +193,8 @@ class LocalStore:
         Returns None when no chart matches well enough (an unknown song). Human charts win
         over generated ones for the same recording. Fast enough to call every second.
         """
+        if fp.algorithm != ALGORITHM:
+            return None
         return self.catalog.identify(fp.items)
 
     def close(self) -> None:

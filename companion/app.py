@@ -63,7 +63,8 @@ class PassThrough:
 # ``latency_samples``; ``set_sync(stream_s, chart_s)``, ``miss(note_index)``, ``hit(note_index)``
 # are called from the control thread. companion.removal plugs its NoteRemover in here.
 def make_processor(*, sr: int, channels: int, chart=None, notes=(), previous=None):
-    return previous if previous is not None else PassThrough()
+    from companion.removal import make_remover  # a pure delay until a chart plays
+    return make_remover(sr=sr, channels=channels, chart=chart, notes=notes, previous=previous)
 # ============================================================================================
 
 
@@ -378,6 +379,9 @@ class LiveSession:
         self.player = make_player(self.options.player, track=self.track, keys=self.key_queue,
                                   clock=self._input_clock)
         self.player.poll(game_time)  # inputs before joining the song are not ours
+        if self.options.player == "miss-all":  # a bot known to miss: no judgement delay
+            for index in range(len(self.track)):
+                self.processor.miss(index)
         self._last_game_time = game_time
 
     def _input_clock(self, wall_time: float) -> float:

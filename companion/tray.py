@@ -85,10 +85,16 @@ class PlayController:
     def command(self) -> list[str]:
         """The full command line the engine runs with."""
         audio, game = self.config.audio, self.config.game
-        argv = [*self.base_command, "--source", audio.source, "--player", game.player,
+        player = game.player
+        if not self.overlay_visible and player == "keyboard":
+            # Nobody can play without the window: let every note sound (nothing removed).
+            player = "autoplay"
+        argv = [*self.base_command, "--source", audio.source, "--player", player,
                 "--difficulty", game.difficulty, "--log", str(self.log_path)]
         if audio.sink:
             argv += ["--sink", audio.sink]
+        if self.config.store.remote_url:
+            argv += ["--remote", self.config.store.remote_url]
         if not self.overlay_visible:
             argv.append("--no-overlay")
         return argv
@@ -152,11 +158,10 @@ class PlayController:
         self._restart_if_running()
 
     def status(self) -> TrayStatus:
-        """The status from the engine's log: identified song, sync state."""
+        """The status from the engine's log: the song, where its chart came from, sync state."""
         if not self.running:
             return TrayStatus(paused=self.paused)
         song, source, sync = "", "", "listening"
-        saw_sync = False
         try:
             lines = self.log_path.read_text(encoding="utf-8").splitlines()
         except OSError:
@@ -168,29 +173,47 @@ class PlayController:
                 continue  # a line being written
             kind = event.get("event")
             if kind == "identified":
-                song = event.get("title") or _chart_title(event.get("chart_id", ""))
-                source = event.get("source", "")
+                title, artist = event.get("title", ""), event.get("artist", "")
+                song = (f"{artist} - {title}" if artist and title else title
+                        or _chart_title(event.get("chart_id", "")))
+                source = event.get("source", "") or _chart_source(event.get("chart_id", ""))
                 sync = "syncing"
             elif kind == "recording":
                 song, source, sync = "unknown song", "recording to build a chart", "listening"
+            elif kind == "lost":
+                song, source, sync = "", "", "listening"
             elif kind == "sync":
-                saw_sync = True
+                sync = {"locked": "synced", "searching": "syncing"}.get(
+                    event.get("status", "locked"), event.get("status", "synced"))
             elif kind == "end":
                 sync = "ended"
-        if saw_sync and sync != "ended":
+        if sync not in ("ended", "listening"):
             age = time.time() - self.log_path.stat().st_mtime
-            sync = "synced" if age < SYNC_STALE_S else "listening"
+            if age > SYNC_STALE_S:  # the engine went quiet: no music, or it is stuck
+                sync = "listening"
         return TrayStatus(running=True, song=song, chart_source=source, sync=sync)
 
 
-def _chart_title(chart_id: str) -> str:
-    """'Artist - Title' of a stored chart, else its id."""
+def _stored_meta(chart_id: str):
     try:
         from chart_store.local import LocalStore
-        meta = LocalStore().get(chart_id).meta
-        return f"{meta.artist} - {meta.title}" if meta.artist else meta.title
-    except Exception:  # the store may be missing or the chart remote-only: show the id
+        return LocalStore().get(chart_id).meta
+    except Exception:  # no store yet, or a remote-only chart: the caller shows less
+        return None
+
+
+def _chart_title(chart_id: str) -> str:
+    """'Artist - Title' of a stored chart, else the start of its id."""
+    meta = _stored_meta(chart_id)
+    if meta is None:
         return chart_id[:12]
+    return f"{meta.artist} - {meta.title}" if meta.artist else meta.title
+
+
+def _chart_source(chart_id: str) -> str:
+    """Where a stored chart came from ("imported-human", "analyzed"...), else ""."""
+    meta = _stored_meta(chart_id)
+    return meta.source.value if meta is not None else ""
 
 
 def open_path(path: str | Path) -> None:

@@ -102,8 +102,6 @@ def reason(data: bytes) -> str:
 # --- properties --------------------------------------------------------------------------------
 
 
-# np.diff in the model's checks overflows (harmlessly) on times near +-1.8e308.
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @PROPERTY
 @given(charts())
 def test_every_valid_chart_round_trips_exactly(chart):
@@ -141,7 +139,6 @@ _MUTATIONS = st.sampled_from(["flip", "truncate", "insert", "json-value", "json-
                               "member-bytes", "rename", "duplicate", "drop"])
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @PROPERTY
 @given(charts(max_notes=4), _MUTATIONS, st.data())
 def test_corrupted_files_only_raise_chart_format_error(chart, mutation, data):
@@ -217,15 +214,20 @@ def test_negative_zero_is_stored_as_zero():
     assert plus == minus and dumps(plus) == dumps(minus)
 
 
-def test_write_chart_is_atomic_and_leaves_no_temporary_files(tmp_path):
+def test_write_chart_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     path = tmp_path / "song.chart"
     write_chart(small_chart(), path)
     write_chart(small_chart(), path)           # replacing an existing file
     assert read_chart(path) == small_chart()
-    bad = Chart(ChartMeta("x"), {"expert": [Note(1.0, pitch=200)]})
-    with pytest.raises(ChartFormatError, match="pitch 200"):
-        write_chart(bad, tmp_path / "bad.chart")
+
+    def crash(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(chartfile.os, "replace", crash)   # the write dies before the rename
+    with pytest.raises(OSError, match="disk gone"):
+        write_chart(Chart(ChartMeta("other"), {"expert": [Note(1.0)]}), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.chart"]
+    assert read_chart(path) == small_chart()
 
 
 def test_chart_to_json_has_the_contract_shape():
@@ -242,10 +244,6 @@ def test_chart_to_json_has_the_contract_shape():
 
 
 @pytest.mark.parametrize("note, message", [
-    (Note(1.0, pitch=128), "pitch 128"),
-    (Note(1.0, pitch=-1), "pitch -1"),
-    (Note(1.0, pitch=60.0), "pitch must be an integer"),
-    (Note(1.0, lane=1.5), "lane must be an integer"),
     (Note(1.0, stem=3), "stems must be strings"),
     (Note(1.0, stem="\udc80"), "stems must be strings of valid Unicode"),
 ])

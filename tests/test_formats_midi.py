@@ -13,6 +13,7 @@ from analyzer.formats.common import FormatError
 from analyzer.formats.midi import export_midi, parse_midi
 from analyzer.formats.tempo import TempoMap
 from chart_store.chart import Chart, ChartMeta, Note
+from tests.strategies import metas
 
 RES = 480
 
@@ -235,7 +236,8 @@ def test_seven_lanes_fold_to_five_and_six_lanes_stay_six():
 @st.composite
 def playable_charts(draw):
     """Charts as a song has them: 4-6 lanes, tempo 60-250 BPM with changes, a pickup before the
-    first beat, notes (chords, sustains) that do not overlap on a lane, times up to ~2 minutes."""
+    first beat, notes (chords, sustains) that do not overlap on a lane, times up to ~2 minutes,
+    any metadata text."""
     lanes = draw(st.integers(4, 6))
     beats, t = [], draw(st.floats(0, 3))
     for _ in range(draw(st.integers(0, 5))):
@@ -258,7 +260,7 @@ def playable_charts(draw):
             notes.append(Note(t, dur, lane, None, "guitar"))
             free[lane] = t + dur
         difficulties[name] = sorted(notes, key=lambda n: (n.t, n.lane))
-    return Chart(ChartMeta("song"), difficulties, lanes=lanes, beats=np.array(beats))
+    return Chart(draw(metas), difficulties, lanes=lanes, beats=np.array(beats))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from analyzer.masks import (MAX_TAIL_S, PRE_S, MaskError, attach_masks, band_edges, bin_bands,
+from analyzer.masks import (MAX_TAIL_S, PRE_S, MaskError, attach_masks, band_edges, band_weights,
                             fft_size, note_spans)
 from chart_store.chart import Chart, ChartMeta, MaskBank, Note
 
@@ -146,8 +146,10 @@ def test_helpers_and_errors():
     assert fft_size(44100) == fft_size(48000) == 1024
     edges = band_edges()
     assert edges[0] == 0 and np.all(np.diff(edges) > 0)
-    bands = bin_bands(48000, 1024, edges)
-    assert bands.shape == (513,) and bands[0] == 0 and bands[-1] == edges.size - 2
+    weights = band_weights(48000, 1024, edges)
+    assert weights.shape == (513, 48) and np.allclose(weights.sum(axis=1), 1)
+    assert weights[0, 0] == 1 and weights[-1, -1] == 1
+    assert np.all((weights > 0).sum(axis=1) <= 2)
     with pytest.raises(MaskError):
         attach_masks({"x": ()}, y=np.zeros((2, 3, 4)), sr=22050)
     with pytest.raises(MaskError):

@@ -98,15 +98,19 @@ def test_missed_notes_turn_grey_and_hit_notes_vanish(renderer):
 def test_sustain_tail_spans_the_note_length(renderer):
     track = Track((Note(1.5, dur=0.5, lane=2),))
     now = 1.45
-    img = renderer.render(snap_for(track, now), now)
+    snap = snap_for(track, now)
+    img = renderer.render(snap, now)
+    empty = renderer.render(dataclasses.replace(snap, track=Track(()), draw_states=None), now)
     x = int(lane_x(lane=2, lanes=LANES, style=STYLE) + STYLE.lane_width / 2)
-    yellowish = (img[:, x, 0] > 120) & (img[:, x, 1] > 100) & (img[:, x, 2] < 80)
-    rows = np.flatnonzero(yellowish[: int(image_row(STYLE.hit_line + 12, STYLE))])
+    drawn = np.any(img[:, x] != empty[:, x], axis=-1)
+    rows = np.flatnonzero(drawn[: int(image_row(STYLE.hit_line + 12, STYLE))])
     top = image_row(note_y(t=2.0, now=now, style=STYLE), STYLE)
     head = image_row(note_y(t=1.5, now=now, style=STYLE), STYLE)
     assert abs(rows.min() - top) <= 3                       # the tail ends at the note's end
     assert abs(rows.max() - (head + STYLE.note_height / 2)) <= 3   # the gem's bottom edge
     assert rows.size >= rows.max() - rows.min() - 1         # continuous
+    r, g, b = img[int((top + head) / 2), x, :3].astype(int)
+    assert r > 120 and g > 100 and b < 60                   # in the lane's colour (yellow)
 
 
 def text_pixels(img, box):
@@ -235,3 +239,57 @@ def test_real_window_title_keys_and_frames(xvfb):
         events.append(keys.get())
     assert [(e.lane, e.pressed) for e in events] == [(0, True), (0, False), (3, True), (3, False)]
     assert all(a.wall_time <= b.wall_time for a, b in zip(events, events[1:]))
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_tap_test_measures_a_known_delay(xvfb, kind, monkeypatch):
+    """Real X key presses (XTEST) 35 ms after each flash / click (null audio sink): the tap
+    test window measures 35 ms."""
+    from Xlib import X, XK, display as xdisplay
+    from Xlib.ext import xtest
+
+    from companion.overlay.tap_test import WINDOW_TITLE, run_tap_test
+    monkeypatch.setenv("LOOPJAM_AUDIO", "null")
+    d = xdisplay.Display()
+    code = d.keysym_to_keycode(XK.string_to_keysym("space"))
+    beats = {}
+
+    def tapper():
+        deadline = time.monotonic() + 10
+        while "t" not in beats and time.monotonic() < deadline:
+            time.sleep(0.01)
+        root = d.screen().root
+        for w in root.query_tree().children:            # focus the calibration window
+            if (w.get_wm_name() or "") == WINDOW_TITLE:
+                w.set_input_focus(X.RevertToParent, X.CurrentTime)
+        d.sync()
+        for t in beats["t"]:
+            delay = t + 0.035 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            xtest.fake_input(d, X.KeyPress, code)
+            xtest.fake_input(d, X.KeyRelease, code)
+            d.sync()
+
+    thread = threading.Thread(target=tapper)
+    thread.start()
+    result = run_tap_test(kind=kind, bpm=240, beats=16, sink="null" if kind == "audio" else None,
+                          on_beats=lambda t: beats.setdefault("t", t))
+    thread.join(10)
+    d.close()
+    assert result.calibration is not None, result.error
+    assert result.calibration.used >= 12
+    assert result.calibration.offset_ms == pytest.approx(35, abs=12)
+
+
+def test_overlay_settings_from_config(xvfb):
+    from companion.config import Config
+    from companion.overlay.window import overlay_settings
+    cfg = Config().with_value("offsets.video_ms", "14").with_value("overlay.opacity", "0.5")
+    settings = overlay_settings(cfg, player="keyboard")
+    assert settings["style"].opacity == 0.5 and settings["video_offset_ms"] == 14
+    assert settings["click_through"] is False and settings["keys"] is None
+    assert overlay_settings(cfg, player="autoplay")["click_through"] is True
+    cfg = cfg.with_value("overlay.click_through", "yes").with_value("game.keys", "q,w,e,r,t")
+    settings = overlay_settings(cfg, player="keyboard")
+    assert settings["click_through"] is True and settings["keys"] == ("q", "w", "e", "r", "t")

@@ -339,3 +339,46 @@ def test_masks_and_notes_without_sound_do_nothing():
     x = np.random.default_rng(4).uniform(-0.5, 0.5, (sr // 2, 1)).astype(np.float32)
     out = run(rm, x)
     assert np.array_equal(out[rm.latency_samples:], x[:-rm.latency_samples])
+
+
+# -- through the live wiring ----------------------------------------------------------------------
+
+def test_loopjam_play_miss_all_cancels_the_stored_stem(tmp_path):
+    """`loopjam play FILE --player miss-all`: the chart's stem sits in the local StemStore, the
+    stream is the mix at 48 kHz starting part-way; the guitar is gone from the output."""
+    import soundfile
+    from scipy.signal import resample_poly
+
+    from analyzer.features import sync_reference
+    from chart_store.chart import Chart, ChartMeta
+    from chart_store.fingerprint import fingerprint
+    from chart_store.local import LocalStore
+    from chart_store.stems import StemStore
+    from companion.cli import main
+    from tests.fixtures.songs import synth_song
+
+    sr, seconds, start_s = 22050, 30.0, 4.0
+    backing = synth_song(11, duration_s=seconds, sr=sr)
+    stem, _, notes = scene(sr, seconds=seconds, seed=1, note_every=0.5)
+    mix = (backing + stem).astype(np.float32)
+    chart = Chart(ChartMeta("Removal e2e", duration_s=seconds), {"expert": notes},
+                  fingerprint=fingerprint(mix, sr), sync=sync_reference(mix, sr))
+    chart_id = LocalStore().put(chart)
+    StemStore().put(chart_id, "guitar", stem, sr)
+    up = lambda x: resample_poly(x, 320, 147)[int(start_s * 48000):].astype(np.float32)
+    x, g = up(mix), up(stem)
+    soundfile.write(tmp_path / "in.wav", np.stack([x, x], axis=1), 48000, subtype="FLOAT")
+    log = tmp_path / "log.jsonl"
+    assert main(["play", str(tmp_path / "in.wav"), "--sink", str(tmp_path / "out.wav"),
+                 "--speed", "max", "--player", "miss-all", "--no-overlay",
+                 "--log", str(log)]) == 0
+    import json
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    lag = events[-1]["output_latency_samples"]
+    after = next(e["after_s"] for e in events if e["event"] == "identified")
+    out, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    y = out[lag:lag + x.size, 0]
+    # From 3 s after identification (the path has been learnt) to the last note.
+    a, b = int((after + 3.0) * 48000), int((seconds - 1.0 - start_s) * 48000)
+    err = np.sum((y[a:b] - (x - g)[a:b]) ** 2)
+    assert 10 * np.log10(np.sum(g[a:b] ** 2) / err) > 15

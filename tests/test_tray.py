@@ -1,9 +1,9 @@
 """The tray under Xvfb (pystray's xorg backend): its real Menu items drive the engine controller.
 
-The controller is the tray's real :class:`PlayController`; the engine process it starts is a
-stand-in for ``loopjam play`` that speaks the CLI contract (writes ``identified``/``sync`` log
-events, stops on SIGTERM with an ``end`` event), so start, pause and quit are observed on a real
-child process.
+The controller is the tray's real :class:`PlayController`. The first test runs it with a
+stand-in for ``loopjam play`` that speaks the CLI contract (``identified``/``sync`` events, an
+``end`` event on SIGTERM) so every menu item is checked quickly; the second runs the real
+``loopjam play`` (a file source, no overlay) through start, pause and quit.
 """
 import json
 import sys
@@ -115,7 +115,9 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
         find(menu, "Show overlay")(icon)
         assert not find(menu, "Show overlay").checked
         assert wait_for(lambda: log_events(controller))
-        assert "--no-overlay" in log_events(controller)[0]["argv"]
+        argv = log_events(controller)[0]["argv"]
+        assert "--no-overlay" in argv
+        assert argv[argv.index("--player") + 1] == "autoplay"  # no window: nothing removed
 
         # The other items.
         find(menu, "Open store folder")(icon)
@@ -139,3 +141,35 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
         controller.stop()
         if icon._running:
             icon.stop()
+
+
+def test_tray_runs_the_real_live_engine(pystray_xorg, tmp_path, loopjam_home):
+    import soundfile
+
+    from companion.game.calibration import click_track
+    y, _ = click_track(sr=44100, bpm=120, beats=40)
+    soundfile.write(tmp_path / "clicks.wav", y, 44100)
+    config = (load_config().with_value("audio.source", str(tmp_path / "clicks.wav"))
+              .with_value("game.player", "autoplay"))
+    controller = PlayController(config, log_path=tmp_path / "play.jsonl", save=False)
+    controller.overlay_visible = False
+    tray = Tray(controller)
+    menu = tray.menu()
+    try:
+        find(menu, "Start")(None)
+        assert wait_for(lambda: any(e["event"] == "sound" for e in log_events(controller)), 30)
+        assert menu.items[0].text.startswith("no song yet")
+        process = controller.process
+        find(menu, "Pause")(None)
+        assert process.poll() == 0
+        end = log_events(controller)[-1]
+        assert end["event"] == "end" and end["reason"] == "signal SIGTERM"
+        assert menu.items[0].text == "Paused"
+        find(menu, "Start")(None)
+        assert controller.running
+        assert wait_for(lambda: any(e["event"] == "sound" for e in log_events(controller)), 30)
+        process = controller.process
+        find(menu, "Quit")(None)
+        assert process.poll() == 0 and not controller.running
+    finally:
+        controller.stop()

@@ -9,6 +9,7 @@ longer, near-duplicates dropped).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import subprocess
@@ -25,8 +26,11 @@ DATA = pathlib.Path(os.environ.get("LOOPJAM_DATA", pathlib.Path.home() / ".cache
 SONGS = DATA / "fretsonfire-songs-muldjord/usr/share/games/fretsonfire/data/songs/muldjord"
 DISTRACTORS = DATA / "distractors"
 CACHE = DATA / "fingerprints"
-CODECS = {"mp3": (["-c:a", "libmp3lame"], "mp3"), "aac": (["-c:a", "aac"], "m4a"),
-          "opus": (["-c:a", "libopus"], "opus"), "vorbis": (["-c:a", "libvorbis"], "ogg")}
+# All about 96 kbps (libvorbis refuses a fixed 96k for mono: its quality 3 is ~96-112 kbps).
+CODECS = {"mp3": (["-c:a", "libmp3lame", "-b:a", "96k"], "mp3"),
+          "aac": (["-c:a", "aac", "-b:a", "96k"], "m4a"),
+          "opus": (["-c:a", "libopus", "-b:a", "96k"], "opus"),
+          "vorbis": (["-c:a", "libvorbis", "-q:a", "3"], "ogg")}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ def distractors(min_duration_s: float = 30.0) -> list[Recording]:
     """Distractor tracks, sorted by path (Frets on Fire folders mixed like the songs)."""
     if not DISTRACTORS.is_dir():
         raise SystemExit("run benchmarks/identify/fetch_distractors.sh first")
+    listing = CACHE / f"distractors-{min_duration_s:g}s.json"
+    if listing.exists():  # probing every file takes minutes on a busy machine
+        return [Recording(name, tuple(paths)) for name, paths in json.loads(listing.read_text())]
     found = []
     for path in sorted(DISTRACTORS.rglob("*")):
         if path.suffix.lower() not in (".ogg", ".mp3", ".flac") or path.name == "guitar.ogg":
@@ -85,6 +92,8 @@ def distractors(min_duration_s: float = 30.0) -> list[Recording]:
         except ValueError:
             continue
         found.append(Recording(str(path.relative_to(DISTRACTORS)), paths))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    listing.write_text(json.dumps([[r.name, list(r.paths)] for r in found]))
     return found
 
 
@@ -116,7 +125,7 @@ def degrade(y: np.ndarray, sr: int, *, codec: str, gain_db: float, out_sr: int, 
         src, enc, dst = (os.path.join(tmp, n) for n in ("in.wav", f"enc.{suffix}", "out.wav"))
         sf.write(src, np.clip(y, -1, 1).T, sr, subtype="FLOAT")
         subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", src, *args,
-                        "-b:a", "96k", "-ac", str(channels), enc], check=True)
+                        "-ac", str(channels), enc], check=True)
         subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", enc, "-ar",
                         str(out_sr), "-c:a", "pcm_f32le", dst], check=True)
         out, rate = sf.read(dst, dtype="float32", always_2d=True)

@@ -7,8 +7,9 @@ fingerprint and sync reference of the mix, masks when :mod:`analyzer.masks` exis
 notes are then checked against an independent reading of notes.mid: mido's own playback clock
 (``for msg in MidiFile``: delta ticks → seconds through its tempo handling), notes 96-100 → lanes
 0-4, song.ini ``delay`` added. Reported per song: note counts (imported vs reference), the largest
-time difference, lanes equal, sustains (length > 1/12 step), seconds to import and the real-time
-factor, fingerprint items, masks.
+time and sustain-length differences, lanes equal, sustains (length > 1/12 step), seconds to
+import (wall and CPU) and the real-time factor, fingerprint items, masks; and the notes after an
+export to a Clone Hero folder read back (plus the note counts of the StepMania/osu! exports).
 
 Usage::
 
@@ -102,9 +103,9 @@ def check_song(folder: Path) -> dict:
     from analyzer.formats import import_song, read_song_folder
 
     delay = read_song_folder(folder).ini.delay_s
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     song = import_song(folder)
-    wall = time.perf_counter() - wall
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     chart = song.chart
     reference, resolution = reference_expert(folder, delay)
     imported = chart.track("expert").notes
@@ -124,7 +125,7 @@ def check_song(folder: Path) -> dict:
             "notes": {d: len(t) for d, t in chart.difficulties.items()},
             "duration_s": round(chart.meta.duration_s, 2), "beats": len(chart.beats),
             "fingerprint_items": len(chart.fingerprint.items), "masks": len(chart.masks),
-            "stems": sorted(song.stems), "import_wall_s": round(wall, 2),
+            "stems": sorted(song.stems), "import_wall_s": round(wall, 2), "import_cpu_s": round(cpu, 2),
             "realtime_factor": round(chart.meta.duration_s / wall, 1)}
 
 

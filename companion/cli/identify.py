@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from companion.cli import CommandError, emit_json
 
@@ -25,7 +26,8 @@ def register(subparsers) -> None:
         description="Fingerprint AUDIO and find the stored chart it comes from.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", metavar="AUDIO", help="audio file (wav, ogg, flac, mp3, ...)")
-    parser.add_argument("--remote", metavar="URL", help="also ask this chart server")
+    parser.add_argument("--remote", metavar="URL", default=os.environ.get("LOOPJAM_REMOTE"),
+                        help="also ask this chart server (default: $LOOPJAM_REMOTE)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

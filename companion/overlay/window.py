@@ -26,7 +26,7 @@ from companion.overlay.render import OverlayRenderer
 from companion.overlay.state import GameSnapshot
 from companion.overlay.style import OverlayStyle
 
-__all__ = ["OverlayControl", "OverlayWindow", "run_overlay", "WINDOW_TITLE"]
+__all__ = ["OverlayControl", "OverlayWindow", "run_overlay", "overlay_settings", "WINDOW_TITLE"]
 
 WINDOW_TITLE = "LoopJam"
 
@@ -116,6 +116,22 @@ class OverlayWindow(pyglet.window.Window):
     def on_close(self):
         self.renderer.delete()
         super().on_close()
+
+
+def overlay_settings(config, *, player: str) -> dict:
+    """:func:`run_overlay` keyword arguments from a :class:`companion.config.Config`: the look,
+    the lane keys, the video offset, and click-through (``"auto"``: only when no one plays on
+    the keyboard, since a click-through window cannot take the keyboard focus).
+
+    Examples
+    --------
+    >>> run_overlay(box.get, key_queue=keys, control=control,          # doctest: +SKIP
+    ...             **overlay_settings(load_config(), player="keyboard"))
+    """
+    style = config.overlay
+    click = {"yes": True, "no": False}.get(style.click_through, player != "keyboard")
+    return {"style": style, "keys": config.game.keys or None, "click_through": click,
+            "video_offset_ms": config.offsets.video_ms}
 
 
 def run_overlay(state_source: Callable[[], GameSnapshot], style: OverlayStyle = OverlayStyle(),

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analyzer.masks import bin_bands, fft_size, note_spans
+from analyzer.masks import band_weights, fft_size, note_spans
 from chart_store.chart import MaskBank, Note
 from companion.removal.cancel import StemCanceller
 
@@ -113,7 +113,7 @@ class _Chart:
 
     notes: tuple
     masks: MaskBank
-    bin_band: np.ndarray
+    spread: np.ndarray
     stem_names: tuple
     cancellers: list
     spans: tuple
@@ -180,10 +180,11 @@ class NoteRemover:
         notes = tuple(notes)
         masks = masks if masks is not None else MaskBank()
         n_bands = masks.n_bands
-        bin_band = (bin_bands(self.sr, self.n_fft, masks.band_edges_hz) if n_bands
-                    else np.zeros(self.n_fft // 2 + 1, int))
+        # Bands -> this rate's bins: each bin interpolates the gains of its two nearest bands.
+        spread = (band_weights(self.sr, self.n_fft, masks.band_edges_hz).T.copy() if n_bands
+                  else np.zeros((1, self.n_fft // 2 + 1), np.float32))
         names = tuple(stems or ())
-        return _Chart(notes=notes, masks=masks, bin_band=bin_band, stem_names=names,
+        return _Chart(notes=notes, masks=masks, spread=spread, stem_names=names,
                       cancellers=[self._canceller(stems[k]) for k in names],
                       spans=note_spans(notes) if notes else (np.zeros(0), np.zeros(0)),
                       times=np.array([nt.t for nt in notes], dtype=np.float64))
@@ -191,7 +192,7 @@ class NoteRemover:
     def _install(self, chart: _Chart) -> None:
         """Switch to ``chart`` (audio thread): nothing scheduled, alignment to be learnt again."""
         self.notes, self.masks = chart.notes, chart.masks
-        self._bin_band, self._stem_names = chart.bin_band, chart.stem_names
+        self._spread, self._stem_names = chart.spread, chart.stem_names
         self._cancellers, self._spans, self._times = chart.cancellers, chart.spans, chart.times
         self._gain_ring = np.zeros((_HORIZON_FRAMES, max(self.masks.n_bands, 1)), np.float32)
         self._weight_ring = np.zeros((max(len(self._cancellers), 1), _HORIZON_FRAMES), np.float32)
@@ -308,7 +309,7 @@ class NoteRemover:
                 estimate = weights[k] * estimate
                 remove = estimate if remove is None else remove + estimate
         if masking:
-            m = gains[self._bin_band]
+            m = gains @ self._spread
             remove = m * spec if remove is None else remove + m * (spec - remove)
         if cancelling:
             self._weight_ring[:, row] = 0
