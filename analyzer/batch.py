@@ -127,6 +127,7 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
 
     start = time.perf_counter()
     name = str(path)
+    local = None
     try:
         digest = source_hash(path)
         local = LocalStore() if store else None
@@ -156,6 +157,9 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
         reason = f"{Path(name).name}: {error.strerror or error}"
     except Exception as error:  # a bug must not sink the batch: report it with its type
         reason = f"{Path(name).name}: {type(error).__name__}: {error}"
+    finally:
+        if local is not None:
+            local.close()
     return BatchResult(name, elapsed_s=round(time.perf_counter() - start, 3), error=reason)
 
 
@@ -219,8 +223,7 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
                 except Exception as error:  # the worker died (killed, out of memory)
                     finished(BatchResult(str(futures[future]), error=(
                         f"{futures[future].name}: worker failed: {type(error).__name__}")))
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except BaseException:  # Ctrl-C: drop the queue; finished files are already stored
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
     return results

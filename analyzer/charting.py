@@ -6,7 +6,6 @@ API
 - :class:`ChartNotes` — beat times, tempo, and a tuple of :class:`~chart_store.chart.Note` per
   difficulty (``mask`` None, ``stem`` set).
 - :func:`assign_lanes` — pitches → lanes that follow the melody.
-- :func:`thin` — the subset of onsets a difficulty keeps.
 - :data:`RULES` — what distinguishes the difficulties (:class:`DifficultyRule`).
 
 How difficulties are made (the rule, and where its numbers come from)
@@ -29,8 +28,7 @@ import numpy as np
 from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES, Note
 from analyzer import notes as _notes
 
-__all__ = ["chart_notes", "ChartNotes", "DifficultyRule", "RULES", "assign_lanes", "thin",
-           "ChartingError"]
+__all__ = ["chart_notes", "ChartNotes", "DifficultyRule", "RULES", "assign_lanes", "ChartingError"]
 
 
 class ChartingError(ValueError):
@@ -66,7 +64,7 @@ FAST_BEATS = 0.5
 #: Detected onsets jitter by a frame or two: a gap may be this fraction shorter than the rule's.
 GAP_SLACK = 0.2
 #: Onset strength (the envelope's 99th percentile is 1) an onset on the beat needs to be charted.
-ONSET_THRESHOLD = 0.3
+ONSET_THRESHOLD = 0.35
 #: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else. An onset's
 #: strength times its weight must reach ONSET_THRESHOLD, and ranks it when a difficulty thins.
 METRE_WEIGHTS = (1.0, 0.9, 0.75)
@@ -138,15 +136,14 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     pitches, _ = _notes.onset_pitches(spec, times)
     rings = _notes.ring_durations(spec, times, pitches)
     beat_s = tempo.beat_s
-    expert_lanes = assign_lanes(times, pitches, lanes=lanes, fast_s=FAST_BEATS * beat_s)
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
-        keep = thin(times, strength * weights, min_gap_s=max(
+        keep = _notes.strongest_apart(times, strength * weights, min_gap_s=max(
             rule.min_gap_s, rule.min_gap_beats * beat_s * (1.0 - GAP_SLACK)))
         n_lanes = max(3, lanes - rule.lanes_drop)
-        lane = _compress_lanes(expert_lanes[keep], pitches[keep], lanes, n_lanes, times[keep],
-                               FAST_BEATS * beat_s)
+        # Lanes per difficulty: the melody's moves are between the notes this level keeps.
+        lane = assign_lanes(times[keep], pitches[keep], lanes=n_lanes, fast_s=FAST_BEATS * beat_s)
         chord = (strength[keep] >= rule.chord_strength) & (weights[keep] >= METRE_WEIGHTS[1])
         difficulties[name] = _notes_of(times[keep], lane, pitches[keep], rings[keep], chord,
                                        n_lanes=n_lanes, sustain_s=rule.sustain_beats * beat_s,
@@ -168,22 +165,6 @@ def _metrical_weights(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
     weights[np.abs(half) * 0.5 <= tol] = METRE_WEIGHTS[1]
     weights[np.abs(frac) <= tol] = METRE_WEIGHTS[0]
     return weights
-
-
-def thin(times: np.ndarray, priority: np.ndarray, *, min_gap_s: float) -> np.ndarray:
-    """Indices (ascending) of the onsets a difficulty keeps: greedily, highest priority first,
-    every kept onset at least ``min_gap_s`` from every other.
-
-    Examples
-    --------
-    >>> thin(np.array([0.0, 0.1, 0.2, 0.5]), np.array([1.0, 0.9, 0.2, 0.5]), min_gap_s=0.15)
-    array([0, 2, 3])
-    """
-    times = np.asarray(times, dtype=np.float64)
-    priority = np.asarray(priority, dtype=np.float64)
-    if times.shape != priority.shape:
-        raise ChartingError("times and priority must have the same shape")
-    return _notes._strongest_apart(times, priority, min_gap_s)
 
 
 def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
@@ -232,13 +213,6 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
                 lane = int(np.clip(lane, prev - 2, prev + 2))
         out[i] = lane
     return out
-
-
-def _compress_lanes(lanes_in, pitches, lanes, n_lanes, times, fast_s) -> np.ndarray:
-    """Lanes for a difficulty with fewer lanes: the same melody on a narrower fretboard."""
-    if n_lanes == lanes:
-        return lanes_in
-    return assign_lanes(times, pitches, lanes=n_lanes, fast_s=fast_s)
 
 
 def _notes_of(times, lanes, pitches, rings, chord, *, n_lanes, sustain_s, release_s,

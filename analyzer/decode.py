@@ -336,7 +336,7 @@ def _load_ffmpeg(path, sr, mono, offset_s, duration_s, limit_s):
                        * info.sr) + info.sr  # headroom: container durations are approximate
     sink = _Sink(path, info.sr, info.channels, sr, mono, limit_frames, expected)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    errors = _drain(proc.stderr)
+    errors = _StderrTail(proc.stderr)
     frame_bytes = 4 * info.channels
     block_bytes = _BLOCK_FRAMES * frame_bytes
     pending = b""
@@ -367,7 +367,7 @@ def _load_ffmpeg(path, sr, mono, offset_s, duration_s, limit_s):
     return sink.result()
 
 
-class _drain(threading.Thread):
+class _StderrTail(threading.Thread):
     """Read a pipe to its end in the background (keeps ffmpeg from blocking on stderr)."""
 
     def __init__(self, pipe, keep: int = 4096):

@@ -96,7 +96,9 @@ class StemStore:
             with sf.SoundFile(tmp, "w", samplerate=int(sr), channels=frames.shape[1],
                               format="OGG", subtype="VORBIS",
                               compression_level=1.0 - _VORBIS_QUALITY) as f:
-                f.write(frames)
+                # In blocks: libsndfile 1.2's Vorbis encoder crashes (SIGSEGV) on one long write.
+                for start in range(0, frames.shape[0], 1 << 16):
+                    f.write(frames[start:start + (1 << 16)])
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -163,6 +163,8 @@ class Synchronizer:
     PAUSE_GRACE_S = 1.0
     #: Seconds of recent envelope checked against the prediction at each update.
     CHECK_S = 1.5
+    #: How late a silence or the sound after it may be noticed (seconds).
+    EDGE_SLACK_S = 0.8
     #: Seconds of sound after a silence before re-locating (a shorter window is ambiguous).
     RESUME_AFTER_S = 1.0
 
@@ -321,11 +323,13 @@ class Synchronizer:
         # Only the frames since the sound came back (and one update before) say where it is now.
         sound = live[-min(live.size, int((heard + 0.3) * self.frame_rate)):]
         sound_start = start_frame + live.size - sound.size
-        centre = before - paused_for / 2
-        radius = int(np.ceil((paused_for / 2) * self.frame_rate)) + self.search
-        estimate = self._local(sound, sound_start, centre, radius, "resume")
-        if estimate is None:
-            estimate = self._global(sound, sound_start)
+        # The silence began up to a detection delay before it was reported, and the sound came
+        # back up to an update before it was seen: the pause may be that much longer.
+        low, high = before - paused_for - self.EDGE_SLACK_S, before
+        radius = int(np.ceil((high - low) / 2 * self.frame_rate)) + self.search
+        estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume")
+        if estimate is None and sound.size >= self.CHECK_S * 2 * self.frame_rate:
+            estimate = self._global(sound, sound_start)  # not where it was: a seek while paused
         if estimate is not None:
             self._silence_start = self._sound_since = None
         return estimate

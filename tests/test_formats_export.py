@@ -191,3 +191,12 @@ def test_export_without_stems_writes_no_audio(tmp_path):
     assert [p.suffix for p in osu.iterdir()] == [".osu"]
     with pytest.raises(FormatError, match="unknown export format"):
         export_chart(chart, "guitarpro", tmp_path)
+
+
+def test_long_stems_are_written_whole(tmp_path):
+    # libsndfile 1.2 crashes encoding ~4M frames of Vorbis in one write: stems go in blocks.
+    import soundfile as sf
+    long = np.zeros(4_200_000, np.float32)
+    folder = export_chart(_chart([Note(0.5, 0, 0)]), "clonehero", tmp_path,
+                          stems={"song": (long, 8000)})
+    assert sf.info(folder / "song.ogg").frames == long.size

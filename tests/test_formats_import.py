@@ -157,6 +157,24 @@ def test_cli_import_saves_chart_and_stems(tmp_path, capsys):
     assert sr == SR and y.shape == (2, int(SECONDS * SR))
 
 
+def test_cli_import_skips_unchanged_songs(tmp_path, capsys, monkeypatch):
+    import analyzer.formats
+
+    folder = write_song(tmp_path / "one")
+    assert main(["import", str(folder), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    calls = []
+    real = analyzer.formats.import_song
+    monkeypatch.setattr(analyzer.formats, "import_song", lambda f: calls.append(f) or real(f))
+    assert main(["import", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == first and calls == []
+    assert main(["import", str(folder), "--json", "--force"]) == 0
+    assert json.loads(capsys.readouterr().out) == first and calls == [folder]
+    (folder / "song.ini").write_text("[song]\nname = Renamed\nartist = Tester\n")
+    assert main(["import", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "Renamed" and len(calls) == 2
+
+
 def test_cli_import_failures_are_one_line_each_and_exit_1(tmp_path, capsys):
     write_song(tmp_path / "good")
     write_song(tmp_path / "bad", ini=None)
@@ -167,7 +185,8 @@ def test_cli_import_failures_are_one_line_each_and_exit_1(tmp_path, capsys):
     assert code == 1
     assert len(out.splitlines()) == 1 and "Tester - Test Song" in out
     errors = err.strip().splitlines()
-    assert len(errors) == 3 and all(e.startswith("loopjam: import ") for e in errors)
+    assert len(errors) == 3 and all(e.startswith("loopjam: import") for e in errors)
+    assert f"loopjam: import: {tmp_path / 'missing'}: no such folder" in errors
     assert "Traceback" not in err
     assert any("no song.ini" in e for e in errors) and any("no such folder" in e for e in errors)
     assert main(["import", str(tmp_path / "bad"), "--json"]) == 1

@@ -174,3 +174,12 @@ def test_incremental_updates_equal_one_update():
     once = run([40.0])
     assert run(np.arange(0, 40.001, 1 / 144)) == once
     assert once[1].hits + once[1].misses == len(notes)
+
+
+def test_chord_sustain_released_before_the_chord_completes_is_dropped():
+    notes = [Note(1.0, dur=1.0, lane=0), Note(1.0, lane=1)]
+    engine, js = play(notes, [(0, 0.96, 0.98), (1, 1.02, 1.1)], until=3)
+    assert [j.result for j in js] == ["great", "great"]
+    [s] = engine.sustain_results
+    assert not s.held and s.bonus == 0 and s.time == pytest.approx(1.02)
+    assert engine.results().sustains == 1 and engine.results().sustains_held == 0

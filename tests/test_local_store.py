@@ -159,10 +159,15 @@ def _write_forever(root, first_seed):
 def test_kill_9_mid_write_leaves_a_consistent_store(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     rng = np.random.default_rng(0)
+    watcher = LocalStore(tmp_path)
     for round_ in range(4):
+        before = len(watcher.list())
         proc = ctx.Process(target=_write_forever, args=(str(tmp_path), 2000 + 1000 * round_))
         proc.start()
-        time.sleep(1.5 + rng.uniform(0, 1.0))  # interpreter start, then somewhere mid-put
+        deadline = time.monotonic() + 120
+        while len(watcher.list()) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the writer is busy writing
+        time.sleep(rng.uniform(0, 0.3))  # then somewhere in the middle of a put
         os.kill(proc.pid, signal.SIGKILL)
         proc.join()
     store = LocalStore(tmp_path)

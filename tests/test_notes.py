@@ -92,6 +92,13 @@ def test_ring_durations_follow_the_sound():
     assert rings[1] < 0.3
 
 
+def test_strongest_apart_keeps_the_strongest_events_apart():
+    times = np.array([0.0, 0.05, 0.1, 0.3, 0.32])
+    keep = notes.strongest_apart(times, np.array([0.5, 1.0, 0.4, 0.2, 0.9]), min_gap_s=0.1)
+    np.testing.assert_array_equal(keep, [1, 4])
+    assert np.all(np.diff(times[keep]) >= 0.1)
+
+
 def test_invalid_input_is_rejected():
     with pytest.raises(notes.NotesError):
         notes.analysis_spectrogram(np.zeros((2, 3, 4)), 22050)

@@ -5,6 +5,7 @@ stand-in for ``loopjam play`` that speaks the CLI contract (``identified``/``syn
 ``end`` event on SIGTERM) so every menu item is checked quickly; the second runs the real
 ``loopjam play`` (a file source, no overlay) through start, pause and quit.
 """
+import gc
 import json
 import sys
 import threading
@@ -141,6 +142,9 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
         controller.stop()
         if icon._running:
             icon.stop()
+        # Let pystray close its X connection now, while the X server still runs.
+        tray.icon = icon = None
+        gc.collect()
 
 
 def test_tray_runs_the_real_live_engine(pystray_xorg, tmp_path, loopjam_home):

@@ -14,6 +14,7 @@ A song folder holds ``notes.mid`` or ``notes.chart``, a ``song.ini`` and one aud
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,19 @@ class SongFolder:
     @property
     def album(self) -> str:
         return self.ini.album or self.notes.tags.get("Album", "")
+
+    def source_hash(self) -> str:
+        """``"sha256:<hex>"`` of what an import reads (song.ini, chart files, stems) and of the
+        importer's version: the same hash means importing again gives the same chart."""
+        digest = hashlib.sha256(_tool_version().encode())
+        files = _files(self.folder)
+        paths = [files[n] for n in ("song.ini", *CHART_FILES) if n in files]
+        for path in paths + [self.stems[n] for n in sorted(self.stems)]:
+            digest.update(path.name.lower().encode() + b"\0")
+            with open(path, "rb") as file:
+                while block := file.read(1 << 20):
+                    digest.update(block)
+        return f"sha256:{digest.hexdigest()}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -303,5 +317,8 @@ def _mix(stems: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
 
 def _write_ogg(path: Path, y: np.ndarray, sr: int) -> None:
     import soundfile as sf
-    frames = np.atleast_2d(np.asarray(y, np.float32)).T
-    sf.write(path, np.clip(frames, -1.0, 1.0), int(sr), format="OGG", subtype="VORBIS")
+    frames = np.clip(np.atleast_2d(np.asarray(y, np.float32)).T, -1.0, 1.0)
+    with sf.SoundFile(path, "w", int(sr), frames.shape[1], format="OGG", subtype="VORBIS") as f:
+        # In blocks: libsndfile 1.2's Vorbis encoder crashes (SIGSEGV) on one long write.
+        for start in range(0, frames.shape[0], 1 << 16):
+            f.write(frames[start:start + (1 << 16)])

@@ -9,11 +9,14 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   at the best global shift of the human chart within ±80 ms (2 ms steps; human charts sit a
   constant few tens of ms off the audio), chosen on the ±50 ms score and reported;
 - notes/s (distinct onset times per second of audio) of both charts and their ratio;
-- the seconds ``chart_notes`` took (wall and CPU), and the audio duration.
+- the seconds ``chart_notes`` took (wall and CPU), and the audio duration;
+- with ``--basic-pitch``: the same Expert scores for basic-pitch's notes on the mix, and its time
+  (the measurement behind charting from onsets rather than from a transcription).
 
 Usage::
 
     nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [SONGS_DIR] [--json-out FILE]
+        [--basic-pitch]
 
 SONGS_DIR defaults to what ``/work/shared/scripts/fetch-fof-songs.sh`` (or
 ``$LOOPJAM_FOF_SONGS``) gives. Prints one JSON object.
@@ -79,7 +82,20 @@ def mix_of(folder: Path) -> tuple[np.ndarray, int]:
     return mix, sr
 
 
-def evaluate_song(folder: Path) -> dict:
+def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
+    """The alternative measured against onset detection: basic-pitch's notes on the mix."""
+    from analyzer.notes import basic_pitch_session, transcribe
+
+    wall = time.perf_counter()
+    found = transcribe(y, sr, session=basic_pitch_session())
+    wall = time.perf_counter() - wall
+    scores = best_shift_scores(reference, onset_times(found))
+    scores.update({"wall_s": round(wall, 3), "notes_per_s": round(
+        onset_times(found).size / (len(y) / sr), 3)})
+    return scores
+
+
+def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
     from analyzer.charting import chart_notes
     from analyzer.formats.folder import read_song_folder
 
@@ -101,6 +117,8 @@ def evaluate_song(folder: Path) -> dict:
                       "generated_notes_per_s": round(est.size / duration, 3),
                       "density_ratio": round(est.size / max(ref.size, 1), 3)})
         result["difficulties"][name] = entry
+    if with_basic_pitch:
+        result["basic_pitch_expert"] = basic_pitch_scores(y, sr, onset_times(human["expert"]))
     return result
 
 
@@ -113,6 +131,11 @@ def summary(results: list[dict]) -> dict:
                          for k in ("f50", "f100", "density_ratio")}
     total_audio = sum(r["duration_s"] for r in results)
     total_wall = sum(r["chart_notes_wall_s"] for r in results)
+    bp = [r["basic_pitch_expert"] for r in results if "basic_pitch_expert" in r]
+    if bp:
+        out["basic_pitch_expert"] = {"f50": round(float(np.mean([b["f50"] for b in bp])), 4),
+                                     "s_per_3min": round(180.0 * sum(b["wall_s"] for b in bp)
+                                                         / sum(r["duration_s"] for r in results), 2)}
     out["chart_notes_realtime_factor"] = round(total_audio / total_wall, 1)
     out["chart_notes_s_per_3min"] = round(180.0 * total_wall / total_audio, 2)
     return out
@@ -122,13 +145,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("songs", nargs="?", help="folder of song folders (default: fetch script)")
     parser.add_argument("--json-out", help="also write the JSON here")
+    parser.add_argument("--basic-pitch", action="store_true",
+                        help="also score basic-pitch's notes (ONNX) on the mix against Expert")
     args = parser.parse_args(argv)
     root = songs_dir(args.songs)
     folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
                      or (p / "notes.chart").is_file())
     if not folders:
         raise SystemExit(f"no song folders under {root}")
-    results = [evaluate_song(f) for f in folders]
+    results = [evaluate_song(f, with_basic_pitch=args.basic_pitch) for f in folders]
     report = {"benchmark": "chart_quality", "songs_dir": str(root), "songs": results,
               "mean": summary(results)}
     text = json.dumps(report)

@@ -75,7 +75,8 @@ def distractors(min_duration_s: float = 30.0) -> list[Recording]:
     """Distractor tracks, sorted by path (Frets on Fire folders mixed like the songs)."""
     if not DISTRACTORS.is_dir():
         raise SystemExit("run benchmarks/identify/fetch_distractors.sh first")
-    listing = CACHE / f"distractors-{min_duration_s:g}s.json"
+    packages = hashlib.sha1(" ".join(sorted(p.name for p in DISTRACTORS.iterdir())).encode())
+    listing = CACHE / f"distractors-{min_duration_s:g}s-{packages.hexdigest()[:8]}.json"
     if listing.exists():  # probing every file takes minutes on a busy machine
         return [Recording(name, tuple(paths)) for name, paths in json.loads(listing.read_text())]
     found = []

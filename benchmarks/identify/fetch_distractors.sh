@@ -6,7 +6,7 @@
 set -euo pipefail
 dest=${1:-${LOOPJAM_DATA:-$HOME/.cache/loopjam-data}}/distractors
 packages=(drascula-music hyperrogue-music singularity-music fretsonfire-songs-sectoid
-          pushover-data asc-music nexuiz-music planetblupi-music-ogg)
+          pushover-data asc-music planetblupi-music-ogg wesnoth-1.16-music colobot-common-sounds)
 mkdir -p "$dest"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -32,7 +32,7 @@ import numpy as np
 from analyzer.decode import load
 from benchmarks.identify.common import (CACHE, Recording, benchmark_songs, degrade,
                                         distractors, percentiles, random_degradation, unique)
-from benchmarks.identify.variants import SR, chroma, variant
+from benchmarks.identify.variants import SR, chroma, variants
 from chart_store.fingerprint import ITEM_S, fingerprint
 from chart_store.index import FingerprintIndex
 
@@ -76,16 +76,15 @@ def main(argv=None) -> int:
     per_track = int(np.ceil((args.tracks - originals) / len(kept)))
     n_tempi = int(np.ceil(per_track / 11))
     tempi = np.geomspace(0.8, 1.25, n_tempi)
-    variant_items = 0
     for n, rec in enumerate(kept):
         raw = raw_chroma(rec)
         for tempo in tempi:
-            for semitones in range(1, 12):
-                if len(index) >= args.tracks:
-                    break
-                items = variant(raw, semitones=semitones, tempo=float(tempo))
-                variant_items += len(items)
-                index.add(f"{rec.name}#{semitones:+d}st@{tempo:.3f}", items)
+            if len(index) >= args.tracks:
+                break
+            for semitones, items in zip(range(1, 12), variants(raw, semitones=range(1, 12),
+                                                               tempo=float(tempo))):
+                if len(index) < args.tracks:
+                    index.add(f"{rec.name}#{semitones:+d}st@{tempo:.3f}", items)
         print(f"\r{n + 1}/{len(kept)} recordings, {len(index)} tracks", end="", file=sys.stderr)
     print(file=sys.stderr)
     generate_s = time.perf_counter() - t0

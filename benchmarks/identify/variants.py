@@ -63,24 +63,26 @@ def chroma(pcm: np.ndarray) -> np.ndarray:
 
 
 def items_from_chroma(raw: np.ndarray) -> np.ndarray:
-    """Chromaprint (algorithm 2) items from raw chroma frames, uint32 of shape (n,)."""
-    if raw.shape[0] < len(_SMOOTH):
-        return np.zeros(0, np.uint32)
-    smooth = sum(c * raw[j:raw.shape[0] - len(_SMOOTH) + 1 + j] for j, c in enumerate(_SMOOTH))
-    norm = np.sqrt((smooth ** 2).sum(axis=1, keepdims=True))
-    image = np.where(norm < 0.01, 0.0, smooth / np.maximum(norm, 1e-300))
-    rows = image.shape[0]
-    length = rows - _MAX_WIDTH + 1
+    """Chromaprint (algorithm 2) items from raw chroma frames.
+
+    ``raw`` has shape (..., frames, 12); returns uint32 items of shape (..., n), n = frames - 19.
+    """
+    frames = raw.shape[-2]
+    length = frames - len(_SMOOTH) + 1 - _MAX_WIDTH + 1
     if length <= 0:
-        return np.zeros(0, np.uint32)
-    integral = np.zeros((rows + 1, 13))
-    integral[1:, 1:] = image.cumsum(0).cumsum(1)
+        return np.zeros(raw.shape[:-2] + (0,), np.uint32)
+    smooth = sum(c * raw[..., j:frames - len(_SMOOTH) + 1 + j, :] for j, c in enumerate(_SMOOTH))
+    norm = np.sqrt((smooth ** 2).sum(axis=-1, keepdims=True))
+    image = np.where(norm < 0.01, 0.0, smooth / np.maximum(norm, 1e-300))
+    integral = np.zeros(image.shape[:-2] + (image.shape[-2] + 1, 13))
+    integral[..., 1:, 1:] = image.cumsum(-2).cumsum(-1)
 
     def area(dx, w, y0, y1):  # rows i+dx .. i+dx+w-1, columns y0 .. y1-1, for every item i
-        top, bottom = integral[dx:dx + length], integral[dx + w:dx + w + length]
-        return bottom[:, y1] - top[:, y1] - bottom[:, y0] + top[:, y0]
+        top = integral[..., dx:dx + length, :]
+        bottom = integral[..., dx + w:dx + w + length, :]
+        return bottom[..., y1] - top[..., y1] - bottom[..., y0] + top[..., y0]
 
-    bits = np.zeros(length, np.uint32)
+    bits = np.zeros(image.shape[:-2] + (length,), np.uint32)
     for kind, y, h, w, (t0, t1, t2) in _CLASSIFIERS:
         if kind == 0:
             a, b = area(0, w, y, y + h), 0.0
@@ -103,15 +105,15 @@ def items_from_chroma(raw: np.ndarray) -> np.ndarray:
     return bits
 
 
-def variant(raw: np.ndarray, *, semitones: int, tempo: float) -> np.ndarray:
-    """Items of the recording re-pitched by ``semitones`` and played ``tempo`` times faster."""
-    shifted = np.roll(raw, semitones, axis=1)
+def variants(raw: np.ndarray, *, semitones, tempo: float) -> np.ndarray:
+    """Items of the recording re-pitched by each of ``semitones`` and played ``tempo`` times
+    faster: uint32 of shape (len(semitones), n)."""
     if tempo != 1.0:
         positions = np.arange(0, raw.shape[0] - 1, tempo)
         lo = positions.astype(np.int64)
         frac = (positions - lo)[:, None]
-        shifted = shifted[lo] * (1 - frac) + shifted[np.minimum(lo + 1, raw.shape[0] - 1)] * frac
-    return items_from_chroma(shifted)
+        raw = raw[lo] * (1 - frac) + raw[np.minimum(lo + 1, raw.shape[0] - 1)] * frac
+    return items_from_chroma(np.stack([np.roll(raw, k, axis=1) for k in semitones]))
 
 
 def agreement(pcm: np.ndarray) -> float:

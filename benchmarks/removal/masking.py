@@ -149,13 +149,17 @@ def _clicks(y, refs, sr) -> int:
 
 def _spectrogram_png(clips: dict[str, np.ndarray], sr: int, path: Path) -> None:
     from PIL import Image, ImageDraw
-    n_fft, hop = 2048, 512
-    rows = []
+    n_fft, hop = 2048, 256
+    specs = {}
     for name, x in clips.items():
         m = x.mean(axis=1)
         frames = np.lib.stride_tricks.sliding_window_view(m, n_fft)[::hop] * np.hanning(n_fft)
-        db = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T[:n_fft // 4] + 1e-6)
-        img = np.clip((db + 80) / 80, 0, 1)[::-1]  # 0..5.5 kHz, low at the bottom
+        specs[name] = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T[:n_fft // 4] + 1e-9)
+    top = max(float(d.max()) for d in specs.values())
+    rows = []
+    for name, db in specs.items():
+        # 0..5.5 kHz, low at the bottom; white = loud, 70 dB of range.
+        img = np.clip((db - top + 70) / 70, 0, 1)[::-1]
         rows.append((name, (img * 255).astype(np.uint8)))
     width = max(r[1].shape[1] for r in rows)
     height = sum(r[1].shape[0] + 14 for r in rows)
@@ -247,8 +251,9 @@ def _generated(mix, sr, stream, t, g) -> dict:
 def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dict:
     import soundfile as sf
     out_dir.mkdir(parents=True, exist_ok=True)
-    # A missed passage: 6 s from the first note that has 3 s of notes before it.
-    start_t = notes[min(len(notes) - 1, 30)].t - 1.0
+    # A missed passage: 6 s from the note nearest 40 % into the song (past any solo intro).
+    times = np.array([nt.t for nt in notes])
+    start_t = float(times[np.argmin(np.abs(times - 0.4 * stream.shape[0] / sr))]) - 1.0
     a, b = int(start_t * sr), int((start_t + 6.0) * sr)
     clips = {"stream (before)": stream[a:b], "ideal (stream - guitar)": t[a:b],
              "cancel, miss known late": outputs["cancel_late"][a:b],

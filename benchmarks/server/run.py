@@ -38,7 +38,7 @@ def make_charts(n: int, rng: np.random.Generator) -> list[Chart]:
     """``n`` small charts whose fingerprints are real music or variants of it."""
     from benchmarks.identify.common import distractors, unique
     from benchmarks.identify.scale import raw_chroma
-    from benchmarks.identify.variants import variant
+    from benchmarks.identify.variants import variants
 
     recs = unique(distractors())
     fingerprints = [rec.items() for rec in recs]
@@ -47,8 +47,7 @@ def make_charts(n: int, rng: np.random.Generator) -> list[Chart]:
         for rec in recs:
             raw = raw_chroma(rec)
             for tempo in tempi:
-                for semitones in range(1, 12):
-                    fingerprints.append(variant(raw, semitones=semitones, tempo=float(tempo)))
+                fingerprints.extend(variants(raw, semitones=range(1, 12), tempo=float(tempo)))
             if len(fingerprints) >= n:
                 break
     charts = []

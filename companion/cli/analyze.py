@@ -65,6 +65,13 @@ def run(args) -> int:
         raise CommandError(str(error)) from None
     if not inputs:
         raise CommandError(f"no audio files found in {', '.join(args.paths)}")
+    if args.stems == "demucs":  # fail (or download the weights) once, not once per file
+        from analyzer.stems import StemsError, demucs
+        try:
+            if not demucs.weights_cached():
+                demucs.load_model()
+        except StemsError as error:
+            raise CommandError(str(error)) from None
     if args.out is not None:
         os.makedirs(args.out, exist_ok=True)
 

@@ -9,11 +9,17 @@ from companion.cli import CommandError, emit_json
 EPILOG = """\
 examples:
   loopjam calibrate                         show the current offsets
+  loopjam calibrate --tap audio             tap SPACE on each click: measures the audio offset
+  loopjam calibrate --tap video             tap SPACE on each flash: measures the video offset
+  loopjam calibrate --tap audio --sink "USB Headset"
   loopjam calibrate --audio-ms 35 --video-ms 12
   loopjam calibrate --from-taps taps.json --kind audio
 
 Offsets are milliseconds, positive when sound/picture/key arrives later than the game clock
-says (see companion.game.calibration). --from-taps reads {"taps": [s...], "beats": [s...]}
+says (see companion.game.calibration). --tap opens a small window: the audio test plays
+clicks through the output device (and reports the latency the audio backend states; the
+offset measured is the rest: speakers, Bluetooth, you), the video test flashes the window
+(display lag). Each stores the median tap error after dropping outliers. --from-taps reads {"taps": [s...], "beats": [s...]}
 (a tap test: the player tapped along to clicks or flashes at the beat times) and stores the
 median tap error, after dropping outliers, as the audio or video offset.
 """
@@ -26,6 +32,10 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     for kind in ("audio", "video", "input"):
         parser.add_argument(f"--{kind}-ms", type=float, metavar="MS", help=f"set the {kind} offset")
+    parser.add_argument("--tap", choices=("audio", "video"),
+                        help="run the tap-along test in a window and store the result")
+    parser.add_argument("--sink", metavar="DEVICE",
+                        help="output device for the audio test (default: config audio.sink)")
     parser.add_argument("--from-taps", metavar="FILE", help="JSON with taps and beats (seconds)")
     parser.add_argument("--kind", choices=("audio", "video"), default="audio",
                         help="which offset --from-taps measures (default audio)")
@@ -40,7 +50,19 @@ def run(args) -> int:
     try:
         cfg = load_config()
         measured = None
-        if args.from_taps:
+        latency_ms = None
+        if args.tap:
+            try:
+                from companion.overlay.tap_test import run_tap_test
+                result = run_tap_test(kind=args.tap, sink=args.sink or cfg.audio.sink or None)
+            except Exception as error:  # no display / OpenGL / audio device: say which
+                raise CommandError(f"tap test failed: {error}") from None
+            if result.calibration is None:
+                raise CommandError(f"tap test: {result.error}; try again, tapping on the beat")
+            measured, latency_ms = result.calibration, result.latency_ms
+            args.kind = args.tap
+            cfg = cfg.with_value(f"offsets.{args.kind}_ms", measured.offset_ms)
+        elif args.from_taps:
             try:
                 data = json.loads(open(args.from_taps, encoding="utf-8").read())
                 measured = offset_from_taps(taps=data["taps"], beats=data["beats"])
@@ -60,8 +82,11 @@ def run(args) -> int:
     if args.json:
         emit_json({"offsets": offsets, "measured": None if measured is None else {
             "kind": args.kind, "offset_ms": measured.offset_ms, "spread_ms": measured.spread_ms,
-            "used": measured.used, "outliers": measured.outliers}})
+            "used": measured.used, "outliers": measured.outliers},
+            "backend_latency_ms": latency_ms})
     else:
+        if latency_ms is not None:
+            print(f"audio backend output latency {latency_ms:.1f} ms (already accounted for)")
         if measured is not None:
             print(f"measured {args.kind} offset {measured.offset_ms:+.1f} ms "
                   f"(spread {measured.spread_ms:.1f} ms, {measured.used} taps, "

@@ -15,6 +15,7 @@ A song folder holds notes.mid or notes.chart, song.ini and the song's audio spli
 .wav). The human chart (guitar first, else co-op, rhythm, bass, keys) becomes the chart; its
 fingerprint is of the whole mix, so LoopJam finds it when you play the song anywhere, and a
 human chart wins over one LoopJam generated for the same song. The stems stay on this machine.
+Songs whose files have not changed since they were imported are not imported again (--force).
 
 examples:
   loopjam import ~/games/clonehero/songs              every song folder under it
@@ -29,6 +30,8 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="a song folder, or a folder of song folders (searched recursively)")
+    parser.add_argument("--force", action="store_true",
+                        help="import again songs whose files have not changed since their import")
     parser.add_argument("--json", action="store_true",
                         help='one JSON line per song: {"input","chart_id","title","artist",'
                              '"notes":{"expert":N,...}}, or {"input","error"} for a failure')
@@ -38,19 +41,21 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from analyzer.formats import FormatError, find_song_folders, import_song
+    from analyzer.formats import FormatError, find_song_folders, import_song, read_song_folder
     from chart_store.local import LocalStore
     from chart_store.stems import StemStore
 
     failures = 0
 
-    def fail(path, error) -> None:
+    def fail(path, error, *, named: bool = False) -> None:
+        """One line for a failed input; ``named``: the error's text already names ``path``."""
         nonlocal failures
         failures += 1
         if args.json:
             emit_json({"input": str(path), "error": str(error)})
         else:
-            tqdm.write(f"loopjam: import {path}: {error}", file=sys.stderr)
+            where = "" if named else f" {path}"
+            tqdm.write(f"loopjam: import{where}: {error}", file=sys.stderr)
 
     def report(folder, chart_id, chart) -> None:
         notes = {name: len(track) for name, track in chart.difficulties.items()}
@@ -65,8 +70,8 @@ def run(args) -> int:
     for path in args.paths:
         try:
             songs += find_song_folders(path)
-        except FormatError as error:
-            fail(path, error)
+        except FormatError as error:  # names the path: no such folder, no song in it
+            fail(path, error, named=True)
     if not songs:
         return 1
     store, stems = LocalStore(), StemStore()
@@ -74,10 +79,18 @@ def run(args) -> int:
         for folder in tqdm(songs, desc="import", unit="song", file=sys.stderr,
                            disable=len(songs) < 2 or not sys.stderr.isatty()):
             try:
+                parsed = read_song_folder(folder)
+                digest = parsed.source_hash()
+                known = None if args.force else store.chart_for_source(digest)
+                if (known is not None and store.path(known).is_file()
+                        and set(stems.names(known)) >= set(parsed.stems)):
+                    report(folder, known, store.get(known))  # unchanged since its import
+                    continue
                 song = import_song(folder)
-                chart_id = store.put(song.chart)
+                # Stems first: a chart in the store (with its source hash) means a whole import.
                 for name, y in song.audio.items():
-                    stems.put(chart_id, name, y, song.sr)
+                    stems.put(song.chart.id, name, y, song.sr)
+                chart_id = store.put(song.chart, source_hash=digest)
             except (ValueError, OSError) as error:  # FormatError, DecodeError, bad audio...
                 fail(folder, error)
                 continue

@@ -370,8 +370,11 @@ class GameEngine:
                 self.max_combo = max(self.max_combo, self.combo)
                 self.score += POINTS[result] * min(1 + (self.combo - 1) // _STREAK_PER_STEP,
                                                    _MAX_MULTIPLIER)
-                if note.dur > 0 and lane in self._pressed:
-                    self._held[lane] = index
+                if note.dur > 0:
+                    if lane in self._pressed:
+                        self._held[lane] = index
+                    else:  # a chord lane let go before the chord completed: nothing to hold
+                        self.sustain_results.append(SustainResult(index, note, False, time, 0))
             else:
                 self.combo = 0
             self._counts[result] += 1

@@ -164,12 +164,14 @@ class _NoteLayer:
         notes = track.notes if track is not None else ()
         tails = [i for i, n in enumerate(notes) if n.dur > 0]
         self.note_of = np.array(tails + list(range(len(notes))), dtype=np.int64)  # tails below
-        data = np.zeros((self.note_of.size, 8), np.float32)
         palette = np.array([parse_color(c) for c in colors], np.float32)
-        for row, index in enumerate(self.note_of):
-            note = notes[index]
-            data[row, :4] = note.t, note.dur, note.lane, 1.0 if row < len(tails) else 0.0
-            data[row, 4:] = palette[note.lane]
+        lane = np.array([notes[i].lane for i in self.note_of], np.int64)
+        data = np.zeros((self.note_of.size, 8), np.float32)
+        data[:, 0] = [notes[i].t for i in self.note_of]
+        data[:, 1] = [notes[i].dur for i in self.note_of]
+        data[:, 2] = lane
+        data[:len(tails), 3] = 1.0                  # kind: sustain tail
+        data[:, 4:] = palette[lane]
         self.count = data.shape[0]
         self.n_tails = len(tails)
         self.starts = data[:, 0].astype(np.float64)   # ascending within tails and within gems
@@ -198,8 +200,8 @@ class _NoteLayer:
     def draw(self, *, now: float, style: OverlayStyle, lanes: int) -> None:
         if not self.count:
             return
-        self.opaque_gems = (self.opaque_gems and style.opacity == 1.0
-                            and parse_color(style.miss_color)[3] == 1.0)
+        opaque = (self.opaque_gems and style.opacity == 1.0
+                  and parse_color(style.miss_color)[3] == 1.0)
         p = self.program
         p.use()
         p["u_now"] = float(now)
@@ -220,7 +222,7 @@ class _NoteLayer:
         early = now + style.lookahead_s() + 0.05
         tails, gems = self.starts[:self.n_tails], self.starts[self.n_tails:]
         for base, times, lo, blend in ((0, tails, late - self.max_dur, True),
-                                       (self.n_tails, gems, late, not self.opaque_gems)):
+                                       (self.n_tails, gems, late, not opaque)):
             first, last = np.searchsorted(times, lo), np.searchsorted(times, early)
             if last > first:
                 # Opaque gems skip blending: most of a dense frame's pixels are gems, and

@@ -6,8 +6,8 @@ extrapolates the game clock to *now* (plus the video calibration offset) and dra
 to the keyboard player's queue as :class:`~companion.game.players.KeyEvent` stamped with
 ``time.monotonic()``.
 
-With ``click_through`` the window is pyglet's overlay style (mouse passes through, kept above
-other windows); otherwise a transparent borderless window that can take the keyboard focus.
+The window is pyglet's overlay style (borderless, transparent, kept above other windows); with
+``click_through`` the mouse passes through it, otherwise it takes clicks and the keyboard focus.
 """
 from __future__ import annotations
 
@@ -42,6 +42,23 @@ class OverlayControl:
         self.visible.set()
 
 
+def _take_mouse_back(window: pyglet.window.Window) -> None:
+    """Undo the overlay style's mouse pass-through so the window can take the keyboard focus."""
+    if not hasattr(window, "_x_display"):
+        window.set_mouse_passthrough(False)
+        return
+    # pyglet 2.1's X11 reset passes the display to libXext with the wrong ctypes type; make
+    # the same call (input shape = the default, whole window) with a correct prototype.
+    import ctypes
+    import ctypes.util
+    xext = ctypes.CDLL(ctypes.util.find_library("Xext") or "libXext.so.6")
+    xext.XShapeCombineMask.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int,
+                                       ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_int]
+    shape_input, shape_set = 2, 0
+    xext.XShapeCombineMask(ctypes.cast(window._x_display, ctypes.c_void_p), window._window,
+                           shape_input, 0, 0, 0, shape_set)
+
+
 class OverlayWindow(pyglet.window.Window):
     """The overlay. ``state_source()`` returns the latest snapshot; ``keys[i]`` names lane i's
     key (pyglet symbol names, lower case, e.g. "d", "space")."""
@@ -52,17 +69,18 @@ class OverlayWindow(pyglet.window.Window):
                  video_offset_ms: float = 0.0, control: OverlayControl | None = None,
                  vsync: bool = True):
         config = gl.Config(major_version=3, minor_version=3, double_buffer=True, alpha_size=8)
-        window_style = (self.WINDOW_STYLE_OVERLAY if click_through
-                        else self.WINDOW_STYLE_TRANSPARENT)
         try:
-            super().__init__(style.width, style.height, caption=WINDOW_TITLE, style=window_style,
-                             config=config, vsync=vsync)
+            # Overlay style: borderless, transparent framebuffer, kept above other windows.
+            super().__init__(style.width, style.height, caption=WINDOW_TITLE, config=config,
+                             style=self.WINDOW_STYLE_OVERLAY, vsync=vsync)
         except (pyglet.window.NoSuchConfigException, pyglet.gl.ContextException):
             # No transparent visual here: a plain borderless window still works.
             super().__init__(style.width, style.height, caption=WINDOW_TITLE, vsync=vsync,
                              style=self.WINDOW_STYLE_BORDERLESS,
                              config=gl.Config(major_version=3, minor_version=3,
                                               double_buffer=True))
+        if not click_through:  # the overlay style lets the mouse through: take it back
+            _take_mouse_back(self)
         if style.x is not None and style.y is not None:
             self.set_location(style.x, style.y)
         self.state_source = state_source

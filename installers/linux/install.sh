@@ -53,7 +53,16 @@ if [ "$USE_PIPX" = 1 ]; then
   pipx install --force "$HERE"
   LOOPJAM="$(command -v loopjam || echo "$BIN/loopjam")"
 else
-  "$python" -m venv "$PREFIX/venv"
+  # The tray menu needs GObject (AppIndicator/GTK); pip cannot build it without headers, so
+  # reuse the distribution's python3-gi when it is there. Without it the tray still runs
+  # (X11 icon, click to start/pause) but has no menu.
+  if "$python" -c 'import gi' 2>/dev/null; then
+    "$python" -m venv --system-site-packages "$PREFIX/venv"
+  else
+    echo "note: for the tray menu install python3-gi and an AppIndicator typelib"
+    echo "      (Debian/Ubuntu: sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1)"
+    "$python" -m venv "$PREFIX/venv"
+  fi
   "$PREFIX/venv/bin/pip" install --upgrade pip >/dev/null
   "$PREFIX/venv/bin/pip" install --upgrade "$HERE"
   ln -sf "$PREFIX/venv/bin/loopjam" "$BIN/loopjam"

@@ -1,0 +1,189 @@
+"""Sync and identification on the 4 real songs, through the real live path (offline, block by block).
+
+Run::
+
+    nice -n 10 .venv/bin/python -m benchmarks.live.sync [--songs N] [--starts 3]
+
+For each song of ``/work/shared/scripts/fetch-fof-songs.sh`` the human chart is imported
+(:func:`analyzer.formats.import_song`: notes from notes.mid, fingerprint and sync reference of
+the mix) into a fresh local store. Generated charts carry the same fingerprint and sync
+reference (the same functions over the same mix), so these figures hold for them too. Streams
+are the mix (song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB, built as:
+
+- ``start``: playback from a random point, 40 s;
+- ``seek``: 20 s from one random point, then a jump to another, 20 s;
+- ``pause``: 15 s, 3 s of silence (the player paused), then on from where it stopped, 15 s.
+
+Each stream runs through :class:`companion.app.LiveSession` at ``--speed max`` (the same code as
+live), and the log's ``sync`` events are compared with the truth. Prints one JSON line per run
+and a summary line: sync error (ms) median and p95 once locked, outside the 2 s after a seek or
+a resume (those are the re-lock figures), time to identify (stream seconds), re-lock time after
+each seek and resume (seconds until the error stays below 15 ms).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from benchmarks.identify.common import DATA, SONGS
+
+SR = 48000
+RELOCK_TOL_S = 0.015
+
+
+def imported_chart(folder: Path, import_song):
+    """The human chart of ``folder``, imported once and cached beside the data (importing
+    computes masks: minutes per song on a busy machine)."""
+    from chart_store.chartfile import read_chart, write_chart
+
+    cache = DATA / "live-charts" / f"{folder.name}.ljchart"
+    if cache.exists():
+        return read_chart(cache)
+    chart = import_song(folder).chart
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_chart(chart, cache)
+    return chart
+
+
+def mix48(folder: Path) -> np.ndarray:
+    """The song's mix at 48 kHz, (n, 2) float32, at -6 dB."""
+    from analyzer.decode import load
+
+    parts = [load(folder / name, sr=SR, mono=False)[0] for name in ("song.ogg", "guitar.ogg")]
+    n = min(p.shape[1] for p in parts)
+    mix = sum(np.broadcast_to(p[:, :n], (2, n)) for p in parts)
+    return (0.5 * mix.T).astype(np.float32)
+
+
+def scenario(kind: str, mix: np.ndarray, rng) -> tuple[np.ndarray, list]:
+    """(stream, pieces): pieces are (stream_start_s, stream_end_s, chart_start_s or None)."""
+    dur = mix.shape[0] / SR
+    if kind == "start":
+        a = rng.uniform(0, dur - 45)
+        pieces = [(0.0, 40.0, a)]
+    elif kind == "seek":
+        a, b = rng.uniform(0, dur - 25, size=2)
+        while abs(a - b) < 10:
+            b = rng.uniform(0, dur - 25)
+        pieces = [(0.0, 20.0, a), (20.0, 40.0, b)]
+    else:  # pause
+        a = rng.uniform(0, dur - 35)
+        pieces = [(0.0, 15.0, a), (15.0, 18.0, None), (18.0, 33.0, a + 15.0)]
+    out = []
+    for s0, s1, c0 in pieces:
+        n = int(round((s1 - s0) * SR))
+        out.append(np.zeros((n, 2), np.float32) if c0 is None
+                   else mix[int(round(c0 * SR)):int(round(c0 * SR)) + n])
+    return np.concatenate(out), pieces
+
+
+def truth(pieces, stream_s: float):
+    for s0, s1, c0 in pieces:
+        if s0 <= stream_s < s1:
+            return None if c0 is None else c0 + stream_s - s0
+    return None
+
+
+def run_stream(path: Path, log_path: Path) -> list[dict]:
+    from companion.app import EventLog, LiveOptions, LiveSession
+    from companion.audio import open_sink, open_source
+
+    options = LiveOptions(source=str(path), sink="null", speed="max", player="autoplay",
+                          record_unknown=False)
+    source = open_source(options.source)
+    log = EventLog(log_path)
+    session = LiveSession(options, source=source, sink=open_sink("null", sr=source.sr), log=log)
+    session.run()
+    log.close()
+    return [json.loads(line) for line in log_path.read_text().splitlines()]
+
+
+def evaluate(events, pieces) -> dict:
+    ident = next((e for e in events if e["event"] == "identified"), None)
+    syncs = [e for e in events if e["event"] == "sync"]
+    jumps = [s0 for s0, _, c0 in pieces[1:] if c0 is not None]  # seek or resume
+    errors, relocks = [], []
+    for e in syncs:
+        t = truth(pieces, e["stream_s"])
+        if t is None or any(j <= e["stream_s"] < j + 2.0 for j in jumps):
+            continue
+        errors.append(abs(e["chart_s"] - t))
+    for j in jumps:
+        after = [(e["stream_s"], truth(pieces, e["stream_s"])) for e in syncs
+                 if e["stream_s"] >= j]
+        after = [(s, abs(c["chart_s"] - t)) for (s, t), c in
+                 zip(after, [e for e in syncs if e["stream_s"] >= j]) if t is not None]
+        bad = [s for s, err in after if err > RELOCK_TOL_S]
+        ok_from = next((s for s, err in after if s > (bad[-1] if bad else j - 1)), None)
+        relocks.append(None if ok_from is None else ok_from - j)
+    return {"identified_after_s": None if ident is None else ident["after_s"],
+            "errors_ms": [round(1000 * e, 3) for e in errors], "relock_s": relocks}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--songs", type=int, default=4)
+    parser.add_argument("--starts", type=int, default=3, help="random-start runs per song")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    import os
+
+    from analyzer.formats import import_song
+    from chart_store.local import LocalStore
+
+    rng = np.random.default_rng(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="loopjam-bench-live-"))
+    os.environ["LOOPJAM_HOME"] = str(tmp / "home")
+    store = LocalStore()
+    all_errors, idents, relocks = [], [], []
+    folders = sorted(d for d in SONGS.iterdir() if (d / "song.ogg").exists())[:args.songs]
+    for folder in folders:
+        t0 = time.perf_counter()
+        chart = imported_chart(folder, import_song)
+        store.put(chart)
+        mix = mix48(folder)
+        import_s = time.perf_counter() - t0
+        for kind in ["start"] * args.starts + ["seek", "pause"]:
+            stream, pieces = scenario(kind, mix, rng)
+            path = tmp / "stream.wav"
+            sf.write(path, stream, SR, subtype="FLOAT")
+            t0 = time.perf_counter()
+            events = run_stream(path, tmp / "log.jsonl")
+            wall = time.perf_counter() - t0
+            result = evaluate(events, pieces)
+            errors = np.array(result.pop("errors_ms"))
+            all_errors += list(errors)
+            idents.append(result["identified_after_s"])
+            relocks += result["relock_s"]
+            print(json.dumps({"song": folder.name, "kind": kind,
+                              "pieces": [[round(x, 2) if x is not None else None for x in p]
+                                         for p in pieces],
+                              **result,
+                              "sync_median_ms": round(float(np.median(errors)), 3)
+                              if errors.size else None,
+                              "sync_p95_ms": round(float(np.percentile(errors, 95)), 3)
+                              if errors.size else None,
+                              "sync_events": int(errors.size), "run_wall_s": round(wall, 1),
+                              "import_s": round(import_s, 1)}), flush=True)
+    errors = np.array(all_errors)
+    found = [i for i in idents if i is not None]
+    print(json.dumps({"summary": True, "runs": len(idents), "identified": len(found),
+                      "sync_median_ms": round(float(np.median(errors)), 3),
+                      "sync_p95_ms": round(float(np.percentile(errors, 95)), 3),
+                      "sync_max_ms": round(float(errors.max()), 3),
+                      "identify_median_s": round(float(np.median(found)), 3) if found else None,
+                      "identify_max_s": max(found) if found else None,
+                      "relock_s": relocks,
+                      "relock_max_s": max((r for r in relocks if r is not None), default=None),
+                      "relock_failed": sum(r is None for r in relocks)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
