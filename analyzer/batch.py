@@ -106,7 +106,8 @@ def out_names(inputs: list[Path], out_dir) -> dict[Path, Path]:
 
 
 def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store: bool = True,
-                out_path=None, skip_done: bool = True) -> BatchResult:
+                out_path=None, skip_done: bool = True,
+                progress: Callable[[str], None] | None = None) -> BatchResult:
     """Analyze one file and save the chart; never raises for a bad file.
 
     Parameters
@@ -121,6 +122,8 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
         Also write the chart file here.
     skip_done : bool
         Reuse the stored chart when the store already has one for this file's content.
+    progress : callable, optional
+        Passed to :func:`analyzer.pipeline.analyze_file` (called with each stage's name).
     """
     from chart_store.chartfile import write_chart
     from chart_store.local import LocalStore
@@ -137,7 +140,7 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
             chart, chart_id, skipped = local.get(known), known, True
         if chart is None:
             from analyzer.pipeline import analyze_file
-            chart = analyze_file(path, stems=stems, lanes=lanes)
+            chart = analyze_file(path, stems=stems, lanes=lanes, progress=progress)
             chart_id, skipped = chart.id, False
             if store:
                 chart_id = local.put(chart, source_hash=digest)
@@ -171,7 +174,8 @@ def _init_worker(threads: int) -> None:
 
 def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
               lanes: int = DEFAULT_LANES, store: bool = True, out_dir=None,
-              on_result: Callable[[BatchResult], None] | None = None) -> list[BatchResult]:
+              on_result: Callable[[BatchResult], None] | None = None,
+              on_stage: Callable[[Path, str], None] | None = None) -> list[BatchResult]:
     """Analyze every audio file under ``paths`` with ``jobs`` worker processes.
 
     Parameters
@@ -186,6 +190,9 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
         Also write each chart file here (names from :func:`out_names`).
     on_result : callable, optional
         Called in this process with each :class:`BatchResult` as it finishes.
+    on_stage : callable, optional
+        Called with (file, stage name) as each analysis stage starts; only with ``jobs=1``
+        (workers' stages are not reported back).
 
     Returns
     -------
@@ -204,7 +211,8 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
 
     if jobs <= 1 or len(inputs) <= 1:
         for path in inputs:
-            finished(analyze_one(path, out_path=targets.get(path), **options))
+            stage = (lambda name, path=path: on_stage(path, name)) if on_stage else None
+            finished(analyze_one(path, out_path=targets.get(path), progress=stage, **options))
         return results
 
     import multiprocessing

@@ -9,19 +9,22 @@ API
 - :func:`estimate_tempo` / :func:`track_beats` — tempo (BPM) and beat times (:class:`TempoMap`).
 - :func:`onset_pitches` — the dominant pitch (MIDI) right after each onset, by harmonic summation.
 - :func:`ring_durations` — how long each onset's pitch keeps sounding (sustain candidates).
-- :func:`transcribe` — polyphonic notes with basic-pitch's ONNX model (optional, ~25x slower than
-  the rest of this module together; see :mod:`analyzer.charting` for when it is used).
+- :func:`transcribe` / :func:`basic_pitch_session` — polyphonic notes with basic-pitch's ONNX
+  model. Not used by the default charting (see below); ``benchmarks/chart_quality --basic-pitch``
+  measures it.
 
 Why this design (measured on real songs, see ``benchmarks/chart_quality``): a log-compressed mel
 flux of the whole mix, peak-picked at a global threshold, finds the onsets a guitar charter charts
-far better than basic-pitch's notes (Expert F 0.73 vs 0.35 at ±50 ms) at a twentieth of the cost
-(~1.5 s vs ~30 s CPU for 3 minutes on this machine). librosa's default peak picking (a local-mean
-threshold) drops fast runs of equal 16th notes and scores 0.48. The pitch at each onset only has
-to order lanes, which harmonic summation over the same STFT does for a few milliseconds.
+far better than basic-pitch's notes (Expert F 0.73 vs 0.35 at ±50 ms), and the whole charting
+takes ~1.2 s CPU per 3 minutes of audio where basic-pitch's inference alone takes ~4.4 s on this
+2-core machine. librosa's default peak picking (a local-mean threshold) drops fast runs of equal
+16th notes and scores 0.48. The pitch at each onset only has to order lanes, which harmonic
+summation over the same STFT does for a few milliseconds.
 """
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +32,8 @@ import numpy as np
 __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "PitchedNote", "analysis_spectrogram", "onset_strength",
-    "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches", "ring_durations",
-    "transcribe",
+    "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches",
+    "ring_durations", "transcribe", "basic_pitch_session",
 ]
 
 #: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
@@ -63,6 +66,11 @@ class Spectrogram:
     """
 
     magnitude: np.ndarray
+
+    @functools.cached_property
+    def log_magnitude(self) -> np.ndarray:
+        """``log1p(100 * magnitude)``: what pitch salience sums, so one loud partial cannot win."""
+        return np.log1p(100.0 * self.magnitude)
 
     @property
     def n_frames(self) -> int:
@@ -163,9 +171,10 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.
     """Log-mel spectral flux, normalised so its 99th percentile is 1.
 
     The positive change of compressed mel-band magnitudes (see :data:`COMPRESSION`) between frame
-    ``k - lag`` and ``k``, averaged over bands. A lag of two frames (23 ms) follows the attack of a picked or strummed note better than
-    one. Normalising by a high percentile rather than the maximum keeps one accidental spike (a
-    crash, a click) from shrinking every other onset below threshold.
+    ``k - lag`` and ``k``, averaged over bands. A lag of two frames (23 ms) follows the attack of a
+    picked or strummed note better than one. Normalising by a high percentile rather than the
+    maximum keeps one accidental spike (a crash, a click) from shrinking every other onset below
+    threshold.
 
     Returns
     -------
@@ -274,7 +283,8 @@ def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 def estimate_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
-                   min_bpm: float = 100.0, max_bpm: float = 220.0, prior_bpm: float = 150.0) -> float:
+                   min_bpm: float = 100.0, max_bpm: float = 220.0,
+                   prior_bpm: float = 150.0) -> float:
     """Global tempo (BPM) of the charting beat, from the autocorrelation of the onset envelope.
 
     The strongest periodicity between ``min_bpm / 2`` and ``max_bpm`` wins, its autocorrelation
@@ -361,14 +371,16 @@ def track_beats(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     penalty = -tightness * np.log(gaps / period) ** 2
     score = local.copy()
     back = np.full(n, -1, np.int64)
-    for t in range(gaps[0], n):
-        prev = t - gaps
-        ok = prev >= 0
-        candidates = score[prev[ok]] + penalty[ok]
+    # Predecessors of frame t are the slice t - gaps[-1] .. t - gaps[0]; penalty reversed to match.
+    g_min, g_max = int(gaps[0]), int(gaps[-1])
+    penalty = penalty[::-1]
+    for t in range(g_min, n):
+        start = max(0, t - g_max)
+        candidates = score[start:t - g_min + 1] + penalty[penalty.size - (t - g_min + 1 - start):]
         k = int(np.argmax(candidates))
         if candidates[k] > 0:
             score[t] += candidates[k]
-            back[t] = prev[ok][k]
+            back[t] = start + k
     tail = int(np.ceil(period))
     t = n - tail + int(np.argmax(score[-tail:])) if n > tail else int(np.argmax(score))
     beats = []
@@ -400,17 +412,18 @@ def _salience_matrix(pitches: np.ndarray, n_harmonics: int = 6, decay: float = 0
 def _pitch_salience(spec: Spectrogram, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pitches = np.arange(MIDI_RANGE[0], MIDI_RANGE[1] + 1)
     frames = np.clip(frames, 0, spec.n_frames - 1)
-    mag = np.log1p(100.0 * spec.magnitude[:, frames])  # compress so one loud partial cannot win
-    return pitches, _salience_matrix(pitches) @ mag
+    return pitches, _salience_matrix(pitches) @ spec.log_magnitude[:, frames]
 
 
 def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
-                  window_s: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+                  window_s: float = 0.05,
+                  stickiness: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
     """The dominant pitch just after each onset, by harmonic summation.
 
     The spectrum is averaged over ``window_s`` seconds starting ``settle_s`` after the onset (past
     the pick noise); each MIDI pitch in :data:`MIDI_RANGE` scores the weighted sum of its first six
-    harmonics; the best one wins.
+    harmonics; the best one wins, unless the previous note's pitch scores within ``stickiness``
+    (a fraction) of it, which then repeats.
 
     Returns
     -------
@@ -435,6 +448,11 @@ def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.0
     pitches, sal = _pitch_salience(spec, frames)
     sal = sal.reshape(pitches.size, times.size, width).mean(axis=2)
     best = np.argmax(sal, axis=0)
+    # Continuity: when the previous note's pitch scores within ``stickiness`` of the best, it is
+    # the same note again (a chugged chord's partials shift a little from hit to hit).
+    for i in range(1, times.size):
+        if sal[best[i - 1], i] >= (1.0 - stickiness) * sal[best[i], i]:
+            best[i] = best[i - 1]
     return pitches[best].astype(np.int64), sal[best, np.arange(times.size)]
 
 
@@ -468,7 +486,7 @@ def ring_durations(spec: Spectrogram, times: np.ndarray, pitches: np.ndarray, *,
         if f1 <= f0 + 2:
             out[i] = max(0.0, (f1 - f0) * hop)
             continue
-        track = p_row @ np.log1p(100.0 * spec.magnitude[:, f0:f1])
+        track = p_row @ spec.log_magnitude[:, f0:f1]
         ref = track[: min(4, track.size)].max()
         below = np.flatnonzero(track[2:] < floor * ref)
         out[i] = ((below[0] + 2) if below.size else track.size) * hop
@@ -481,8 +499,8 @@ def transcribe(y: np.ndarray, sr: int, *, onset_threshold: float = 0.5,
     """Polyphonic notes with basic-pitch's ICASSP-2022 model, run by onnxruntime (no TensorFlow).
 
     The audio is cut into basic-pitch's 2-second windows overlapping by 30 frames, exactly as its
-    own inference does; the three outputs (notes, onsets, contours) are stitched by dropping half
-    the overlap at each side. Notes start at onset-activation peaks above ``onset_threshold`` and
+    own inference does; the note and onset activations are stitched by dropping half the overlap
+    at each side. Notes start at onset-activation peaks above ``onset_threshold`` and
     last while the note activation stays above ``frame_threshold`` (a simplified form of
     basic-pitch's own decoding, pure NumPy).
 

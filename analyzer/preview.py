@@ -59,8 +59,10 @@ def _spectrogram_strip(y, sr, t0, t1, width, height) -> np.ndarray:
             columns[:, np.flatnonzero(valid)[chunk:chunk + 512]] = np.abs(
                 np.fft.rfft(frames, axis=1)).T
     db = 20 * np.log10(columns + 1e-6)
-    top = np.percentile(db, 99.5) if db.size else 0.0
-    level = (db - (top - 70.0)) / 70.0
+    # Levels relative to this stretch: its quietest third is black, its loudest cells white, so
+    # a dense mix does not saturate and a sparse one does not vanish.
+    floor, top = np.percentile(db, [33, 99.8])
+    level = (db - floor) / max(top - floor, 1.0)
     # Each image row shows its centre frequency (interpolated between bins, where rows are
     # narrower than a bin) or the loudest bin inside its band (where rows are wider).
     edges = _FMIN_HZ * (_FMAX_HZ / _FMIN_HZ) ** (np.arange(height + 1)[::-1] / height)

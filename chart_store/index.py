@@ -188,8 +188,14 @@ class FingerprintIndex:
         """Best-voted diagonals (global item position aligned with query item 0) and votes."""
         radius = 2 if query.size * len(_MASKS[2]) <= PROBE_BUDGET else 1
         masks = _MASKS[radius]
-        probes = (query[:, None] ^ masks[None, :]).ravel()
-        rows = np.repeat(np.arange(query.size, dtype=np.int64), masks.size)
+        # A long query votes with evenly spaced rows only: the true alignment still collects
+        # plenty of votes, and the lookup cost stays bounded (verification uses every row).
+        rows = np.arange(query.size, dtype=np.int64)
+        if rows.size * masks.size > PROBE_BUDGET:
+            rows = np.unique(np.linspace(0, query.size - 1, PROBE_BUDGET // masks.size)
+                             .astype(np.int64))
+        probes = (query[rows][:, None] ^ masks[None, :]).ravel()
+        rows = np.repeat(rows, masks.size)
         where = np.searchsorted(snap.values, probes)
         where[where == snap.values.size] = 0
         found = (snap.values[where] == probes) & (snap.counts[where] <= self.max_postings)

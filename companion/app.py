@@ -151,6 +151,9 @@ class SessionTotals:
 class LiveSession:
     """One run of the live path (see the module docstring).
 
+    ``DISAGREE_S``: a fingerprint recheck farther than this from the sync's offset, twice and
+    consistently, resets the sync to the fingerprint's offset.
+
     Parameters
     ----------
     options : LiveOptions
@@ -163,6 +166,8 @@ class LiveSession:
     state_box, key_queue
         The overlay's snapshot box and key queue (None without an overlay).
     """
+
+    DISAGREE_S = 1.0
 
     def __init__(self, options: LiveOptions, *, source, sink, log: EventLog, resolver=None,
                  state_box=None, key_queue=None):
@@ -184,6 +189,7 @@ class LiveSession:
         self.error: BaseException | None = None
         # Written by the audio loop, read by the control loop.
         self._end = 0
+        self._dropped = 0  # samples the source dropped (gaps): never given to the processor
         self._end_wall = time.monotonic()
         self._wake = threading.Event()
         # Control state.
@@ -202,6 +208,7 @@ class LiveSession:
         self._next_snapshot = 0.0
         self._last_game_time: float | None = None
         self.identified_after_s: float | None = None
+        self._disagreement: float | None = None
         self.background: list = []
         self.cpu = {"audio_s": 0.0, "control_s": 0.0}
         self.blocks = 0
@@ -222,6 +229,7 @@ class LiveSession:
         out = self.processor.process(block.valid)
         t1 = time.perf_counter()
         self.sink.write(out)
+        self._dropped += block.gap
         self._end = block.position + block.frames
         self._end_wall = time.monotonic()
         if self.trace is not None and self.blocks < self.trace.shape[0]:
@@ -263,8 +271,12 @@ class LiveSession:
             if self.sync is not None:
                 n = min(self.onsets.frames_done, self.sync.window, self.onsets.capacity)
                 if n:
+                    jumped = self.sync.jump_since_s
                     self.sync.update(self.onsets.latest(n), end_frame=self.onsets.frames_done,
                                      silent=silent)
+                    if jumped is None and self.sync.jump_since_s is not None:
+                        # a second opinion on where we are, from the audio after the jump
+                        self.listener.recheck(since=int(self.sync.jump_since_s * self.sr))
                 self._publish_clock(self.sync.clock_map(), now)
         if self.clock is not None:
             self._game_step(self.stream_s_at(time.monotonic()), now)
@@ -335,6 +347,23 @@ class LiveSession:
                 self.sync.set_coarse(event.offset_s)
             self.processor = make_processor(sr=self.sr, channels=self.channels, chart=chart,
                                             notes=self.track.notes, previous=self.processor)
+        elif event.kind == "confirmed" and self.sync is not None:
+            # The fingerprint places us elsewhere than the sync does (a repeated passage locked
+            # wrongly): twice in a row, and in agreement with itself, it wins.
+            offset = self.clock.offset_at(now) if self.clock is not None else None
+            if offset is not None and abs(offset - event.offset_s) > self.DISAGREE_S:
+                previous, self._disagreement = self._disagreement, event.offset_s
+                if previous is not None and abs(previous - event.offset_s) < self.DISAGREE_S:
+                    self.log.write({"event": "resync", "stream_s": round(now, 3),
+                                    "from_offset_s": round(offset, 4),
+                                    "to_offset_s": round(event.offset_s, 4)})
+                    self.sync.reset()
+                    self.sync.set_coarse(event.offset_s)
+                    self._disagreement = None
+            else:
+                self._disagreement = None
+                if not self.sync.locked:
+                    self.sync.set_coarse(event.offset_s)
         elif event.kind == "lost":
             self.log.write({"event": "lost", "stream_s": round(now, 3)})
             self._finish_chart()
@@ -368,7 +397,8 @@ class LiveSession:
                 self._start_engine(game)
             elif jump > 1.0:  # seek forward / skipped part: those notes were never playable
                 self.engine.skip_to(game)
-        self.processor.set_sync(heard, clock.chart_time(heard))
+        # The processor counts the samples it was given, which leave out dropped ones.
+        self.processor.set_sync(heard - self._dropped / self.sr, clock.chart_time(heard))
 
     def _start_engine(self, game_time: float) -> None:
         from companion.game.engine import GameEngine
@@ -524,6 +554,7 @@ class LiveSession:
                         "cpu_s": {k: round(v, 3) for k, v in self.cpu.items()},
                         "output_latency_samples": self.output_latency_samples,
                         "sr": self.sr, "audio_priority": self.audio_priority,
+                        "dropped_samples": self._dropped,
                         "max_block_ms": round(self.max_block_s * 1000, 3)})
 
 

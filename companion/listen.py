@@ -8,6 +8,7 @@ server). It reports :class:`ListenEvent` s:
 
 - ``identified`` — a chart and the offset (chart_s - stream_s) of the match;
 - ``changed`` — a different chart took over (the song changed), also carrying the new chart;
+- ``confirmed`` — a recheck matched the chart playing (with the match's offset);
 - ``lost`` — the known song is gone (silence, or a song no store knows);
 - ``recording`` / ``recorded`` — no chart exists: the stream is recorded, and when the song ends
   it is written to ``LOOPJAM_HOME/recordings`` and analysed into a chart by a background process
@@ -83,8 +84,8 @@ class MonoRing:
 
 @dataclass(frozen=True)
 class ListenEvent:
-    """What the listener noticed. ``kind`` is one of identified, changed, lost, recording,
-    recorded; ``stream_s`` when (stream seconds); ``chart`` and ``match`` for the first two;
+    """What the listener noticed. ``kind`` is one of identified, changed, confirmed, lost,
+    recording, recorded; ``stream_s`` when (stream seconds); ``chart`` and ``match`` for the first two;
     ``offset_s`` is chart_s - stream_s from the match; ``path`` the recording (recorded)."""
 
     kind: str
@@ -142,6 +143,7 @@ class Listener:
         self._sound_start: float | None = None   # when the current unidentified sound began
         self._quiet_since: float | None = None
         self._misses = 0
+        self._current_from = 0       # audio before this position belongs to another passage
         self._recording: list[np.ndarray] | None = None
         self._recorded_to = 0        # ring position copied into the recording
         self.fingerprint_s: list[float] = []     # wall seconds per fingerprint+lookup
@@ -156,7 +158,8 @@ class Listener:
             events += self._record(ring, now)
         if now < self._next_try or self._sound_start is None:
             return events
-        heard = now - max(self._sound_start, ring.oldest() / self.sr)
+        heard = now - max(self._sound_start, ring.oldest() / self.sr,
+                          self._current_from / self.sr)
         if heard < self.min_window_s:
             return events
         self._next_try = now + (self.every_s if self.chart is None else self.recheck_s)
@@ -177,6 +180,12 @@ class Listener:
             events.append(ListenEvent("recording", now))
             events += self._record(ring, now)
         return events
+
+    def recheck(self, *, since: int) -> None:
+        """Fingerprint again as soon as there is enough audio from position ``since`` on (the
+        sync lost the song there: a seek or a skip); older audio no longer counts."""
+        self._next_try = 0.0
+        self._current_from = since
 
     def finish(self, ring: MonoRing) -> list[ListenEvent]:
         """The stream ended: finish a recording in progress."""
@@ -214,7 +223,7 @@ class Listener:
         self._misses = 0
         offset = match.offset_s - start / self.sr
         if self.chart is not None and match.chart_id == self.chart.id:
-            return []
+            return [ListenEvent("confirmed", now, chart=self.chart, match=match, offset_s=offset)]
         events = []
         if self._recording is not None:  # the song we were recording turned out to be known
             self._recording = None

@@ -163,6 +163,8 @@ class Synchronizer:
     PAUSE_GRACE_S = 1.0
     #: Seconds of recent envelope checked against the prediction at each update.
     CHECK_S = 1.5
+    #: Half-width of the search around a fingerprint's offset (its error is about 0.1 s).
+    COARSE_RADIUS_S = 1.0
     #: How late a silence or the sound after it may be noticed (seconds).
     EDGE_SLACK_S = 0.8
     #: Seconds of sound after a silence before re-locating (a shorter window is ambiguous).
@@ -192,7 +194,8 @@ class Synchronizer:
 
     # -- inputs -------------------------------------------------------------------------------
     def set_coarse(self, offset_s: float) -> None:
-        """A coarse offset (from the fingerprint match): searched first, locally."""
+        """A coarse offset (from the fingerprint match): while searching, only its
+        neighbourhood (:attr:`COARSE_RADIUS_S`) is searched."""
         self._coarse = float(offset_s)
 
     def update(self, live: np.ndarray, *, end_frame: int, silent: bool = False
@@ -218,12 +221,12 @@ class Synchronizer:
             estimate = self._resume(live, start_frame, stream_s)
         elif self.status is SyncStatus.LOCKED:
             estimate = self._track(live, start_frame, stream_s)
+        elif self._coarse is not None:
+            # Music repeats itself: near the fingerprint's offset, not the best peak anywhere.
+            estimate = self._local(live, start_frame, self._coarse,
+                                   int(self.COARSE_RADIUS_S * self.frame_rate), "local")
         else:
-            if self._coarse is not None:
-                estimate = self._local(live, start_frame, self._coarse,
-                                       max(self.search, int(0.5 * self.frame_rate)), "local")
-            if estimate is None:
-                estimate = self._global(live, start_frame)
+            estimate = self._global(live, start_frame)
         if estimate is not None:
             self._accept(estimate)
         return estimate
@@ -232,6 +235,13 @@ class Synchronizer:
     @property
     def locked(self) -> bool:
         return self.status is SyncStatus.LOCKED
+
+    @property
+    def jump_since_s(self) -> float | None:
+        """While locked but failing the checks: about when the stream jumped (stream s)."""
+        if self._miss_since is None:
+            return None
+        return self._miss_since - self.CHECK_S / 2
 
     def clock_map(self) -> "ClockMap | None":
         """An immutable snapshot of the current mapping (hand it to other threads); None

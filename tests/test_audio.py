@@ -95,8 +95,8 @@ def test_soundcard_loopback_records_what_a_sink_plays(pulse_server):
         peak, expected = 0.0, 0
         for _ in range(150):
             assert src.read(block)
-            assert block.position == expected
-            expected += block.frames
+            assert block.position == expected + block.gap  # a stalled start may drop backlog
+            expected = block.position + block.frames
             peak = max(peak, float(np.abs(block.valid).max()))
         player.join()
     src.close()

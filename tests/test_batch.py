@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from analyzer.batch import find_audio, out_names, run_batch, source_hash
+from analyzer.pipeline import STAGES
 from chart_store.chartfile import read_chart
 from chart_store.local import LocalStore
 from tests.fixtures.songs import synth_song
@@ -59,9 +60,12 @@ def test_out_names_never_collide(tmp_path):
 
 def test_batch_stores_reports_failures_and_skips_what_is_done(library, tmp_path):
     root, songs = library
-    seen = []
-    results = run_batch([root], stems="none", on_result=seen.append)
+    seen, stages = [], []
+    results = run_batch([root], stems="none", on_result=seen.append,
+                        on_stage=lambda path, stage: stages.append((path.name, stage)))
     assert seen == results and len(results) == 3
+    for song in songs:
+        assert [stage for name, stage in stages if name == song.name] == list(STAGES)
     by_input = {r.input: r for r in results}
     broken = by_input[str(root / "broken.mp3")]
     assert broken.error.startswith("broken.mp3: ") and broken.chart_id is None

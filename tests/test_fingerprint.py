@@ -170,3 +170,9 @@ def test_query_at_the_edges_of_a_recording(songs, index):
     tail = index.search(fingerprint(y[-int(4 * SR):], SR).items)
     assert head[0].key == tail[0].key == "song3"
     assert abs(head[0].offset_s) <= 0.13 and abs(tail[0].offset_s - 26.0) <= 0.13
+
+
+def test_a_whole_recording_as_query_costs_a_bounded_lookup(songs, index):
+    hits = index.search(fingerprint(songs[6], SR).items)
+    assert hits[0].key == "song6" and abs(hits[0].offset_s) <= 0.13
+    assert hits[0].bit_error_rate == 0.0

@@ -55,7 +55,8 @@ def test_import_song_notes_meta_beats_and_mix(tmp_path):
     assert chart.meta.title == "Test Song" and chart.meta.artist == "Tester"
     assert chart.meta.album == "Demo" and chart.meta.source is Source.IMPORTED_HUMAN
     assert chart.lanes == 5 and chart.meta.duration_s == pytest.approx(SECONDS, abs=0.01)
-    expert = [(round(n.t, 9), n.lane, round(n.dur, 9), n.stem, n.pitch) for n in chart.track("expert")]
+    expert = [(round(n.t, 9), n.lane, round(n.dur, 9), n.stem, n.pitch)
+              for n in chart.track("expert")]
     assert expert == [(0.6, 0, 0.0, "guitar", None), (0.6, 2, 0.0, "guitar", None),
                       (1.1, 1, 0.5, "guitar", None), (2.1, 4, 0.0, "guitar", None),
                       (3.1, 3, 0.0, "guitar", None)]
@@ -111,6 +112,7 @@ def test_find_song_folders_recursively(tmp_path):
     (tmp_path / "b" / "not-a-song").mkdir()
     assert find_song_folders(tmp_path) == [tmp_path / "a" / "one", tmp_path / "b" / "c" / "two"]
     assert find_song_folders(tmp_path / "a" / "one") == [tmp_path / "a" / "one"]
+    assert find_song_folders(tmp_path / "a" / "one" / "notes.mid") == [tmp_path / "a" / "one"]
     with pytest.raises(FormatError, match="no song folder"):
         find_song_folders(tmp_path / "b" / "not-a-song")
 
@@ -169,7 +171,7 @@ def test_cli_import_skips_unchanged_songs(tmp_path, capsys, monkeypatch):
     assert main(["import", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == first and calls == []
     assert main(["import", str(folder), "--json", "--force"]) == 0
-    assert json.loads(capsys.readouterr().out) == first and calls == [folder]
+    assert json.loads(capsys.readouterr().out) == first and [c.folder for c in calls] == [folder]
     (folder / "song.ini").write_text("[song]\nname = Renamed\nartist = Tester\n")
     assert main(["import", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "Renamed" and len(calls) == 2

@@ -95,7 +95,8 @@ def test_sustain_cutoff_default_is_a_twelfth_step_and_ini_overrides():
 
 def test_sustain_spanning_a_tempo_change_is_exact():
     notes = [(0, 1920, 96)]  # 2 beats at 120 BPM then 2 at 60 BPM
-    chart = parse_midi(midi_bytes([("PART GUITAR", notes)], tempos=((0, 500_000), (960, 1_000_000))))
+    tempos = ((0, 500_000), (960, 1_000_000))
+    chart = parse_midi(midi_bytes([("PART GUITAR", notes)], tempos=tempos))
     assert chart.difficulties["expert"][0].dur == 3.0
 
 
@@ -290,3 +291,9 @@ def test_tempo_map_from_beats_is_exact_and_splits_slow_beats():
     grid = tempo.beat_times(2.8)
     assert all(np.min(np.abs(grid - b)) < 1e-6 for b in beats)
     assert tempo.seconds(tempo.tick_at(1.2345)) == pytest.approx(1.2345, abs=1e-12)
+
+
+def test_absurd_tempo_is_an_error_not_a_hang():
+    chart = parse_midi(midi_bytes([("PART GUITAR", [(0, 1, 96)])], tempos=((0, 1),)))
+    with pytest.raises(FormatError, match="more than 60000 beats"):
+        chart.beats(300.0)

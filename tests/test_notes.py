@@ -29,8 +29,10 @@ def test_onsets_of_a_riff_are_found_on_time(bpm):
 def test_onsets_do_not_depend_on_the_sample_rate():
     low = riff(sr=22050, seed=3)
     high = riff(sr=44100, seed=3)
-    t_low = notes.detect_onsets(notes.onset_strength(notes.analysis_spectrogram(low.y, 22050))).times
-    t_high = notes.detect_onsets(notes.onset_strength(notes.analysis_spectrogram(high.y, 44100))).times
+    def onsets(y, sr):
+        return notes.detect_onsets(notes.onset_strength(notes.analysis_spectrogram(y, sr))).times
+
+    t_low, t_high = onsets(low.y, 22050), onsets(high.y, 44100)
     assert _f(t_low, t_high, window=0.015) >= 0.97
 
 

@@ -225,10 +225,18 @@ def test_real_window_title_keys_and_frames(xvfb):
             seen["above"] = d.intern_atom("_NET_WM_STATE_ABOVE") in list(state.value)
             hints = window.get_full_property(d.intern_atom("_MOTIF_WM_HINTS"), X.AnyPropertyType)
             seen["borderless"] = hints is not None and hints.value[2] == 0  # no decorations
-            xtest.fake_input(d, X.MotionNotify, x=geo.x + 50, y=geo.y + 50)
-            window.set_input_focus(X.RevertToParent, X.CurrentTime)
-            d.sync()
-            time.sleep(0.3)
+            # Focus the view pyglet reads keys from, once the window is on screen.
+            view = (window.query_tree().children or [window])[0]
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if window.get_attributes().map_state == X.IsViewable:
+                    xtest.fake_input(d, X.MotionNotify, x=geo.x + 50, y=geo.y + 50)
+                    view.set_input_focus(X.RevertToParent, X.CurrentTime)
+                    d.sync()
+                    if d.get_input_focus().focus.id == view.id:
+                        break
+                time.sleep(0.05)
+            time.sleep(0.2)
             for name in ("d", "j"):
                 code = d.keysym_to_keycode(XK.string_to_keysym(name))
                 xtest.fake_input(d, X.KeyPress, code)
@@ -241,20 +249,26 @@ def test_real_window_title_keys_and_frames(xvfb):
             rects = window.shape_get_rectangles(shape.SK.Input).rectangles
             seen["takes_mouse"] = any(r.width >= geo.width and r.height >= geo.height
                                       for r in rects)
-            shots = []
-            for _ in range(2):   # two frames 0.25 s apart: the notes moved
+
+            def grab():
                 raw = window.get_image(0, 0, geo.width, geo.height, X.ZPixmap, 0xFFFFFFFF).data
-                shots.append(np.frombuffer(raw, np.uint8).reshape(geo.height, geo.width, -1))
-                time.sleep(0.25)
-            seen["frames"] = shots
+                return np.frombuffer(raw, np.uint8).reshape(geo.height, geo.width, -1)
+
+            deadline = time.monotonic() + 5   # the first frame may take a while on llvmpipe
+            first = grab()
+            while not first.any() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                first = grab()
+            time.sleep(0.25)                  # a frame 0.25 s later: the notes moved
+            seen["frames"] = [first, grab()]
 
     thread = threading.Thread(target=drive)
     thread.start()
     run_overlay(box.get, STYLE, keys, control=control)
     thread.join(5)
     assert seen["title"] and "LoopJam" in seen["title"]
-    assert seen["above"] and seen["borderless"]
-    assert seen["takes_mouse"]   # not click-through: the keyboard player needs the focus
+    assert seen["above"] and seen["borderless"], seen
+    assert seen["takes_mouse"], seen   # not click-through: the keyboard player needs the focus
     events = []
     while not keys.empty():
         events.append(keys.get())
@@ -304,6 +318,7 @@ def test_tap_test_measures_a_known_delay(xvfb, kind, monkeypatch):
     d.close()
     assert result.calibration is not None, result.error
     assert result.calibration.used >= 9
+    print("TAP", kind, result.calibration)
     assert result.calibration.offset_ms == pytest.approx(35, abs=12)
 
 

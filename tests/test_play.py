@@ -155,3 +155,27 @@ def test_sigterm_stops_cleanly(tmp_path, song):
     assert events[-1]["event"] == "end" and events[-1]["reason"] == "signal SIGTERM"
     assert any(e["event"] == "identified" for e in events)
     assert events[-1]["stream_s"] < 25  # stopped early, real time
+
+
+def test_song_change_is_followed(tmp_path, song):
+    chart_a, y_a = song
+    chart_b, y_b = make_chart(seed=8, seconds=30.0)
+    store = LocalStore()
+    store.put(chart_a)
+    store.put(chart_b)
+    from scipy.signal import resample_poly
+    a = stream_file(tmp_path / "a.wav", y_a, start_s=START_S, seconds=12)
+    b = resample_poly(y_b, 320, 147).astype(np.float32)[int(2.0 * 48000):int(14.0 * 48000)]
+    z = np.concatenate([a, b])
+    soundfile.write(tmp_path / "in.wav", np.stack([z, z], axis=1), 48000, subtype="FLOAT")
+    log = tmp_path / "log.jsonl"
+    assert main(["play", str(tmp_path / "in.wav"), "--speed", "max", "--player", "autoplay",
+                 "--no-overlay", "--log", str(log)]) == 0
+    events = read_log(log)
+    ident = [e for e in events if e["event"] == "identified"]
+    assert [e["chart_id"] for e in ident] == [chart_a.id, chart_b.id]
+    assert ident[1]["kind"] == "changed" and 12.0 < ident[1]["after_s"] <= 12.0 + 8.0
+    # after the change the clock follows song B: chart 2 s at stream 12 s
+    late = [e for e in events if e["event"] == "sync" and e["stream_s"] > ident[1]["after_s"] + 2]
+    assert late and all(abs(e["chart_s"] - (2.0 + e["stream_s"] - 12.0)) < 0.015 for e in late)
+    assert events[-1]["hits"] > 0 and events[-1]["misses"] == 0

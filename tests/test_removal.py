@@ -382,3 +382,17 @@ def test_loopjam_play_miss_all_cancels_the_stored_stem(tmp_path):
     a, b = int((after + 3.0) * 48000), int((seconds - 1.0 - start_s) * 48000)
     err = np.sum((y[a:b] - (x - g)[a:b]) ** 2)
     assert 10 * np.log10(np.sum(g[a:b] ** 2) / err) > 15
+
+
+def test_canceller_finds_a_sync_error_of_a_few_milliseconds():
+    sr = 22050
+    stem, backing, notes = scene(sr, seconds=6.0, note_every=0.25)
+    x, g = stream_of(stem, backing, delay=3 + 90)  # the sync is 90 samples (4 ms) off
+    rm = NoteRemover(sr=sr, channels=2, notes=notes, stems={"guitar": (stem, sr)})
+    rm.set_sync(0.0, 0.0)
+    for i in range(len(notes)):
+        rm.miss(i)
+    out = run(rm, x)
+    assert abs(rm._cancellers[0].lag + 90) <= 4  # whole samples; the FIR takes the rest
+    late = tuple(n for n in notes if n.t > 3.0)
+    assert scores(rm, out, x, g, late, sr)[0] > 20

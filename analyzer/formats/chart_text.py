@@ -10,9 +10,10 @@ lines. What is read:
   do not change times and are skipped).
 - ``[<Difficulty><Instrument>]`` with Difficulty Expert/Hard/Medium/Easy and Instrument, in the
   order one is chosen: Single (guitar), GHLGuitar (6-fret guitar), DoubleGuitar (co-op),
-  DoubleRhythm, DoubleBass, Keyboard, GHLRhythm, GHLBass. Notes are ``tick = N fret length``: frets 0-4 are
-  lanes 0-4 (6-fret: 0-2 white 1-3 → lanes 0-2, 3-4 black 1-2 → lanes 3-4, 8 black 3 → lane 5);
-  open notes (7), modifiers (5, 6), star power (``S``) and events (``E``) are skipped.
+  DoubleRhythm, DoubleBass, Keyboard, GHLRhythm, GHLBass. Notes are ``tick = N fret length``:
+  frets 0-4 are lanes 0-4 (6-fret: 0-2 white 1-3 → lanes 0-2, 3-4 black 1-2 → lanes 3-4, 8 black
+  3 → lane 5); open notes (7), modifiers (5, 6), star power (``S``) and events (``E``) are
+  skipped.
 - Sustains: ``length`` ticks, no cutoff unless song.ini sets ``sustain_cutoff_threshold`` (the
   Clone Hero rule for .chart).
 
@@ -150,7 +151,7 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
             break
     if chosen is None:
         wanted = f"{instrument} " if instrument else ""
-        raise FormatError(f"{name}: no {wanted}notes (no [ExpertSingle]-style section with N lines)")
+        raise FormatError(f"{name}: no {wanted}notes (no [ExpertSingle]-like section of N lines)")
     instrument_name, lanes, present = chosen
 
     offset = file_offset if offset_s is None else offset_s

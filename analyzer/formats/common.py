@@ -48,8 +48,14 @@ class HumanChart:
         return INSTRUMENT_STEMS.get(self.instrument, self.instrument)
 
     def beats(self, end_s: float) -> np.ndarray:
-        """Audio times (seconds) of every quarter-note beat up to ``end_s``, shape (n,)."""
-        beats = self.tempo.beat_times(end_s - self.offset_s) + self.offset_s
+        """Audio times (seconds) of every quarter-note beat up to ``end_s``, shape (n,).
+
+        Raises :class:`FormatError` for an absurd tempo map (see :meth:`TempoMap.beat_times`).
+        """
+        try:
+            beats = self.tempo.beat_times(end_s - self.offset_s) + self.offset_s
+        except ValueError as error:
+            raise FormatError(str(error)) from None
         return beats[beats >= 0]
 
 

@@ -96,19 +96,34 @@ def _files(folder: Path) -> dict[str, Path]:
 def find_song_folders(path) -> list[Path]:
     """Song folders (holding ``notes.mid`` or ``notes.chart``) at or under ``path``, sorted.
 
+    ``path`` may also be a song's chart file or song.ini: its folder is the song. Subfolders that
+    cannot be read are skipped.
+
     Raises
     ------
     FormatError
-        ``path`` does not exist or holds no song folder.
+        ``path`` does not exist, cannot be read or holds no song folder.
     """
     path = Path(path)
+    if path.is_file() and path.name.lower() in (*CHART_FILES, "song.ini"):
+        path = path.parent
     if not path.is_dir():
         raise FormatError(f"{path}: not a folder" if path.exists() else f"{path}: no such folder")
-    found = [d for d in [path, *sorted(p for p in path.rglob("*") if p.is_dir())]
-             if any(name in _files(d) for name in CHART_FILES)]
+    try:
+        folders = [path, *sorted(p for p in path.rglob("*") if p.is_dir())]
+    except OSError as error:
+        raise FormatError(f"{path}: cannot read ({error.strerror or error})") from None
+    found = [d for d in folders if _holds_chart(d)]
     if not found:
         raise FormatError(f"{path}: no song folder here (none holds notes.mid or notes.chart)")
     return found
+
+
+def _holds_chart(folder: Path) -> bool:
+    try:
+        return any(name in _files(folder) for name in CHART_FILES)
+    except OSError:  # unreadable: not a song we can import
+        return False
 
 
 def read_song_folder(folder) -> SongFolder:
@@ -128,9 +143,11 @@ def read_song_folder(folder) -> SongFolder:
     from .midi import parse_midi
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FormatError(f"{folder}: not a song folder")
-    files = _files(folder)
+    try:
+        files = _files(folder)
+    except OSError as error:
+        raise FormatError(f"{folder}: not a readable song folder ({error.strerror or error})"
+                          ) from None
     ini_path = files.get("song.ini")
     ini = parse_song_ini(_read(ini_path)) if ini_path else None
     cutoff = ini.sustain_cutoff_ticks if ini else None
@@ -173,6 +190,8 @@ def import_song(folder) -> ImportedSong:
     stem summed), its masks come from the instrument's stem (:func:`analyzer.masks.attach_masks`),
     and its source is ``imported-human`` so it wins over generated charts of the same song.
 
+    ``folder`` is a path, or a :class:`SongFolder` already read by :func:`read_song_folder`.
+
     Raises
     ------
     FormatError
@@ -191,7 +210,7 @@ def import_song(folder) -> ImportedSong:
     from analyzer.masks import attach_masks
     from chart_store.fingerprint import fingerprint
 
-    song = read_song_folder(folder)
+    song = folder if isinstance(folder, SongFolder) else read_song_folder(folder)
     if not song.stems:
         raise FormatError(f"{song.folder.name}: no audio ({', '.join(STEM_NAMES[:3])}... as "
                           f"{'/'.join(AUDIO_SUFFIXES)})")

@@ -5,8 +5,9 @@ Reading
 - **Instrument**: tracks are named ``PART GUITAR`` (or GH1's ``T1 GEMS``, or ``PART LEAD``),
   ``PART GUITAR GHL`` (6-fret), ``PART GUITAR COOP``, ``PART RHYTHM``, ``PART BASS``,
   ``PART KEYS``, ``PART RHYTHM GHL``, ``PART BASS GHL``. The first one that holds notes, in that
-  order (guitar first), is charted. Files from the first Frets on Fire days have one unnamed (or otherwise named)
-  track: when no known part has notes, the first track with notes in the fret ranges is guitar.
+  order (guitar first), is charted. Files from the first Frets on Fire days have one unnamed
+  (or otherwise named) track: when no known part has notes, the first track with notes in the
+  fret ranges is guitar.
 - **Difficulties** (5-fret): Expert 96-100, Hard 84-88, Medium 72-76, Easy 60-64, lowest note =
   lane 0 (green). 6-fret: Expert 95-100 (white 1-3, then black 1-3 → lanes 0-5), Hard 83-88,
   Medium 71-76, Easy 59-64. Open notes, force/tap markers, star power, solos, text and SysEx
@@ -89,7 +90,7 @@ def _track_name(track) -> str:
 
 
 def _raw_notes(track) -> list[tuple[int, int, int]]:
-    """(start tick, end tick, MIDI note) of every note in the track; end == start if unterminated."""
+    """(start tick, end tick, MIDI note) of every note of the track; end = start if unterminated."""
     tick, sounding, notes = 0, {}, []
     for msg in track:
         tick += msg.time

@@ -56,9 +56,12 @@ def _rows(chart: Chart, difficulty: str, tempo: TempoMap) -> dict[int, list[str]
 
 def _measures(rows: dict[int, list[str]]) -> str:
     count = max(rows) // _MEASURE + 1 if rows else 1
+    by_measure: dict[int, list[int]] = {}
+    for row in rows:
+        by_measure.setdefault(row // _MEASURE, []).append(row % _MEASURE)
     blocks = []
     for m in range(count):
-        used = [r - m * _MEASURE for r in rows if m * _MEASURE <= r < (m + 1) * _MEASURE]
+        used = by_measure.get(m, [])
         per = next(n for n in _SUBDIVISIONS if all(u % (_MEASURE // n) == 0 for u in used))
         step = _MEASURE // per
         blocks.append("\n".join("".join(rows.get(m * _MEASURE + k * step, ["0"] * SM_LANES))

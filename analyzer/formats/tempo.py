@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TempoMap", "DEFAULT_BEAT_S", "MAX_EXPORT_BEAT_S"]
+__all__ = ["TempoMap", "DEFAULT_BEAT_S", "MAX_EXPORT_BEAT_S", "MAX_BEATS"]
 
 #: 120 BPM, the MIDI default when a file sets no tempo.
 DEFAULT_BEAT_S = 0.5
@@ -23,6 +23,8 @@ DEFAULT_BEAT_S = 0.5
 #: is 0.94 ms, so every note lands within 1 ms of its time. Slower beats are split in halves,
 #: thirds... (a 50 BPM song is written as 100 BPM).
 MAX_EXPORT_BEAT_S = 0.9
+#: Most beats :meth:`TempoMap.beat_times` lists: an hour at 1000 BPM.
+MAX_BEATS = 60_000
 
 
 @dataclass(frozen=True)
@@ -139,13 +141,18 @@ class TempoMap:
         i = max(bisect.bisect_right(self._starts, seconds) - 1, 0)
         return self.ticks[i] + (seconds - self._starts[i]) / self.beat_s[i] * self.resolution
 
-    def beat_times(self, end_s: float) -> np.ndarray:
-        """Times (seconds) of every quarter-note beat from tick 0 up to ``end_s``, shape (n,)."""
-        times, tick = [], 0
-        while (t := self.seconds(tick)) <= end_s:
-            times.append(t)
-            tick += self.resolution
-        return np.asarray(times, dtype=np.float64)
+    def beat_times(self, end_s: float, *, max_beats: int = MAX_BEATS) -> np.ndarray:
+        """Times (seconds) of every quarter-note beat from tick 0 up to ``end_s``, shape (n,).
+
+        Raises ValueError beyond ``max_beats`` beats (a hostile tempo of a beat a microsecond).
+        """
+        if end_s < 0:
+            return np.zeros(0)
+        n = int(self.tick_at(end_s) // self.resolution) + 2  # one spare: rounding at end_s
+        if n > max_beats:
+            raise ValueError(f"the tempo map has more than {max_beats} beats before {end_s:.1f} s")
+        times = np.array([self.seconds(k * self.resolution) for k in range(n)], np.float64)
+        return times[times <= end_s]
 
     def bpm_changes(self) -> list[tuple[float, float]]:
         """``(beat, bpm)`` of each segment, beats counted from tick 0 (StepMania's ``#BPMS``)."""

@@ -21,8 +21,8 @@ STEM_NAMES = ("drums", "bass", "other")
 
 
 def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
-                  percussive_hz: float = 500.0, bass_hz: float = 180.0,
-                  power: float = 2.0) -> dict[str, np.ndarray]:
+                  percussive_hz: float = 500.0, bass_hz: float = 180.0, power: float = 2.0,
+                  block_s: float = 60.0) -> dict[str, np.ndarray]:
     """Split ``y`` into percussive ("drums"), low harmonic ("bass") and other harmonic ("other").
 
     Parameters
@@ -39,6 +39,9 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
         Crossover between "bass" and "other" (Hz).
     power : float
         Exponent of the soft masks (2: Wiener-like).
+    block_s : float
+        Seconds of spectrogram held in memory at once (the result does not depend on it): memory
+        stays a few times the output whatever the file's length.
 
     Returns
     -------
@@ -60,33 +63,46 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
     # ~46 ms frames (1024 at 22.05 kHz, partials ~22 Hz apart) at half overlap: a quarter of
     # the cells of librosa's default 2048/512, for masks that need no finer grid.
     n_fft = int(2 ** np.round(np.log2(0.046 * sr)))
-    stft = _stft(y, n_fft)
-    magnitude = np.abs(stft)
-    if magnitude.ndim == 3:  # one mask for all channels keeps the stereo image
-        magnitude = magnitude.mean(axis=0)
     hop = n_fft // 2
     k_time = max(3, int(round(harmonic_s * sr / hop)) | 1)
     k_freq = max(3, int(round(percussive_hz * n_fft / sr)) | 1)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    low = (1.0 / (1.0 + (freqs / bass_hz) ** 8)).astype(np.float32)  # smooth crossover
+    window = _window(n_fft)
 
     def opening(x, size, axis):
         return ndimage.maximum_filter1d(ndimage.minimum_filter1d(x, size, axis=axis), size,
                                         axis=axis)
 
-    harmonic = opening(magnitude, k_time, axis=0) ** power  # magnitude is (frames, bins)
-    percussive = opening(magnitude, k_freq, axis=1) ** power
-    mask_h = harmonic / np.maximum(harmonic + percussive, np.finfo(np.float32).tiny)
-    del harmonic, percussive, magnitude
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    low = (1.0 / (1.0 + (freqs / bass_hz) ** 8)).astype(np.float32)  # smooth crossover
+    frames = _frames(y, n_fft)  # a view: (..., n_frames, n_fft)
+    n_frames = frames.shape[-2]
+    # Frames are independent; the time opening reaches k_time - 1 frames either side, so each
+    # block is computed with that margin and gives exactly what the whole signal would.
+    block, margin = max(1, int(block_s * sr / hop)), k_time
+    drums = np.zeros((*y.shape[:-1], n_frames + 1, hop), np.float32)
+    bass = np.zeros_like(drums)
+    for f0 in range(0, n_frames, block):
+        f1 = min(f0 + block, n_frames)
+        a, b = max(0, f0 - margin), min(n_frames, f1 + margin)
+        stft = np.fft.rfft(frames[..., a:b, :] * window, axis=-1)
+        magnitude = np.abs(stft)
+        if magnitude.ndim == 3:  # one mask for all channels keeps the stereo image
+            magnitude = magnitude.mean(axis=0)
+        harmonic = opening(magnitude, k_time, axis=0) ** power  # (frames, bins)
+        percussive = opening(magnitude, k_freq, axis=1) ** power
+        mask_h = harmonic / np.maximum(harmonic + percussive, np.finfo(np.float32).tiny)
+        keep = slice(f0 - a, f1 - a)
+        stft, mask_h = stft[..., keep, :], mask_h[keep]
+        _overlap_add(drums, stft * (1.0 - mask_h), f0, window)
+        _overlap_add(bass, stft * (mask_h * low), f0, window)
 
     length = y.shape[-1]
-    drums = _istft(stft * (1.0 - mask_h), n_fft, length)
-    bass = _istft(stft * (mask_h * low), n_fft, length)
+    drums = drums.reshape(*y.shape[:-1], -1)[..., hop:hop + length]
+    bass = bass.reshape(*y.shape[:-1], -1)[..., hop:hop + length]
     # The three masks sum to one, so "other" is the remainder: exact sum, one inverse STFT less.
-    other = y - drums - bass
-    return {"drums": drums.astype(np.float32, copy=False),
-            "bass": bass.astype(np.float32, copy=False),
-            "other": other.astype(np.float32, copy=False)}
+    other = y - drums
+    other -= bass
+    return {"drums": drums, "bass": bass, "other": other}
 
 
 def _window(n_fft: int) -> np.ndarray:
@@ -95,21 +111,20 @@ def _window(n_fft: int) -> np.ndarray:
     return np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
-def _stft(y: np.ndarray, n_fft: int) -> np.ndarray:
-    """Half-overlap STFT, frames centred at ``k * n_fft / 2``: shape (..., frames, bins)."""
+def _frames(y: np.ndarray, n_fft: int) -> np.ndarray:
+    """Half-overlapping frames centred at ``k * n_fft / 2``, as a view: (..., frames, n_fft)."""
     hop = n_fft // 2
     n_frames = y.shape[-1] // hop + 2
     pad = [(0, 0)] * (y.ndim - 1) + [(hop, n_frames * hop - y.shape[-1])]
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
-    return np.fft.rfft(frames * _window(n_fft), axis=-1)
+    return np.lib.stride_tricks.sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[..., ::hop, :]
 
 
-def _istft(stft: np.ndarray, n_fft: int, length: int) -> np.ndarray:
-    """Inverse of :func:`_stft` (overlap-add of windowed frames), ``length`` samples."""
-    hop = n_fft // 2
-    frames = np.fft.irfft(stft, n=n_fft, axis=-1).astype(np.float32) * _window(n_fft)
+def _overlap_add(out: np.ndarray, stft: np.ndarray, f0: int, window: np.ndarray) -> None:
+    """Add the inverse of STFT frames ``f0...`` into ``out`` (shape (..., frames + 1, hop)):
+    frame ``f`` covers hops ``f`` and ``f + 1``."""
+    hop = window.size // 2
+    frames = np.fft.irfft(stft, n=window.size, axis=-1).astype(np.float32) * window
     halves = frames.reshape(*frames.shape[:-1], 2, hop)
-    out = np.zeros((*frames.shape[:-2], frames.shape[-2] + 1, hop), np.float32)
-    out[..., :-1, :] += halves[..., 0, :]
-    out[..., 1:, :] += halves[..., 1, :]
-    return out.reshape(*out.shape[:-2], -1)[..., hop:hop + length]
+    n = frames.shape[-2]
+    out[..., f0:f0 + n, :] += halves[..., 0, :]
+    out[..., f0 + 1:f0 + n + 1, :] += halves[..., 1, :]

@@ -8,7 +8,9 @@ is the child's peak resident set size.
 
     nice -n 10 .venv/bin/python -m benchmarks.analyze.speed [SONGS_DIR] [--stems auto] [--limit N]
 
-Prints one JSON line per song and a summary line.
+Prints one JSON line per song and a summary line. ``realtime_x`` is seconds of audio per second
+of wall time; on a shared machine ``cpu_realtime_x`` (audio seconds per CPU second of the child)
+and the per-stage CPU times are the figures that do not depend on the other load.
 """
 from __future__ import annotations
 
@@ -97,6 +99,7 @@ def main() -> None:
             row = {"song": folder.name, "duration_s": round(duration, 2), "wall_s": round(wall, 2),
                    "realtime_x": round(duration / wall, 1),
                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                   "cpu_realtime_x": round(duration / (usage.ru_utime + usage.ru_stime), 1),
                    "peak_rss_mb": round(usage.ru_maxrss / 1024), **json.loads(out)}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -104,6 +107,12 @@ def main() -> None:
                "mean_realtime_x": round(sum(r["realtime_x"] for r in rows) / len(rows), 1),
                "min_realtime_x": min(r["realtime_x"] for r in rows),
                "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+               # duration / CPU seconds: what an idle machine's wall clock would show for a
+               # (mostly) single-threaded pipeline, whatever else this machine is running
+               "mean_cpu_realtime_x": round(sum(r["cpu_realtime_x"] for r in rows) / len(rows), 1),
+               "mean_stage_cpu_s": {stage: round(sum(r["stages_cpu_s"][stage] for r in rows)
+                                                 / len(rows), 2)
+                                    for stage in rows[0]["stages_cpu_s"]},
                "load_avg_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps({"summary": summary}))
 

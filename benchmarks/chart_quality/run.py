@@ -133,9 +133,10 @@ def summary(results: list[dict]) -> dict:
     total_wall = sum(r["chart_notes_wall_s"] for r in results)
     bp = [r["basic_pitch_expert"] for r in results if "basic_pitch_expert" in r]
     if bp:
-        out["basic_pitch_expert"] = {"f50": round(float(np.mean([b["f50"] for b in bp])), 4),
-                                     "s_per_3min": round(180.0 * sum(b["wall_s"] for b in bp)
-                                                         / sum(r["duration_s"] for r in results), 2)}
+        audio_s = sum(r["duration_s"] for r in results)
+        out["basic_pitch_expert"] = {
+            "f50": round(float(np.mean([b["f50"] for b in bp])), 4),
+            "s_per_3min": round(180.0 * sum(b["wall_s"] for b in bp) / audio_s, 2)}
     out["chart_notes_realtime_factor"] = round(total_audio / total_wall, 1)
     out["chart_notes_s_per_3min"] = round(180.0 * total_wall / total_audio, 2)
     return out

@@ -9,7 +9,7 @@ indexed, the rest are held out. Degraded excerpts (random codec at 96 kbps, gain
 
 ``chart_store.index.ACCEPT_BER`` sits between the two distributions.
 
-    nice -n 10 .venv/bin/python -m benchmarks.identify.thresholds [--per-track 1]
+    nice -n 10 .venv/bin/python -m benchmarks.identify.thresholds [--per-track 1] [--max-tracks N]
 
 Prints one JSON object.
 """
@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.identify.common import (degrade, distractors, percentiles, random_degradation,
                                         unique)
-from chart_store.fingerprint import fingerprint
+from chart_store.fingerprint import ITEM_S, fingerprint
 from chart_store.index import FingerprintIndex
 
 DURATIONS = (3.0, 5.0, 10.0)
@@ -33,9 +33,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-track", type=int, default=1, help="excerpts per track and length")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-tracks", type=int, default=None,
+                        help="use only this many tracks (spread over the packages)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     tracks = unique(distractors())
+    if args.max_tracks and args.max_tracks < len(tracks):
+        tracks = [tracks[i] for i in np.linspace(0, len(tracks) - 1, args.max_tracks).astype(int)]
     indexed, held_out = tracks[0::2], tracks[1::2]
     index = FingerprintIndex(accept_ber=0.5)  # no rejection: see every candidate
     for rec in indexed:
@@ -44,7 +48,7 @@ def main(argv=None) -> int:
     impostor_ber = {d: [] for d in DURATIONS}
     missed = {d: 0 for d in DURATIONS}
     for n, rec in enumerate(tracks):
-        length = len(rec.items()) * 0.1238 + 2.6
+        length = len(rec.items()) * ITEM_S + 2.6
         for duration in DURATIONS:
             for _ in range(args.per_track):
                 start = float(rng.uniform(0, max(0.0, length - duration - 0.5)))

@@ -125,7 +125,8 @@ def check_song(folder: Path) -> dict:
             "notes": {d: len(t) for d, t in chart.difficulties.items()},
             "duration_s": round(chart.meta.duration_s, 2), "beats": len(chart.beats),
             "fingerprint_items": len(chart.fingerprint.items), "masks": len(chart.masks),
-            "stems": sorted(song.stems), "import_wall_s": round(wall, 2), "import_cpu_s": round(cpu, 2),
+            "stems": sorted(song.stems),
+            "import_wall_s": round(wall, 2), "import_cpu_s": round(cpu, 2),
             "realtime_factor": round(chart.meta.duration_s / wall, 1)}
 
 

@@ -8,7 +8,9 @@ For each song of ``/work/shared/scripts/fetch-fof-songs.sh`` the human chart is 
 (:func:`analyzer.formats.import_song`: notes from notes.mid, fingerprint and sync reference of
 the mix) into a fresh local store. Generated charts carry the same fingerprint and sync
 reference (the same functions over the same mix), so these figures hold for them too. Streams
-are the mix (song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB, built as:
+are the mix (song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB, re-encoded with a lossy
+codec at about 96 kbit/s (``--codec``, default opus; encoders delay the signal by a few ms, which
+counts as error here), built as:
 
 - ``start``: playback from a random point, 40 s;
 - ``seek``: 20 s from one random point, then a jump to another, 20 s;
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.identify.common import DATA, SONGS
+from benchmarks.identify.common import CODECS, DATA, SONGS
 
 SR = 48000
 RELOCK_TOL_S = 0.015
@@ -83,6 +85,22 @@ def scenario(kind: str, mix: np.ndarray, rng) -> tuple[np.ndarray, list]:
     return np.concatenate(out), pieces
 
 
+def streamed(path: Path, codec: str) -> Path:
+    """``path`` through a lossy codec at about 96 kbit/s and back to 48 kHz float WAV."""
+    import subprocess
+
+    args, ext = CODECS[codec]
+    coded = path.with_suffix(f".{ext}")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), *args, str(coded)],
+                   check=True)
+    from analyzer.decode import load
+
+    y, _ = load(coded, sr=SR, mono=False)
+    out = path.with_name(path.stem + "-coded.wav")
+    sf.write(out, y.T, SR, subtype="FLOAT")
+    return out
+
+
 def truth(pieces, stream_s: float):
     for s0, s1, c0 in pieces:
         if s0 <= stream_s < s1:
@@ -131,6 +149,9 @@ def main(argv=None) -> int:
     parser.add_argument("--songs", type=int, default=4)
     parser.add_argument("--starts", type=int, default=3, help="random-start runs per song")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--codec", default="opus", choices=("none", *CODECS),
+                        help="re-encode each stream as streaming services do (default opus "
+                             "96 kbit/s)")
     args = parser.parse_args(argv)
     import os
 
@@ -153,8 +174,10 @@ def main(argv=None) -> int:
             stream, pieces = scenario(kind, mix, rng)
             path = tmp / "stream.wav"
             sf.write(path, stream, SR, subtype="FLOAT")
+            if args.codec != "none":
+                path = streamed(path, args.codec)
             t0 = time.perf_counter()
-            events = run_stream(path, tmp / "log.jsonl")
+            events = run_stream(path, tmp / f"log-{folder.name}-{len(idents)}-{kind}.jsonl")
             wall = time.perf_counter() - t0
             result = evaluate(events, pieces)
             errors = np.array(result.pop("errors_ms"))
@@ -173,7 +196,8 @@ def main(argv=None) -> int:
                               "import_s": round(import_s, 1)}), flush=True)
     errors = np.array(all_errors)
     found = [i for i in idents if i is not None]
-    print(json.dumps({"summary": True, "runs": len(idents), "identified": len(found),
+    print(json.dumps({"summary": True, "logs": str(tmp), "runs": len(idents),
+                      "identified": len(found),
                       "sync_median_ms": round(float(np.median(errors)), 3),
                       "sync_p95_ms": round(float(np.percentile(errors, 95)), 3),
                       "sync_max_ms": round(float(errors.max()), 3),

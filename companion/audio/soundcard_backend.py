@@ -34,9 +34,19 @@ def _import_soundcard():
 
 
 class SoundcardSource(Source):
-    def __init__(self, microphone, *, sr, channels, block_frames):
+    """Capture through soundcard. If the server holds more than ``max_backlog_frames`` not yet
+    read (we were stalled, or started late), the excess is dropped and reported as a gap, so a
+    stall does not become permanent latency."""
+
+    #: Blocks between two looks at the backlog (a cheap timing query).
+    CHECK_EVERY = 16
+
+    def __init__(self, microphone, *, sr, channels, block_frames, max_backlog_frames=None):
         super().__init__()
         self.sr, self.channels, self.block_frames = sr, channels, block_frames
+        self.max_backlog_frames = (max_backlog_frames if max_backlog_frames is not None
+                                   else max(4 * block_frames, sr // 20))
+        self._blocks = 0
         self._recorder = microphone.recorder(samplerate=sr, channels=channels,
                                              blocksize=block_frames)
         try:
@@ -47,11 +57,28 @@ class SoundcardSource(Source):
 
     def _fill(self, out):
         try:
+            lost = self._drop_backlog() if self._blocks % self.CHECK_EVERY == 1 else 0
             data = self._recorder.record(numframes=self.block_frames)  # allocates (soundcard)
         except (RuntimeError, AssertionError, TypeError) as error:  # TypeError: server gone
             raise DeviceLost(f"capture stopped: {error!r}") from None
+        self._blocks += 1
         out[:, :] = data
-        return self.block_frames, 0
+        return self.block_frames, lost
+
+    def _drop_backlog(self) -> int:
+        # What the server already sent us and we have not read: a client-side count (asking
+        # the server for timing would abort the process inside libpulse if it just vanished).
+        from soundcard.pulseaudio import _pulse
+
+        readable = _pulse._pa_stream_readable_size(self._recorder.stream)
+        if readable == 2 ** 64 - 1 or readable < 0:  # (size_t)-1: stream failed; read says so
+            return 0
+        backlog = (readable // 4 + self._recorder._pending_chunk.size) // self.channels
+        if backlog <= self.max_backlog_frames:
+            return 0
+        excess = backlog - self.block_frames
+        self._recorder.record(numframes=excess)
+        return excess
 
     def close(self):
         if self._open:

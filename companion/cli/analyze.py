@@ -91,9 +91,12 @@ def run(args) -> int:
             tqdm.write(f"{result.chart_id or '-':.16}  {result.input}  ({counts}; {done})",
                        file=sys.stdout)
 
+    def stage(path, name) -> None:
+        bar.set_postfix_str(f"{path.name}: {name}")
+
     with bar:
         run_batch(inputs, jobs=args.jobs, stems=args.stems, lanes=args.lanes, store=args.store,
-                  out_dir=args.out, on_result=report)
+                  out_dir=args.out, on_result=report, on_stage=stage)
     if failures:
         print(f"loopjam: {len(failures)} of {len(inputs)} files failed:", file=sys.stderr)
         for result in failures:

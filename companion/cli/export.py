@@ -1,4 +1,5 @@
-"""``loopjam export CHART --format fof|clonehero|stepmania|osu --out DIR``: a chart as game files."""
+"""``loopjam export CHART --format fof|clonehero|stepmania|osu --out DIR``: a chart as game
+files."""
 from __future__ import annotations
 
 import argparse

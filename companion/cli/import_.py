@@ -86,7 +86,7 @@ def run(args) -> int:
                         and set(stems.names(known)) >= set(parsed.stems)):
                     report(folder, known, store.get(known))  # unchanged since its import
                     continue
-                song = import_song(folder)
+                song = import_song(parsed)
                 # Stems first: a chart in the store (with its source hash) means a whole import.
                 for name, y in song.audio.items():
                     stems.put(song.chart.id, name, y, song.sr)

@@ -127,7 +127,9 @@ def run_tap_test(*, kind: str = "audio", bpm: float = 100.0, beats: int = 24,
             since = (now - start - lead_in) % period
             flash.visible = now - start >= lead_in - 0.01 and since < FLASH_S \
                 and now < end_at - 1.4
-        count.text = f"{len(taps)} taps"
+        text = f"{len(taps)} taps"
+        if count.text != text:  # re-laying out text every frame would delay the key events
+            count.text = text
         batch.draw()
 
     def tick(dt):

@@ -91,8 +91,8 @@ class OverlayWindow(pyglet.window.Window):
         self.renderer = OverlayRenderer(style)
         self.lane_of: dict[int, int] = {}
         self._keys = keys
-        self._lanes = 0
         self.pressed: set[int] = set()
+        self._map_keys(state_source().lanes)  # keys work before the first frame is drawn
 
     def _map_keys(self, lanes: int) -> None:
         names = self._keys if self._keys and len(self._keys) >= lanes else default_keys(lanes)

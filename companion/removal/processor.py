@@ -495,6 +495,8 @@ class NoteRemover:
 
     def _schedule_upcoming(self) -> None:
         """hit-only mode: every note entering the horizon is removed unless already hit."""
+        if self._offset_s is None:
+            return  # where the notes are in the stream is not known yet
         horizon = self._next_frame + _HORIZON_FRAMES // 2
         starts = self._spans[0]
         while self._auto_next < len(self.notes):

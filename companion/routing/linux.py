@@ -81,14 +81,18 @@ class PulseRouter:
         return self._pactl("get-default-sink").strip()
 
     def _modules(self) -> set[int]:
-        return {int(m["index"]) for m in self._json("modules")}
+        # pactl 16's JSON module list has no index: use the short listing (index<TAB>name...).
+        return {int(line.split("\t", 1)[0])
+                for line in self._pactl("list", "short", "modules").splitlines() if line.strip()}
 
     def streams(self) -> list[DeviceInfo]:
-        """Playing streams (sink inputs): id = index, name = application name, ``backend`` =
-        the name of the sink they play to."""
+        """Applications' playing streams (sink inputs; loopbacks left out): id = index, name =
+        application name, ``backend`` = the name of the sink they play to."""
         names = {int(s["index"]): s["name"] for s in self._json("sinks")}
         out = []
         for stream in self._json("sink-inputs"):
+            if "loopback" in str(stream.get("driver", "")):  # ours (or another loopback)
+                continue
             props = stream.get("properties", {})
             label = props.get("application.name") or props.get("media.name") or "?"
             out.append(DeviceInfo(str(stream["index"]), label, "stream",
