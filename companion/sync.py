@@ -71,7 +71,8 @@ def _correlate_valid(ref: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n_fft)[:n_out]
 
 
-def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5):
+def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
+             prior_at: float | None = None, prior_weight: float = 0.0):
     """Normalised cross-correlation of ``live`` against every position of ``ref``.
 
     Parameters
@@ -82,6 +83,10 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5):
         Where to look.
     min_gap : int
         Positions closer than this to the best one do not count as the runner-up.
+    prior_at, prior_weight : float
+        Where the match is expected, and how much correlation each position away from there
+        costs when choosing the peak (music repeats every beat: of near-equal peaks, take the
+        expected one). The score returned is the plain correlation.
 
     Returns
     -------
@@ -104,8 +109,12 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5):
     energy = np.maximum(csum2[w:] - csum2[:-w] - sums * sums / w, 0.0)
     denom = norm * np.sqrt(energy)
     ncc = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 1e-9)
-    best = int(np.argmax(ncc))
-    away = np.abs(np.arange(ncc.size) - best) >= min_gap
+    positions = np.arange(ncc.size)
+    if prior_at is None:
+        best = int(np.argmax(ncc))
+    else:
+        best = int(np.argmax(ncc - prior_weight * np.abs(positions - prior_at)))
+    away = np.abs(positions - best) >= min_gap
     runner_up = float(ncc[away].max()) if away.any() else 0.0
     return _parabolic(ncc, best), float(ncc[best]), runner_up
 
@@ -165,6 +174,12 @@ class Synchronizer:
     CHECK_S = 1.5
     #: Half-width of the search around a fingerprint's offset (its error is about 0.1 s).
     COARSE_RADIUS_S = 1.0
+    #: Correlation a peak loses per second away from the expected offset (a beat at 170 BPM,
+    #: 0.35 s, costs 0.05).
+    PRIOR_PER_S = 0.15
+    #: Half-width of the precise measurement while locked (seconds): less than half the
+    #: shortest beat subdivision, so it cannot hop to a neighbouring beat.
+    TRACK_RADIUS_S = 0.03
     #: How late a silence or the sound after it may be noticed (seconds).
     EDGE_SLACK_S = 0.8
     #: Seconds of sound after a silence before re-locating (a shorter window is ambiguous).
@@ -273,15 +288,20 @@ class Synchronizer:
         start = min(max(start + self._pad, 0), self._ref.size - length)
         return self._ref[start:start + length]
 
-    def _local(self, live, start_frame, offset_s, radius, kind):
+    def _local(self, live, start_frame, offset_s, radius, kind, *, prior=True, inside=False):
+        """Search ``radius`` frames around ``offset_s``, preferring peaks near it (``prior``);
+        ``inside``: a best peak on the edge of the range is no measurement."""
         if offset_s is None:
             return None
-        centre = start_frame + int(round(offset_s * self.frame_rate))
-        first = centre - radius
-        lo = min(max(first + self._pad, 0), self._ref.size - live.size - 2 * radius)
-        ref = self._ref[lo:lo + live.size + 2 * radius]
-        position, score, _ = ncc_peak(live, ref)
+        centre = start_frame + offset_s * self.frame_rate
+        first = int(np.floor(centre)) - radius
+        lo = min(max(first + self._pad, 0), self._ref.size - live.size - 2 * radius - 1)
+        ref = self._ref[lo:lo + live.size + 2 * radius + 1]
+        position, score, _ = ncc_peak(live, ref, prior_at=centre + self._pad - lo if prior
+                                      else None, prior_weight=self.PRIOR_PER_S / self.frame_rate)
         if score < self.min_score:
+            return None
+        if inside and not 1 <= position <= ref.size - live.size - 1:
             return None
         chart_start = (lo - self._pad + position) / self.frame_rate
         return self._estimate(start_frame, live.size, chart_start, score, kind)
@@ -295,7 +315,10 @@ class Synchronizer:
         if self._local(check, start_frame + live.size - check.size, offset, self.search,
                        "local") is not None:
             self._miss_since = None
-            return self._local(live, start_frame, offset, self.search, "local")
+            # Drift is slow: measure close to the prediction, never a beat away.
+            return self._local(live, start_frame, offset,
+                               int(np.ceil(self.TRACK_RADIUS_S * self.frame_rate)), "local",
+                               inside=True)
         if self._miss_since is None:
             self._miss_since = stream_s
             return None

@@ -318,8 +318,9 @@ def test_tap_test_measures_a_known_delay(xvfb, kind, monkeypatch):
     d.close()
     assert result.calibration is not None, result.error
     assert result.calibration.used >= 9
-    print("TAP", kind, result.calibration)
-    assert result.calibration.offset_ms == pytest.approx(35, abs=12)
+    # Key events are stamped when the window's loop dispatches them, which can be up to a frame
+    # (a few ms, more on a busy machine with llvmpipe) late; they are never early.
+    assert 35 - 6 <= result.calibration.offset_ms <= 35 + 20
 
 
 def test_overlay_settings_from_config(xvfb):

@@ -74,13 +74,19 @@ def items_from_chroma(raw: np.ndarray) -> np.ndarray:
     smooth = sum(c * raw[..., j:frames - len(_SMOOTH) + 1 + j, :] for j, c in enumerate(_SMOOTH))
     norm = np.sqrt((smooth ** 2).sum(axis=-1, keepdims=True))
     image = np.where(norm < 0.01, 0.0, smooth / np.maximum(norm, 1e-300))
-    integral = np.zeros(image.shape[:-2] + (image.shape[-2] + 1, 13))
-    integral[..., 1:, 1:] = image.cumsum(-2).cumsum(-1)
+    # Running sums over time of each band of chroma bins a classifier looks at: an area is
+    # then the difference of two rows (an integral image, one band at a time).
+    columns = np.concatenate([np.zeros(image.shape[:-1] + (1,), image.dtype),
+                              image.cumsum(-1)], axis=-1)
+    bands = {}
 
     def area(dx, w, y0, y1):  # rows i+dx .. i+dx+w-1, columns y0 .. y1-1, for every item i
-        top = integral[..., dx:dx + length, :]
-        bottom = integral[..., dx + w:dx + w + length, :]
-        return bottom[..., y1] - top[..., y1] - bottom[..., y0] + top[..., y0]
+        if (y0, y1) not in bands:
+            band = columns[..., y1] - columns[..., y0]
+            bands[y0, y1] = np.concatenate([np.zeros(band.shape[:-1] + (1,), band.dtype),
+                                            band.cumsum(-1)], axis=-1)
+        running = bands[y0, y1]
+        return running[..., dx + w:dx + w + length] - running[..., dx:dx + length]
 
     bits = np.zeros(image.shape[:-2] + (length,), np.uint32)
     for kind, y, h, w, (t0, t1, t2) in _CLASSIFIERS:

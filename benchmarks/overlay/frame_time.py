@@ -50,13 +50,12 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    import pyglet
     from pyglet import gl
 
     from chart_store.chart import Note, Track
     from companion.game.engine import GameEngine
     from companion.game.players import AutoPlayer, feed
-    from companion.overlay.state import snapshot_from_engine
+    from companion.overlay.state import GameSnapshot, snapshot_from_engine
     from companion.overlay.style import OverlayStyle
     from companion.overlay.window import OverlayWindow
 
@@ -72,8 +71,7 @@ def run(args) -> int:
     track = Track(tuple(notes))
     engine = GameEngine(track)
     player = AutoPlayer(track)
-    state = {"snap": None}
-    window = OverlayWindow(lambda: state["snap"], style, vsync=False)
+    window = OverlayWindow(lambda: GameSnapshot(lanes=args.lanes), style, vsync=False)
     window.set_visible(True)
     renderer_name = gl.gl_info.get_renderer()
     times, on_screen = {"render": [], "swap": [], "frame": [], "frame_cpu": []}, []

@@ -42,6 +42,8 @@ FIT_TIME_S = 0.1
 _FIT_FLOOR = 0.7
 #: Ridge on the autocorrelation's zero lag (keeps the solve well posed for a band-limited stem).
 _RIDGE = 1e-4
+#: Weight of the prior "the path is a pure gain", in frames of stem data (about 2 s).
+_PRIOR_FRAMES = 200
 #: A lag jump is taken only when the PHAT peak stands this far above the median correlation.
 _LAG_CONFIDENCE = 8.0
 
@@ -65,9 +67,6 @@ class StemCanceller:
     """
 
     def __init__(self, stem: np.ndarray, *, channels: int, window: np.ndarray, hop: int, sr: int):
-        from scipy.linalg import solve_toeplitz  # imported here, never in the audio thread
-
-        self._solve_toeplitz = solve_toeplitz
         stem = np.asarray(stem, dtype=np.float32)
         if stem.ndim == 1 or (stem.shape[0] != channels):
             stem = stem.reshape(-1, stem.shape[-1]).mean(axis=0, keepdims=True)
@@ -140,7 +139,7 @@ class StemCanceller:
             self._frames += 1
             if self._frames % _LAG_EVERY == 0:
                 self._track_lag()
-            if self._frames % _PROJECT_EVERY == 0 or self._frames < _PROJECT_EVERY:
+            if self._frames % _PROJECT_EVERY == 0 or self._frames < _PRIOR_FRAMES:
                 self._project()
         return estimate * self.confidence
 
@@ -166,12 +165,17 @@ class StemCanceller:
         cross = np.fft.irfft(self._num, n=self.n_fft, axis=1)
         lags = np.arange(-taps, taps + 1) % self.n_fft
         fir = np.zeros((self.channels, self.n_fft))
+        # Until the stem has sounded for a while, the taps around the centre are held near 0
+        # (a prior worth _PRIOR_FRAMES frames): a gain alone is learnt from every bin at once and
+        # converges within a few notes, the EQ and fractional delay follow as data comes.
+        shrink = _PRIOR_FRAMES / max(self._frames, 1)
+        index = np.arange(2 * taps + 1)
         for c in range(self.channels):
             if auto[c, 0] <= 0:
                 continue
-            column = auto[c].copy()
-            column[0] *= 1.0 + _RIDGE
-            fir[c, lags] = self._solve_toeplitz(column, cross[c, lags])
+            matrix = auto[c][np.abs(index[:, None] - index[None, :])]
+            matrix[index, index] += auto[c, 0] * (_RIDGE + shrink * (index != taps))
+            fir[c, lags] = np.linalg.solve(matrix, cross[c, lags])
         self._path = np.fft.rfft(fir, axis=1)
 
     def _track_lag(self) -> None:
