@@ -29,7 +29,8 @@ WINDOW_S = 2 / FRAME_RATE
 #: Mel bands pooled from the spectrum, and their range in Hz (below 8 kHz every common rate agrees).
 N_BANDS = 24
 FMIN_HZ, FMAX_HZ = 40.0, 8000.0
-#: Log compression ``log1p(GAMMA * magnitude)``: about linear for quiet noise, logarithmic for music.
+#: Log compression ``log1p(GAMMA * magnitude)``: near linear for quiet noise, logarithmic for
+#: music.
 GAMMA = 1000.0
 
 

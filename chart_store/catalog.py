@@ -26,7 +26,7 @@ import numpy as np
 from chart_store.chart import Chart
 from chart_store.db import Database, Migration
 from chart_store.fingerprint import ALGORITHM, Match
-from chart_store.index import ACCEPT_BER, FingerprintIndex, Hit
+from chart_store.index import FingerprintIndex, Hit, accept_ber
 
 __all__ = ["Catalog", "ChartInfo", "MIGRATIONS", "SAME_RECORDING_BER", "pick_match"]
 
@@ -101,7 +101,7 @@ def pick_match(hits: list[Hit], meta: dict) -> Match | None:
     same = [h for h in hits if h.bit_error_rate <= best_ber + SAME_RECORDING_BER]
     hit = max(same, key=lambda h: (meta[h.key][2], -h.bit_error_rate))
     title, artist, _ = meta[hit.key]
-    confidence = float(np.clip(1.0 - hit.bit_error_rate / ACCEPT_BER, 0.0, 1.0))
+    confidence = float(np.clip(1.0 - hit.bit_error_rate / accept_ber(hit.overlap), 0.0, 1.0))
     return Match(chart_id=hit.key, title=title, artist=artist, offset_s=round(hit.offset_s, 4),
                  confidence=round(confidence, 4))
 

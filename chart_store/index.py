@@ -25,12 +25,26 @@ import numpy as np
 
 from chart_store.fingerprint import ITEM_S
 
-__all__ = ["FingerprintIndex", "Hit", "ACCEPT_BER", "probe_masks"]
+__all__ = ["FingerprintIndex", "Hit", "ACCEPT_BER", "SHORT_ACCEPT_BER", "accept_ber", "probe_masks"]
 
-#: Largest bit error rate accepted as the same recording. Measured by
-#: ``benchmarks/identify/thresholds.py`` on generic music (Debian game-music tracks, never the
-#: benchmark songs): degraded true matches stay below ~0.15, the best of many impostors above 0.28.
+#: Largest bit error rate accepted as the same recording, for queries of 19 items (5 s) or more.
+#: Measured by ``benchmarks/identify/thresholds.py`` on generic music (Debian game-music tracks,
+#: never the benchmark songs), degraded excerpts: true matches <= 0.076 at 5 s and <= 0.072 at
+#: 10 s, the best impostor >= 0.278 at 5 s and >= 0.332 at 10 s.
 ACCEPT_BER = 0.2
+#: The same for a query of only 3 items (3 s of audio): fewer bits let impostors come closer
+#: (true <= 0.115, best impostor >= 0.146 measured), so the bar is lower; linear in between.
+SHORT_ACCEPT_BER = 0.13
+_SHORT, _LONG = 3, 19
+
+
+def accept_ber(n_items: int, *, long: float = ACCEPT_BER, short: float = SHORT_ACCEPT_BER
+               ) -> float:
+    """The bit-error threshold for an alignment verified over ``n_items`` items."""
+    share = np.clip((n_items - _SHORT) / (_LONG - _SHORT), 0.0, 1.0)
+    return float(short + share * (long - short))
+
+
 #: Items shared by more positions than this carry no information (silence, steady tones): skipped.
 MAX_POSTINGS = 4096
 #: Alignments verified per query, best-voted first.
@@ -114,9 +128,11 @@ class FingerprintIndex:
     ('song', 100.0, 0.0312)
     """
 
-    def __init__(self, *, accept_ber: float = ACCEPT_BER, max_postings: int = MAX_POSTINGS,
+    def __init__(self, *, accept_ber: float = ACCEPT_BER,
+                 short_accept_ber: float = SHORT_ACCEPT_BER, max_postings: int = MAX_POSTINGS,
                  candidates: int = CANDIDATES):
         self.accept_ber = accept_ber
+        self.short_accept_ber = min(short_accept_ber, accept_ber)
         self.max_postings = max_postings
         self.candidates = candidates
         self._runs: dict[str, np.ndarray] = {}
@@ -125,6 +141,10 @@ class FingerprintIndex:
 
     def __len__(self) -> int:
         return len(self._runs)
+
+    def threshold(self, n_items: int) -> float:
+        """Bit-error threshold for ``n_items`` verified items (``accept_ber`` from 5 s up)."""
+        return accept_ber(n_items, long=self.accept_ber, short=self.short_accept_ber)
 
     def __contains__(self, key: str) -> bool:
         return key in self._runs
@@ -166,7 +186,8 @@ class FingerprintIndex:
         Returns
         -------
         list[Hit]
-            Only alignments with ``bit_error_rate <= accept_ber``; empty when nothing matches.
+            Only alignments below the threshold for their length (:func:`accept_ber`); empty
+            when nothing matches.
         """
         query = np.asarray(items, dtype=np.uint32)
         snap = self._snapshot()
@@ -178,7 +199,7 @@ class FingerprintIndex:
         best: dict[int, Hit] = {}
         for diag, vote in zip(diagonals, votes):
             hit = self._verify(snap, query, int(diag), int(vote))
-            if hit is not None and hit.bit_error_rate <= self.accept_ber:
+            if hit is not None and hit.bit_error_rate <= self.threshold(hit.overlap):
                 run = int(np.searchsorted(snap.starts, diag, side="right") - 1)
                 if run not in best or hit.bit_error_rate < best[run].bit_error_rate:
                     best[run] = hit

@@ -85,7 +85,8 @@ class MonoRing:
 @dataclass(frozen=True)
 class ListenEvent:
     """What the listener noticed. ``kind`` is one of identified, changed, confirmed, lost,
-    recording, recorded; ``stream_s`` when (stream seconds); ``chart`` and ``match`` for the first two;
+    recording, recorded; ``stream_s`` when (stream seconds); ``chart`` and ``match`` for the
+    first three;
     ``offset_s`` is chart_s - stream_s from the match; ``path`` the recording (recorded)."""
 
     kind: str

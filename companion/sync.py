@@ -173,13 +173,23 @@ class Synchronizer:
     #: Seconds of recent envelope checked against the prediction at each update.
     CHECK_S = 1.5
     #: Half-width of the search around a fingerprint's offset (its error is about 0.1 s).
-    COARSE_RADIUS_S = 1.0
+    COARSE_RADIUS_S = 0.5
     #: Correlation a peak loses per second away from the expected offset (a beat at 170 BPM,
-    #: 0.35 s, costs 0.05).
-    PRIOR_PER_S = 0.15
+    #: 0.35 s away, costs 0.18).
+    PRIOR_PER_S = 0.5
     #: Half-width of the precise measurement while locked (seconds): less than half the
     #: shortest beat subdivision, so it cannot hop to a neighbouring beat.
     TRACK_RADIUS_S = 0.03
+    #: Two global searches agree on a jump when their offsets are this close (seconds).
+    AGREE_S = 0.02
+    #: Seconds of recent envelope searched everywhere at each update while locked.
+    JUMP_WINDOW_S = 3.0
+    #: How much better (correlation) another place must fit the recent audio to jump there.
+    JUMP_MARGIN = 0.1
+    #: ... and the fit here must have fallen below this share of its recent median.
+    JUMP_RATIO = 0.75
+    #: Peaks closer than this (seconds) are one place (beats of the same passage).
+    PLACE_S = 0.5
     #: How late a silence or the sound after it may be noticed (seconds).
     EDGE_SLACK_S = 0.8
     #: Seconds of sound after a silence before re-locating (a shorter window is ambiguous).
@@ -203,6 +213,8 @@ class Synchronizer:
         self._points: list[tuple[float, float, float]] = []  # (stream_s, offset_s, score)
         self._coarse: float | None = None
         self._miss_since: float | None = None
+        self._jump_candidate: SyncEstimate | None = None
+        self._here_scores: list[float] = []  # recent fits of the last seconds where we are
         self._silence_start: float | None = None
         self._sound_since: float | None = None
         self.last: SyncEstimate | None = None
@@ -256,7 +268,7 @@ class Synchronizer:
         """While locked but failing the checks: about when the stream jumped (stream s)."""
         if self._miss_since is None:
             return None
-        return self._miss_since - self.CHECK_S / 2
+        return self._miss_since - self.JUMP_WINDOW_S / 2
 
     def clock_map(self) -> "ClockMap | None":
         """An immutable snapshot of the current mapping (hand it to other threads); None
@@ -307,30 +319,47 @@ class Synchronizer:
         return self._estimate(start_frame, live.size, chart_start, score, kind)
 
     def _track(self, live, start_frame, stream_s):
-        """While locked: check that the last :attr:`CHECK_S` seconds still sit at the predicted
-        offset, then measure precisely on the whole window; after a failed check (a seek or a
-        skip), search everywhere with the audio heard since the jump."""
+        """While locked: is the recent audio better placed elsewhere (a seek, a skip)? Music
+        repeats itself, so a jump needs a clearly better place, found twice in a row. Otherwise
+        measure precisely, close to the prediction (drift is slow: never a beat away)."""
         offset = self.offset_at(stream_s)
-        check = live[-int(self.CHECK_S * self.frame_rate):]
-        if self._local(check, start_frame + live.size - check.size, offset, self.search,
-                       "local") is not None:
-            self._miss_since = None
-            # Drift is slow: measure close to the prediction, never a beat away.
-            return self._local(live, start_frame, offset,
-                               int(np.ceil(self.TRACK_RADIUS_S * self.frame_rate)), "local",
-                               inside=True)
-        if self._miss_since is None:
-            self._miss_since = stream_s
+        radius = int(np.ceil(self.TRACK_RADIUS_S * self.frame_rate))
+        recent = live[-int(self.JUMP_WINDOW_S * self.frame_rate):]
+        recent_start = start_frame + live.size - recent.size
+        here = self._local(recent, recent_start, offset, radius, "local")
+        here_score = here.score if here is not None else 0.0
+        # Songs repeat whole passages, which fit as well as the one playing: look elsewhere only
+        # when the recent audio fits here clearly worse than it has lately.
+        typical = float(np.median(self._here_scores)) if self._here_scores else 1.0
+        best = (self._global(recent, recent_start)
+                if here_score < self.JUMP_RATIO * typical else None)
+        steady = self._local(live, start_frame, offset, radius, "local", inside=True)
+        if (best is not None and abs(best.offset_s - offset) > self.search / self.frame_rate
+                and best.score > here_score + self.JUMP_MARGIN):
+            if self._miss_since is None:
+                self._miss_since = stream_s
+            previous, self._jump_candidate = self._jump_candidate, best
+            # Taken when two searches agree, and the longer window no longer fits here either.
+            if (previous is not None and abs(best.offset_s - previous.offset_s) <= self.AGREE_S
+                    and (steady is None or steady.score < self.JUMP_RATIO * typical)):
+                return best
             return None
-        # The jump happened about half a check window before the first failed check.
-        since_jump = stream_s - self._miss_since + self.CHECK_S / 2
-        recent = live[-min(live.size, int(since_jump * self.frame_rate)):]
-        if recent.size < self.CHECK_S * self.frame_rate * 2 / 3:
+        self._jump_candidate = None
+        if here is not None:
+            self._here_scores.append(here.score)
+            del self._here_scores[:-8]
+        if steady is None and here is None:
+            if self._miss_since is None:
+                self._miss_since = stream_s
             return None
-        return self._global(recent, start_frame + live.size - recent.size)
+        self._miss_since = None
+        return steady
 
     def _global(self, live, start_frame):
-        position, score, runner_up = ncc_peak(live, self._ref)
+        # Peaks a beat or two from the best are the same place for this test: the runner-up
+        # that counts is another passage.
+        position, score, runner_up = ncc_peak(live, self._ref,
+                                              min_gap=int(self.PLACE_S * self.frame_rate))
         if score < self.min_score or score - runner_up < self.min_margin:
             return None
         chart_start = (position - self._pad) / self.frame_rate
@@ -360,7 +389,8 @@ class Synchronizer:
         # back up to an update before it was seen: the pause may be that much longer.
         low, high = before - paused_for - self.EDGE_SLACK_S, before
         radius = int(np.ceil((high - low) / 2 * self.frame_rate)) + self.search
-        estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume")
+        estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume",
+                               prior=False)
         if estimate is None and sound.size >= self.CHECK_S * 2 * self.frame_rate:
             estimate = self._global(sound, sound_start)  # not where it was: a seek while paused
         if estimate is not None:
@@ -375,5 +405,6 @@ class Synchronizer:
         while self._points and self._points[0][0] < estimate.stream_s - self.fit_s:
             self._points.pop(0)
         self._miss_since = None
+        self._jump_candidate = None
         self.status = SyncStatus.LOCKED
         self.last = estimate

@@ -273,7 +273,8 @@ class Tray:
         self.spawn = spawn or (lambda argv: subprocess.Popen(argv, stdin=subprocess.DEVNULL))
         self.ask_folder = ask_folder
         self.icon = None
-        self._quit = threading.Event()
+        self._quit = threading.Event()   # Quit chosen: stop refreshing the menu
+        self._done = threading.Event()   # engine and icon stopped
 
     # -- actions (each takes pystray's (icon, item) and ignores them) ---------------------------
     def toggle(self, icon=None, item=None) -> None:
@@ -322,6 +323,7 @@ class Tray:
         self.controller.stop()
         if self.icon is not None:
             self.icon.stop()
+        self._done.set()
 
     def _refresh(self) -> None:
         if self.icon is not None:
@@ -370,7 +372,15 @@ class Tray:
             while not self._quit.wait(1.0):  # keep the status line fresh
                 self._refresh()
 
-        icon.run(setup)
+        if sys.platform.startswith("linux"):
+            # pystray's X11 backend shares one X connection between threads and now and then
+            # misses its own window's destruction, so run() would never return after Quit:
+            # its loop runs in a daemon thread and this returns when Quit is chosen.
+            threading.Thread(target=icon.run, args=(setup,), name="loopjam-tray",
+                             daemon=True).start()
+            self._done.wait()
+        else:  # macOS and Windows want the icon's loop on the main thread
+            icon.run(setup)
 
 
 def run_tray(*, config: Config | None = None, autostart: bool = True) -> None:

@@ -11,7 +11,7 @@ from scipy.signal import resample_poly
 
 from chart_store.fingerprint import (ITEM_S, FingerprintError, _lib, bit_error_rate,
                                      fingerprint)
-from chart_store.index import ACCEPT_BER, FingerprintIndex, probe_masks
+from chart_store.index import ACCEPT_BER, SHORT_ACCEPT_BER, FingerprintIndex, probe_masks
 from tests.fixtures.songs import synth_song
 
 SR = 22050
@@ -88,6 +88,12 @@ def test_bit_error_rate():
         bit_error_rate(a, a[:1])
 
 
+def test_threshold_is_stricter_for_short_queries():
+    index = FingerprintIndex()
+    assert index.threshold(3) == SHORT_ACCEPT_BER < index.threshold(10) < ACCEPT_BER
+    assert index.threshold(19) == index.threshold(500) == ACCEPT_BER
+
+
 def test_probe_masks():
     assert len(probe_masks(0)) == 1 and len(probe_masks(1)) == 33 and len(probe_masks(2)) == 529
     assert len(np.unique(probe_masks(2))) == 529
@@ -102,7 +108,7 @@ def test_excerpts_from_anywhere_are_found_with_their_offset(songs, index, durati
         hits = index.search(fingerprint(clip, SR).items)
         assert hits and hits[0].key == f"song{seed}", (seed, start, hits)
         assert abs(hits[0].offset_s - start) <= 0.13, (seed, start, hits[0])
-        assert hits[0].bit_error_rate <= ACCEPT_BER
+        assert hits[0].bit_error_rate <= index.threshold(hits[0].overlap) <= ACCEPT_BER
 
 
 def _ffmpeg_roundtrip(y, sr, codec, tmp_path):

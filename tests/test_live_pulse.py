@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from chart_store.local import LocalStore
-from tests.fixtures.pulse import Parec, find_lag
+from tests.fixtures.pulse import Parec, find_lag, realtime_cmd
 from tests.test_play import make_chart, stream_file
 
 pytestmark = pytest.mark.pulseaudio
@@ -50,8 +50,8 @@ def test_live_through_pulseaudio(pulse_server, tmp_path):
         time.sleep(3.0)  # the capture is running
         # The "player": well buffered and real-time, as a desktop player is (if it underran,
         # PulseAudio would rewind the sink and the two monitor streams would disagree).
-        subprocess.run(["chrt", "-f", "5", "paplay", "--device=A", "--latency-msec=300",
-                        str(tmp_path / "song.wav")],
+        subprocess.run(realtime_cmd(["paplay", "--device=A", "--latency-msec=300",
+                                     str(tmp_path / "song.wav")]),
                        env=pulse_server.env, check=True, timeout=60)
         time.sleep(1.0)
     finally:

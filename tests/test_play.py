@@ -27,7 +27,8 @@ START_S = 6.3  # chart time of the stream's first sample
 
 def make_chart(seed=3, seconds=40.0):
     y = synth_song(seed, duration_s=seconds, sr=SR)
-    notes = tuple(Note(t=float(t), lane=int(i % 5)) for i, t in enumerate(np.arange(1, seconds - 1, 0.5)))
+    notes = tuple(Note(t=float(t), lane=int(i % 5))
+                  for i, t in enumerate(np.arange(1, seconds - 1, 0.5)))
     chart = Chart(ChartMeta(f"Synth {seed}", "Synth", duration_s=y.size / SR), {"expert": notes,
                   "easy": notes[::4]}, fingerprint=fingerprint(y, SR), sync=sync_reference(y, SR))
     return chart, y

@@ -20,7 +20,8 @@ def _song(seconds, seed):
     decay = np.exp(-t[:n] * 18)
     for on in onsets[onsets < seconds - 0.3]:
         i = int(on * SR)
-        y[i:i + n] += 0.3 * np.sin(2 * np.pi * 200 * 2 ** (rng.integers(0, 24) / 12) * t[:n]) * decay
+        f = 200 * 2 ** (rng.integers(0, 24) / 12)
+        y[i:i + n] += 0.3 * np.sin(2 * np.pi * f * t[:n]) * decay
     return y.astype(np.float32)
 
 
@@ -82,7 +83,8 @@ def test_locks_to_fractional_offset(coarse_error):
 
 def test_seek_relocks_within_two_seconds():
     a, b = 5.0, 31.0  # play from chart 5 s, at stream 10 s jump to chart 31 s
-    stream = np.concatenate([SONG[int(a * SR):int((a + 10) * SR)], SONG[int(b * SR):int((b + 10) * SR)]])
+    stream = np.concatenate([SONG[int(a * SR):int((a + 10) * SR)],
+                             SONG[int(b * SR):int((b + 10) * SR)]])
     trace = _run(stream, lambda s: a + s if s < 10 else b + s - 10, coarse=a)
     after = [(t, e) for t, e, st in trace if t >= 10 + 2.0]
     assert all(e is not None and abs(e) < 0.01 for t, e in after), after[:6]
@@ -90,7 +92,8 @@ def test_seek_relocks_within_two_seconds():
 
 def test_pause_freezes_then_relocks():
     a, pause = 8.0, 3.0  # play 8 s from chart 8 s, pause 3 s (silence), resume where it stopped
-    stream = np.concatenate([SONG[int(a * SR):int((a + 8) * SR)], np.zeros(int(pause * SR), np.float32),
+    stream = np.concatenate([SONG[int(a * SR):int((a + 8) * SR)],
+                             np.zeros(int(pause * SR), np.float32),
                              SONG[int((a + 8) * SR):int((a + 16) * SR)]])
 
     def truth(s):

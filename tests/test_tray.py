@@ -177,3 +177,22 @@ def test_tray_runs_the_real_live_engine(pystray_xorg, tmp_path, loopjam_home):
         assert process.poll() == 0 and not controller.running
     finally:
         controller.stop()
+
+
+def test_tray_run_starts_the_engine_and_returns_on_quit(pystray_xorg, tmp_path):
+    """`loopjam tray`'s loop: the engine starts with the icon, and Quit ends run()."""
+    controller = PlayController(load_config(), command=[sys.executable, "-c", STAND_IN],
+                                log_path=tmp_path / "play.jsonl", save=False)
+    tray = Tray(controller)
+    started = {}
+
+    def quit_when_started():
+        started["ok"] = wait_for(lambda: controller.running and log_events(controller))
+        tray.quit()
+
+    threading.Thread(target=quit_when_started, daemon=True).start()
+    begin = time.monotonic()
+    tray.run(autostart=True)
+    assert started["ok"] and not controller.running
+    assert log_events(controller)[-1]["event"] == "end"   # stopped cleanly
+    assert time.monotonic() - begin < 15

@@ -28,14 +28,13 @@ from benchmarks.identify.common import (benchmark_songs, degrade, distractors, p
 from chart_store.fingerprint import ITEM_S, fingerprint
 from chart_store.index import FingerprintIndex
 
-DURATIONS = (3.0, 5.0, 10.0)
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=25, help="per song and length")
     parser.add_argument("--left-out", type=int, default=30, help="distractors not indexed")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--durations", default="3,5,10", help="excerpt lengths, seconds")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
 
@@ -57,7 +56,7 @@ def main(argv=None) -> int:
               "indexed_hours": round(total_items * ITEM_S / 3600, 2),
               "index_bytes": index.nbytes, "index_build_s": round(build_s, 2),
               "left_out_tracks": len(left_out), "by_duration_s": {}}
-    for duration in DURATIONS:
+    for duration in [float(d) for d in args.durations.split(",")]:
         correct, wrong, missed, errors, fp_ms, lookup_ms, conditions_failed = 0, 0, 0, [], [], [], []
         for rec in songs:
             y, sr = audio[rec.name]

@@ -7,7 +7,8 @@ indexed, the rest are held out. Degraded excerpts (random codec at 96 kbps, gain
 - true BER: the bit error rate of the correct track at the found alignment (indexed queries);
 - impostor BER: the lowest bit error rate of any wrong track (indexed and held-out queries).
 
-``chart_store.index.ACCEPT_BER`` sits between the two distributions.
+``chart_store.index.ACCEPT_BER`` (5 s and longer) and ``SHORT_ACCEPT_BER`` (3 s) sit
+between the two distributions.
 
     nice -n 10 .venv/bin/python -m benchmarks.identify.thresholds [--per-track 1] [--max-tracks N]
 
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     if args.max_tracks and args.max_tracks < len(tracks):
         tracks = [tracks[i] for i in np.linspace(0, len(tracks) - 1, args.max_tracks).astype(int)]
     indexed, held_out = tracks[0::2], tracks[1::2]
-    index = FingerprintIndex(accept_ber=0.5)  # no rejection: see every candidate
+    index = FingerprintIndex(accept_ber=0.5, short_accept_ber=0.5)  # see every candidate
     for rec in indexed:
         index.add(rec.name, rec.items())
     true_ber = {d: [] for d in DURATIONS}

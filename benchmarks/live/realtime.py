@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from analyzer.formats import import_song
     from chart_store.local import LocalStore
-    from tests.fixtures.pulse import Parec, find_lag, start_pulse, stop_pulse
+    from tests.fixtures.pulse import Parec, find_lag, realtime_cmd, start_pulse, stop_pulse
 
     tmp = Path(tempfile.mkdtemp(prefix="loopjam-bench-rt-"))
     os.environ["LOOPJAM_HOME"] = str(tmp / "home")
@@ -82,8 +82,8 @@ def main(argv=None) -> int:
         while not log.exists():
             time.sleep(0.1)
         time.sleep(1.0)
-        player = subprocess.Popen(["chrt", "-f", "5", "paplay", "--device=A",
-                                   "--latency-msec=300", str(tmp / "song.wav")], env=server.env)
+        player = subprocess.Popen(realtime_cmd(["paplay", "--device=A", "--latency-msec=300",
+                                                str(tmp / "song.wav")]), env=server.env)
         while '"identified"' not in log.read_text():
             if player.poll() is not None:
                 break

@@ -1,4 +1,4 @@
-"""Sync and identification on the 4 real songs, through the real live path (offline, block by block).
+"""Sync and identification on the 4 real songs, through the live path (offline, block by block).
 
 Run::
 

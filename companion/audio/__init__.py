@@ -56,7 +56,8 @@ def get_backend(name: str | None = None, *, loopback: bool = False,
     name = name or os.environ.get("LOOPJAM_AUDIO") or None
     if name is not None:
         if name not in _MODULES:
-            raise BackendUnavailable(f"unknown audio backend {name!r}; known: {', '.join(PREFERENCE)}")
+            raise BackendUnavailable(f"unknown audio backend {name!r}; "
+                                     f"known: {', '.join(PREFERENCE)}")
         return _create(name)
     errors: list[str] = []
     for backend in available_backends(loopback=loopback, errors=errors):

@@ -8,7 +8,8 @@ from companion.cli import emit_json
 EPILOG = """\
 examples:
   loopjam devices
-  loopjam devices --json      # one line per device: {"id","name","kind","backend","channels","default"}
+  loopjam devices --json
+      one line per device: {"id","name","kind","backend","channels","default"}
 
 Use a device's id, or any part of its name (case-insensitive), with `loopjam play --source
 loopback:DEVICE` (record what an output plays) or `--sink DEVICE`. Backends are tried in order:

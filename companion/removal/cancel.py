@@ -11,10 +11,12 @@ ready when one comes), like an acoustic echo canceller learns the loudspeaker-to
   with a forgetting time of :data:`TIME_CONSTANT_S`; the rest of the mix is uncorrelated with the
   stem, so their ratio converges to the path's frequency response (gain, sub-sample delay, EQ);
 - the path is the short FIR (±:data:`FIR_HALF_TAPS` taps) that best maps the stem to the stream
-  given those spectra (Wiener-Hopf, a Toeplitz solve): a real path is short, and fitting few taps
-  weighted by the stem's own power keeps the noise of quiet bins out;
-- the integer lag is tracked by GCC-PHAT on the same cross-spectrum, so a sync a few ms off (less
-  than a quarter of a frame) is corrected to the sample.
+  given those spectra (Wiener-Hopf, a Toeplitz system): a real path is short, and fitting few
+  taps weighted by the stem's own power keeps the noise of quiet bins out. For the first seconds
+  of stem a prior holds every tap but the cross-correlation peak near 0 (a gain and a delay
+  converge within a few notes; the EQ follows);
+- the integer lag is tracked by GCC-PHAT on the same cross-spectrum, so a sync a few ms off (up
+  to about a quarter of a frame, ~5 ms) is corrected to the sample.
 
 The estimate ``H·S`` of the stem as it sounds in the stream is what the remover subtracts, scaled
 down when the last fraction of a second of stream no longer holds it (:attr:`StemCanceller.confidence`:
@@ -42,7 +44,7 @@ FIT_TIME_S = 0.1
 _FIT_FLOOR = 0.7
 #: Ridge on the autocorrelation's zero lag (keeps the solve well posed for a band-limited stem).
 _RIDGE = 1e-4
-#: Weight of the prior "the path is a pure gain", in frames of stem data (about 2 s).
+#: Weight of the prior "the path is a gain and a delay", in frames of stem data (about 2 s).
 _PRIOR_FRAMES = 200
 #: A lag jump is taken only when the PHAT peak stands this far above the median correlation.
 _LAG_CONFIDENCE = 8.0
@@ -165,16 +167,18 @@ class StemCanceller:
         cross = np.fft.irfft(self._num, n=self.n_fft, axis=1)
         lags = np.arange(-taps, taps + 1) % self.n_fft
         fir = np.zeros((self.channels, self.n_fft))
-        # Until the stem has sounded for a while, the taps around the centre are held near 0
-        # (a prior worth _PRIOR_FRAMES frames): a gain alone is learnt from every bin at once and
-        # converges within a few notes, the EQ and fractional delay follow as data comes.
+        # Until the stem has sounded for a while, all taps but the one at the cross-correlation
+        # peak are held near 0 (a prior worth _PRIOR_FRAMES frames): a gain and a delay alone are
+        # learnt from every bin at once and converge within a few notes; the EQ and fractional
+        # delay follow as data comes.
         shrink = _PRIOR_FRAMES / max(self._frames, 1)
         index = np.arange(2 * taps + 1)
         for c in range(self.channels):
             if auto[c, 0] <= 0:
                 continue
+            peak = int(np.argmax(np.abs(cross[c, lags])))
             matrix = auto[c][np.abs(index[:, None] - index[None, :])]
-            matrix[index, index] += auto[c, 0] * (_RIDGE + shrink * (index != taps))
+            matrix[index, index] += auto[c, 0] * (_RIDGE + shrink * (index != peak))
             fir[c, lags] = np.linalg.solve(matrix, cross[c, lags])
         self._path = np.fft.rfft(fir, axis=1)
 
