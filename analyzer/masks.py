@@ -75,6 +75,7 @@ MIX_GAIN_SCALE = 0.5
 #: note barely moves); the note's power is what rises above _OVER_SUBTRACTION x that (noise alone
 #: exceeds twice its mean only 13 % of the time, so noise is left alone).
 _BACKGROUND_S = 1.0
+_BACKGROUND_GRID_S = 0.25
 _OVER_SUBTRACTION = 2.0
 #: Harmonics followed by pitch masks (up to this frequency) and the half-width of a harmonic's
 #: main lobe in bins (1.5 for the sine window).
@@ -167,6 +168,28 @@ class _Spectra:
         self.hop = self.n_fft // 4
         self.window = np.sin(np.pi * (np.arange(self.n_fft) + 0.5) / self.n_fft).astype(np.float32)
         self._padded = np.pad(y, (self.n_fft // 2, self.n_fft))
+        self._power: np.ndarray | None = None
+        self._backgrounds: dict[int, np.ndarray] = {}
+
+    def power(self, frames: np.ndarray) -> np.ndarray:
+        """|STFT|² of ``frames``, from a whole-signal power spectrogram computed once."""
+        if self._power is None:
+            n = (self._padded.size - self.n_fft - self.n_fft // 2) // self.hop + 1
+            chunks = [np.abs(self.stft(np.arange(a, min(a + 2048, n)))) ** 2
+                      for a in range(0, n, 2048)]
+            self._power = np.concatenate(chunks).astype(np.float32)
+        return self._power[np.minimum(frames, self._power.shape[0] - 1)]
+
+    def background(self, t: float) -> np.ndarray:
+        """Mean noise power of each bin around ``t`` seconds, shape (bins,): the median over
+        [t - _BACKGROUND_S, t + _BACKGROUND_S / 2] / ln 2 (a bin's noise power is exponentially
+        distributed). Computed on a grid of _BACKGROUND_GRID_S, shared by nearby notes."""
+        key = int(round(t / _BACKGROUND_GRID_S))
+        if key not in self._backgrounds:
+            centre = key * _BACKGROUND_GRID_S
+            frames = self.frames_for(centre - _BACKGROUND_S, centre + _BACKGROUND_S / 2)
+            self._backgrounds[key] = np.median(self.power(frames), axis=0) / np.log(2.0)
+        return self._backgrounds[key]
 
     def frames_for(self, t0: float, t1: float) -> np.ndarray:
         """Indices of the frames centred in [t0, t1) seconds."""
@@ -232,27 +255,19 @@ def _harmonic_weights(power: np.ndarray, pitch: int, sr: int, n_fft: int) -> np.
     # Smooth the track over 5 frames (about 30 ms) so one noisy frame does not jump the comb.
     from scipy.ndimage import median_filter
     f0 = f0s[median_filter(best, size=5, mode="nearest")]
-    centres = f0[:, None] * h[None, :] * n_fft / sr  # (frames, harmonics), in bins
-    # Each harmonic touches the 4 bins around its centre: scatter triangle weights there.
-    k = np.floor(centres)[:, :, None] + np.arange(-1, 3)[None, None, :]
-    value = np.clip(1.0 - np.abs(k - centres[:, :, None]) / _LOBE_BINS, 0.0, 1.0)
-    rows = np.broadcast_to(np.arange(power.shape[0])[:, None, None], k.shape)
-    inside = (k >= 0) & (k < n_bins)
-    weights = np.zeros_like(power)
-    np.maximum.at(weights, (rows[inside], k[inside].astype(int)), value[inside])
-    return weights
+    # Each bin takes the triangle of its nearest harmonic (the largest of them all).
+    spacing = f0[:, None] * n_fft / sr  # the fundamental, in bins, per frame
+    k = np.arange(n_bins)[None, :]
+    nearest = np.clip(np.rint(k / spacing), 1, n_harm)
+    return np.clip(1.0 - np.abs(k - nearest * spacing) / _LOBE_BINS, 0.0, 1.0)
 
 
 def _mix_note_power(spec: _Spectra, frames: np.ndarray,
                     pitch: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Estimated power of the note in each (frame, bin) -- its rise above the local background --
     and the mix power, both shape (frames, bins)."""
-    bg_frames = spec.frames_for(frames[0] * spec.hop / spec.sr - _BACKGROUND_S,
-                                frames[-1] * spec.hop / spec.sr + _BACKGROUND_S / 2)
-    p_all = np.abs(spec.stft(bg_frames)) ** 2
-    # A bin's noise power is exponentially distributed: its mean is the median / ln 2.
-    background = np.median(p_all, axis=0) / np.log(2.0)
-    power = p_all[np.searchsorted(bg_frames, frames)]
+    power = spec.power(frames)
+    background = spec.background(frames[0] * spec.hop / spec.sr)
     rise = np.maximum(power - _OVER_SUBTRACTION * background[None, :], 0.0)
     if pitch is not None:
         rise *= _harmonic_weights(power, pitch, spec.sr, spec.n_fft)
@@ -337,8 +352,8 @@ def _span_gains(mix_spec: _Spectra, stem_spec: _Spectra | None, pool: np.ndarray
     frames = mix_spec.frames_for(t0, t0 + n_frames * hop_s)
     if n_frames <= 0 or frames.size == 0:
         return None
-    x = mix_spec.stft(frames)
     if stem_spec is not None:
+        x = mix_spec.stft(frames)
         g = stem_spec.stft(frames)
         cross = g.real * x.real + g.imag * x.imag
         if pitch is not None:  # a shared stem: keep only this note's harmonics
@@ -357,8 +372,9 @@ def _span_gains(mix_spec: _Spectra, stem_spec: _Spectra | None, pool: np.ndarray
     cell = np.clip(((frames * mix_spec.hop / mix_spec.sr - t0) / hop_s).astype(int), 0, n_frames - 1)
     num_m = np.zeros((n_frames, pool.shape[1]))
     den_m = np.zeros((n_frames, pool.shape[1]))
-    np.add.at(num_m, cell, num)
-    np.add.at(den_m, cell, den)
+    first = np.flatnonzero(np.r_[True, np.diff(cell) > 0])  # cell is non-decreasing
+    num_m[cell[first]] = np.add.reduceat(num, first, axis=0)
+    den_m[cell[first]] = np.add.reduceat(den, first, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         gains = np.where(den_m > 0, scale * num_m / den_m, 0.0)
     # Frames between STFT frames (hop_s shorter than the STFT hop) take the previous value.

@@ -168,6 +168,8 @@ class LiveSession:
     """
 
     DISAGREE_S = 1.0
+    #: Seconds without a block from the device before a ``stalled`` event.
+    STALL_S = 2.0
 
     def __init__(self, options: LiveOptions, *, source, sink, log: EventLog, resolver=None,
                  state_box=None, key_queue=None):
@@ -499,6 +501,7 @@ class LiveSession:
         audio = threading.Thread(target=self._audio_thread, name="loopjam-audio", daemon=True)
         audio.start()
         t_cpu = time.thread_time()
+        stalled = False
         try:
             while audio.is_alive() or self._analysed < self._end:
                 self._wake.wait(0.05)
@@ -506,9 +509,16 @@ class LiveSession:
                 self.control_step()
                 if self.stop_event.is_set():
                     break
+                # A device that stops delivering (suspended, unplugged without an error) is
+                # reported, not waited on in silence.
+                quiet_for = time.monotonic() - self._end_wall
+                if quiet_for > self.STALL_S and not stalled:
+                    self.log.write({"event": "stalled", "stream_s": round(self._end / self.sr, 3),
+                                    "seconds": round(quiet_for, 1)})
+                stalled = quiet_for > self.STALL_S
         finally:
             self.stop_event.set()
-            audio.join(timeout=5.0)
+            audio.join(timeout=5.0)  # a capture stuck in the driver must not hang the exit
             self.cpu["control_s"] += time.thread_time() - t_cpu
 
     def _audio_thread(self) -> None:

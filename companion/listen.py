@@ -55,9 +55,9 @@ class MonoRing:
         n = block.shape[0]
         start = position % self.capacity
         first = min(n, self.capacity - start)
-        np.mean(block[:first], axis=1, out=self.buffer[start:start + first])
+        _downmix(block[:first], self.buffer[start:start + first])
         if n > first:
-            np.mean(block[first:], axis=1, out=self.buffer[:n - first])
+            _downmix(block[first:], self.buffer[:n - first])
         self.end = position + n
 
     def _zero(self, position: int, n: int) -> None:
@@ -80,6 +80,16 @@ class MonoRing:
 
     def oldest(self) -> int:
         return max(0, self.end - self.capacity)
+
+
+def _downmix(block: np.ndarray, out: np.ndarray) -> None:
+    """Channel mean of ``block`` (frames, channels) into ``out`` without temporaries
+    (``np.mean(axis=1, out=...)`` allocates one per call)."""
+    np.copyto(out, block[:, 0])
+    for c in range(1, block.shape[1]):
+        np.add(out, block[:, c], out=out)
+    if block.shape[1] > 1:
+        np.multiply(out, 1.0 / block.shape[1], out=out)
 
 
 @dataclass(frozen=True)

@@ -186,8 +186,11 @@ class Synchronizer:
     JUMP_WINDOW_S = 3.0
     #: How much better (correlation) another place must fit the recent audio to jump there.
     JUMP_MARGIN = 0.1
-    #: ... and the fit here must have fallen below this share of its recent median.
+    #: ... and the fit here must have fallen below this share of its recent median,
     JUMP_RATIO = 0.75
+    #: ... and the new place must fit at least this well (a passage with little to go on fits
+    #: many places weakly).
+    JUMP_MIN_SCORE = 0.6
     #: Peaks closer than this (seconds) are one place (beats of the same passage).
     PLACE_S = 0.5
     #: How late a silence or the sound after it may be noticed (seconds).
@@ -335,6 +338,7 @@ class Synchronizer:
                 if here_score < self.JUMP_RATIO * typical else None)
         steady = self._local(live, start_frame, offset, radius, "local", inside=True)
         if (best is not None and abs(best.offset_s - offset) > self.search / self.frame_rate
+                and best.score >= self.JUMP_MIN_SCORE
                 and best.score > here_score + self.JUMP_MARGIN):
             if self._miss_since is None:
                 self._miss_since = stream_s

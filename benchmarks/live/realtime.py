@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     try:
         rec_a = Parec.start(server, "A.monitor", tmp / "a.raw")
         rec_b = Parec.start(server, "B.monitor", tmp / "b.raw")
+        b_earlier = Parec.start_offset(rec_a, rec_b)
         play = subprocess.Popen(
             [sys.executable, "-m", "companion", "play", "--source", "loopback:A", "--sink", "B",
              "--no-overlay", "--player", "autoplay", "--no-record", "--log", str(log),
@@ -107,6 +108,7 @@ def main(argv=None) -> int:
     starts = list(range(first, last - SR, SR))
     lags = [find_lag(a, b, sr=SR, start=s) for s in starts]
     exact = [np.array_equal(a[s:s + SR], b[s + lag:s + lag + SR]) for s, lag in zip(starts, lags)]
+    lags = [lag - b_earlier for lag in lags]  # both recordings on one clock (to about 10 ms)
     mode = collections.Counter(lag for lag, ok in zip(lags, exact) if ok).most_common(1)
     lag = mode[0][0] if mode else None
     clean = [ok and lg == lag for lg, ok in zip(lags, exact)]

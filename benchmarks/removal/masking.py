@@ -25,7 +25,8 @@ t = stream - g::
 
 ``autoplay`` (nothing missed) reports the SNR of the output against the delayed input. The first
 song also gets before/after WAV clips of a missed passage, a spectrogram PNG and a click count
-(1 ms frames where the error's >4 kHz energy jumps 6 dB above its local median).
+(1 ms frames where the error's >4 kHz energy jumps 6 dB above its local median while the guitar
+itself has no such jump there).
 Prints one JSON object per song and one summary line.
 """
 from __future__ import annotations
@@ -129,20 +130,25 @@ def _scores(y, t, g, span) -> dict:
             "backing_sdr_db": round(float(10 * np.log10(np.sum(t[span] ** 2) / e)), 2)}
 
 
-def _clicks(y, t, sr) -> int:
+def _clicks(y, t, g, sr) -> int:
     """Clicks the remover added: 1 ms frames where the error y - t, high-passed at 4 kHz, jumps
-    6 dB above its own median over the surrounding 40 ms (and above -70 dB per sample). Gain
-    changes that are too abrupt, buffer seams and limiter steps all show up this way; the
-    guitar left over, damage to the backing and musical noise are smooth at that scale."""
-    from scipy.ndimage import median_filter
+    6 dB above its own median over the surrounding 40 ms (and above -70 dB per sample) while the
+    guitar g itself has no such jump within 1 ms (a pick attack left over is not a click).
+    Too abrupt gain changes, buffer seams and limiter steps show up this way; the guitar left
+    over, damage to the backing and musical noise are smooth at that scale."""
+    from scipy.ndimage import maximum_filter1d, median_filter
     from scipy.signal import butter, sosfilt
     sos = butter(4, 4000, "highpass", fs=sr, output="sos")
     hop = int(0.001 * sr)
-    hp = sosfilt(sos, (y - t).mean(axis=1))
-    frames = hp[:hp.size // hop * hop].reshape(-1, hop)
-    energy = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-20)
-    local = median_filter(energy, size=41, mode="nearest")
-    return int(np.sum((energy > local + 6) & (energy > -70)))
+
+    def jumps(x):
+        hp = sosfilt(sos, x.mean(axis=1))
+        frames = hp[:hp.size // hop * hop].reshape(-1, hop)
+        energy = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-20)
+        return (energy > median_filter(energy, size=41, mode="nearest") + 6) & (energy > -70)
+
+    own = maximum_filter1d(jumps(g).astype(np.uint8), size=3).astype(bool)
+    return int(np.sum(jumps(y - t) & ~own))
 
 
 def _spectrogram_png(clips: dict[str, np.ndarray], sr: int, path: Path) -> None:
@@ -273,14 +279,18 @@ def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dic
             fname += "_late" if "late" in name else "_ahead"
         sf.write(out_dir / f"{song}_{fname}.wav", x, sr)
     _spectrogram_png(clips, sr, out_dir / f"{song}_spectrogram.png")
-    clicks = {name: _clicks(outputs[name], t[:outputs[name].shape[0]], sr)
+    m = outputs["cancel_late"].shape[0]
+    g = stream - t
+    clicks = {name: _clicks(outputs[name], t[:m], g[:m], sr)
               for name in ("cancel_late", "cancel_ahead", "masks_ahead", "masks_late")}
-    # Baseline: the stream itself (its error is the whole guitar, whose pick attacks count too).
-    clicks["stream_unprocessed"] = _clicks(stream, t, sr)
-    # The detector's own check: one 0.02 spike added to the late-cancel output must count.
+    # The detector's own checks: one 0.02 spike added to the late-cancel output must count, and
+    # a hard 10 ms gap in it (gain 0 for 10 ms) must count twice.
     probe = outputs["cancel_late"].copy()
-    probe[probe.shape[0] // 2] += 0.02
-    clicks["probe_one_added_click"] = _clicks(probe, t[:probe.shape[0]], sr) - clicks["cancel_late"]
+    probe[m // 2] += 0.02
+    clicks["probe_one_added_click"] = _clicks(probe, t[:m], g[:m], sr) - clicks["cancel_late"]
+    probe = outputs["cancel_late"].copy()
+    probe[m // 3:m // 3 + sr // 100] = 0.0
+    clicks["probe_hard_10ms_gap"] = _clicks(probe, t[:m], g[:m], sr) - clicks["cancel_late"]
     return {"clip_start_s": round(start_t, 2), "files": str(out_dir), "clicks": clicks}
 
 

@@ -12,6 +12,7 @@ fails (device unplugged, server gone) raises :class:`DeviceLost` within about a 
 from __future__ import annotations
 
 import sys
+import time
 
 
 from companion.audio.base import (Backend, BackendUnavailable, DeviceInfo, DeviceLost, Sink,
@@ -103,6 +104,17 @@ class SoundcardSink(Sink):
         self._open = True
 
     def write(self, data):
+        # soundcard's play() polls every millisecond while the server's buffer is full, which
+        # in steady state is every block: wait for the room once instead (saves most of the
+        # audio thread's CPU and its fight for the GIL).
+        from soundcard.pulseaudio import _pulse
+
+        frames = data.shape[0]
+        for _ in range(100):
+            room = _pulse._pa_stream_writable_size(self._player.stream) // (4 * self.channels)
+            if room >= frames or room < 0 or room >= 2 ** 60:  # (size_t)-1: failed, play says
+                break
+            time.sleep((frames - room) / self.sr)
         try:
             self._player.play(data)  # copies to bytes internally (soundcard)
         except (RuntimeError, AssertionError, TypeError) as error:

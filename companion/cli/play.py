@@ -54,7 +54,7 @@ def register(subparsers) -> None:
                              "(default: config audio.source, else loopback)")
     parser.add_argument("--sink", metavar="DEVICE|FILE.wav",
                         help="output device or WAV file (default: config audio.sink, else the "
-                             "default output; with a FILE source: no output)")
+                             "default output; with --speed max: no output)")
     parser.add_argument("--player", help="keyboard | autoplay | miss-all | replay:FILE "
                                          "(default: config game.player)")
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
@@ -132,6 +132,8 @@ def _echo(event: dict) -> None:
               f"[{event['chart_id'][:12]}] after {event['after_s']:.1f} s", file=sys.stderr)
     elif kind == "lost":
         print("song lost: identifying again", file=sys.stderr)
+    elif kind == "stalled":
+        print(f"the audio device has delivered nothing for {event['seconds']} s", file=sys.stderr)
     elif kind == "recording":
         print("no chart for this song: recording it to chart it afterwards", file=sys.stderr)
     elif kind == "recorded":
