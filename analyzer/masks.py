@@ -76,6 +76,8 @@ MIX_GAIN_SCALE = 0.5
 #: exceeds twice its mean only 13 % of the time, so noise is left alone).
 _BACKGROUND_S = 1.0
 _BACKGROUND_GRID_S = 0.25
+#: ... from every other STFT frame: neighbours overlap by 3/4 and add little but sorting time.
+_BACKGROUND_STRIDE = 2
 _OVER_SUBTRACTION = 2.0
 #: Harmonics followed by pitch masks (up to this frequency) and the half-width of a harmonic's
 #: main lobe in bins (1.5 for the sine window).
@@ -156,54 +158,6 @@ def _stem_arrays(stems) -> tuple[dict[str, np.ndarray], bool]:
     return {str(k): v for k, v in stems.items()}, exact
 
 
-class _Spectra:
-    """Sine-window STFT frames of one signal at a fixed hop, computed on demand by time range.
-
-    Frame ``f`` covers samples ``[f*hop - n_fft/2, f*hop + n_fft/2)`` (centred at ``f*hop/sr``).
-    """
-
-    def __init__(self, y: np.ndarray, sr: int):
-        self.sr = sr
-        self.n_fft = fft_size(sr)
-        self.hop = self.n_fft // 4
-        self.window = np.sin(np.pi * (np.arange(self.n_fft) + 0.5) / self.n_fft).astype(np.float32)
-        self._padded = np.pad(y, (self.n_fft // 2, self.n_fft))
-        self._power: np.ndarray | None = None
-        self._backgrounds: dict[int, np.ndarray] = {}
-
-    def power(self, frames: np.ndarray) -> np.ndarray:
-        """|STFT|² of ``frames``, from a whole-signal power spectrogram computed once."""
-        if self._power is None:
-            n = (self._padded.size - self.n_fft - self.n_fft // 2) // self.hop + 1
-            chunks = [np.abs(self.stft(np.arange(a, min(a + 2048, n)))) ** 2
-                      for a in range(0, n, 2048)]
-            self._power = np.concatenate(chunks).astype(np.float32)
-        return self._power[np.minimum(frames, self._power.shape[0] - 1)]
-
-    def background(self, t: float) -> np.ndarray:
-        """Mean noise power of each bin around ``t`` seconds, shape (bins,): the median over
-        [t - _BACKGROUND_S, t + _BACKGROUND_S / 2] / ln 2 (a bin's noise power is exponentially
-        distributed). Computed on a grid of _BACKGROUND_GRID_S, shared by nearby notes."""
-        key = int(round(t / _BACKGROUND_GRID_S))
-        if key not in self._backgrounds:
-            centre = key * _BACKGROUND_GRID_S
-            frames = self.frames_for(centre - _BACKGROUND_S, centre + _BACKGROUND_S / 2)
-            self._backgrounds[key] = np.median(self.power(frames), axis=0) / np.log(2.0)
-        return self._backgrounds[key]
-
-    def frames_for(self, t0: float, t1: float) -> np.ndarray:
-        """Indices of the frames centred in [t0, t1) seconds."""
-        f0 = max(int(np.ceil(t0 * self.sr / self.hop)), 0)
-        f1 = int(np.ceil(t1 * self.sr / self.hop))
-        return np.arange(f0, max(f0, f1))
-
-    def stft(self, frames: np.ndarray) -> np.ndarray:
-        """Complex spectra, shape (len(frames), n_fft // 2 + 1)."""
-        idx = frames[:, None] * self.hop + np.arange(self.n_fft)[None, :]
-        idx = np.minimum(idx, self._padded.size - 1)
-        return np.fft.rfft(self._padded[idx] * self.window, axis=1).astype(np.complex64)
-
-
 def band_weights(sr: int, n_fft: int, edges: np.ndarray) -> np.ndarray:
     """How each STFT bin relates to the bands, shape (n_fft // 2 + 1, bands), rows summing to 1.
 
@@ -227,51 +181,6 @@ def band_weights(sr: int, n_fft: int, edges: np.ndarray) -> np.ndarray:
     weights[rows, lo] = 1.0 - frac
     weights[rows, np.minimum(lo + 1, n_bands - 1)] += frac
     return weights
-
-
-def _harmonic_weights(power: np.ndarray, pitch: int, sr: int, n_fft: int) -> np.ndarray:
-    """Per-frame comb of the note's harmonics, shape like ``power`` (frames, bins), values 0..1.
-
-    The fundamental is re-tracked per frame within ±50 cents of ``pitch`` (bends, vibrato,
-    tuning) as the candidate whose harmonics hold the most log power.
-    """
-    n_bins = power.shape[1]
-    f_nominal = 440.0 * 2.0 ** ((pitch - 69) / 12)
-    cents = np.linspace(-50, 50, 11)
-    f0s = f_nominal * 2.0 ** (cents / 1200)
-    n_harm = max(1, int(min(_HARMONIC_FMAX_HZ, 0.45 * sr) // f_nominal))
-    h = np.arange(1, n_harm + 1)
-    pos = f0s[:, None] * h[None, :] * n_fft / sr  # (candidates, harmonics), fractional bins
-    valid = pos < n_bins - 1
-    lo = np.minimum(pos.astype(int), n_bins - 2)
-    frac = pos - lo
-    logp = np.log(power + 1e-12)
-    # Log power at each harmonic, interpolated between bins so that close candidates differ.
-    at = (1 - frac) * logp[:, lo] + frac * logp[:, lo + 1]  # (frames, candidates, harmonics)
-    score = np.where(valid[None], at, 0.0).sum(axis=2)
-    # Ties (a bin wider than the search) go to the written pitch.
-    score -= 1e-6 * np.abs(cents)[None, :]
-    best = np.argmax(score, axis=1)
-    # Smooth the track over 5 frames (about 30 ms) so one noisy frame does not jump the comb.
-    from scipy.ndimage import median_filter
-    f0 = f0s[median_filter(best, size=5, mode="nearest")]
-    # Each bin takes the triangle of its nearest harmonic (the largest of them all).
-    spacing = f0[:, None] * n_fft / sr  # the fundamental, in bins, per frame
-    k = np.arange(n_bins)[None, :]
-    nearest = np.clip(np.rint(k / spacing), 1, n_harm)
-    return np.clip(1.0 - np.abs(k - nearest * spacing) / _LOBE_BINS, 0.0, 1.0)
-
-
-def _mix_note_power(spec: _Spectra, frames: np.ndarray,
-                    pitch: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Estimated power of the note in each (frame, bin) -- its rise above the local background --
-    and the mix power, both shape (frames, bins)."""
-    power = spec.power(frames)
-    background = spec.background(frames[0] * spec.hop / spec.sr)
-    rise = np.maximum(power - _OVER_SUBTRACTION * background[None, :], 0.0)
-    if pitch is not None:
-        rise *= _harmonic_weights(power, pitch, spec.sr, spec.n_fft)
-    return rise, power
 
 
 def attach_masks(difficulties: Mapping[str, tuple[Note, ...]], *, y: np.ndarray, sr: int,
@@ -304,7 +213,17 @@ def attach_masks(difficulties: Mapping[str, tuple[Note, ...]], *, y: np.ndarray,
     ------
     MaskError
         Audio of the wrong shape or a sample rate out of range.
+
+    Notes
+    -----
+    Notes that start together from the same source and pitch (chords, the same note in several
+    difficulties) form one group whose cells are computed once, over the longest of their spans;
+    each note's mask is a prefix of them, and equal prefixes are stored once. The STFT is taken
+    once per block of a few seconds of groups, and every row (a group's STFT frame) is pooled
+    into bands by one matrix product.
     """
+    from dataclasses import replace
+
     if not (isinstance(sr, (int, np.integer)) and 4000 <= sr <= 384000):
         raise MaskError(f"sample rate must be 4000..384000 Hz, got {sr!r}")
     mix = _mono(y, "y")
@@ -312,86 +231,219 @@ def attach_masks(difficulties: Mapping[str, tuple[Note, ...]], *, y: np.ndarray,
     stem_audio = {k: _mono(v, f"stem {k!r}") for k, v in stem_arrays.items()}
     for k, v in stem_audio.items():
         if v.size != mix.size:
-            v = np.pad(v, (0, max(0, mix.size - v.size)))[:mix.size]
-            stem_audio[k] = v
+            stem_audio[k] = np.pad(v, (0, max(0, mix.size - v.size)))[:mix.size]
     edges = band_edges(n_bands, fmax=min(FMAX_HZ, sr / 2))
-    mix_spec = _Spectra(mix, sr)
-    stem_spec = {k: _Spectra(v, sr) for k, v in stem_audio.items()}
-    pool = band_weights(sr, mix_spec.n_fft, edges)
+    duration_s = mix.size / sr
 
-    masks: list[SpectralMask] = []
-    by_key: dict[tuple, int | None] = {}
-    out: dict[str, tuple[Note, ...]] = {}
+    group_of: dict[tuple, int] = {}
+    groups: list[list] = []  # [t0, source stem or None, pitch or None, cells]
+    refs: dict[str, list[tuple[int, int]]] = {}
     for name, notes in difficulties.items():
         notes = tuple(notes)
         starts, stops = note_spans(notes)
-        updated = []
-        for note, t0, t1 in zip(notes, starts, stops):
-            src = note.stem if note.stem in stem_spec else None
+        cells = np.ceil((np.minimum(stops, duration_s) - starts) / hop_s - 1e-9).astype(int)
+        refs[name] = []
+        for note, t0, n in zip(notes, starts, cells):
+            src = note.stem if note.stem in stem_audio else None
             pitch = None if (src and exact) else note.pitch
-            key = (round(t0, 6), round(t1, 6), src, pitch)
-            if key not in by_key:
-                gains = _span_gains(mix_spec, stem_spec.get(src), pool, t0, t1, hop_s,
-                                    pitch, duration_s=mix.size / sr)
-                by_key[key] = _add_mask(masks, gains, t0 - note.t, hop_s)
-            updated.append(_with_mask(note, by_key[key]))
+            g = group_of.setdefault((round(float(t0), 6), src, pitch), len(groups))
+            if g == len(groups):
+                groups.append([float(t0), src, pitch, 0])
+            groups[g][3] = max(groups[g][3], int(n))
+            refs[name].append((g, int(n)))
+
+    gains = _group_gains(groups, mix, stem_audio, exact, sr, edges, hop_s)
+    masks: list[SpectralMask] = []
+    mask_of: dict[tuple[int, int], int | None] = {}
+    out: dict[str, tuple[Note, ...]] = {}
+    for name, notes in difficulties.items():
+        updated = []
+        for note, (g, n) in zip(notes, refs[name]):
+            if (g, n) not in mask_of:
+                mask_of[(g, n)] = _add_mask(masks, gains[g][:max(n, 0)],
+                                            groups[g][0] - note.t, hop_s)
+            updated.append(replace(note, mask=mask_of[(g, n)]))
         out[name] = tuple(updated)
     return MaskBank(band_edges_hz=edges, hop_s=hop_s, masks=tuple(masks)), out
 
 
-def _with_mask(note: Note, index: int | None) -> Note:
-    from dataclasses import replace
-    return replace(note, mask=index)
+#: Fundamental candidates of a pitched note, cents from its written pitch.
+_CENTS = np.linspace(-50, 50, 11)
+#: Groups are processed in blocks whose first frames lie within this many STFT frames (a few
+#: seconds): the spectra held at once stay small whatever the song's length.
+_BLOCK_FRAMES = 1024
 
 
-def _span_gains(mix_spec: _Spectra, stem_spec: _Spectra | None, pool: np.ndarray, t0: float, t1: float, hop_s: float, pitch: int | None, *,
-                duration_s: float) -> tuple[np.ndarray, int] | None:
-    """Gains (frames, bands) in 0..1 over [t0, t1), and the index of their first frame."""
-    t1 = min(t1, duration_s)
-    n_frames = int(np.ceil((t1 - t0) / hop_s - 1e-9))
-    frames = mix_spec.frames_for(t0, t0 + n_frames * hop_s)
-    if n_frames <= 0 or frames.size == 0:
-        return None
-    if stem_spec is not None:
-        x = mix_spec.stft(frames)
-        g = stem_spec.stft(frames)
-        cross = g.real * x.real + g.imag * x.imag
-        if pitch is not None:  # a shared stem: keep only this note's harmonics
-            power = np.abs(x) ** 2
-            cross = np.maximum(cross, 0.0) * _harmonic_weights(power, pitch, mix_spec.sr,
-                                                               mix_spec.n_fft)
-        num = cross @ pool
-        den = (np.abs(x) ** 2) @ pool
-        scale = 1.0
-    else:
-        note_power, power = _mix_note_power(mix_spec, frames, pitch)
-        num = note_power @ pool
-        den = power @ pool
-        scale = MIX_GAIN_SCALE
-    # Sum the STFT frames into mask frames by the mask frame their centre falls in.
-    cell = np.clip(((frames * mix_spec.hop / mix_spec.sr - t0) / hop_s).astype(int), 0, n_frames - 1)
-    num_m = np.zeros((n_frames, pool.shape[1]))
-    den_m = np.zeros((n_frames, pool.shape[1]))
-    first = np.flatnonzero(np.r_[True, np.diff(cell) > 0])  # cell is non-decreasing
-    num_m[cell[first]] = np.add.reduceat(num, first, axis=0)
-    den_m[cell[first]] = np.add.reduceat(den, first, axis=0)
+def _group_gains(groups, mix, stem_audio, exact, sr, edges, hop_s) -> list[np.ndarray]:
+    """Gains (cells, bands), uint8 0..255 for 0..1, of each group [t0, src, pitch, cells]; cell k is
+    [t0 + k·hop_s, t0 + (k+1)·hop_s) and sums the STFT frames centred in it."""
+    n_fft = fft_size(sr)
+    hop = n_fft // 4
+    window = np.sin(np.pi * (np.arange(n_fft) + 0.5) / n_fft).astype(np.float32)
+    pool = band_weights(sr, n_fft, edges)
+    n_total = mix.size // hop + 1
+    n_g = len(groups)
+    t0 = np.array([g[0] for g in groups], np.float64)
+    cells = np.maximum(np.array([g[3] for g in groups], np.int64), 0)
+    f0 = np.maximum(np.ceil(t0 * sr / hop), 0).astype(np.int64)
+    f1 = np.minimum(np.maximum(f0, np.ceil((t0 + cells * hop_s) * sr / hop).astype(np.int64)),
+                    n_total)
+    f0 = np.minimum(f0, f1)
+    mixed = np.array([g[1] is None for g in groups], bool)
+    # Background of a mix-only group: the frames around its first frame's grid point.
+    key = np.rint(f0 * hop / sr / _BACKGROUND_GRID_S)
+    bg0 = np.maximum(np.ceil((key * _BACKGROUND_GRID_S - _BACKGROUND_S) * sr / hop), 0)
+    bg1 = np.minimum(np.ceil((key * _BACKGROUND_GRID_S + _BACKGROUND_S / 2) * sr / hop), n_total)
+    bg0, bg1 = bg0.astype(np.int64), np.maximum(bg0, bg1).astype(np.int64)
+
+    offset = np.r_[0, np.cumsum(cells)]
+    num = np.zeros((offset[-1], pool.shape[1]), np.float64)
+    den = np.zeros_like(num)
+    filled = np.zeros(offset[-1], bool)
+    tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    order = np.argsort(f0, kind="stable")
+    start = 0
+    while start < n_g:
+        stop = int(np.searchsorted(f0[order], f0[order[start]] + _BLOCK_FRAMES))
+        block = order[start:stop]
+        start = stop
+        block = block[f1[block] > f0[block]]
+        if block.size == 0:
+            continue
+        lo = int(min(f0[block].min(), np.where(mixed[block], bg0[block], n_total).min()))
+        hi = int(max(f1[block].max(), np.where(mixed[block], bg1[block], 0).max()))
+        x = _stft(mix, lo, hi, n_fft, hop, window)
+        power = (x.real ** 2 + x.imag ** 2).astype(np.float32)
+        # Rows: one per (group, frame), group by group.
+        lengths = f1[block] - f0[block]
+        row_g = np.repeat(block, lengths)
+        row_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        row_f = f0[row_g] + np.arange(row_g.size) - row_start - lo
+        cell = np.clip(((row_f + lo) * hop / sr - t0[row_g]) / hop_s, 0, cells[row_g] - 1)
+        flat = offset[row_g] + cell.astype(np.int64)
+        row_num = np.zeros((row_g.size, pool.shape[1]), np.float32)
+        row_den = (power @ pool)[row_f]
+        # A row's base: the note's sound per bin (power or cross spectrum), before pitch combs.
+        base_of = {}
+        if mixed[block].any():
+            _, first, key_idx = np.unique(key[block], return_index=True, return_inverse=True)
+            background = _medians(power, bg0[block[first]] - lo, bg1[block[first]] - lo)
+            background *= _OVER_SUBTRACTION / np.log(2.0)
+            row_key = np.repeat(key_idx, lengths)
+            base_of[None] = lambda rows: np.maximum(power[row_f[rows]]
+                                                    - background[row_key[rows]], 0.0)
+        block_src = [groups[g][1] for g in block]
+        pitches = np.repeat([-1 if groups[g][2] is None else groups[g][2] for g in block],
+                            lengths)
+        for src in set(block_src) - {None}:
+            cross = _cross(x, _stft(stem_audio[src], lo, hi, n_fft, hop, window))
+            if exact:
+                rows = np.flatnonzero(np.repeat([s == src for s in block_src], lengths))
+                row_num[rows] = (cross @ pool)[row_f[rows]]
+            else:
+                base_of[src] = lambda rows, c=cross: np.maximum(c[row_f[rows]], 0.0)
+        for src, base in base_of.items():
+            in_src = np.repeat([s == src for s in block_src], lengths)
+            rows = np.flatnonzero(in_src & (pitches < 0))
+            if rows.size:
+                row_num[rows] = base(rows) @ pool
+            for p in np.unique(pitches[in_src & (pitches >= 0)]):
+                rows = np.flatnonzero(in_src & (pitches == p))
+                if int(p) not in tables:
+                    tables[int(p)] = _pitch_tables(int(p), sr, n_fft)
+                score_w, combs = tables[int(p)]
+                # Ties (a bin wider than the search) go to the written pitch.
+                best = np.argmax(np.log(power[row_f[rows]] + 1e-12) @ score_w
+                                 - 1e-6 * np.abs(_CENTS), axis=1)
+                comb = combs[_median5(best, row_g[rows])]
+                row_num[rows] = (base(rows) * comb) @ pool
+        # Sum the rows of each cell (rows of one cell are adjacent).
+        edge = np.flatnonzero(np.r_[True, np.diff(flat) != 0])
+        num[flat[edge]] = np.add.reduceat(row_num, edge, axis=0)
+        den[flat[edge]] = np.add.reduceat(row_den, edge, axis=0)
+        filled[flat[edge]] = True
+
+    scale = np.repeat(np.where(mixed, MIX_GAIN_SCALE, 1.0), cells)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        gains = np.where(den_m > 0, scale * num_m / den_m, 0.0)
-    # Frames between STFT frames (hop_s shorter than the STFT hop) take the previous value.
-    filled = np.zeros(n_frames, bool)
-    filled[cell] = True
-    last = np.maximum.accumulate(np.where(filled, np.arange(n_frames), 0))
-    gains = gains[last]
-    q = np.rint(np.clip(gains, 0.0, 1.0) * 255).astype(np.uint8)
+        gains = np.where(den > 0, scale * num / den, 0.0)
+    # Cells no STFT frame falls in (hop_s shorter than the STFT hop) take the previous value.
+    group_first = np.repeat(offset[:-1], cells)
+    gains = gains[np.maximum.accumulate(np.where(filled, np.arange(filled.size), group_first))]
+    return np.split(np.rint(np.clip(gains, 0.0, 1.0) * 255).astype(np.uint8), offset[1:-1])
+
+
+def _medians(power: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Median over every :data:`_BACKGROUND_STRIDE`-th row of a[i]..b[i]-1 of ``power``, for
+    each i, shape (len(a), bins); windows of a common length are taken together."""
+    out = np.zeros((a.size, power.shape[1]), np.float32)
+    length = (b - a + _BACKGROUND_STRIDE - 1) // _BACKGROUND_STRIDE
+    for n in np.unique(length[length > 0]):
+        sel = np.flatnonzero(length == n)
+        windows = power[a[sel, None] + _BACKGROUND_STRIDE * np.arange(n)[None, :]]
+        out[sel] = np.median(windows, axis=1)
+    return out
+
+
+def _stft(y: np.ndarray, lo: int, hi: int, n_fft: int, hop: int,
+          window: np.ndarray) -> np.ndarray:
+    """Complex spectra of frames lo..hi-1, shape (hi - lo, n_fft // 2 + 1); frame ``f`` is
+    centred on sample ``f * hop``, zeros beyond the signal."""
+    s0 = lo * hop - n_fft // 2
+    s1 = s0 + (hi - lo - 1) * hop + n_fft
+    seg = y[max(s0, 0):max(min(s1, y.size), 0)]
+    seg = np.pad(seg, (max(0, -s0), s1 - s0 - seg.size - max(0, -s0)))
+    frames = np.lib.stride_tricks.sliding_window_view(seg, n_fft)[::hop]
+    return np.fft.rfft(frames * window, axis=1).astype(np.complex64)
+
+
+def _cross(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Re(G·X*) per bin: the part of the mix's power the stem explains."""
+    return (g.real * x.real + g.imag * x.imag).astype(np.float32)
+
+
+def _pitch_tables(pitch: int, sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fundamental candidates within ±50 cents of ``pitch`` (bends, vibrato, tuning) and, for
+    each, its comb of harmonics.
+
+    Returns ``score`` (bins, candidates): log power @ score is each candidate's log power summed
+    at its harmonics (interpolated between bins, so that close candidates differ), and ``combs`` (candidates, bins): each bin's
+    triangle (half-width :data:`_LOBE_BINS`) around its nearest harmonic, 0..1.
+    """
+    n_bins = n_fft // 2 + 1
+    f_nominal = 440.0 * 2.0 ** ((pitch - 69) / 12)
+    f0s = f_nominal * 2.0 ** (_CENTS / 1200)
+    n_harm = max(1, int(min(_HARMONIC_FMAX_HZ, 0.45 * sr) // f_nominal))
+    pos = f0s[:, None] * np.arange(1, n_harm + 1)[None, :] * n_fft / sr  # fractional bins
+    score = np.zeros((n_bins, _CENTS.size))
+    for c in range(_CENTS.size):
+        p = pos[c][pos[c] < n_bins - 1]
+        lo = np.minimum(p.astype(int), n_bins - 2)
+        score[:, c] = (np.bincount(lo, 1 - (p - lo), n_bins)
+                       + np.bincount(lo + 1, p - lo, n_bins))
+    spacing = f0s[:, None] * n_fft / sr
+    k = np.arange(n_bins)[None, :]
+    nearest = np.clip(np.rint(k / spacing), 1, n_harm)
+    combs = np.clip(1.0 - np.abs(k - nearest * spacing) / _LOBE_BINS, 0.0, 1.0)
+    return score.astype(np.float32), combs.astype(np.float32)
+
+
+def _median5(best: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Median over 5 rows (about 30 ms) within each run of equal ``group``, edges repeated, so
+    that one noisy frame does not jump the comb."""
+    i = np.arange(best.size)
+    run = np.r_[True, group[1:] != group[:-1]]
+    first = np.maximum.accumulate(np.where(run, i, 0))
+    last = np.minimum.accumulate(np.where(np.r_[run[1:], True], i, best.size)[::-1])[::-1]
+    idx = np.clip(i[:, None] + np.arange(-2, 3)[None, :], first[:, None], last[:, None])
+    return np.sort(best[idx], axis=1)[:, 2]
+
+
+def _add_mask(masks: list[SpectralMask], q: np.ndarray, start_s: float,
+              hop_s: float) -> int | None:
+    """Trim the silent cells at both ends of ``q`` (cells, bands; uint8) and append it."""
     rows = np.flatnonzero(q.any(axis=1))
     if rows.size == 0:
         return None
-    return q[rows[0]:rows[-1] + 1], int(rows[0])
-
-
-def _add_mask(masks: list[SpectralMask], gains, start_s: float, hop_s: float) -> int | None:
-    if gains is None:
-        return None
-    q, first = gains
-    masks.append(SpectralMask(start_s=float(start_s + first * hop_s), gains=q))
+    masks.append(SpectralMask(start_s=float(start_s + rows[0] * hop_s),
+                              gains=q[rows[0]:rows[-1] + 1]))
     return len(masks) - 1

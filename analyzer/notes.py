@@ -33,7 +33,7 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "PitchedNote", "analysis_spectrogram", "onset_strength",
     "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches",
-    "ring_durations", "transcribe", "basic_pitch_session",
+    "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank",
 ]
 
 #: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
@@ -67,10 +67,11 @@ class Spectrogram:
 
     magnitude: np.ndarray
 
-    @functools.cached_property
-    def log_magnitude(self) -> np.ndarray:
-        """``log1p(100 * magnitude)``: what pitch salience sums, so one loud partial cannot win."""
-        return np.log1p(100.0 * self.magnitude)
+    def log_magnitude(self, bins=slice(None), frames=slice(None)) -> np.ndarray:
+        """``log1p(100 * magnitude[bins, frames])``: what pitch salience sums, so one loud
+        partial cannot win. Computed for the cells asked (the whole array costs more than all
+        the pitch analysis that reads a few of its columns)."""
+        return np.log1p(100.0 * self.magnitude[bins, frames])
 
     @property
     def n_frames(self) -> int:
@@ -124,11 +125,10 @@ def _mono_at_analysis_rate(y: np.ndarray, sr: int) -> np.ndarray:
     if int(sr) != sr or not 4000 <= sr <= 384000:
         raise NotesError(f"sample rate must be an integer in 4000..384000 Hz, got {sr!r}")
     if sr != ANALYSIS_SR:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-        g = gcd(int(sr), ANALYSIS_SR)
-        y = resample_poly(y, ANALYSIS_SR // g, int(sr) // g)
+        # soxr (as analyzer.decode uses) imports in ~0.2 s; scipy.signal would cost ~1.5 s CPU
+        # per process, more than the whole analysis of a song.
+        import soxr
+        y = soxr.resample(y, int(sr), ANALYSIS_SR)
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
@@ -167,6 +167,48 @@ def analysis_spectrogram(y: np.ndarray, sr: int) -> Spectrogram:
     return Spectrogram(magnitude)
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear (3 mels per 200 Hz) below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    log_hz = np.log(np.maximum(hz, 1e-10) / 1000.0) / _MEL_LOGSTEP + 15.0
+    return np.where(hz >= 1000.0, log_hz, hz * 0.015)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp(_MEL_LOGSTEP * (mel - 15.0)), mel / 0.015)
+
+
+_MEL_LOGSTEP = np.log(6.4) / 27.0
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filterbank(n_mels: int = 128) -> np.ndarray:
+    """Triangular mel filters over the :func:`analysis_spectrogram` bins, 0 Hz..Nyquist.
+
+    Slaney's mel scale and area normalisation (each triangle weighs ``2 / bandwidth``): the
+    filterbank of ``librosa.filters.mel`` with its defaults, to float32 precision, in NumPy alone
+    (importing librosa's filters costs ~2 s CPU per process, more than charting a song).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, N_FFT // 2 + 1), dtype=float32] (read-only, cached)
+
+    Examples
+    --------
+    >>> mel_filterbank(128).shape
+    (128, 513)
+    """
+    bins_hz = np.arange(N_FFT // 2 + 1) * ANALYSIS_SR / N_FFT
+    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(ANALYSIS_SR / 2), n_mels + 2))
+    lo, centre, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising, falling = (bins_hz - lo) / (centre - lo), (hi - bins_hz) / (hi - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (hi - lo))
+    weights = weights.astype(np.float32)
+    weights.flags.writeable = False
+    return weights
+
+
 def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.ndarray:
     """Log-mel spectral flux, normalised so its 99th percentile is 1.
 
@@ -188,10 +230,7 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.
     >>> abs(int(np.argmax(env)) / FRAME_RATE - 0.5) < 0.03
     True
     """
-    import librosa
-
-    mel = librosa.filters.mel(sr=ANALYSIS_SR, n_fft=N_FFT, n_mels=n_mels)
-    bands = np.sqrt(mel @ (spec.magnitude ** 2))
+    bands = np.sqrt(mel_filterbank(n_mels) @ (spec.magnitude ** 2))
     log_bands = np.log1p(COMPRESSION * bands / max(float(bands.max()), 1e-12))
     flux = np.zeros(spec.n_frames, np.float32)
     if spec.n_frames > lag:
@@ -232,15 +271,15 @@ def detect_onsets(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     >>> detect_onsets(env, frame_rate=100.0).times      # 1.53 s: too close; 3 s: too weak
     array([0.5, 1.5, 1.6])
     """
-    from scipy import ndimage
-
     env = np.asarray(envelope, dtype=np.float64)
     if env.ndim != 1:
         raise NotesError(f"envelope must be one-dimensional, got shape {env.shape}")
     if env.size == 0:
         return Onsets(np.zeros(0), np.zeros(0))
     half = max(1, int(round(peak_s * frame_rate)))
-    peaks = np.flatnonzero((env == ndimage.maximum_filter1d(env, 2 * half + 1))
+    local_max = np.lib.stride_tricks.sliding_window_view(
+        np.pad(env, half, mode="edge"), 2 * half + 1).max(axis=1)
+    peaks = np.flatnonzero((env == local_max)
                            & (env >= threshold) & (env > 0))
     peaks = peaks[strongest_apart(peaks / frame_rate, env[peaks], min_gap_s=min_gap_s)]
     return Onsets(peaks / frame_rate, env[peaks])
@@ -275,6 +314,23 @@ def strongest_apart(times: np.ndarray, strength: np.ndarray, *, min_gap_s: float
     return np.array(kept, dtype=np.int64)
 
 
+def _gaussian(sigma: float) -> np.ndarray:
+    """A unit-sum Gaussian kernel of standard deviation ``sigma`` samples, +-4 sigma wide."""
+    x = np.arange(-int(4 * sigma + 0.5), int(4 * sigma + 0.5) + 1)
+    kernel = np.exp(-0.5 * (x / max(sigma, 1e-9)) ** 2)
+    return kernel / kernel.sum()
+
+
+def _smooth(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``x`` convolved with ``kernel``, same length, the ends mirrored (as scipy.ndimage does,
+    without its ~0.4 s import)."""
+    pad = kernel.size // 2
+    if x.size <= pad:
+        return np.full_like(x, x.mean())
+    padded = np.pad(x, (pad, kernel.size - 1 - pad), mode="symmetric")
+    return np.convolve(padded, kernel[::-1], mode="valid")
+
+
 def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
     n = x.size
     size = 1 << int(np.ceil(np.log2(2 * n)))
@@ -301,16 +357,15 @@ def estimate_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     >>> round(estimate_tempo(env, frame_rate=100.0))
     120
     """
-    from scipy import ndimage
-
     env = np.asarray(envelope, dtype=np.float64)
     if env.ndim != 1 or env.size < 4:
         raise NotesError("envelope too short to estimate a tempo")
     # Widen the peaks to ~20 ms (a sharp click's autocorrelation peak is narrower than a frame,
     # so whole-frame lags would miss it) and remove the slow loudness trend, so sections of
     # different density do not dominate.
-    env = ndimage.gaussian_filter1d(env, 0.01 * frame_rate)
-    env = env - ndimage.uniform_filter1d(env, max(3, int(frame_rate)))
+    env = _smooth(env, _gaussian(0.01 * frame_rate))
+    width = max(3, int(frame_rate))
+    env = env - _smooth(env, np.full(width, 1.0 / width))
     lo = max(1, int(np.floor(60.0 / max_bpm * frame_rate)))
     hi = int(np.ceil(2 * 60.0 / min_bpm * frame_rate))
     ac = _autocorrelation(env, min(hi + 2, env.size))
@@ -412,7 +467,7 @@ def _salience_matrix(pitches: np.ndarray, n_harmonics: int = 6, decay: float = 0
 def _pitch_salience(spec: Spectrogram, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pitches = np.arange(MIDI_RANGE[0], MIDI_RANGE[1] + 1)
     frames = np.clip(frames, 0, spec.n_frames - 1)
-    return pitches, _salience_matrix(pitches) @ spec.log_magnitude[:, frames]
+    return pitches, _salience_matrix(pitches) @ spec.log_magnitude(frames=frames)
 
 
 def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
@@ -486,7 +541,8 @@ def ring_durations(spec: Spectrogram, times: np.ndarray, pitches: np.ndarray, *,
         if f1 <= f0 + 2:
             out[i] = max(0.0, (f1 - f0) * hop)
             continue
-        track = p_row @ spec.log_magnitude[:, f0:f1]
+        bins = np.flatnonzero(p_row)  # the note's own harmonics: a dozen bins of 513
+        track = p_row[bins] @ spec.log_magnitude(bins, slice(f0, f1))
         ref = track[: min(4, track.size)].max()
         below = np.flatnonzero(track[2:] < floor * ref)
         out[i] = ((below[0] + 2) if below.size else track.size) * hop

@@ -95,13 +95,13 @@ class Fingerprint:
     algorithm : int
         Chromaprint algorithm id (2 = the library's default).
     item_s : float
-        Seconds between consecutive items (4096-sample frames at 11025 Hz with 2/3 overlap for
-        the default algorithm: 1365.33 / 11025 = 0.1238 s).
+        Seconds between consecutive items. For the default algorithm Chromaprint hops 4096 - 2731
+        = 1365 samples at 11025 Hz (its 2/3 overlap rounds down): 0.1238 s, measured.
     """
 
     items: np.ndarray
     algorithm: int = 2
-    item_s: float = 4096 / 3 / 11025
+    item_s: float = 1365 / 11025
 
     def __post_init__(self):
         object.__setattr__(self, "items", _frozen_array(self.items, np.uint32))

@@ -174,6 +174,9 @@ class Synchronizer:
     CHECK_S = 1.5
     #: Half-width of the search around a fingerprint's offset (its error is about 0.1 s).
     COARSE_RADIUS_S = 0.5
+    #: Correlation enough to lock there (the fingerprint already said where: a weak fit near
+    #: it beats no lock).
+    COARSE_MIN_SCORE = 0.25
     #: Correlation a peak loses per second away from the expected offset (a beat at 170 BPM,
     #: 0.35 s away, costs 0.18).
     PRIOR_PER_S = 0.5
@@ -254,7 +257,8 @@ class Synchronizer:
         elif self._coarse is not None:
             # Music repeats itself: near the fingerprint's offset, not the best peak anywhere.
             estimate = self._local(live, start_frame, self._coarse,
-                                   int(self.COARSE_RADIUS_S * self.frame_rate), "local")
+                                   int(self.COARSE_RADIUS_S * self.frame_rate), "local",
+                                   min_score=self.COARSE_MIN_SCORE)
         else:
             estimate = self._global(live, start_frame)
         if estimate is not None:
@@ -303,7 +307,8 @@ class Synchronizer:
         start = min(max(start + self._pad, 0), self._ref.size - length)
         return self._ref[start:start + length]
 
-    def _local(self, live, start_frame, offset_s, radius, kind, *, prior=True, inside=False):
+    def _local(self, live, start_frame, offset_s, radius, kind, *, prior=True, inside=False,
+               min_score=None):
         """Search ``radius`` frames around ``offset_s``, preferring peaks near it (``prior``);
         ``inside``: a best peak on the edge of the range is no measurement."""
         if offset_s is None:
@@ -314,7 +319,7 @@ class Synchronizer:
         ref = self._ref[lo:lo + live.size + 2 * radius + 1]
         position, score, _ = ncc_peak(live, ref, prior_at=centre + self._pad - lo if prior
                                       else None, prior_weight=self.PRIOR_PER_S / self.frame_rate)
-        if score < self.min_score:
+        if score < (self.min_score if min_score is None else min_score):
             return None
         if inside and not 1 <= position <= ref.size - live.size - 1:
             return None
@@ -343,9 +348,8 @@ class Synchronizer:
             if self._miss_since is None:
                 self._miss_since = stream_s
             previous, self._jump_candidate = self._jump_candidate, best
-            # Taken when two searches agree, and the longer window no longer fits here either.
-            if (previous is not None and abs(best.offset_s - previous.offset_s) <= self.AGREE_S
-                    and (steady is None or steady.score < self.JUMP_RATIO * typical)):
+            # Taken when two searches in a row agree.
+            if previous is not None and abs(best.offset_s - previous.offset_s) <= self.AGREE_S:
                 return best
             return None
         self._jump_candidate = None
