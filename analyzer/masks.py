@@ -25,6 +25,11 @@ more error than keeping the note. G comes from:
   is a power, so it gives a Wiener gain ``P_note / P_mix``, scaled by :data:`MIX_GAIN_SCALE` to
   stay on the side of removing too little (never damaging more backing than the note removed).
 
+Cost: the STFT of the mix (and of each stem used) is taken once, a few seconds at a time, and
+shared by every note and difficulty; notes that start together from one source and pitch share
+their cells; each (note, STFT frame) row is pooled into bands by one matrix product. A 3-minute
+song with four difficulties (about 3000 notes) takes about 1.2 s of one core.
+
 Nothing here depends on the sample rate: bands are Hz, frames seconds, so the live engine applies
 the same bank at 44.1 or 48 kHz.
 
@@ -297,9 +302,7 @@ def _group_gains(groups, mix, stem_audio, exact, sr, edges, hop_s) -> list[np.nd
     bg0, bg1 = bg0.astype(np.int64), np.maximum(bg0, bg1).astype(np.int64)
 
     offset = np.r_[0, np.cumsum(cells)]
-    num = np.zeros((offset[-1], pool.shape[1]), np.float64)
-    den = np.zeros_like(num)
-    filled = np.zeros(offset[-1], bool)
+    q = np.zeros((offset[-1], pool.shape[1]), np.uint8)
     tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     order = np.argsort(f0, kind="stable")
     start = 0
@@ -320,7 +323,10 @@ def _group_gains(groups, mix, stem_audio, exact, sr, edges, hop_s) -> list[np.nd
         row_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
         row_f = f0[row_g] + np.arange(row_g.size) - row_start - lo
         cell = np.clip(((row_f + lo) * hop / sr - t0[row_g]) / hop_s, 0, cells[row_g] - 1)
-        flat = offset[row_g] + cell.astype(np.int64)
+        # The block's cells, group after group.
+        n_cells = cells[block]
+        first_cell = np.cumsum(n_cells) - n_cells
+        flat = np.repeat(first_cell, lengths) + cell.astype(np.int64)
         row_num = np.zeros((row_g.size, pool.shape[1]), np.float32)
         row_den = (power @ pool)[row_f]
         # A row's base: the note's sound per bin (power or cross spectrum), before pitch combs.
@@ -337,15 +343,16 @@ def _group_gains(groups, mix, stem_audio, exact, sr, edges, hop_s) -> list[np.nd
                             lengths)
         for src in set(block_src) - {None}:
             cross = _cross(x, _stft(stem_audio[src], lo, hi, n_fft, hop, window))
-            if exact:
-                rows = np.flatnonzero(np.repeat([s == src for s in block_src], lengths))
-                row_num[rows] = (cross @ pool)[row_f[rows]]
-            else:
-                base_of[src] = lambda rows, c=cross: np.maximum(c[row_f[rows]], 0.0)
+            # Without a pitch to follow (always, for an instrument's own stem): all of it.
+            rows = np.flatnonzero(np.repeat([s == src for s in block_src], lengths)
+                                  & (pitches < 0))
+            row_num[rows] = (cross @ pool)[row_f[rows]]
+            base_of[src] = lambda rows, c=cross: np.maximum(c[row_f[rows]], 0.0)
+        logp = np.log(power + 1e-12) if (pitches >= 0).any() else None
         for src, base in base_of.items():
             in_src = np.repeat([s == src for s in block_src], lengths)
-            rows = np.flatnonzero(in_src & (pitches < 0))
-            if rows.size:
+            if src is None:  # mix-only notes without a pitch: every bin
+                rows = np.flatnonzero(in_src & (pitches < 0))
                 row_num[rows] = base(rows) @ pool
             for p in np.unique(pitches[in_src & (pitches >= 0)]):
                 rows = np.flatnonzero(in_src & (pitches == p))
@@ -353,23 +360,27 @@ def _group_gains(groups, mix, stem_audio, exact, sr, edges, hop_s) -> list[np.nd
                     tables[int(p)] = _pitch_tables(int(p), sr, n_fft)
                 score_w, combs = tables[int(p)]
                 # Ties (a bin wider than the search) go to the written pitch.
-                best = np.argmax(np.log(power[row_f[rows]] + 1e-12) @ score_w
+                best = np.argmax(logp[row_f[rows]] @ score_w
                                  - 1e-6 * np.abs(_CENTS), axis=1)
                 comb = combs[_median5(best, row_g[rows])]
                 row_num[rows] = (base(rows) * comb) @ pool
         # Sum the rows of each cell (rows of one cell are adjacent).
         edge = np.flatnonzero(np.r_[True, np.diff(flat) != 0])
+        num = np.zeros((n_cells.sum(), pool.shape[1]), np.float32)
+        den = np.zeros_like(num)
         num[flat[edge]] = np.add.reduceat(row_num, edge, axis=0)
         den[flat[edge]] = np.add.reduceat(row_den, edge, axis=0)
-        filled[flat[edge]] = True
-
-    scale = np.repeat(np.where(mixed, MIX_GAIN_SCALE, 1.0), cells)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gains = np.where(den > 0, scale * num / den, 0.0)
-    # Cells no STFT frame falls in (hop_s shorter than the STFT hop) take the previous value.
-    group_first = np.repeat(offset[:-1], cells)
-    gains = gains[np.maximum.accumulate(np.where(filled, np.arange(filled.size), group_first))]
-    return np.split(np.rint(np.clip(gains, 0.0, 1.0) * 255).astype(np.uint8), offset[1:-1])
+        scale = np.repeat(np.where(mixed[block], MIX_GAIN_SCALE, 1.0), n_cells)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gains = np.where(den > 0, scale * num / den, 0.0)
+        # Cells no STFT frame falls in (hop_s shorter than the STFT hop) take the previous value.
+        filled = np.zeros(num.shape[0], bool)
+        filled[flat] = True
+        idx = np.arange(num.shape[0])
+        gains = gains[np.maximum.accumulate(np.where(filled, idx, np.repeat(first_cell, n_cells)))]
+        q[np.repeat(offset[block] - first_cell, n_cells) + idx] = np.rint(
+            np.clip(gains, 0.0, 1.0) * 255)
+    return np.split(q, offset[1:-1])
 
 
 def _medians(power: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 API
 ---
 - :func:`analysis_spectrogram` — the one STFT every function below reads (resampled to 22.05 kHz).
+- :func:`mel_filterbank` — librosa's default (Slaney) mel filters, in NumPy.
 - :func:`onset_strength` — log-mel spectral flux (frames at :data:`FRAME_RATE`).
 - :func:`detect_onsets` — onset times and strengths from that envelope (:class:`Onsets`).
 - :func:`strongest_apart` — the strongest events no two closer than a gap (onsets, thinning).
@@ -16,10 +17,12 @@ API
 Why this design (measured on real songs, see ``benchmarks/chart_quality``): a log-compressed mel
 flux of the whole mix, peak-picked at a global threshold, finds the onsets a guitar charter charts
 far better than basic-pitch's notes (Expert F 0.73 vs 0.35 at ±50 ms), and the whole charting
-takes ~1.2 s CPU per 3 minutes of audio where basic-pitch's inference alone takes ~4.4 s on this
-2-core machine. librosa's default peak picking (a local-mean threshold) drops fast runs of equal
-16th notes and scores 0.48. The pitch at each onset only has to order lanes, which harmonic
-summation over the same STFT does for a few milliseconds.
+takes ~0.8-1.0 s CPU per 3 minutes of audio, imports included, where basic-pitch's inference alone
+takes ~4.4 s on this 2-core machine. It imports nothing heavy: soxr resamples, the mel filterbank
+and the smoothing filters are NumPy (``librosa.filters`` would cost ~2 s and ``scipy.signal``
+~1.5 s CPU per process, ``scipy.ndimage`` ~0.4 s). librosa's default peak picking (a local-mean
+threshold) drops fast runs of equal 16th notes and scores 0.48. The pitch at each onset only has
+to order lanes, which harmonic summation over the same STFT does for a few milliseconds.
 """
 from __future__ import annotations
 

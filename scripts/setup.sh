@@ -13,7 +13,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------------------------
 apt_main=(libchromaprint1 libchromaprint-tools ffmpeg libsndfile1 pulseaudio pulseaudio-utils
           libgl1-mesa-dri libglu1-mesa python3-venv)
-apt_test=(xvfb xauth x11-utils postgresql imagemagick sox)
+apt_test=(xvfb xauth x11-utils postgresql imagemagick sox portaudio19-dev)
 wanted=("${apt_main[@]}")
 [ "$mode" = test ] && wanted+=("${apt_test[@]}")
 missing=()
@@ -44,8 +44,8 @@ if [ ! -f "$stamp" ]; then
     say "pip install torch==2.13.0 (CPU) and demucs (separation extra, tested with a tiny model)"
     "${pip[@]}" torch==2.13.0
     "${pip[@]}" "demucs==4.1.0"
-    say "pip install -e .[server,test]"
-    "${pip[@]}" -e ".[server,test]"
+    say "pip install -e .[server,pyaudio,test]"
+    "${pip[@]}" -e ".[server,pyaudio,test]"
   else
     say "pip install -e .[server]"
     "${pip[@]}" -e ".[server]"

@@ -133,3 +133,21 @@ def test_basic_pitch_onnx_transcribes_a_melody():
     assert [n.pitch for n in strong] == pitches
     np.testing.assert_allclose([n.t for n in strong], times, atol=0.03)
     np.testing.assert_allclose([n.dur for n in strong], 0.45, atol=0.06)
+
+
+@pytest.mark.parametrize("n_mels", [40, 128])
+def test_mel_filterbank_is_librosas(n_mels):
+    librosa = pytest.importorskip("librosa")
+    expected = librosa.filters.mel(sr=notes.ANALYSIS_SR, n_fft=notes.N_FFT, n_mels=n_mels)
+    assert np.allclose(notes.mel_filterbank(n_mels), expected, rtol=1e-5, atol=1e-9)
+
+
+def test_charting_imports_no_heavy_modules():
+    # scipy.signal, librosa and numba cost ~1.5-2 s CPU per process: more than charting a song.
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np; from analyzer.charting import chart_notes; "
+            "from tests.plucked import riff; r = riff(sr=44100, seed=1); chart_notes(r.y, r.sr); "
+            "print(sorted(m for m in ('scipy.signal', 'librosa', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
