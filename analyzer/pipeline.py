@@ -9,6 +9,9 @@ API
 Stages: decode (mono, :data:`ANALYSIS_SR`) → fingerprint + sync reference (the same functions the
 live path uses) → stems (:func:`analyzer.stems.separate`) → notes, beats, lanes and difficulties
 (:func:`analyzer.charting.chart_notes`) → per-note masks (:func:`analyzer.masks.attach_masks`).
+Without Demucs the stems are HPSS's: charting reads the mix, and the masks of pitched notes come
+from the harmonic stem (see :func:`analyzer.stems.available_method`).
+
 One sample rate serves every stage: basic-pitch's 22.05 kHz, which also halves the cost of the
 spectral stages; masks then reach 11 kHz, where nearly all of an instrument's energy lies.
 """

@@ -62,9 +62,15 @@ class PassThrough:
 # Contract: ``process(block (frames, channels) float32) -> block`` with a fixed
 # ``latency_samples``; ``set_sync(stream_s, chart_s)``, ``miss(note_index)``, ``hit(note_index)``
 # are called from the control thread. companion.removal plugs its NoteRemover in here.
-def make_processor(*, sr: int, channels: int, chart=None, notes=(), previous=None):
+# ``mask_mode`` is one of companion.config.MASK_MODES; "off" keeps the remover as a pure delay
+# (the same latency as with removal, so the game clock does not move).
+def make_processor(*, sr: int, channels: int, chart=None, notes=(), previous=None,
+                   mask_mode: str = "drop-missed"):
     from companion.removal import make_remover  # a pure delay until a chart plays
-    return make_remover(sr=sr, channels=channels, chart=chart, notes=notes, previous=previous)
+    if mask_mode == "off":
+        chart, notes, mask_mode = None, (), "drop-missed"
+    return make_remover(sr=sr, channels=channels, chart=chart, notes=notes, previous=previous,
+                        mode=mask_mode)
 # ============================================================================================
 
 
@@ -86,6 +92,8 @@ class LiveOptions:
     offsets: Offsets = field(default_factory=Offsets)
     remote_url: str | None = None
     record_unknown: bool = True
+    mask_mode: str = "drop-missed"   # companion.config.MASK_MODES
+    record_inputs: Path | None = None  # replay file of the inputs (see loopjam play --help)
     sync_every_s: float = 0.25
     trace_path: Path | None = None   # .npy of per-block audio-loop timings (diagnosis)
     trace_blocks: int = 200_000
@@ -165,6 +173,8 @@ class LiveSession:
     log : EventLog
     state_box, key_queue
         The overlay's snapshot box and key queue (None without an overlay).
+    stop_event : threading.Event, optional
+        Set to stop the run (default: a fresh one, :attr:`stop_event`).
     """
 
     DISAGREE_S = 1.0
@@ -172,7 +182,7 @@ class LiveSession:
     STALL_S = 2.0
 
     def __init__(self, options: LiveOptions, *, source, sink, log: EventLog, resolver=None,
-                 state_box=None, key_queue=None):
+                 state_box=None, key_queue=None, stop_event: threading.Event | None = None):
         from analyzer.features import OnsetStream
         from companion.audio import Block
         from companion.listen import MonoRing
@@ -185,8 +195,9 @@ class LiveSession:
         self._chunk = np.zeros(self.sr // 10, dtype=np.float32)
         self._resolver = resolver
         self.state_box, self.key_queue = state_box, key_queue
-        self.processor = make_processor(sr=self.sr, channels=self.channels)
-        self.stop_event = threading.Event()
+        self.processor = make_processor(sr=self.sr, channels=self.channels,
+                                        mask_mode=options.mask_mode)
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
         self.end_reason = "stopped"
         self.error: BaseException | None = None
         # Written by the audio loop, read by the control loop.
@@ -202,6 +213,9 @@ class LiveSession:
         self.track = None
         self.engine = None
         self.player = None
+        self.difficulty: str | None = None
+        self.recorder = None  # InputRecorder of the chart playing (--record-inputs)
+        self._charts_played = 0
         self.totals = SessionTotals()
         self._analysed = 0
         self._quiet_since: float | None = 0.0
@@ -340,7 +354,9 @@ class LiveSession:
                             "kind": event.kind})
             self._finish_chart()
             self.chart = chart
-            self.track = chart.track(self._difficulty(chart))
+            self.difficulty = self._difficulty(chart)
+            self.track = chart.track(self.difficulty)
+            self._charts_played += 1
             if chart.sync is None:
                 self.sync = None
                 self._publish_clock(_fixed_clock(event.offset_s, now), now)
@@ -348,7 +364,8 @@ class LiveSession:
                 self.sync = Synchronizer(chart.sync)
                 self.sync.set_coarse(event.offset_s)
             self.processor = make_processor(sr=self.sr, channels=self.channels, chart=chart,
-                                            notes=self.track.notes, previous=self.processor)
+                                            notes=self.track.notes, previous=self.processor,
+                                            mask_mode=self.options.mask_mode)
         elif event.kind == "confirmed" and self.sync is not None:
             # The fingerprint places us elsewhere than the sync does (a repeated passage locked
             # wrongly): twice in a row, and in agreement with itself, it wins.
@@ -394,8 +411,8 @@ class LiveSession:
             self._start_engine(game)
         elif previous is not None and self._last_game_time is not None:
             jump = game - self._last_game_time
-            if jump < -1.0:  # seek back / replay: a fresh engine
-                self._finish_engine()
+            if jump < -1.0:  # seek back / replay: a fresh engine (not a finished song)
+                self._finish_engine(song_ended=False)
                 self._start_engine(game)
             elif jump > 1.0:  # seek forward / skipped part: those notes were never playable
                 self.engine.skip_to(game)
@@ -406,7 +423,9 @@ class LiveSession:
         from companion.game.engine import GameEngine
         from companion.game.players import make_player
 
-        self.engine = GameEngine(self.track)
+        if self.options.record_inputs is not None and self.recorder is None:
+            self.recorder = self._open_recorder()
+        self.engine = GameEngine(self.track, on_input=self.recorder)
         self.engine.skip_to(game_time)
         self.player = make_player(self.options.player, track=self.track, keys=self.key_queue,
                                   clock=self._input_clock)
@@ -438,15 +457,46 @@ class LiveSession:
                             "error_ms": None if j.error_ms is None else round(j.error_ms, 2),
                             "stream_s": round(now, 4)})
 
-    def _finish_engine(self) -> None:
+    def _open_recorder(self):
+        """The replay file of this chart: the first chart of the run writes ``record_inputs``,
+        the n-th ``<stem>-n<suffix>`` beside it."""
+        from companion.game.players import InputRecorder
+
+        path = Path(self.options.record_inputs)
+        if self._charts_played > 1:
+            path = path.with_name(f"{path.stem}-{self._charts_played}{path.suffix}")
+        return InputRecorder(path, chart_id=self.chart.id, difficulty=self.difficulty,
+                             title=self.chart.meta.title)
+
+    def _finish_engine(self, *, song_ended: bool = True) -> None:
+        """Count the engine's results; at a song's end (not a seek back) offer them to the
+        high-score table."""
         if self.engine is not None:
             self.totals.add(self.engine)
+            if song_ended and self.engine.hits + self.engine.misses:
+                self._submit_high_score(self.engine.results())
         self.engine = None
         self.player = None
         self._last_game_time = None
 
+    def _submit_high_score(self, results) -> None:
+        from companion.game.highscores import HighScoreError, HighScores
+
+        try:
+            best = HighScores().submit(self.chart.id, self.difficulty, results,
+                                       player=self.options.player)
+        except (HighScoreError, OSError) as error:  # a broken table must not end the game
+            self.log.write({"event": "warning", "message": f"high scores not saved: {error}"})
+            return
+        self.log.write({"event": "result", "chart_id": self.chart.id,
+                        "difficulty": self.difficulty, "score": results.score,
+                        "accuracy": round(results.accuracy, 4), "best": best})
+
     def _finish_chart(self) -> None:
         self._finish_engine()
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
         self.chart = self.track = self.sync = self.clock = None
 
     def _publish_snapshot(self) -> None:
@@ -554,8 +604,8 @@ class LiveSession:
         if self.listener is not None:
             for event in self.listener.finish(self.ring):
                 self._on_listen(event, self._end / self.sr)
-        if self.engine is not None:
-            self._finish_engine()
+        if self.chart is not None:
+            self._finish_chart()
         totals = self.totals
         self.log.write({"event": "end", "score": totals.score,
                         "accuracy": round(totals.accuracy, 4), "hits": totals.hits,

@@ -187,6 +187,12 @@ class Synchronizer:
     AGREE_S = 0.02
     #: Seconds of recent envelope searched everywhere at each update while locked.
     JUMP_WINDOW_S = 3.0
+    #: Once the fit here has dropped, the audio since about then (plus this lead, seconds: a
+    #: drop shows some time after the jump) is also searched alone, at least
+    #: :attr:`JUMP_SHORT_MIN_S` of it: unmixed with what played before the jump, it places
+    #: itself sooner than the whole window does.
+    JUMP_LEAD_S = 0.75
+    JUMP_SHORT_MIN_S = 1.0
     #: How much better (correlation) another place must fit the recent audio to jump there.
     JUMP_MARGIN = 0.1
     #: ... and the fit here must have fallen below this share of its recent median,
@@ -221,6 +227,7 @@ class Synchronizer:
         self._miss_since: float | None = None
         self._jump_candidate: SyncEstimate | None = None
         self._here_scores: list[float] = []  # recent fits of the last seconds where we are
+        self._drop_since: float | None = None  # stream s the fit here first fell
         self._silence_start: float | None = None
         self._sound_since: float | None = None
         self.last: SyncEstimate | None = None
@@ -339,8 +346,19 @@ class Synchronizer:
         # Songs repeat whole passages, which fit as well as the one playing: look elsewhere only
         # when the recent audio fits here clearly worse than it has lately.
         typical = float(np.median(self._here_scores)) if self._here_scores else 1.0
-        best = (self._global(recent, recent_start)
-                if here_score < self.JUMP_RATIO * typical else None)
+        best = None
+        if here_score < self.JUMP_RATIO * typical:
+            if self._drop_since is None:
+                self._drop_since = stream_s
+            best = self._global(recent, recent_start)
+            since = stream_s - self._drop_since + self.JUMP_LEAD_S
+            short = int(max(since, self.JUMP_SHORT_MIN_S) * self.frame_rate)
+            if short < recent.size:
+                after = self._global(recent[-short:], recent_start + recent.size - short)
+                if after is not None and (best is None or after.score > best.score):
+                    best = after
+        else:
+            self._drop_since = None
         steady = self._local(live, start_frame, offset, radius, "local", inside=True)
         if (best is not None and abs(best.offset_s - offset) > self.search / self.frame_rate
                 and best.score >= self.JUMP_MIN_SCORE
@@ -412,7 +430,7 @@ class Synchronizer:
         self._points.append((estimate.stream_s, estimate.offset_s, estimate.score))
         while self._points and self._points[0][0] < estimate.stream_s - self.fit_s:
             self._points.pop(0)
-        self._miss_since = None
+        self._miss_since = self._drop_since = None
         self._jump_candidate = None
         self.status = SyncStatus.LOCKED
         self.last = estimate

@@ -163,3 +163,24 @@ def test_helpers_and_errors():
         attach_masks({"x": ()}, y=np.zeros(100), sr=10)
     with pytest.raises(MaskError):
         attach_masks({"x": ()}, y=np.zeros(100), sr=22050, stems=[1, 2])
+
+
+def test_mix_notes_borrow_a_separators_harmonic_stem():
+    from analyzer.masks import HARMONIC_STEM, MIX_GAIN_SCALE
+    from analyzer.stems import Stems
+    sr = 22050
+    stem, mix, _ = tone_scene(sr)
+    # A noise burst (drums) over the note: from the mix alone it looks like the note's harmonics
+    # rising above the background; the separator's harmonic stem knows it is not the note.
+    t = np.arange(stem.size) / sr
+    burst = 1.0 * ((t >= 1.0) & (t < 1.6)) * np.random.default_rng(2).standard_normal(t.size)
+    note = Note(1.0, dur=0.6, pitch=69, stem="mix")  # charted from the mix
+    stems = Stems(arrays={HARMONIC_STEM: stem, "drums": burst}, sr=sr, method="hpss")
+    bank, diffs = attach_masks({"x": (note,)}, y=mix + burst, sr=sr, stems=stems)
+    alone, d2 = attach_masks({"x": (note,)}, y=mix + burst, sr=sr)
+    borrowed = during(bank, diffs["x"][0], 1.05, 1.55)
+    guessed = during(alone, d2["x"][0], 1.05, 1.55)
+    assert diffs["x"][0].stem == "mix"  # the note still says where it was charted from
+    assert 0.3 < borrowed[:, band_of(440, bank)].mean() <= MIX_GAIN_SCALE + 0.01
+    fifth = band_of(5 * 440, bank)  # the weakest harmonic, under the burst
+    assert borrowed[:, fifth].mean() < 0.5 * guessed[:, fifth].mean()

@@ -180,3 +180,134 @@ def test_song_change_is_followed(tmp_path, song):
     late = [e for e in events if e["event"] == "sync" and e["stream_s"] > ident[1]["after_s"] + 2]
     assert late and all(abs(e["chart_s"] - (2.0 + e["stream_s"] - 12.0)) < 0.015 for e in late)
     assert events[-1]["hits"] > 0 and events[-1]["misses"] == 0
+
+
+# -- wiring: replays, high scores, mask mode, signals, overlay settings (real subprocess runs) --
+def loopjam(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "companion", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def test_record_inputs_replays_and_high_scores(tmp_path, song):
+    from companion.game.highscores import HighScores
+
+    chart, y = song
+    LocalStore().put(chart)
+    stream_file(tmp_path / "in.wav", y, seconds=12)
+    replay, log = tmp_path / "run.replay", tmp_path / "log.jsonl"
+    done = loopjam("play", tmp_path / "in.wav", "--sink", tmp_path / "out.wav", "--speed", "max",
+                   "--player", "autoplay", "--no-overlay", "--record-inputs", replay,
+                   "--log", log)
+    assert done.returncode == 0, done.stderr
+    first = read_log(log)
+    header = json.loads(replay.read_text().splitlines()[0])
+    assert header["chart_id"] == chart.id and header["difficulty"] == "expert"
+    assert len(replay.read_text().splitlines()) == 1 + 2 * first[-1]["hits"]  # press + release
+    result = [e for e in first if e["event"] == "result"]
+    assert len(result) == 1 and result[0]["best"] and result[0]["score"] == first[-1]["score"]
+    # the replay plays the same game back
+    done = loopjam("play", tmp_path / "in.wav", "--sink", tmp_path / "out.wav", "--speed", "max",
+                   "--player", f"replay:{replay}", "--no-overlay", "--log", log)
+    assert done.returncode == 0, done.stderr
+    again = read_log(log)
+    assert [(e["note_t"], e["grade"]) for e in again if e["event"] == "judgement"] == \
+        [(e["note_t"], e["grade"]) for e in first if e["event"] == "judgement"]
+    top = HighScores().top(chart.id, "expert")
+    assert [e["player"] for e in top] == ["autoplay", f"replay:{replay}"] or \
+        sorted(e["player"] for e in top) == sorted(["autoplay", f"replay:{replay}"])
+    assert top[0]["score"] == first[-1]["score"] and top[0]["hits"] == first[-1]["hits"]
+
+
+@pytest.fixture(scope="module")
+def masked_song(song):
+    from analyzer.masks import attach_masks
+
+    chart, y = song
+    bank, diffs = attach_masks({"expert": chart.difficulties["expert"]}, y=y, sr=SR)
+    return Chart(chart.meta, diffs, fingerprint=chart.fingerprint, sync=chart.sync,
+                 masks=bank), y
+
+
+@pytest.mark.parametrize("mode, player, removes", [
+    ("hit-only", "autoplay", True),      # notes removed until hit: the attacks go
+    ("drop-missed", "autoplay", False),  # nothing missed, nothing removed
+    ("off", "miss-all", False),          # everything missed, removal off
+    ("drop-missed", "miss-all", True),
+])
+def test_mask_mode(tmp_path, masked_song, mode, player, removes):
+    chart, y = masked_song
+    LocalStore().put(chart)
+    x = stream_file(tmp_path / "in.wav", y, seconds=10)
+    # "off" comes from the config, the others from --mask-mode
+    if mode == "off":
+        from companion.config import load_config, save_config
+        save_config(load_config().with_value("removal.mask_mode", "off"))
+        flags = ()
+    else:
+        flags = ("--mask-mode", mode)
+    done = loopjam("play", tmp_path / "in.wav", "--sink", tmp_path / "out.wav", "--speed", "max",
+                   "--player", player, "--no-overlay", "--log", tmp_path / "log.jsonl", *flags)
+    assert done.returncode == 0, done.stderr
+    end = read_log(tmp_path / "log.jsonl")[-1]
+    out, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    lag = end["output_latency_samples"]
+    changed = np.abs(out[lag:, 0] - x).max()
+    assert (changed > 0.01) if removes else (changed < 1e-4)
+
+
+def caught_signals(pid):
+    """The signal numbers process ``pid`` has handlers for (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as status:
+        mask = int(next(line for line in status if line.startswith("SigCgt:")).split()[1], 16)
+    return {n for n in range(1, 64) if mask >> (n - 1) & 1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_during_the_set_up_still_ends_cleanly(tmp_path, song):
+    chart, y = song
+    LocalStore().put(chart)
+    stream_file(tmp_path / "in.wav", y, seconds=20)
+    log = tmp_path / "log.jsonl"
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "companion", "play", str(tmp_path / "in.wav"),
+                             "--sink", str(tmp_path / "out.wav"), "--speed", "max", "--player",
+                             "autoplay", "--no-overlay", "--log", str(log)],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    # the moment the handler exists (before the slow imports and the set-up), SIGTERM
+    while signal.SIGTERM not in caught_signals(proc.pid):
+        assert proc.poll() is None and time.monotonic() - started < 10
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    events = read_log(log)
+    assert events[-1]["event"] == "end" and events[-1]["reason"] == "signal SIGTERM"
+    assert events[-1]["stream_s"] == 0  # taken during the set-up: not one block was played
+
+
+@pytest.mark.xvfb
+def test_overlay_takes_its_look_from_the_config(tmp_path, song, xvfb):
+    from companion.config import load_config, save_config
+
+    chart, y = song
+    LocalStore().put(chart)
+    stream_file(tmp_path / "in.wav", y, seconds=30)
+    config = load_config()
+    for key, value in (("overlay.width", "333"), ("overlay.height", "444"),
+                       ("overlay.x", "21"), ("overlay.y", "34")):
+        config = config.with_value(key, value)
+    save_config(config)
+    proc = subprocess.Popen([sys.executable, "-m", "companion", "play", str(tmp_path / "in.wav"),
+                             "--sink", "null", "--player", "autoplay"],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        deadline, geometry = time.monotonic() + 30, ""
+        while time.monotonic() < deadline and "333x444+21+34" not in geometry:
+            time.sleep(0.3)
+            geometry = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True,
+                                      text=True).stdout
+        assert "333x444+21+34" in geometry, geometry
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

@@ -26,12 +26,17 @@ case-insensitive; `loopjam devices` lists them. With a FILE source and a FILE.wa
 is offline but block by block exactly as live; --speed max does not wait for the clock.
 
 --player  keyboard (lane keys in the overlay), autoplay (hits every note), miss-all,
-          replay:FILE (a replay recorded earlier).
+          replay:FILE (a replay recorded earlier with --record-inputs FILE).
+--mask-mode  what the note remover takes out of what you hear: drop-missed (the notes you
+          miss), hit-only (every note you do not hit) or off (nothing). Default: config
+          removal.mask_mode. Best results per chart and difficulty are kept locally at the end
+          of each song (highscores.json in LOOPJAM_HOME).
 
 The log (--log) has one JSON object per line:
   {"event":"identified","chart_id","offset_s","after_s",...}  after_s: stream seconds until known
   {"event":"sync","stream_s","chart_s","status"}               four times a second once synced
   {"event":"judgement","note_t","lane","result":"hit"|"miss","error_ms","grade",...}
+  {"event":"result","chart_id","difficulty","score","accuracy","best"}  a song's end (high scores)
   {"event":"end","score","accuracy","hits","misses","reason",...}
 Songs no store knows are recorded and charted in the background (the next play has a chart).
 Ctrl-C (SIGINT) or SIGTERM stop cleanly: the log is flushed and `end` written.
@@ -71,6 +76,14 @@ def register(subparsers) -> None:
                         help="output device buffer (default 40 ms)")
     parser.add_argument("--block", type=int, default=512, metavar="FRAMES",
                         help="capture block size in frames (default 512)")
+    # companion.config.MASK_MODES: not imported here, it loads numpy
+    parser.add_argument("--mask-mode", choices=("drop-missed", "hit-only", "off"),
+                        help="drop-missed: remove the notes you miss; hit-only: every note you "
+                             "do not hit; off: remove nothing (default: config removal.mask_mode)")
+    parser.add_argument("--record-inputs", type=Path, metavar="FILE",
+                        help="write the inputs of the song played to a replay file (play it "
+                             "back with --player replay:FILE); a later song in the same run "
+                             "goes to FILE-2, FILE-3...")
     parser.add_argument("--no-record", action="store_true",
                         help="do not record and chart songs no store knows")
     parser.set_defaults(func=run)
@@ -93,7 +106,9 @@ def _options(args, config):
                        difficulty=args.difficulty or config.game.difficulty, speed=speed,
                        log=args.log, overlay=overlay, block_frames=args.block,
                        offsets=config.offsets, remote_url=args.remote or config.store.remote_url
-                       or None, record_unknown=not args.no_record)
+                       or None, record_unknown=not args.no_record,
+                       mask_mode=args.mask_mode or config.removal.mask_mode,
+                       record_inputs=args.record_inputs)
 
 
 def _open_devices(options):
@@ -144,7 +159,41 @@ def _echo(event: dict) -> None:
               f"  misses {event['misses']}  ({event['reason']})", file=sys.stderr)
 
 
+class _StopRequest:
+    """SIGINT/SIGTERM as a stop request. Installed first thing, before the slow imports and the
+    device set-up, so a signal at any moment ends the run cleanly (``end`` logged, exit 0)
+    instead of killing the process half-way through its set-up."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.reason: str | None = None
+        self.session = None  # set once the session exists
+        self.control = None  # the overlay's, when it has one
+
+    def __call__(self, signum, frame) -> None:
+        self.reason = f"signal {signal.Signals(signum).name}"
+        if self.session is not None:
+            self.session.end_reason = self.reason
+        self.event.set()
+        if self.control is not None:
+            self.control.stop.set()
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
 def run(args) -> int:
+    with _StopRequest().installed() as stop:
+        return _run(args, stop)
+
+
+def _run(args, stop: _StopRequest) -> int:
     from companion.app import EventLog, raise_priority
     from companion.config import ConfigError, load_config
 
@@ -156,10 +205,11 @@ def run(args) -> int:
     options.sink_buffer_frames = int(round(args.latency_ms / 1000 * options.sr))
     if os.environ.get("LOOPJAM_AUDIO_TRACE"):
         options.trace_path = Path(os.environ["LOOPJAM_AUDIO_TRACE"])
-    overlay = None
+    overlay = overlay_settings = None
     if options.overlay:
         try:
             from companion.overlay import window as overlay  # noqa: F811 (pyglet loads here)
+            overlay_settings = overlay.overlay_settings(config, player=options.player)
         except ImportError as error:
             print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
             overlay = None
@@ -175,7 +225,7 @@ def run(args) -> int:
         except OSError as error:
             raise CommandError(f"cannot write the log: {error}") from None
         stack.callback(log.close)
-        return _play(options, overlay, source, sink, log)
+        return _play(options, overlay, overlay_settings, source, sink, log, stop)
 
 
 def _routing(options, stack) -> None:
@@ -206,7 +256,7 @@ def _routing(options, stack) -> None:
         raise CommandError(str(error)) from None
 
 
-def _play(options, overlay, source, sink, log) -> int:
+def _play(options, overlay, overlay_settings, source, sink, log, stop) -> int:
     from companion.app import LiveSession
 
     box = keys = control = None
@@ -216,35 +266,27 @@ def _play(options, overlay, source, sink, log) -> int:
         from companion.overlay.state import StateBox
         box, keys, control = StateBox(), queue.SimpleQueue(), overlay.OverlayControl()
     session = LiveSession(options, source=source, sink=sink, log=log, state_box=box,
-                          key_queue=keys)
-
-    def stop(signum, frame):
-        session.end_reason = f"signal {signal.Signals(signum).name}"
-        session.stop_event.set()
-        if control is not None:
-            control.stop.set()
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if overlay is None:
-            session.run()
-        else:
-            worker = threading.Thread(target=session.run, name="loopjam-session")
-            worker.start()
-            watcher = threading.Thread(target=lambda: (session.stop_event.wait(),
-                                                       control.stop.set()), daemon=True)
-            watcher.start()
-            try:
-                overlay.run_overlay(box.get, key_queue=keys, control=control,
-                                    video_offset_ms=options.offsets.video_ms)
-                session.stop_event.set()  # the window was closed
-            except Exception as error:  # no display, no OpenGL: play on without the window
-                print(f"loopjam: overlay failed ({error}); playing without it", file=sys.stderr)
-            while worker.is_alive():
-                worker.join(0.2)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+                          key_queue=keys, stop_event=stop.event)
+    if stop.reason is not None:  # a signal during the set-up: end at once, cleanly
+        session.end_reason = stop.reason
+    stop.session, stop.control = session, control
+    if control is not None and stop.event.is_set():
+        control.stop.set()
+    if overlay is None:
+        session.run()
+    else:
+        worker = threading.Thread(target=session.run, name="loopjam-session")
+        worker.start()
+        watcher = threading.Thread(target=lambda: (session.stop_event.wait(),
+                                                   control.stop.set()), daemon=True)
+        watcher.start()
+        try:
+            overlay.run_overlay(box.get, key_queue=keys, control=control, **overlay_settings)
+            session.stop_event.set()  # the window was closed
+        except Exception as error:  # no display, no OpenGL: play on without the window
+            print(f"loopjam: overlay failed ({error}); playing without it", file=sys.stderr)
+        while worker.is_alive():
+            worker.join(0.2)
     if session.error is not None:
         raise CommandError(str(session.error))
     return 0
