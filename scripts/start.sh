@@ -2,7 +2,8 @@
 # Install LoopJam (system packages + .venv) and start its main job on the embedded defaults
 # (local SQLite store under LOOPJAM_HOME, no server).
 #   usage: scripts/start.sh
-# With a desktop session and a sound server this starts the tray companion (`loopjam`). Without
+# With a desktop session and a sound server this runs the Linux installer (desktop entry, audio
+# routing) and starts the tray companion (`loopjam`). Without
 # them (a server, a container, CI) it says so in one line and runs the same live path offline on
 # a real song: import a human-made chart, then `loopjam play` the mix block by block exactly as
 # live, with a player that misses every note, so the missed guitar drops out of out.wav.
@@ -13,8 +14,11 @@ bash scripts/setup.sh main
 loopjam=.venv/bin/loopjam
 
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && pactl info >/dev/null 2>&1; then
+  # A desktop: the Linux installer adds the menu entry and routes audio through "LoopJam".
+  echo "[start] installers/linux/install.sh (desktop entry, audio routing)" >&2
+  bash installers/linux/install.sh
   echo "[start] starting the tray companion: play music in any app" >&2
-  exec "$loopjam"
+  exec "${XDG_DATA_HOME:-$HOME/.local/share}/loopjam/venv/bin/loopjam" tray
 fi
 
 echo "[start] no desktop session or sound server here: running the live path offline on a real song instead" >&2
