@@ -184,3 +184,16 @@ def test_mix_notes_borrow_a_separators_harmonic_stem():
     assert 0.3 < borrowed[:, band_of(440, bank)].mean() <= MIX_GAIN_SCALE + 0.01
     fifth = band_of(5 * 440, bank)  # the weakest harmonic, under the burst
     assert borrowed[:, fifth].mean() < 0.5 * guessed[:, fifth].mean()
+
+
+def test_blocks_do_not_change_the_masks(monkeypatch):
+    # Spectra are taken block by block; a block boundary inside a note must not show.
+    import analyzer.masks as masks
+    sr = 22050
+    stem, mix, _ = tone_scene(sr, seconds=6.0)
+    notes = tuple(Note(t, dur=0.3, lane=i % 5, pitch=57 + i % 12, stem=s)
+                  for i, t in enumerate(np.arange(0.2, 5.5, 0.35)) for s in ("lead", "mix"))
+    diffs = {"expert": notes, "easy": notes[::4]}
+    whole = attach_masks(diffs, y=mix, sr=sr, stems={"lead": stem})
+    monkeypatch.setattr(masks, "_BLOCK_FRAMES", 7)
+    assert attach_masks(diffs, y=mix, sr=sr, stems={"lead": stem}) == whole
