@@ -126,9 +126,13 @@ def dumps(chart: Chart) -> bytes:
 
 
 def write_chart(chart: Chart, path: str | os.PathLike) -> None:
-    """Write ``chart`` to ``path`` atomically (a temporary file in the same folder, then
-    ``os.replace``), so readers never see a half-written chart."""
-    data = dumps(chart)
+    """Write ``chart`` to ``path`` atomically, so readers never see a half-written chart."""
+    write_atomic(path, dumps(chart))
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder
+    (``.NAME.HEX.tmp``), fsync, then ``os.replace``: a crash leaves the old file or the new one."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp: 0o600).

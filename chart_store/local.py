@@ -20,15 +20,13 @@ catalogue's generation counter moves.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chart_store.catalog import Catalog, ChartInfo
 from chart_store.chart import Chart, Fingerprint
-from chart_store.chartfile import SUFFIX, chart_id as content_id, dumps, read_chart
+from chart_store.chartfile import SUFFIX, chart_id as content_id, dumps, read_chart, write_atomic
 from chart_store.db import Database
 from chart_store.fingerprint import ALGORITHM, Match
 from chart_store.home import loopjam_home
@@ -94,23 +92,9 @@ class LocalStore:
             raise ChartNotFound(f"invalid chart id {chart_id!r}")
         return self.charts_dir / chart_id[:2] / f"{chart_id}{SUFFIX}"
 
-    def _write_file(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
     def _remove_stale_tmp(self) -> None:
         now = time.time()
-        for tmp in self.charts_dir.glob("*/.tmp-*"):
+        for tmp in self.charts_dir.glob("*/.*.tmp"):
             with contextlib.suppress(OSError):
                 if now - tmp.stat().st_mtime > _STALE_TMP_S:
                     tmp.unlink()
@@ -132,7 +116,8 @@ class LocalStore:
             # The file is written under the write lock, so a concurrent remove of the same id
             # cannot delete it between this write and the row below.
             if not path.is_file():
-                self._write_file(path, data)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, data)
             self.catalog.insert(chart, chart_id, origin=origin, source_hash=source_hash)
         return chart_id
 

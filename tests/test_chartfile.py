@@ -25,7 +25,7 @@ from tests.strategies import charts
 PROPERTY = settings(max_examples=500, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: The example chart's id. It changes only if the format (or the example) changes on purpose.
-EXAMPLE_ID = "e72b90b73d58a490668dc320"
+EXAMPLE_ID = "9aa9574674fa020a9b69dbbe"
 
 
 # --- helpers: take a valid file apart and put hostile variants back together -----------------

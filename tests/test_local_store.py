@@ -188,7 +188,7 @@ def test_kill_9_mid_write_leaves_a_consistent_store(tmp_path):
 def test_a_stale_temporary_file_is_cleaned(tmp_path, charts):
     store = LocalStore(tmp_path)
     store.put(charts[0])
-    stray = store.path(charts[0].id).parent / ".tmp-stray"
+    stray = store.path(charts[0].id).parent / ".half.chart.0123456789ab.tmp"
     stray.write_bytes(b"half a chart")
     os.utime(stray, (time.time() - 7200, time.time() - 7200))
     LocalStore(tmp_path)
