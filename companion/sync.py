@@ -199,7 +199,7 @@ class Synchronizer:
     JUMP_RATIO = 0.75
     #: ... and the new place must fit at least this well (a passage with little to go on fits
     #: many places weakly).
-    JUMP_MIN_SCORE = 0.45
+    JUMP_MIN_SCORE = 0.6
     #: Peaks closer than this (seconds) are one place (beats of the same passage).
     PLACE_S = 0.5
     #: How late a silence or the sound after it may be noticed (seconds).
@@ -346,14 +346,8 @@ class Synchronizer:
         # Songs repeat whole passages, which fit as well as the one playing: look elsewhere only
         # when the recent audio fits here clearly worse than it has lately.
         typical = float(np.median(self._here_scores)) if self._here_scores else 1.0
-        # The last CHECK_S alone shows a jump sooner than the whole window (less of it is
-        # from before the jump), at the price of noisier fits: it only triggers the search.
-        check = int(self.CHECK_S * self.frame_rate)
-        latest = self._local(recent[-check:], recent_start + recent.size - check, offset,
-                             radius, "local")
-        latest_score = latest.score if latest is not None else 0.0
         best = None
-        if min(here_score, latest_score) < self.JUMP_RATIO * typical:
+        if here_score < self.JUMP_RATIO * typical:
             if self._drop_since is None:
                 self._drop_since = stream_s
             best = self._global(recent, recent_start)

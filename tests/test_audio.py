@@ -101,6 +101,9 @@ def test_soundcard_loopback_records_what_a_sink_plays(pulse_server):
         player.join()
     src.close()
     assert 0.24 < peak < 0.26
+    # the client's mainloop lock is one reused object (no class built per libpulse call)
+    from soundcard.pulseaudio import _pulse
+    assert _pulse._lock_mainloop() is _pulse._lock_mainloop()
 
 
 @pytest.mark.pulseaudio
