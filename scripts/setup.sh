@@ -35,7 +35,9 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($python --version)"
   $python -m venv .venv
 fi
-pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+pip=(quiet_pip .venv/bin/python -m pip install -q --disable-pip-version-check)
+# Some machines' pip configuration names local indexes that may be absent: drop those warnings.
+quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # Re-install only when the dependency declarations changed.
 stamp=".venv/.loopjam-$mode-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
