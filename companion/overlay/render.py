@@ -16,8 +16,9 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
-import pyglet
-from pyglet import gl
+
+from companion.overlay._pyglet import pyglet
+from pyglet import gl  # noqa: E402  (after _pyglet, which sets pyglet's GL options)
 from pyglet.graphics.shader import Shader, ShaderProgram
 
 from chart_store.chart import Track
@@ -155,12 +156,16 @@ class _NoteLayer:
         self.note_of = np.zeros(0, np.int64)   # instance -> note index
         self.states_src = None
         self.states = np.zeros(0, np.float32)
+        self._uniforms_style: OverlayStyle | None = None   # what the uniforms were set for
+        self._uniforms_lanes = 0
+        self._opaque = False
 
     def set_track(self, track: Track | None, colors: tuple) -> None:
         if track is self.track and colors == self.colors:
             return
         self.track, self.colors, self.states_src = track, colors, None
         self.opaque_gems = all(parse_color(c)[3] == 1.0 for c in colors)
+        self._uniforms_style = None
         notes = track.notes if track is not None else ()
         tails = [i for i, n in enumerate(notes) if n.dur > 0]
         self.note_of = np.array(tails + list(range(len(notes))), dtype=np.int64)  # tails below
@@ -200,19 +205,22 @@ class _NoteLayer:
     def draw(self, *, now: float, style: OverlayStyle, lanes: int) -> None:
         if not self.count:
             return
-        opaque = (self.opaque_gems and style.opacity == 1.0
-                  and parse_color(style.miss_color)[3] == 1.0)
         p = self.program
         p.use()
+        if style is not self._uniforms_style or lanes != self._uniforms_lanes:
+            # Uniforms keep their values: only the clock changes from frame to frame.
+            self._uniforms_style, self._uniforms_lanes = style, lanes
+            self._opaque = (self.opaque_gems and style.opacity == 1.0
+                            and parse_color(style.miss_color)[3] == 1.0)
+            p["u_speed"] = float(style.scroll_speed)
+            p["u_hit_y"] = float(style.hit_line)
+            p["u_left"] = float(highway_left(lanes, style))
+            p["u_lane_w"] = float(style.lane_width)
+            p["u_note_h"] = float(style.note_height)
+            p["u_size"] = (float(style.width), float(style.height))
+            p["u_miss_color"] = parse_color(style.miss_color)
+            p["u_opacity"] = float(style.opacity)
         p["u_now"] = float(now)
-        p["u_speed"] = float(style.scroll_speed)
-        p["u_hit_y"] = float(style.hit_line)
-        p["u_left"] = float(highway_left(lanes, style))
-        p["u_lane_w"] = float(style.lane_width)
-        p["u_note_h"] = float(style.note_height)
-        p["u_size"] = (float(style.width), float(style.height))
-        p["u_miss_color"] = parse_color(style.miss_color)
-        p["u_opacity"] = float(style.opacity)
         gl.glEnable(gl.GL_SCISSOR_TEST)       # notes never spill into the HUD band
         gl.glScissor(0, 0, style.width, highway_top(style))
         gl.glBindVertexArray(self.vao)
@@ -222,7 +230,7 @@ class _NoteLayer:
         early = now + style.lookahead_s() + 0.05
         tails, gems = self.starts[:self.n_tails], self.starts[self.n_tails:]
         for base, times, lo, blend in ((0, tails, late - self.max_dur, True),
-                                       (self.n_tails, gems, late, not opaque)):
+                                       (self.n_tails, gems, late, not self._opaque)):
             first, last = np.searchsorted(times, lo), np.searchsorted(times, early)
             if last > first:
                 # Opaque gems skip blending: most of a dense frame's pixels are gems, and
@@ -291,6 +299,9 @@ class OverlayRenderer:
                                                      color=_rgba255(s.text_color, 0.25 * s.opacity),
                                                      batch=self.over)
         self.progress = pyglet.shapes.Rectangle(0, top - 4, 0, 4, color=text, batch=self.over)
+        self._judgement_rgba = {result: _rgba255(color, s.opacity)
+                                for result, color in JUDGEMENT_COLORS.items()}
+        self._judgement_result = ""   # whose colour the judgement label has
 
     def _build_lanes(self, lanes: int) -> None:
         s = self.style
@@ -333,13 +344,16 @@ class OverlayRenderer:
         _set_text(self.combo, f"Combo {snap.combo}  x{snap.multiplier}" if playing else "")
         _set_text(self.accuracy, f"Acc {snap.accuracy * 100:.1f}%" if playing else "")
         fraction = min(max(now / snap.duration_s, 0.0), 1.0) if snap.duration_s > 0 else 0.0
-        self.progress.width = s.width * fraction
+        if self.progress.width != s.width * fraction:
+            self.progress.width = s.width * fraction
         j = snap.last_judgement
         show = (j is not None and snap.status in ("synced", "paused")
                 and 0 <= now - j.time <= JUDGEMENT_SHOW_S)
         if show:
             _set_text(self.judgement, j.result.upper())
-            self.judgement.color = _rgba255(JUDGEMENT_COLORS[j.result], s.opacity)
+            if j.result != self._judgement_result:
+                self.judgement.color = self._judgement_rgba[j.result]
+                self._judgement_result = j.result
         else:
             _set_text(self.judgement, "")
         _set_text(self.message, self._message(snap))

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import pyglet
-from pyglet import gl
+from companion.overlay._pyglet import pyglet
+from pyglet import gl  # noqa: E402  (after _pyglet, which sets pyglet's GL options)
 from pyglet.window import key as keys_
 
 from companion.game.players import KeyEvent, default_keys
