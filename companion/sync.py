@@ -183,9 +183,6 @@ class Synchronizer:
     #: Half-width of the precise measurement while locked (seconds): less than half the
     #: shortest beat subdivision, so it cannot hop to a neighbouring beat.
     TRACK_RADIUS_S = 0.03
-    #: How much better (correlation) a peak within :attr:`search_s` of the lock must fit the
-    #: whole window to move the lock there.
-    SHIFT_MARGIN = 0.05
     #: Two global searches agree on a jump when their offsets are this close (seconds).
     AGREE_S = 0.02
     #: Seconds of recent envelope searched everywhere at each update while locked.
@@ -200,6 +197,8 @@ class Synchronizer:
     JUMP_MARGIN = 0.1
     #: ... and the fit here must have fallen below this share of its recent median,
     JUMP_RATIO = 0.75
+    #: ... and the lock must have been checked this many times already (a second of updates).
+    SETTLE_CHECKS = 4
     #: ... and the new place must fit at least this well (a passage with little to go on fits
     #: many places weakly).
     JUMP_MIN_SCORE = 0.6
@@ -229,7 +228,7 @@ class Synchronizer:
         self._coarse: float | None = None
         self._miss_since: float | None = None
         self._jump_candidate: SyncEstimate | None = None
-        self._shift_candidate: SyncEstimate | None = None
+        self._tracked = 0  # checks since the lock was made
         self._here_scores: list[float] = []  # recent fits of the last seconds where we are
         self._drop_since: float | None = None  # stream s the fit here first fell
         self._silence_start: float | None = None
@@ -343,15 +342,29 @@ class Synchronizer:
         measure precisely, close to the prediction (drift is slow: never a beat away)."""
         offset = self.offset_at(stream_s)
         radius = int(np.ceil(self.TRACK_RADIUS_S * self.frame_rate))
+        lock_score = max(p[2] for p in self._points)
+        if self._coarse is not None and lock_score < self.min_score:
+            # Locked on a weak fit to the first seconds near the fingerprint's offset (a
+            # neighbouring onset can win there): redo it as the window grows, until a fit is
+            # good enough to track.
+            redo = self._local(live, start_frame, self._coarse,
+                               int(self.COARSE_RADIUS_S * self.frame_rate), "local",
+                               min_score=self.COARSE_MIN_SCORE)
+            if (redo is not None and redo.score > lock_score
+                    and abs(redo.offset_s - offset) > self.TRACK_RADIUS_S):
+                return redo
         recent = live[-int(self.JUMP_WINDOW_S * self.frame_rate):]
         recent_start = start_frame + live.size - recent.size
         here = self._local(recent, recent_start, offset, radius, "local")
         here_score = here.score if here is not None else 0.0
         # Songs repeat whole passages, which fit as well as the one playing: look elsewhere only
-        # when the recent audio fits here clearly worse than it has lately.
+        # when the recent audio fits here clearly worse than it has lately. A fresh lock's first
+        # checks say little about that: until a second of them is in, stay where the lock (the
+        # fingerprint's neighbourhood) put us.
+        self._tracked += 1
         typical = float(np.median(self._here_scores)) if self._here_scores else 1.0
         best = None
-        if here_score < self.JUMP_RATIO * typical:
+        if self._tracked > self.SETTLE_CHECKS and here_score < self.JUMP_RATIO * typical:
             if self._drop_since is None:
                 self._drop_since = stream_s
             best = self._global(recent, recent_start)
@@ -366,8 +379,7 @@ class Synchronizer:
         steady = self._local(live, start_frame, offset, radius, "local", inside=True)
         if (best is not None and abs(best.offset_s - offset) > self.search / self.frame_rate
                 and best.score >= self.JUMP_MIN_SCORE
-                and best.score > here_score + self.JUMP_MARGIN
-                and not self._twins(recent.size, recent_start, offset, best, here_score)):
+                and best.score > here_score + self.JUMP_MARGIN):
             if self._miss_since is None:
                 self._miss_since = stream_s
             previous, self._jump_candidate = self._jump_candidate, best
@@ -384,36 +396,7 @@ class Synchronizer:
                 self._miss_since = stream_s
             return None
         self._miss_since = None
-        # The first lock, on a few seconds of audio, may have taken a neighbouring beat; the
-        # full window tells beats apart better. A clearly better peak near here is taken when
-        # two updates in a row agree on it.
-        wide = self._local(live, start_frame, offset, self.search, "local", inside=True)
-        if (wide is not None and abs(wide.offset_s - offset) > self.TRACK_RADIUS_S
-                and (steady is None or wide.score > steady.score + self.SHIFT_MARGIN)):
-            previous, self._shift_candidate = self._shift_candidate, wide
-            if previous is not None and abs(wide.offset_s - previous.offset_s) <= self.AGREE_S:
-                return wide
-            return None
-        self._shift_candidate = None
         return steady
-
-    def _twins(self, size, start_frame, offset_s, candidate, here_score) -> bool:
-        """Are the chart passages here and at ``candidate`` repeats of each other, as far as
-        the envelope tells? If the audio is what plays here, the reference here fits the
-        candidate about as well as the audio does (``candidate.score``); after a real jump the
-        audio is the candidate's passage, so the reference here fits it about as well as the
-        audio fits here (``here_score``). Nearer the first: the envelope cannot tell, stay (the
-        fingerprint recheck settles it)."""
-        here = self._ref_slice(int(round(start_frame + offset_s * self.frame_rate)), size)
-        there = self._ref_slice(int(round(start_frame + candidate.offset_s * self.frame_rate)),
-                                size)
-        if not np.any(here) or not np.any(there):
-            return False
-        _, twin, _ = ncc_peak(here, there)
-        import os, sys  # DEBUG
-        if os.environ.get("LJDBG"):
-            print("TWIN", twin, here_score, candidate, file=sys.stderr)
-        return twin > (here_score + candidate.score) / 2
 
     def _global(self, live, start_frame):
         # Peaks a beat or two from the best are the same place for this test: the runner-up
@@ -459,15 +442,14 @@ class Synchronizer:
 
     def _accept(self, estimate: SyncEstimate) -> None:
         current = self.offset_at(estimate.stream_s) if self._points else None
-        import os, sys  # DEBUG
-        if os.environ.get("LJDBG") and (current is None or abs(estimate.offset_s - current) > 0.02):
-            print("ACCEPT", estimate, current, self.status, file=sys.stderr)
         if current is not None and abs(estimate.offset_s - current) > 0.05:
             self._points.clear()  # a jump (seek, skip, pause): the old line no longer holds
+        if not self._points:
+            self._tracked = 0
         self._points.append((estimate.stream_s, estimate.offset_s, estimate.score))
         while self._points and self._points[0][0] < estimate.stream_s - self.fit_s:
             self._points.pop(0)
         self._miss_since = self._drop_since = None
-        self._jump_candidate = self._shift_candidate = None
+        self._jump_candidate = None
         self.status = SyncStatus.LOCKED
         self.last = estimate
