@@ -77,7 +77,7 @@ def main() -> None:
     if args.child:
         return child(args.child, args.stems)
 
-    from benchmarks.chart_quality.run import songs_dir
+    from benchmarks.data import songs_dir
 
     folders = sorted(p for p in songs_dir(args.songs).iterdir() if (p / "song.ogg").exists())
     folders = folders[:args.limit or None]

@@ -18,33 +18,24 @@ Usage::
     nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [SONGS_DIR] [--json-out FILE]
         [--basic-pitch]
 
-SONGS_DIR defaults to what ``/work/shared/scripts/fetch-fof-songs.sh`` (or
+SONGS_DIR defaults to what ``scripts/fetch-demo-song.sh`` (or
 ``$LOOPJAM_FOF_SONGS``) gives. Prints one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.data import songs_dir
+
 EVALUATED = ("expert", "hard", "medium", "easy")
-FETCH_SCRIPT = Path(__file__).resolve().parents[3] / "shared" / "scripts" / "fetch-fof-songs.sh"
 SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
 
-
-def songs_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    if os.environ.get("LOOPJAM_FOF_SONGS"):
-        return Path(os.environ["LOOPJAM_FOF_SONGS"])
-    out = subprocess.run(["bash", str(FETCH_SCRIPT)], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def onset_times(notes) -> np.ndarray:

@@ -15,7 +15,7 @@ Usage::
 
     nice -n 10 .venv/bin/python -m benchmarks.import.songs [SONGS_DIR]
 
-SONGS_DIR defaults to what ``/work/shared/scripts/fetch-fof-songs.sh`` (or
+SONGS_DIR defaults to what ``scripts/fetch-demo-song.sh`` (or
 ``$LOOPJAM_FOF_SONGS``) gives. Prints one JSON object; exits 1 if any song fails to import or
 differs.
 """
@@ -23,23 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-FETCH_SCRIPT = Path(__file__).resolve().parents[3] / "shared" / "scripts" / "fetch-fof-songs.sh"
+from benchmarks.data import songs_dir
+
 EXPERT_LOW = 96
 
-
-def songs_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    if os.environ.get("LOOPJAM_FOF_SONGS"):
-        return Path(os.environ["LOOPJAM_FOF_SONGS"])
-    out = subprocess.run(["bash", str(FETCH_SCRIPT)], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def reference_expert(folder: Path, delay_s: float

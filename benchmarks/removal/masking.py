@@ -42,19 +42,12 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.masks import attach_masks, note_spans
+from benchmarks.data import songs_dir
 from companion.removal import NoteRemover
 
 SONGS = ("armygeddon", "chaos_god", "internal_degeneration", "mutilated_mime")
 JUDGEMENT_S = 0.090
 BLOCK = 512
-
-
-def _songs_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    script = Path(__file__).resolve().parents[3] / "shared" / "scripts" / "fetch-fof-songs.sh"
-    return Path(subprocess.run(["bash", str(script)], capture_output=True, text=True,
-                               check=True).stdout.strip())
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
@@ -307,7 +300,7 @@ def main(argv=None) -> int:
                         help="which removals to run on the imported charts (default: all)")
     parser.add_argument("--only", nargs="*", default=SONGS)
     args = parser.parse_args(argv)
-    root = _songs_dir(args.songs)
+    root = songs_dir(args.songs)
     results = []
     for i, name in enumerate(args.only):
         r = bench_song(root / name, args.out if i == 0 else None, quick=args.quick,
