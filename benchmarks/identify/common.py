@@ -146,3 +146,11 @@ def percentiles(values, qs=(50, 95, 99)) -> dict:
         return {}
     return {f"p{q}": round(float(np.percentile(values, q)), 4) for q in qs} | {
         "max": round(float(values.max()), 4), "mean": round(float(values.mean()), 4)}
+
+
+def split_distractors(rng, left_out: int) -> tuple[list[Recording], list[Recording]]:
+    """The de-duplicated distractors split at random into (indexed, left out): left-out ones
+    measure false accepts on songs the index does not know."""
+    others = unique(distractors())
+    order = rng.permutation(len(others))
+    return [others[i] for i in order[left_out:]], [others[i] for i in order[:left_out]]

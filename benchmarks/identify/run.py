@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from benchmarks.identify.common import (benchmark_songs, degrade, distractors, percentiles,
-                                        random_degradation, unique)
+from benchmarks.identify.common import (benchmark_songs, degrade, percentiles, random_degradation,
+                                        split_distractors)
 from chart_store.fingerprint import ITEM_S, fingerprint
 from chart_store.index import FingerprintIndex
 
@@ -39,10 +39,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
 
     songs = benchmark_songs()
-    others = unique(distractors())
-    order = rng.permutation(len(others))
-    left_out = [others[i] for i in order[:args.left_out]]
-    indexed = songs + [others[i] for i in order[args.left_out:]]
+    kept, left_out = split_distractors(rng, args.left_out)
+    indexed = songs + kept
     index = FingerprintIndex()
     t0 = time.perf_counter()
     for rec in indexed:

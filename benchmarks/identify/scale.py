@@ -30,8 +30,8 @@ import time
 import numpy as np
 
 from analyzer.decode import load
-from benchmarks.identify.common import (CACHE, Recording, benchmark_songs, degrade,
-                                        distractors, percentiles, random_degradation, unique)
+from benchmarks.identify.common import (CACHE, Recording, benchmark_songs, degrade, percentiles,
+                                        random_degradation, split_distractors)
 from benchmarks.identify.variants import SR, chroma, variants
 from chart_store.fingerprint import ITEM_S, fingerprint
 from chart_store.index import FingerprintIndex
@@ -64,10 +64,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
 
     songs = benchmark_songs()
-    others = unique(distractors())
-    order = rng.permutation(len(others))
-    left_out = [others[i] for i in order[:args.left_out]]
-    kept = [others[i] for i in order[args.left_out:]]
+    kept, left_out = split_distractors(rng, args.left_out)
     index = FingerprintIndex()
     for rec in songs + kept:
         index.add(rec.name, rec.items())
