@@ -115,6 +115,19 @@ def test_pyaudio_sees_the_sound_server(pulse_server):
     assert any(d.kind == "output" for d in backend.devices())
 
 
+@pytest.mark.pulseaudio
+def test_pyaudio_opens_a_sink_and_a_source_with_their_latency(pulse_server):
+    backend = audio.get_backend("pyaudio")
+    sink = backend.open_sink(None, sr=48000, channels=2, block_frames=480, buffer_frames=4800)
+    source = backend.open_source(None, loopback=False, sr=48000, channels=2, block_frames=480)
+    try:
+        assert sink.latency_samples > 0 and source.latency_samples > 0
+        sink.write(np.zeros((480, 2), np.float32))
+    finally:
+        sink.close()
+        source.close()
+
+
 LOST = """
 import sys, time
 sys.path.insert(0, {root!r})

@@ -30,18 +30,27 @@ def _quietly(fn):
         os.close(devnull)
 
 
+def _open_stream(pa, index, direction, *, sr, channels, block_frames):
+    """Open a float32 PortAudio stream (``direction`` "input" or "output") on device ``index``;
+    returns (stream, latency in samples as PortAudio reports it)."""
+    import pyaudio
+    try:
+        stream = pa.open(format=pyaudio.paFloat32, channels=channels, rate=sr,
+                         frames_per_buffer=block_frames,
+                         **{direction: True, f"{direction}_device_index": index})
+    except OSError as error:
+        raise DeviceLost(f"cannot open {direction} {index}: {error}") from None
+    latency = stream.get_input_latency() if direction == "input" else stream.get_output_latency()
+    return stream, int(latency * sr)
+
+
 class PyAudioSource(Source):
     def __init__(self, pa, index, *, sr, channels, block_frames):
         super().__init__()
-        import pyaudio
         self.sr, self.channels, self.block_frames = sr, channels, block_frames
-        try:
-            self._stream = pa.open(format=pyaudio.paFloat32, channels=channels, rate=sr,
-                                   input=True, input_device_index=index,
-                                   frames_per_buffer=block_frames)
-        except OSError as error:
-            raise DeviceLost(f"cannot open input {index}: {error}") from None
-        self.latency_samples = int(self._stream.get_input_latency() * sr)
+        self._stream, self.latency_samples = _open_stream(pa, index, "input", sr=sr,
+                                                          channels=channels,
+                                                          block_frames=block_frames)
 
     def _fill(self, out):
         try:
@@ -59,19 +68,15 @@ class PyAudioSource(Source):
 
 class PyAudioSink(Sink):
     def __init__(self, pa, index, *, sr, channels, block_frames):
-        import pyaudio
         self.sr, self.channels = sr, channels
-        try:
-            self._stream = pa.open(format=pyaudio.paFloat32, channels=channels, rate=sr,
-                                   output=True, output_device_index=index,
-                                   frames_per_buffer=block_frames)
-        except OSError as error:
-            raise DeviceLost(f"cannot open output {index}: {error}") from None
-        self.latency_samples = int(self._stream.get_output_latency() * sr)
+        self._stream, self.latency_samples = _open_stream(pa, index, "output", sr=sr,
+                                                          channels=channels,
+                                                          block_frames=block_frames)
 
     def write(self, data):
         try:
-            self._stream.write(np.ascontiguousarray(data, dtype=np.float32).data,
+            # PortAudio's binding takes read-only bytes only (no memoryview): one copy per block.
+            self._stream.write(np.ascontiguousarray(data, dtype=np.float32).tobytes(),
                                num_frames=data.shape[0])
         except OSError as error:
             raise DeviceLost(f"playback stopped: {error}") from None
