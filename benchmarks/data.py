@@ -1,8 +1,11 @@
-"""The real songs every benchmark measures on: Debian's fretsonfire-songs-muldjord (4 songs, each
-a folder with song.ogg backing, guitar.ogg stem, notes.mid human chart and song.ini).
+"""The real songs benchmarks measure on, from Debian's Frets on Fire song packages (each song a
+folder with song.ogg backing, guitar.ogg stem, notes.mid human chart and song.ini).
 
-``songs_dir()`` finds them: an explicit path, else ``$LOOPJAM_FOF_SONGS``, else what
-``scripts/fetch-demo-song.sh`` prints (it downloads them once into ``$LOOPJAM_DATA``).
+- ``songs_dir()``: fretsonfire-songs-muldjord, the 4 benchmark songs every reported figure uses.
+  An explicit path, else ``$LOOPJAM_FOF_SONGS``, else what ``scripts/fetch-demo-song.sh`` prints.
+- ``dev_songs_dir()``: fretsonfire-songs-sectoid, 4 other human-charted songs. Tune on these, report
+  on the benchmark songs, so a figure never comes from constants fitted to the songs it measures.
+  An explicit path, else ``$LOOPJAM_DEV_SONGS``, else ``fetch-demo-song.sh sectoid``.
 """
 from __future__ import annotations
 
@@ -13,11 +16,25 @@ from pathlib import Path
 FETCH_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch-demo-song.sh"
 
 
+def _fetched(song_set: str) -> Path:
+    out = subprocess.run(["bash", str(FETCH_SCRIPT), song_set], check=True, capture_output=True,
+                         text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def songs_dir(arg: str | os.PathLike | None = None) -> Path:
-    """The folder holding one sub-folder per song."""
+    """The folder holding one sub-folder per benchmark song."""
     if arg:
         return Path(arg)
     if os.environ.get("LOOPJAM_FOF_SONGS"):
         return Path(os.environ["LOOPJAM_FOF_SONGS"])
-    out = subprocess.run(["bash", str(FETCH_SCRIPT)], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
+    return _fetched("muldjord")
+
+
+def dev_songs_dir(arg: str | os.PathLike | None = None) -> Path:
+    """The folder holding one sub-folder per development (tuning) song."""
+    if arg:
+        return Path(arg)
+    if os.environ.get("LOOPJAM_DEV_SONGS"):
+        return Path(os.environ["LOOPJAM_DEV_SONGS"])
+    return _fetched("sectoid")
