@@ -5,7 +5,7 @@
 # (exit 5) fails here like any other failure.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 bash scripts/setup.sh test || exit 1
 if [ -f scripts/services.sh ]; then
   # PostgreSQL for the server tests; prints the URL the tests read.
