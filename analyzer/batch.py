@@ -10,7 +10,9 @@ API
 
 Each file is one independent job, stored as soon as it is done, so a killed batch resumes where it
 stopped: the next run finds each finished file's content hash in the local store and skips it.
-A failing file is reported and the batch goes on.
+A failing file is reported and the batch goes on. Stems separated from the file (Demucs) that the
+chart's notes come from are kept beside the store (:class:`chart_store.stems.StemStore`, Ogg
+Vorbis, never uploaded) for stem cancellation while playing.
 """
 from __future__ import annotations
 
@@ -116,7 +118,8 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
     stems, lanes
         As in :func:`analyzer.pipeline.analyze_file`.
     store : bool
-        Use the local store: put the chart there with the file's content hash, and (with
+        Use the local store: put the chart there with the file's content hash, and its separated
+        stems in the local stem store (:attr:`analyzer.pipeline.Analysis.stems`), and (with
         ``skip_done``) reuse the chart it already has for this content. False: leave it alone.
     out_path : path-like, optional
         Also write the chart file here.
@@ -139,10 +142,11 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
         if known is not None and local.path(known).is_file():
             chart, chart_id, skipped = local.get(known), known, True
         if chart is None:
-            from analyzer.pipeline import analyze_file
-            chart = analyze_file(path, stems=stems, lanes=lanes, progress=progress)
-            chart_id, skipped = chart.id, False
+            from analyzer.pipeline import analyze
+            analysis = analyze(path, stems=stems, lanes=lanes, progress=progress)
+            chart, chart_id, skipped = analysis.chart, analysis.chart.id, False
             if store:
+                _keep_stems(chart_id, analysis)
                 chart_id = local.put(chart, source_hash=digest)
         chart_path = None
         if out_path is not None:
@@ -164,6 +168,15 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
         if local is not None:
             local.close()
     return BatchResult(name, elapsed_s=round(time.perf_counter() - start, 3), error=reason)
+
+
+def _keep_stems(chart_id: str, analysis) -> None:
+    """Put the analysis' separated stems in the local stem store, under ``chart_id``; before the
+    chart itself, so that a stored chart always has its stems (a killed run redoes both)."""
+    from chart_store.stems import StemStore
+    stems = StemStore()
+    for name, y in analysis.stems.items():
+        stems.put(chart_id, name, y, analysis.sr)
 
 
 def _init_worker(threads: int) -> None:

@@ -77,6 +77,13 @@ ONSET_THRESHOLD = 0.35
 METRE_WEIGHTS = (1.0, 0.9, 0.75)
 #: Onsets closer than this to a beat (or an 8th) are on it (seconds; about a frame and a half).
 GRID_TOLERANCE_S = 0.02
+#: A recording is charted only if its onset envelope has a beat (pulse clarity) or peaks that
+#: stand out (contrast). Stationary noise has neither (pulse 0.04-0.1, contrast 1.5-2.1) and is
+#: charted empty, like silence; songs score pulse 0.4-0.76 and contrast 3-5, a song under white
+#: noise as loud as itself still 0.28 and 1.8 (charted with Expert F 0.83), sparse music without a
+#: steady beat has a high contrast (see analyzer.notes.pulse_clarity / envelope_contrast).
+MIN_PULSE_CLARITY = 0.2
+MIN_CONTRAST = 2.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +141,11 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     audio, audio_sr, stem = _source(y, sr, stems)
     spec = _notes.analysis_spectrogram(audio, audio_sr)
     env = _notes.onset_strength(spec)
+    if (_notes.pulse_clarity(env) < MIN_PULSE_CLARITY
+            and _notes.envelope_contrast(env) < MIN_CONTRAST):
+        # Noise: its "onsets" are the envelope's random peaks (~9 notes/s otherwise).
+        return ChartNotes(beats=np.zeros(0), bpm=_notes.estimate_tempo(env),
+                          difficulties={name: () for name in DIFFICULTIES})
     onsets = _notes.detect_onsets(env, threshold=ONSET_THRESHOLD)
     tempo = _notes.track_beats(env)
     weights = _metrical_weights(onsets.times, tempo.beats)

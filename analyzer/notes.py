@@ -8,6 +8,8 @@ API
 - :func:`detect_onsets` — onset times and strengths from that envelope (:class:`Onsets`).
 - :func:`strongest_apart` — the strongest events no two closer than a gap (onsets, thinning).
 - :func:`estimate_tempo` / :func:`track_beats` — tempo (BPM) and beat times (:class:`TempoMap`).
+- :func:`pulse_clarity` / :func:`envelope_contrast` — whether an envelope has a beat, and peaks
+  that stand out (stationary noise has neither).
 - :func:`onset_pitches` — the dominant pitch (MIDI) right after each onset, by harmonic summation.
 - :func:`ring_durations` — how long each onset's pitch keeps sounding (sustain candidates).
 - :func:`transcribe` / :func:`basic_pitch_session` — polyphonic notes with basic-pitch's ONNX
@@ -36,7 +38,8 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "PitchedNote", "analysis_spectrogram", "onset_strength",
     "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches",
-    "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank",
+    "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank", "pulse_clarity",
+    "envelope_contrast",
 ]
 
 #: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
@@ -341,6 +344,18 @@ def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
     return np.fft.irfft(spectrum * np.conj(spectrum), size)[:max_lag]
 
 
+def _pulse_autocorrelation(env: np.ndarray, frame_rate: float, max_lag: int) -> np.ndarray:
+    """Autocorrelation (lags 0..max_lag-1, lag 0 = 1, all 0 for a flat envelope) of the onset
+    envelope's fast part: peaks widened to ~20 ms (a sharp click's autocorrelation peak is
+    narrower than a frame, so whole-frame lags would miss it) and the slow loudness trend
+    removed, so sections of different density do not dominate."""
+    env = _smooth(env, _gaussian(0.01 * frame_rate))
+    width = max(3, int(frame_rate))
+    env = env - _smooth(env, np.full(width, 1.0 / width))
+    ac = _autocorrelation(env, min(max_lag, env.size))
+    return ac / ac[0] if ac[0] > 0 else np.zeros_like(ac)
+
+
 def estimate_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
                    min_bpm: float = 100.0, max_bpm: float = 220.0,
                    prior_bpm: float = 150.0) -> float:
@@ -363,19 +378,12 @@ def estimate_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     env = np.asarray(envelope, dtype=np.float64)
     if env.ndim != 1 or env.size < 4:
         raise NotesError("envelope too short to estimate a tempo")
-    # Widen the peaks to ~20 ms (a sharp click's autocorrelation peak is narrower than a frame,
-    # so whole-frame lags would miss it) and remove the slow loudness trend, so sections of
-    # different density do not dominate.
-    env = _smooth(env, _gaussian(0.01 * frame_rate))
-    width = max(3, int(frame_rate))
-    env = env - _smooth(env, np.full(width, 1.0 / width))
     lo = max(1, int(np.floor(60.0 / max_bpm * frame_rate)))
     hi = int(np.ceil(2 * 60.0 / min_bpm * frame_rate))
-    ac = _autocorrelation(env, min(hi + 2, env.size))
+    ac = _pulse_autocorrelation(env, frame_rate, hi + 2)
     hi = min(hi, ac.size - 2)
     if ac[0] <= 0 or hi <= lo + 1:
         return float(prior_bpm)
-    ac = ac / ac[0]
     cand = np.arange(lo, hi + 1)
     score = ac[cand] * np.exp(-0.5 * np.log2(60.0 * frame_rate / cand / prior_bpm) ** 2)
     best = int(cand[np.argmax(score)])
@@ -387,6 +395,54 @@ def estimate_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     while bpm < min_bpm:
         bpm *= 2.0
     return bpm
+
+
+def pulse_clarity(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
+                  min_bpm: float = 50.0, max_bpm: float = 220.0) -> float:
+    """How clearly the onsets repeat at a beat: the highest autocorrelation of the onset
+    envelope's fast part (see :func:`estimate_tempo`) at a beat period of ``min_bpm..max_bpm``,
+    0..1 (1: a strictly periodic pulse).
+
+    Songs score 0.4-0.76 (the 8 songs of ``benchmarks/chart_quality``), a 120 BPM riff 0.58,
+    a song under white noise as loud as itself 0.28; stationary noise scores ~0.04-0.1
+    (the chance correlations of a random envelope), as do onsets at random times.
+
+    Examples
+    --------
+    >>> env = np.zeros(3000); env[::50] = 1.0          # a click every 0.5 s at 100 frames/s
+    >>> pulse_clarity(env, frame_rate=100.0) > 0.9
+    True
+    >>> pulse_clarity(np.random.default_rng(0).random(3000), frame_rate=100.0) < 0.15
+    True
+    """
+    env = np.asarray(envelope, dtype=np.float64)
+    if env.ndim != 1:
+        raise NotesError(f"envelope must be one-dimensional, got shape {env.shape}")
+    lo = max(1, int(np.floor(60.0 / max_bpm * frame_rate)))
+    hi = int(np.ceil(60.0 / min_bpm * frame_rate))
+    ac = _pulse_autocorrelation(env, frame_rate, hi + 1) if env.size > 4 else np.zeros(0)
+    return float(max(0.0, ac[lo:hi + 1].max())) if ac.size > lo else 0.0
+
+
+def envelope_contrast(envelope: np.ndarray) -> float:
+    """How far the loud onsets stand above the envelope's typical frame: its 99th percentile
+    over its median (inf when the median is 0, as between the notes of sparse music).
+
+    Songs score 3-5 (dense metal lowest), stationary noise 1.5-2.1: its flux never rests.
+
+    Examples
+    --------
+    >>> env = np.zeros(1000); env[::100] = 1.0
+    >>> envelope_contrast(env)
+    inf
+    >>> round(envelope_contrast(np.linspace(1.0, 2.0, 101)), 2)
+    1.33
+    """
+    env = np.asarray(envelope, dtype=np.float64)
+    if env.size == 0:
+        return 0.0
+    median = float(np.median(env))
+    return float(np.percentile(env, 99)) / median if median > 0 else float("inf")
 
 
 def track_beats(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,

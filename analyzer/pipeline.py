@@ -3,6 +3,7 @@
 API
 ---
 - :func:`analyze_file` — decode a file, check it, and :func:`analyze_audio` it, with its tags.
+- :func:`analyze` — the same, also giving the separated stems to keep (:class:`Analysis`).
 - :func:`analyze_audio` — samples → :class:`~chart_store.chart.Chart`.
 - :data:`ANALYSIS_SR`, :data:`MIN_DURATION_S`, :data:`STAGES`.
 
@@ -14,10 +15,15 @@ from the harmonic stem (see :func:`analyzer.stems.available_method`).
 
 One sample rate serves every stage: basic-pitch's 22.05 kHz, which also halves the cost of the
 spectral stages; masks then reach 11 kHz, where nearly all of an instrument's energy lies.
+Demucs, though, separates the file at its own rate and channels: the stems the notes come from are
+kept on this machine (:class:`chart_store.stems.StemStore`, by :mod:`analyzer.batch`) for stem
+cancellation, which needs them at playback quality; the stages above get their 22.05 kHz mono
+downmix.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +31,29 @@ import numpy as np
 from analyzer import decode
 from chart_store.chart import DEFAULT_LANES, Chart, ChartMeta
 
-__all__ = ["analyze_file", "analyze_audio", "ANALYSIS_SR", "MIN_DURATION_S", "STAGES"]
+__all__ = ["analyze_file", "analyze", "analyze_audio", "Analysis", "ANALYSIS_SR",
+           "MIN_DURATION_S", "STAGES"]
 
 #: Sample rate of every analysis stage (Hz).
 ANALYSIS_SR = 22050
 #: Shortest file :func:`analyze_file` accepts (seconds): too little music for a chart.
 MIN_DURATION_S = 10.0
-#: Names passed to the ``progress`` callback, in order.
+#: Names passed to the ``progress`` callback, in order (with Demucs, "stems" before "fingerprint").
 STAGES = ("decode", "fingerprint", "stems", "notes", "masks")
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """A chart and the separated stems its notes come from, to keep locally.
+
+    ``stems`` maps each stem name some note of the chart names (Demucs' "other") to its audio at
+    ``sr`` -- the file's own rate and channels, ``(channels, n)``, chart time 0 at sample 0. Empty
+    when the notes come from the mix (HPSS, no separation): there is nothing to cancel then.
+    """
+
+    chart: Chart
+    stems: dict[str, np.ndarray] = field(default_factory=dict)
+    sr: int = ANALYSIS_SR
 
 
 def analyze_file(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
@@ -70,17 +91,66 @@ def analyze_file(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
     >>> chart.meta.title, len(chart.track("expert"))  # doctest: +SKIP
     ('Song', 812)
     """
+    return analyze(path, stems=stems, lanes=lanes, progress=progress,
+                   min_duration_s=min_duration_s).chart
+
+
+def analyze(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
+            progress: Callable[[str], None] | None = None,
+            min_duration_s: float = MIN_DURATION_S) -> Analysis:
+    """:func:`analyze_file`, also returning the separated stems the notes come from.
+
+    With Demucs (``stems="demucs"``, or "auto" where its weights are cached) the file is decoded
+    at its own rate and channels and separated there, so the stems are fit for playback (stem
+    cancellation); the analysis stages get their 22.05 kHz mono downmix. Other methods decode
+    straight to 22.05 kHz mono, as :func:`analyze_file` always did.
+
+    Examples
+    --------
+    >>> result = analyze("song.flac", stems="demucs")  # doctest: +SKIP
+    >>> sorted(result.stems), result.sr  # doctest: +SKIP
+    (['other'], 44100)
+    """
+    from analyzer.stems import Stems, available_method, separate
+
     path = Path(path)
+    if stems == "auto":
+        stems = available_method()
     _report(progress, "decode")
-    y, sr = decode.load(path, sr=ANALYSIS_SR, mono=True)
-    decode.check_audio(y, sr, path=path, min_duration_s=min_duration_s)
+    full = None
+    if stems == "demucs":
+        full, full_sr = decode.load(path, mono=False)
+        y = _analysis_rate(full.mean(axis=0), full_sr)
+    else:
+        y, _ = decode.load(path, sr=ANALYSIS_SR, mono=True)
+    decode.check_audio(y, ANALYSIS_SR, path=path, min_duration_s=min_duration_s)
     tags = decode.probe(path).tags
     meta = ChartMeta(title=tags.get("title") or path.stem, artist=tags.get("artist", ""),
-                     album=tags.get("album", ""), duration_s=y.shape[-1] / sr)
-    return analyze_audio(y, sr, meta=meta, stems=stems, lanes=lanes, progress=progress)
+                     album=tags.get("album", ""), duration_s=y.shape[-1] / ANALYSIS_SR)
+    if full is None:
+        chart = analyze_audio(y, ANALYSIS_SR, meta=meta, stems=stems, lanes=lanes,
+                              progress=progress)
+        return Analysis(chart)
+    _report(progress, "stems")  # here before "fingerprint": the separated stems come first
+    kept = separate(full, full_sr, method="demucs")
+    del full
+    analysis_stems = Stems({name: _analysis_rate(a.reshape(-1, a.shape[-1]).mean(axis=0), full_sr)
+                            for name, a in kept.arrays.items()}, ANALYSIS_SR, kept.method)
+    chart = analyze_audio(y, ANALYSIS_SR, meta=meta, stems=analysis_stems, lanes=lanes,
+                          progress=progress)
+    named = {note.stem for track in chart.difficulties.values() for note in track.notes}
+    return Analysis(chart, {name: a for name, a in kept.arrays.items() if name in named}, full_sr)
 
 
-def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems: str = "auto",
+def _analysis_rate(y: np.ndarray, sr: int) -> np.ndarray:
+    """Mono ``y`` at :data:`ANALYSIS_SR` (soxr, as :func:`analyzer.decode.load` resamples)."""
+    if sr == ANALYSIS_SR:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    import soxr
+    return soxr.resample(y, sr, ANALYSIS_SR).astype(np.float32)
+
+
+def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems="auto",
                   lanes: int = DEFAULT_LANES,
                   progress: Callable[[str], None] | None = None) -> Chart:
     """Analyze samples into a chart (every stage after decoding).
@@ -93,7 +163,10 @@ def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems: str = "auto
         Sample rate (Hz); :data:`ANALYSIS_SR` is the cheapest.
     meta : ChartMeta
         Descriptive data; ``duration_s`` and ``tool_version`` are set here.
-    stems, lanes, progress
+    stems : {"auto", "demucs", "hpss", "none"} or analyzer.stems.Stems
+        Separation method, as in :func:`analyze_file`, or stems already separated from ``y``
+        (same rate and length; the "stems" stage is then not reported).
+    lanes, progress
         As in :func:`analyze_file`.
 
     Examples
@@ -106,7 +179,7 @@ def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems: str = "auto
     from analyzer.charting import chart_notes
     from analyzer.features import sync_reference
     from analyzer.masks import attach_masks
-    from analyzer.stems import separate
+    from analyzer.stems import Stems, separate
     from chart_store import __version__
     from chart_store.fingerprint import fingerprint
 
@@ -114,8 +187,11 @@ def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems: str = "auto
     _report(progress, "fingerprint")
     fp = fingerprint(y, sr)
     sync = sync_reference(y, sr)
-    _report(progress, "stems")
-    separated = separate(y, sr, method=stems)
+    if isinstance(stems, Stems):
+        separated = stems
+    else:
+        _report(progress, "stems")
+        separated = separate(y, sr, method=stems)
     stem_audio = separated if len(separated) else None
     _report(progress, "notes")
     notes = chart_notes(y, sr, stems=stem_audio, lanes=lanes)

@@ -5,15 +5,19 @@ an excerpt heard from any point, every item of every indexed recording goes into
 index (item value -> positions). A query looks up each of its items and every value within a
 small Hamming radius of it (lossy coding flips a few bits of most items), each hit votes for an
 alignment (recording, offset), and the best-voted alignments are verified by the bit error rate
-over the whole aligned span. An alignment is accepted only below a bit-error threshold measured
-on generic music (true matches ~0.02-0.10, the best impostor among many >= 0.25), so an unknown
-song answers "no match" instead of the nearest wrong recording.
+over the whole aligned span. An alignment is accepted only below a bit-error threshold that
+depends on how many items it spans and on how many items are indexed (the more positions an
+excerpt is compared with, the closer the best wrong one comes; thresholds measured by
+``benchmarks/identify/thresholds.py`` on generic music), so an unknown song answers "no match"
+instead of the nearest wrong recording.
 
 - :class:`FingerprintIndex` — ``add(key, items)``, ``remove(key)``, ``search(items) -> list[Hit]``;
 - :class:`Hit` — a verified alignment: key, offset (items and seconds), bit error rate.
 
-Memory: 4 bytes per indexed item for the posting, 4 for the item itself (kept for
-verification), plus 12 bytes per distinct item value.
+Memory: 4 bytes per indexed item (kept for verification), 4 for its posting and 1 for the low
+bits of its value, plus a bucket table of at most 64 MiB (a prefix of the value -> its postings).
+Values shared by more than ``max_postings`` positions (silence, steady tones) carry no
+information and are left out of the postings.
 """
 from __future__ import annotations
 
@@ -27,30 +31,37 @@ from chart_store.fingerprint import ITEM_S
 
 __all__ = ["FingerprintIndex", "Hit", "ACCEPT_BER", "SHORT_ACCEPT_BER", "accept_ber", "probe_masks"]
 
-#: Largest bit error rate accepted as the same recording, for queries of 19 items (5 s) or more.
-#: Measured by ``benchmarks/identify/thresholds.py`` on generic music (Debian game-music tracks,
-#: never the benchmark songs), degraded excerpts: true matches <= 0.076 at 5 s and <= 0.072 at
-#: 10 s, the best impostor >= 0.278 at 5 s and >= 0.332 at 10 s.
+#: Largest bit error rate accepted as the same recording, for queries of 19 items (5 s) or more,
+#: in an index of :data:`REFERENCE_ITEMS` items.
 ACCEPT_BER = 0.2
-#: The same for a query of only 3 items (3 s of audio): fewer bits let impostors come closer
-#: (true <= 0.115, best impostor >= 0.146 measured), so the bar is lower; linear in between.
+#: The same for a query of only 3 items (3 s of audio); linear in between.
 SHORT_ACCEPT_BER = 0.13
 _SHORT, _LONG = 3, 19
+#: Index size the thresholds above were measured at (items).
+REFERENCE_ITEMS = 1_000_000
+#: How much lower the thresholds go for each tenfold more indexed items.
+PER_DECADE = 0.0
 
 
-def accept_ber(n_items: int, *, long: float = ACCEPT_BER, short: float = SHORT_ACCEPT_BER
-               ) -> float:
-    """The bit-error threshold for an alignment verified over ``n_items`` items."""
+def accept_ber(n_items: int, *, long: float = ACCEPT_BER, short: float = SHORT_ACCEPT_BER,
+               indexed: int = REFERENCE_ITEMS) -> float:
+    """The bit-error threshold for an alignment verified over ``n_items`` items, in an index
+    of ``indexed`` items."""
     share = np.clip((n_items - _SHORT) / (_LONG - _SHORT), 0.0, 1.0)
-    return float(short + share * (long - short))
+    decades = max(0.0, np.log10(max(indexed, 1) / REFERENCE_ITEMS))
+    return float(short + share * (long - short) - PER_DECADE * decades)
 
 
 #: Items shared by more positions than this carry no information (silence, steady tones): skipped.
 MAX_POSTINGS = 4096
 #: Alignments verified per query, best-voted first.
-CANDIDATES = 24
-#: Probes per query item are capped so a query costs about the same whatever its length.
+CANDIDATES = 32
+#: Probes per query (items times Hamming-ball size) are capped so a query costs about the same
+#: whatever its length: short queries probe farther (radius 2), long ones vote with a subset
+#: of their items at radius 1.
 PROBE_BUDGET = 2400
+#: Offsets around a voted alignment that verification tries (codec delay, sub-item shifts).
+_SHIFTS = np.arange(-2, 3)
 
 
 def probe_masks(radius: int) -> np.ndarray:
@@ -84,9 +95,15 @@ class Hit:
 
 
 class _Frozen:
-    """The immutable arrays one search reads: items back to back plus the posting lists."""
+    """The immutable arrays one search reads.
 
-    def __init__(self, keys: list[str], runs: list[np.ndarray]):
+    ``items`` holds every recording's items back to back (``starts`` marks where each begins);
+    ``postings`` lists positions in ``items`` sorted by item value (stop values left out); the
+    values with the same top ``bits`` bits form a bucket, ``table[b]:table[b + 1]`` its range
+    of ``postings``, and ``low`` holds the remaining low bits of each posting's value.
+    """
+
+    def __init__(self, keys: list[str], runs: list[np.ndarray], max_postings: int):
         self.keys = keys
         lengths = np.array([len(r) for r in runs], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -96,18 +113,38 @@ class _Frozen:
         position = np.uint32 if self.items.size < 2**32 else np.int64
         order = np.argsort(self.items, kind="stable")
         ordered = self.items[order]
-        self.postings = order.astype(position)
+        first = np.flatnonzero(np.diff(ordered)) + 1 if ordered.size else np.zeros(0, np.int64)
+        counts = np.diff(np.concatenate([[0], first, [ordered.size]]))
+        keep = np.repeat(counts <= max_postings, counts)
+        self.postings = order[keep].astype(position)
         del order
-        first = (np.flatnonzero(np.diff(ordered)) + 1) if ordered.size else np.zeros(0, np.int64)
-        first = np.concatenate([[0], first]) if ordered.size else first
-        self.values = ordered[first]
-        self.counts = np.diff(np.append(first, ordered.size)).astype(position)
-        self.first = first.astype(position)
+        ordered = ordered[keep]
+        # About 4 to 8 postings a bucket, at most 2**24 buckets (64 MiB of table).
+        self.bits = int(np.clip(np.ceil(np.log2(max(ordered.size, 1))) - 2, 8, 24))
+        self.shift = np.uint32(32 - self.bits)
+        self.table = np.concatenate([[0], np.cumsum(np.bincount(
+            ordered >> self.shift, minlength=2**self.bits))]).astype(position)
+        low = np.uint8 if self.bits >= 24 else np.uint16 if self.bits >= 16 else np.uint32
+        self.low = (ordered & np.uint32((1 << int(self.shift)) - 1)).astype(low)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.starts, self.items, self.values, self.first,
-                                      self.counts, self.postings))
+        return sum(a.nbytes for a in (self.starts, self.items, self.postings, self.table,
+                                      self.low))
+
+    def lookup(self, probes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (in ``items``) holding one of ``probes``, and the query row of each."""
+        bucket = probes >> self.shift
+        lo = self.table[bucket].astype(np.int64)
+        size = self.table[bucket + 1].astype(np.int64) - lo
+        total = int(size.sum())
+        if total == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        # Every bucket range back to back without a Python loop, then the exact values only.
+        where = np.repeat(lo - (np.cumsum(size) - size), size) + np.arange(total)
+        low = (probes & np.uint32((1 << int(self.shift)) - 1)).astype(self.low.dtype)
+        same = self.low[where] == np.repeat(low, size)
+        return self.postings[where[same]].astype(np.int64), np.repeat(rows, size)[same]
 
 
 class FingerprintIndex:
@@ -136,18 +173,19 @@ class FingerprintIndex:
         self.max_postings = max_postings
         self.candidates = candidates
         self._runs: dict[str, np.ndarray] = {}
-        self._frozen: _Frozen | None = _Frozen([], [])
+        self._frozen: _Frozen | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    def threshold(self, n_items: int) -> float:
-        """Bit-error threshold for ``n_items`` verified items (``accept_ber`` from 5 s up)."""
-        return accept_ber(n_items, long=self.accept_ber, short=self.short_accept_ber)
-
     def __contains__(self, key: str) -> bool:
         return key in self._runs
+
+    def threshold(self, n_items: int) -> float:
+        """Bit-error threshold for ``n_items`` verified items at the current index size."""
+        return accept_ber(n_items, long=self.accept_ber, short=self.short_accept_ber,
+                          indexed=self._snapshot().items.size)
 
     def add(self, key: str, items: np.ndarray) -> None:
         """Index (or re-index) recording ``key`` with its uint32 ``items``."""
@@ -170,7 +208,7 @@ class FingerprintIndex:
         with self._lock:
             if self._frozen is None:
                 keys = list(self._runs)
-                self._frozen = _Frozen(keys, [self._runs[k] for k in keys])
+                self._frozen = _Frozen(keys, [self._runs[k] for k in keys], self.max_postings)
             return self._frozen
 
     def search(self, items: np.ndarray, *, limit: int = 5) -> list[Hit]:
@@ -186,27 +224,31 @@ class FingerprintIndex:
         Returns
         -------
         list[Hit]
-            Only alignments below the threshold for their length (:func:`accept_ber`); empty
-            when nothing matches.
+            Only alignments below the threshold for their length and the index size
+            (:meth:`threshold`); empty when nothing matches.
         """
         query = np.asarray(items, dtype=np.uint32)
         snap = self._snapshot()
-        if query.size == 0 or snap.items.size == 0:
+        if query.size == 0 or snap.postings.size == 0:
             return []
-        diagonals, votes = self._vote(snap, query)
+        diagonals, anchors, votes = self._vote(snap, query)
         if diagonals.size == 0:
             return []
+        runs, offsets, rates, overlaps = self._verify(snap, query, diagonals, anchors)
         best: dict[int, Hit] = {}
-        for diag, vote in zip(diagonals, votes):
-            hit = self._verify(snap, query, int(diag), int(vote))
-            if hit is not None and hit.bit_error_rate <= self.threshold(hit.overlap):
-                run = int(np.searchsorted(snap.starts, diag, side="right") - 1)
-                if run not in best or hit.bit_error_rate < best[run].bit_error_rate:
-                    best[run] = hit
+        for run, offset, rate, overlap, vote in zip(runs, offsets, rates, overlaps, votes):
+            if rate <= accept_ber(int(overlap), long=self.accept_ber, short=self.short_accept_ber,
+                                  indexed=snap.items.size):
+                if run not in best or rate < best[run].bit_error_rate:
+                    best[run] = Hit(key=snap.keys[run], offset=float(offset),
+                                    bit_error_rate=float(rate), votes=int(vote),
+                                    overlap=int(overlap))
         return sorted(best.values(), key=lambda h: h.bit_error_rate)[:limit]
 
-    def _vote(self, snap: _Frozen, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best-voted diagonals (global item position aligned with query item 0) and votes."""
+    def _vote(self, snap: _Frozen, query: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Best-voted diagonals (global item position aligned with query item 0), a voting
+        position on each (it names the recording) and the votes."""
         radius = 2 if query.size * len(_MASKS[2]) <= PROBE_BUDGET else 1
         masks = _MASKS[radius]
         # A long query votes with evenly spaced rows only: the true alignment still collects
@@ -216,50 +258,49 @@ class FingerprintIndex:
             rows = np.unique(np.linspace(0, query.size - 1, PROBE_BUDGET // masks.size)
                              .astype(np.int64))
         probes = (query[rows][:, None] ^ masks[None, :]).ravel()
-        rows = np.repeat(rows, masks.size)
-        where = np.searchsorted(snap.values, probes)
-        where[where == snap.values.size] = 0
-        found = (snap.values[where] == probes) & (snap.counts[where] <= self.max_postings)
-        where, rows = where[found], rows[found]
-        if where.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        counts = snap.counts[where].astype(np.int64)
-        # Expand each found value into its posting range without a Python loop.
-        total = int(counts.sum())
-        seg_start = np.repeat(snap.first[where].astype(np.int64)
-                              - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        positions = snap.postings[seg_start + np.arange(total)].astype(np.int64)
-        diags = positions - np.repeat(rows, counts)
-        values, tally = np.unique(diags, return_counts=True)
-        if values.size > self.candidates:
-            top = np.argpartition(-tally, self.candidates)[:self.candidates]
-            values, tally = values[top], tally[top]
-        order = np.argsort(-tally, kind="stable")
-        return values[order], tally[order]
+        positions, rows = snap.lookup(probes, np.repeat(rows, masks.size))
+        if positions.size == 0:
+            return (np.zeros(0, np.int64),) * 3
+        diagonals, first, tally = np.unique(positions - rows, return_index=True,
+                                            return_counts=True)
+        # Codec delay and resampling put the query between two items: the votes of the
+        # neighbouring diagonals count for each other.
+        votes = tally.copy()
+        for step in (-1, 1):
+            near = np.minimum(np.searchsorted(diagonals, diagonals + step), diagonals.size - 1)
+            votes += np.where(diagonals[near] == diagonals + step, tally[near], 0)
+        top = np.arange(diagonals.size)
+        if top.size > self.candidates:
+            top = np.argpartition(-votes, self.candidates)[:self.candidates]
+        top = top[np.argsort(-votes[top], kind="stable")]
+        return diagonals[top], positions[first[top]], votes[top]
 
-    def _verify(self, snap: _Frozen, query: np.ndarray, diag: int, votes: int) -> Hit | None:
-        """Bit error rate of the alignment at ``diag`` and its neighbours, refined offset."""
-        run = int(np.searchsorted(snap.starts, diag, side="right") - 1)
-        lo, hi = int(snap.starts[run]), int(snap.starts[run + 1])
-        rates = []
-        for shift in (-1, 0, 1):
-            start = diag + shift
-            q0 = max(0, lo - start)
-            q1 = min(query.size, hi - start)
-            if q1 - q0 < max(1, query.size // 2):
-                rates.append(np.nan)
-                continue
-            ref = snap.items[start + q0:start + q1]
-            rates.append(float(np.bitwise_count(ref ^ query[q0:q1]).sum()) / (32.0 * (q1 - q0)))
-        below, centre, above = rates
-        if np.isnan(centre):
-            return None
-        offset = float(diag - lo)
+    def _verify(self, snap: _Frozen, query: np.ndarray, diagonals: np.ndarray,
+                anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For each candidate alignment: its recording, refined offset (items into the
+        recording), bit error rate (inf where too little of the query overlaps the recording)
+        and overlap (items compared), at the best nearby shift."""
+        runs = np.searchsorted(snap.starts, anchors, side="right") - 1
+        lo, hi = snap.starts[runs], snap.starts[runs + 1]
+        starts = diagonals[:, None] + _SHIFTS[None, :]                     # (C, S)
+        at = starts[:, :, None] + np.arange(query.size)[None, None, :]      # (C, S, n)
+        inside = (at >= lo[:, None, None]) & (at < hi[:, None, None])
+        ref = snap.items[np.clip(at, 0, snap.items.size - 1)]
+        errors = (np.bitwise_count(ref ^ query) * inside).sum(axis=-1)
+        overlap = inside.sum(axis=-1)
+        enough = overlap >= max(1, query.size // 2)
+        rates = np.where(enough, errors / (32.0 * np.maximum(overlap, 1)), np.inf)
+        best = np.argmin(rates, axis=1)
+        pick = np.arange(diagonals.size)
+        rate = rates[pick, best]
+        offset = (starts[pick, best] - lo).astype(float)
         # The bit error rate grows roughly linearly with misalignment: interpolate the minimum
         # between the neighbours to place the query within a fraction of an item.
-        if np.isfinite(below) and np.isfinite(above) and min(below, above) > centre:
-            offset += 0.5 * (below - above) / (max(below, above) - centre)
-        q0 = max(0, lo - diag)
-        q1 = min(query.size, hi - diag)
-        return Hit(key=snap.keys[run], offset=offset, bit_error_rate=centre, votes=votes,
-                   overlap=q1 - q0)
+        below = rates[pick, np.maximum(best - 1, 0)]
+        above = rates[pick, np.minimum(best + 1, _SHIFTS.size - 1)]
+        inner = (best > 0) & (best < _SHIFTS.size - 1) & np.isfinite(below) & np.isfinite(above)
+        inner &= np.minimum(below, above) > rate
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = 0.5 * (below - above) / (np.maximum(below, above) - rate)
+        offset += np.where(inner, step, 0.0)
+        return runs, offset, rate, overlap[pick, best]

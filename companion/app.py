@@ -87,7 +87,7 @@ class LiveOptions:
     overlay: bool = False
     sr: int = 48000
     channels: int = 2
-    block_frames: int = 512
+    block_frames: int = 1024  # see loopjam play --block: fewer wake-ups, less CPU
     sink_buffer_frames: int = 2048
     offsets: Offsets = field(default_factory=Offsets)
     remote_url: str | None = None
@@ -180,6 +180,9 @@ class LiveSession:
     DISAGREE_S = 1.0
     #: Seconds without a block from the device before a ``stalled`` event.
     STALL_S = 2.0
+    #: Seconds of audio between two runs of the control loop (game clock, judgements, the
+    #: overlay's snapshots): 40 a second is smooth for all of them.
+    CONTROL_EVERY_S = 0.025
 
     def __init__(self, options: LiveOptions, *, source, sink, log: EventLog, resolver=None,
                  state_box=None, key_queue=None, stop_event: threading.Event | None = None):
@@ -205,6 +208,7 @@ class LiveSession:
         self._dropped = 0  # samples the source dropped (gaps): never given to the processor
         self._end_wall = time.monotonic()
         self._wake = threading.Event()
+        self._next_control = 0  # stream position of the next control run
         # Control state.
         self.listener = None
         self.sync = None
@@ -219,6 +223,7 @@ class LiveSession:
         self.totals = SessionTotals()
         self._analysed = 0
         self._quiet_since: float | None = 0.0
+        self._sound_since = 0.0  # stream s the sound last came back
         self._next_sync_step = 0.0
         self._next_sync_log = 0.0
         self._next_snapshot = 0.0
@@ -289,7 +294,8 @@ class LiveSession:
                 if n:
                     jumped = self.sync.jump_since_s
                     self.sync.update(self.onsets.latest(n), end_frame=self.onsets.frames_done,
-                                     silent=silent)
+                                     silent=silent, since_s=self._quiet_since if silent
+                                     else self._sound_since)
                     if jumped is None and self.sync.jump_since_s is not None:
                         # a second opinion on where we are, from the audio after the jump
                         self.listener.recheck(since=int(self.sync.jump_since_s * self.sr))
@@ -331,11 +337,14 @@ class LiveSession:
             if loud:
                 if self._quiet_since is not None:  # sound (re)starts: say exactly where
                     first = int(np.argmax(np.abs(x) > self.listener.silence_rms))
-                    self.log.write({"event": "sound",
-                                    "stream_s": round((start + first) / self.sr, 6)})
+                    self._sound_since = (start + first) / self.sr
+                    self.log.write({"event": "sound", "stream_s": round(self._sound_since, 6)})
                 self._quiet_since = None
             elif self._quiet_since is None:
-                self._quiet_since = start / self.sr
+                # Exactly where (the sync measures a pause by it): after the last audible sample.
+                audible = np.flatnonzero(np.abs(x) > self.listener.silence_rms)
+                self._quiet_since = (start + (int(audible[-1]) + 1 if audible.size else 0)
+                                     ) / self.sr
             start += n
         self._analysed = end
         return self._quiet_since is not None and end / self.sr - self._quiet_since >= 0.3
@@ -367,6 +376,7 @@ class LiveSession:
                                             notes=self.track.notes, previous=self.processor,
                                             mask_mode=self.options.mask_mode)
         elif event.kind == "confirmed" and self.sync is not None:
+            self.sync.hint(event.offset_s, stream_s=now)
             # The fingerprint places us elsewhere than the sync does (a repeated passage locked
             # wrongly): twice in a row, and in agreement with itself, it wins.
             offset = self.clock.offset_at(now) if self.clock is not None else None
@@ -533,7 +543,9 @@ class LiveSession:
             if not self.audio_step():
                 self.end_reason = "source ended"
                 break
-            self.control_step()
+            if self._control_due():
+                self.control_step()
+        self.control_step()
         self.cpu["audio_s"] += time.thread_time() - t_cpu  # audio and control share the thread
         self._flush_tail()
 
@@ -581,7 +593,8 @@ class LiveSession:
                 if not self.audio_step():
                     self.end_reason = "source ended"
                     break
-                self._wake.set()
+                if self._control_due():
+                    self._wake.set()
             if self.end_reason == "source ended":
                 self._flush_tail()
         except AudioError as error:  # device lost: say so and stop, never hang
@@ -591,6 +604,14 @@ class LiveSession:
             self.cpu["audio_s"] += time.thread_time() - t_cpu
             self.stop_event.set()
             self._wake.set()
+
+    def _control_due(self) -> bool:
+        """True once per :attr:`CONTROL_EVERY_S` of audio: the control loop runs then, not
+        after every block (each run costs a thread switch and Python overhead)."""
+        if self._end < self._next_control:
+            return False
+        self._next_control = self._end + int(self.CONTROL_EVERY_S * self.sr)
+        return True
 
     def _flush_tail(self) -> None:
         """Push the processor's delay line out so the sink gets every input sample."""

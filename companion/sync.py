@@ -41,12 +41,14 @@ class SyncStatus(str, enum.Enum):
 @dataclass(frozen=True)
 class SyncEstimate:
     """One measurement: at ``stream_s`` the chart was at ``stream_s + offset_s``; ``score`` is
-    the normalised correlation (-1..1); ``kind`` "local", "global" or "resume"."""
+    the normalised correlation (-1..1); ``kind`` "local", "global" or "resume"; ``span_s`` the
+    seconds of audio measured (centred on ``stream_s``)."""
 
     stream_s: float
     offset_s: float
     score: float
     kind: str
+    span_s: float = 0.0
 
 
 def _parabolic(c: np.ndarray, i: int) -> float:
@@ -72,7 +74,8 @@ def _correlate_valid(ref: np.ndarray, pattern: np.ndarray) -> np.ndarray:
 
 
 def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
-             prior_at: float | None = None, prior_weight: float = 0.0):
+             prior_at: float | None = None, prior_weight: float = 0.0,
+             exclude: tuple[float, float] | None = None):
     """Normalised cross-correlation of ``live`` against every position of ``ref``.
 
     Parameters
@@ -87,6 +90,9 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
         Where the match is expected, and how much correlation each position away from there
         costs when choosing the peak (music repeats every beat: of near-equal peaks, take the
         expected one). The score returned is the plain correlation.
+    exclude : (float, float), optional
+        Positions from..to that are neither the best nor the runner-up (the place already
+        known, when looking for another).
 
     Returns
     -------
@@ -110,6 +116,8 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
     denom = norm * np.sqrt(energy)
     ncc = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 1e-9)
     positions = np.arange(ncc.size)
+    if exclude is not None:
+        ncc[(positions > exclude[0]) & (positions < exclude[1])] = -1.0
     if prior_at is None:
         best = int(np.argmax(ncc))
     else:
@@ -170,8 +178,6 @@ class Synchronizer:
 
     #: Seconds of silence the clock runs through before it counts as a pause.
     PAUSE_GRACE_S = 1.0
-    #: Seconds of recent envelope checked against the prediction at each update.
-    CHECK_S = 1.5
     #: Half-width of the search around a fingerprint's offset (its error is about 0.1 s).
     COARSE_RADIUS_S = 0.5
     #: Correlation enough to lock there (the fingerprint already said where: a weak fit near
@@ -185,29 +191,50 @@ class Synchronizer:
     TRACK_RADIUS_S = 0.03
     #: Two global searches agree on a jump when their offsets are this close (seconds).
     AGREE_S = 0.02
-    #: Seconds of recent envelope searched everywhere at each update while locked.
-    JUMP_WINDOW_S = 3.0
-    #: Once the fit here has dropped, the audio since about then (plus this lead, seconds: a
-    #: drop shows some time after the jump) is also searched alone, at least
-    #: :attr:`JUMP_SHORT_MIN_S` of it: unmixed with what played before the jump, it places
-    #: itself sooner than the whole window does.
+    #: Seconds of recent envelope whose fit at the prediction is watched: short, so that a
+    #: seek shows within half of it.
+    CHECK_S = 1.5
+    #: The fit there falling below this share of its usual level (the median of recent healthy
+    #: checks) puts the lock in doubt: the last :attr:`JUMP_SHORT_MIN_S`, and longer windows
+    #: up to since shortly before (:attr:`JUMP_LEAD_S`) and at most :attr:`JUMP_WINDOW_S`,
+    #: are then searched everywhere (audio from before the jump only blurs the search).
+    JUMP_RATIO = 0.75
+    #: ... or below this, whatever is usual (a lock that never fitted).
+    DOUBT_BELOW = 0.3
     JUMP_LEAD_S = 0.75
     JUMP_SHORT_MIN_S = 1.0
-    #: How much better (correlation) another place must fit the recent audio to jump there.
+    JUMP_WINDOW_S = 3.0
+    #: How much better (correlation) another place must fit the same audio to jump there ...
     JUMP_MARGIN = 0.1
-    #: ... and the fit here must have fallen below this share of its recent median,
-    JUMP_RATIO = 0.75
-    #: ... and the lock must have been checked this many times already (a second of updates).
-    SETTLE_CHECKS = 4
     #: ... and the new place must fit at least this well (a passage with little to go on fits
-    #: many places weakly).
+    #: many places weakly) ...
     JUMP_MIN_SCORE = 0.6
+    #: ... and a new lock must have been checked this many times (its first checks say little
+    #: about the usual fit).
+    SETTLE_CHECKS = 4
+    #: Music repeats whole passages, and a few seconds cannot tell two copies apart: every
+    #: :attr:`RECHECK_EVERY_S` the audio since the lock (up to :attr:`RECHECK_WINDOW_S`) is
+    #: searched everywhere, so a lock on the wrong copy moves once the copies differ.
+    RECHECK_EVERY_S = 1.0
+    RECHECK_WINDOW_S = 10.0
+    #: Seconds at the edge of a discontinuity (a start, a seek) whose onsets are the edge's.
+    EDGE_S = 0.1
+    #: A fingerprint's offset (:meth:`hint`) farther than this from the lock's disagrees
+    #: (seconds; its error is about a tenth of that) ...
+    HINT_AGREE_S = 1.0
+    #: ... and counts once it rests on this many seconds of audio since the lock.
+    HINT_AFTER_S = 3.0
     #: Peaks closer than this (seconds) are one place (beats of the same passage).
     PLACE_S = 0.5
-    #: How late a silence or the sound after it may be noticed (seconds).
+    #: Half-width of the search around each guess when sound comes back after a silence
+    #: (seconds): the silence's edges are known to a few ms, a fade or a codec smears them.
+    RESUME_RADIUS_S = 0.08
+    #: Seconds of sound after a silence before re-locating near where it stopped; the search
+    #: everywhere (a seek while paused) waits for :attr:`JUMP_SHORT_MIN_S` more.
+    RESUME_AFTER_S = 0.8
+    #: How late a silence or the sound after it may be noticed when the caller does not say
+    #: exactly when (seconds).
     EDGE_SLACK_S = 0.8
-    #: Seconds of sound after a silence before re-locating (a shorter window is ambiguous).
-    RESUME_AFTER_S = 1.0
 
     def __init__(self, reference: SyncReference, *, window_s: float = 6.0, search_s: float = 0.3,
                  min_score: float = 0.45, min_margin: float = 0.08, fit_s: float = 20.0):
@@ -226,12 +253,15 @@ class Synchronizer:
         self.status = SyncStatus.SEARCHING
         self._points: list[tuple[float, float, float]] = []  # (stream_s, offset_s, score)
         self._coarse: float | None = None
-        self._miss_since: float | None = None
         self._jump_candidate: SyncEstimate | None = None
         self._tracked = 0  # checks since the lock was made
-        self._here_scores: list[float] = []  # recent fits of the last seconds where we are
-        self._drop_since: float | None = None  # stream s the fit here first fell
+        self._lock_from = 0.0  # stream s of the first audio the lock rests on
+        self._next_recheck = 0.0
+        self._here_scores: list[float] = []  # recent healthy fits of the last CHECK_S here
+        self._doubt_since: float | None = None  # stream s the fit here first fell
+        self._hint: tuple[float, float] | None = None  # (offset_s, stream_s) of a fingerprint
         self._silence_start: float | None = None
+        self._silence_exact = False
         self._sound_since: float | None = None
         self.last: SyncEstimate | None = None
 
@@ -241,23 +271,35 @@ class Synchronizer:
         neighbourhood (:attr:`COARSE_RADIUS_S`) is searched."""
         self._coarse = float(offset_s)
 
-    def update(self, live: np.ndarray, *, end_frame: int, silent: bool = False
-               ) -> SyncEstimate | None:
+    def hint(self, offset_s: float, *, stream_s: float) -> None:
+        """The fingerprint's offset at ``stream_s`` (the identify loop's recheck). Chromaprint
+        hears harmony where the envelope hears only rhythm: it tells apart copies of a riff
+        that the envelope cannot, so a lock it contradicts moves to where it points when the
+        envelope fits there too, and a jump it contradicts is not taken."""
+        self._hint = (float(offset_s), float(stream_s))
+
+    def update(self, live: np.ndarray, *, end_frame: int, silent: bool = False,
+               since_s: float | None = None) -> SyncEstimate | None:
         """Measure the offset from the live envelope frames ``[end_frame - len(live), end_frame)``.
 
-        ``silent`` says the stream has been silent lately (below the audible floor). Returns the
-        accepted measurement, or None.
+        ``silent`` says the stream has been silent lately (below the audible floor); ``since_s``,
+        when the caller knows it, the stream second that silence began (``silent``) or that the
+        sound after one came back (not ``silent``). Returns the accepted measurement, or None.
         """
         stream_s = end_frame / self.frame_rate
         if silent:
             if self.status is SyncStatus.LOCKED:
-                self._silence_start = stream_s
+                self._silence_start = stream_s if since_s is None else since_s
+                self._silence_exact = since_s is not None
                 self.status = SyncStatus.PAUSED
             self._sound_since = None
             return None
+        if self.status is SyncStatus.PAUSED and self._sound_since is None:
+            self._sound_since = stream_s if since_s is None else max(since_s, self._silence_start)
         live = np.asarray(live, dtype=np.float64)[-self.window:]
         if live.size < min(self.window, 2 * self.frame_rate) or not np.any(live):
-            return None
+            if self.status is not SyncStatus.PAUSED or live.size < self.frame_rate / 2:
+                return None
         start_frame = end_frame - live.size
         estimate = None
         if self.status is SyncStatus.PAUSED:
@@ -282,10 +324,10 @@ class Synchronizer:
 
     @property
     def jump_since_s(self) -> float | None:
-        """While locked but failing the checks: about when the stream jumped (stream s)."""
-        if self._miss_since is None:
+        """While the lock is in doubt: about when the stream jumped (stream s)."""
+        if self._doubt_since is None:
             return None
-        return self._miss_since - self.JUMP_WINDOW_S / 2
+        return self._doubt_since - self.JUMP_LEAD_S
 
     def clock_map(self) -> "ClockMap | None":
         """An immutable snapshot of the current mapping (hand it to other threads); None
@@ -337,104 +379,163 @@ class Synchronizer:
         return self._estimate(start_frame, live.size, chart_start, score, kind)
 
     def _track(self, live, start_frame, stream_s):
-        """While locked: is the recent audio better placed elsewhere (a seek, a skip)? Music
-        repeats itself, so a jump needs a clearly better place, found twice in a row. Otherwise
-        measure precisely, close to the prediction (drift is slow: never a beat away)."""
+        """While locked: has the stream jumped (a seek, a skip), or does the audio since the
+        lock fit another copy of a repeated passage better? Music repeats itself, so a jump
+        needs a clearly better place, found twice in a row. Otherwise measure precisely, close
+        to the prediction (drift is slow: never a beat away)."""
+        fr = self.frame_rate
         offset = self.offset_at(stream_s)
-        radius = int(np.ceil(self.TRACK_RADIUS_S * self.frame_rate))
+        end_frame = start_frame + live.size
         lock_score = max(p[2] for p in self._points)
         if self._coarse is not None and lock_score < self.min_score:
             # Locked on a weak fit to the first seconds near the fingerprint's offset (a
             # neighbouring onset can win there): redo it as the window grows, until a fit is
             # good enough to track.
             redo = self._local(live, start_frame, self._coarse,
-                               int(self.COARSE_RADIUS_S * self.frame_rate), "local",
+                               int(self.COARSE_RADIUS_S * fr), "local",
                                min_score=self.COARSE_MIN_SCORE)
             if (redo is not None and redo.score > lock_score
                     and abs(redo.offset_s - offset) > self.TRACK_RADIUS_S):
                 return redo
-        recent = live[-int(self.JUMP_WINDOW_S * self.frame_rate):]
-        recent_start = start_frame + live.size - recent.size
-        here = self._local(recent, recent_start, offset, radius, "local")
-        here_score = here.score if here is not None else 0.0
-        # Songs repeat whole passages, which fit as well as the one playing: look elsewhere only
-        # when the recent audio fits here clearly worse than it has lately. A fresh lock's first
-        # checks say little about that: until a second of them is in, stay where the lock (the
-        # fingerprint's neighbourhood) put us.
+        recent = live[-int(self.CHECK_S * fr):]
+        here_score = self._fit(recent, end_frame - recent.size, offset)
         self._tracked += 1
-        typical = float(np.median(self._here_scores)) if self._here_scores else 1.0
-        best = None
-        if self._tracked > self.SETTLE_CHECKS and here_score < self.JUMP_RATIO * typical:
-            if self._drop_since is None:
-                self._drop_since = stream_s
-            best = self._global(recent, recent_start)
-            since = stream_s - self._drop_since + self.JUMP_LEAD_S
-            short = int(max(since, self.JUMP_SHORT_MIN_S) * self.frame_rate)
-            if short < recent.size:
-                after = self._global(recent[-short:], recent_start + recent.size - short)
-                if after is not None and (best is None or after.score > best.score):
-                    best = after
+        settled = self._tracked > self.SETTLE_CHECKS
+        typical = float(np.median(self._here_scores)) if settled and self._here_scores else 0.0
+        if here_score < max(self.JUMP_RATIO * typical, self.DOUBT_BELOW):
+            if self._doubt_since is None:
+                self._doubt_since = stream_s
         else:
-            self._drop_since = None
-        steady = self._local(live, start_frame, offset, radius, "local", inside=True)
-        if (best is not None and abs(best.offset_s - offset) > self.search / self.frame_rate
-                and best.score >= self.JUMP_MIN_SCORE
-                and best.score > here_score + self.JUMP_MARGIN):
-            if self._miss_since is None:
-                self._miss_since = stream_s
+            self._doubt_since = None
+            self._here_scores.append(here_score)
+            del self._here_scores[:-8]
+        patterns = []
+        if self._doubt_since is not None:
+            # The jump happened shortly before the fit fell; where exactly is unknown, so try
+            # the windows that may start after it, every half second.
+            since = min(stream_s - self._doubt_since + self.JUMP_LEAD_S, self.JUMP_WINDOW_S)
+            patterns += list(np.arange(self.JUMP_SHORT_MIN_S, max(since, self.JUMP_SHORT_MIN_S)
+                                       + 1e-9, 0.5))
+        if self._jump_candidate is not None or stream_s >= self._next_recheck:
+            self._next_recheck = stream_s + self.RECHECK_EVERY_S
+            since_lock = min(stream_s - self._lock_from, self.RECHECK_WINDOW_S)
+            if since_lock >= self.JUMP_WINDOW_S:
+                patterns.append(since_lock)
+        hint = self._hint if (self._hint is not None
+                              and self._hint[1] - self._lock_from >= self.HINT_AFTER_S) else None
+        if hint is not None and abs(hint[0] - offset) > self.HINT_AGREE_S:
+            self._hint = None
+            moved = self._follow_hint(live, end_frame, stream_s, offset, hint[0])
+            if moved is not None:
+                return moved
+        best = None
+        for seconds in patterns:
+            n = min(int(seconds * fr), live.size)
+            candidate = self._jump_to(live[-n:], end_frame - n, offset)
+            if (candidate is not None and self._doubt_since is None and hint is not None
+                    and abs(candidate.offset_s - hint[0]) > self.HINT_AGREE_S):
+                candidate = None  # the fingerprint agrees with the lock, not with the move
+            if candidate is not None and (best is None or candidate.score > best.score):
+                best = candidate
+        if best is not None:
             previous, self._jump_candidate = self._jump_candidate, best
             # Taken when two searches in a row agree.
             if previous is not None and abs(best.offset_s - previous.offset_s) <= self.AGREE_S:
                 return best
             return None
         self._jump_candidate = None
-        if here is not None:
-            self._here_scores.append(here.score)
-            del self._here_scores[:-8]
-        if steady is None and here is None:
-            if self._miss_since is None:
-                self._miss_since = stream_s
-            return None
-        self._miss_since = None
-        return steady
+        if self._doubt_since is not None:
+            return None  # the prediction is in doubt: measuring it would only follow noise
+        steady = live[-max(int((stream_s - self._lock_from) * fr), int(self.CHECK_S * fr)):]
+        radius = int(np.ceil(self.TRACK_RADIUS_S * fr))
+        return self._local(steady, end_frame - steady.size, offset, radius, "local", inside=True)
 
-    def _global(self, live, start_frame):
+    def _follow_hint(self, live, end_frame, stream_s, offset, hinted):
+        """The lock where the fingerprint points, if the audio since the lock fits there at
+        least as well as here."""
+        n = min(int(min(stream_s - self._lock_from, self.RECHECK_WINDOW_S) * self.frame_rate),
+                live.size)
+        pattern, start = live[-n:], end_frame - n
+        there = self._local(pattern, start, hinted, int(self.COARSE_RADIUS_S * self.frame_rate),
+                            "global")
+        if there is not None and there.score >= self._fit(pattern, start, offset):
+            return there
+        return None
+
+    def _fit(self, pattern, start_frame, offset_s) -> float:
+        """Correlation of ``pattern`` at ``offset_s`` (within :attr:`TRACK_RADIUS_S`)."""
+        radius = int(np.ceil(self.TRACK_RADIUS_S * self.frame_rate))
+        here = self._local(pattern, start_frame, offset_s, radius, "local", min_score=-1.0)
+        return here.score
+
+    def _jump_to(self, pattern, start_frame, offset_s) -> SyncEstimate | None:
+        """The place ``pattern`` fits clearly better than at ``offset_s``, if any."""
+        # Where we are is judged below, against a larger margin: not the runner-up here.
+        best = self._global(pattern, start_frame, inside=True, away_from=offset_s)
+        if (best is None or best.score < self.JUMP_MIN_SCORE
+                or best.score <= self._fit(pattern, start_frame, offset_s) + self.JUMP_MARGIN):
+            return None
+        return best
+
+    def _global(self, live, start_frame, *, inside=False, away_from=None):
+        """The one place ``live`` fits best, clearly better than any other; ``inside``: only
+        where it lies wholly inside the song (a jump lands in the song; a stream may start
+        before it); ``away_from``: an offset (s) not to consider."""
+        lo, hi = (self._pad, self._ref.size - self._pad) if inside else (0, self._ref.size)
+        if hi - lo < live.size:
+            return None
+        exclude = None
+        if away_from is not None:
+            at = start_frame + away_from * self.frame_rate + self._pad - lo
+            reach = 2 * self.TRACK_RADIUS_S * self.frame_rate  # the steady search's, and more
+            exclude = (at - reach, at + reach)
         # Peaks a beat or two from the best are the same place for this test: the runner-up
         # that counts is another passage.
-        position, score, runner_up = ncc_peak(live, self._ref,
+        position, score, runner_up = ncc_peak(live, self._ref[lo:hi], exclude=exclude,
                                               min_gap=int(self.PLACE_S * self.frame_rate))
         if score < self.min_score or score - runner_up < self.min_margin:
             return None
-        chart_start = (position - self._pad) / self.frame_rate
+        chart_start = (lo + position - self._pad) / self.frame_rate
         return self._estimate(start_frame, live.size, chart_start, score, "global")
 
     def _estimate(self, start_frame, size, chart_start, score, kind):
         # A window measures its mean offset: stamp it at the window's centre, so drift is fitted
         # without a lag of half a window.
         stream_start = start_frame / self.frame_rate
-        return SyncEstimate(stream_start + size / (2 * self.frame_rate),
-                            chart_start - stream_start, score, kind)
+        span = size / self.frame_rate
+        return SyncEstimate(stream_start + span / 2, chart_start - stream_start, score, kind,
+                            span)
 
     def _resume(self, live, start_frame, stream_s):
-        """After silence: the song either went on (offset unchanged) or was paused (offset
-        reduced by the silence); search the range between, else everywhere."""
-        if self._sound_since is None:
-            self._sound_since = stream_s
+        """After silence: the player was paused (offset reduced by the silence) or the song
+        went on through a quiet passage (offset unchanged); search near both, else (a seek
+        while paused) everywhere."""
+        fr = self.frame_rate
         heard = stream_s - self._sound_since
         if heard < self.RESUME_AFTER_S:
             return None
         before = self.offset_at(self._silence_start)
         paused_for = self._sound_since - self._silence_start
-        # Only the frames since the sound came back (and one update before) say where it is now.
-        sound = live[-min(live.size, int((heard + 0.3) * self.frame_rate)):]
+        # Only the frames since the sound came back say where it is now, less the onset of the
+        # sound coming back itself.
+        sound = live[-min(live.size, int((heard - self.EDGE_S) * fr)):]
         sound_start = start_frame + live.size - sound.size
-        # The silence began up to a detection delay before it was reported, and the sound came
-        # back up to an update before it was seen: the pause may be that much longer.
-        low, high = before - paused_for - self.EDGE_SLACK_S, before
-        radius = int(np.ceil((high - low) / 2 * self.frame_rate)) + self.search
-        estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume",
-                               prior=False)
-        if estimate is None and sound.size >= self.CHECK_S * 2 * self.frame_rate:
+        if self._silence_exact:
+            radius = int(np.ceil(self.RESUME_RADIUS_S * fr))
+            # Guesses as good as a fingerprint's: a weak fit near one is enough.
+            guesses = [self._local(sound, sound_start, guess, radius, "resume",
+                                   min_score=self.COARSE_MIN_SCORE)
+                       for guess in (before - paused_for, before)]
+            guesses = [g for g in guesses if g is not None]
+            estimate = max(guesses, key=lambda g: g.score) if guesses else None
+        else:
+            # The silence began up to a detection delay before it was reported, and the sound
+            # came back up to an update before it was seen: the pause may be that much longer.
+            low, high = before - paused_for - self.EDGE_SLACK_S, before
+            radius = int(np.ceil((high - low) / 2 * fr)) + self.search
+            estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume",
+                                   prior=False)
+        if estimate is None and heard >= self.RESUME_AFTER_S + self.JUMP_SHORT_MIN_S:
             estimate = self._global(sound, sound_start)  # not where it was: a seek while paused
         if estimate is not None:
             self._silence_start = self._sound_since = None
@@ -446,10 +547,15 @@ class Synchronizer:
             self._points.clear()  # a jump (seek, skip, pause): the old line no longer holds
         if not self._points:
             self._tracked = 0
+            self._here_scores.clear()
+            # The audio the new lock rests on starts where the measured window starts; its first
+            # frames may hold the onset of the discontinuity itself (a stream starting mid-song).
+            self._lock_from = estimate.stream_s - estimate.span_s / 2 + self.EDGE_S
+            self._next_recheck = estimate.stream_s + self.RECHECK_EVERY_S
         self._points.append((estimate.stream_s, estimate.offset_s, estimate.score))
         while self._points and self._points[0][0] < estimate.stream_s - self.fit_s:
             self._points.pop(0)
-        self._miss_since = self._drop_since = None
+        self._doubt_since = None
         self._jump_candidate = None
         self.status = SyncStatus.LOCKED
         self.last = estimate

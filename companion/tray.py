@@ -14,6 +14,7 @@ its X11 backend connects to the display on import.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -29,7 +30,8 @@ from typing import Callable
 from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES
 from companion.config import Config, load_config, save_config
 
-__all__ = ["TrayStatus", "PlayController", "Tray", "icon_image", "open_path", "run_tray"]
+__all__ = ["TrayStatus", "PlayController", "Tray", "icon_image", "open_path", "run_tray",
+           "stop_icon"]
 
 #: Seconds without a ``sync`` event after which the status says "listening" again.
 SYNC_STALE_S = 2.0
@@ -242,6 +244,24 @@ def choose_folder() -> str | None:
         return platformdirs.user_music_dir()
 
 
+def stop_icon(icon) -> None:
+    """Stop a pystray icon so that its loop really ends.
+
+    pystray's X11 backend destroys its window from its loop thread and waits for the
+    DestroyNotify, but python-xlib's flush from one thread while another blocks reading the
+    same connection can leave the destroy request in the send buffer: the loop then waits
+    forever and the icon (with its X connection) outlives the tray. A round trip on the
+    connection sends whatever is buffered.
+    """
+    icon.stop()
+    display = getattr(icon, "_display", None)   # the X11 backend's connection
+    if display is not None:
+        try:
+            display.sync()
+        except Exception:  # the connection is already gone: nothing left to flush
+            pass
+
+
 def icon_image(size: int = 64):
     """The tray icon: three falling notes over a hit line (PIL RGBA image)."""
     from PIL import Image, ImageDraw
@@ -322,7 +342,7 @@ class Tray:
         self._quit.set()
         self.controller.stop()
         if self.icon is not None:
-            self.icon.stop()
+            stop_icon(self.icon)
         self._done.set()
 
     def _refresh(self) -> None:
@@ -373,14 +393,20 @@ class Tray:
                 self._refresh()
 
         if sys.platform.startswith("linux"):
-            # pystray's X11 backend shares one X connection between threads and now and then
-            # misses its own window's destruction, so run() would never return after Quit:
-            # its loop runs in a daemon thread and this returns when Quit is chosen.
-            threading.Thread(target=icon.run, args=(setup,), name="loopjam-tray",
-                             daemon=True).start()
+            # The X11 backend's loop runs in a thread so that Quit returns here even if the
+            # loop outlives stop_icon's nudge (daemon: it never holds the process open).
+            loop = threading.Thread(target=icon.run, args=(setup,), name="loopjam-tray",
+                                    daemon=True)
+            loop.start()
             self._done.wait()
+            loop.join(2.0)
         else:  # macOS and Windows want the icon's loop on the main thread
             icon.run(setup)
+        # pystray's X11 icon sits in reference cycles (its methods rebound to itself), so only
+        # the cyclic collector frees it and closes its X connection: let that happen now,
+        # while the display is there, not at exit after the X server may be gone.
+        self.icon = icon = None
+        gc.collect()
 
 
 def run_tray(*, config: Config | None = None, autostart: bool = True) -> None:

@@ -155,3 +155,45 @@ def test_server_gone_raises_device_lost_not_hang(tmp_path):
                          text=True, timeout=60)
     assert "lost after" in out.stdout, out.stderr[-2000:]
     assert float(out.stdout.split()[2]) < 5
+
+
+def _unplug_after(server, module: str, seconds: float) -> threading.Thread:
+    """Unload PulseAudio module ``module`` (a sink: the device is unplugged) in ``seconds``."""
+    thread = threading.Thread(target=lambda: (time.sleep(seconds),
+                                              server.pactl("unload-module", module)))
+    thread.start()
+    return thread
+
+
+@pytest.mark.pulseaudio
+def test_unplugged_device_raises_device_lost_for_capture_and_playback(pulse_server):
+    from tests.fixtures.pulse import SINK_ARGS
+
+    def plug(name):
+        return pulse_server.pactl("load-module", "module-null-sink", f"sink_name={name}",
+                                  *SINK_ARGS.split()).strip()
+
+    # capture: what the sink plays (its monitor), the sink then unloaded
+    module = plug("Unplugged")
+    src = audio.open_source("loopback:Unplugged", block_frames=480)
+    block = Block.empty(480, 2)
+    unplug = _unplug_after(pulse_server, module, 0.3)
+    t0 = time.monotonic()
+    with pytest.raises(audio.DeviceLost, match="capture"):
+        while time.monotonic() - t0 < 10:
+            src.read(block)
+    assert time.monotonic() - t0 < 3
+    unplug.join()
+    src.close()
+    # playback into a sink that goes away: the server moves the stream to its fallback sink
+    # (as a desktop does when headphones are pulled out) and playback goes on there
+    module = plug("Unplugged2")
+    sink = audio.open_sink("Unplugged2", sr=48000, buffer_frames=2048)
+    assert sink.device_name() == "Unplugged2"
+    unplug = _unplug_after(pulse_server, module, 0.3)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:
+        sink.write(np.zeros((480, 2), np.float32))
+    unplug.join()
+    assert sink.device_name() in ("A", "B")
+    sink.close()

@@ -111,3 +111,26 @@ def test_worker_processes_give_the_same_charts(library):
         else:
             assert result.error.startswith("broken.mp3")
     assert len(LocalStore().list()) == 2  # the workers stored their charts
+
+
+def test_demucs_stems_are_kept_locally_at_the_files_quality(tiny_demucs_weights, tmp_path):
+    from analyzer.batch import analyze_one
+    from chart_store.stems import StemStore
+    from companion.removal import local_stems
+
+    sr = 44100
+    mono = synth_song(4, duration_s=10.5, sr=sr)
+    song = tmp_path / "song.flac"
+    sf.write(song, np.stack([mono, 0.5 * mono], axis=1), sr)
+    result = analyze_one(song, stems="demucs")
+    chart = LocalStore().get(result.chart_id)
+    assert "stems=demucs" in chart.meta.tool_version
+    notes = chart.track("expert").notes
+    assert {n.stem for n in notes} == {"other"}
+    # the separated stem the notes come from, at the file's rate and channels, chart time 0 at
+    # sample 0 -- what the live remover loads to cancel missed notes
+    assert StemStore().names(result.chart_id) == ("other",)
+    stems = local_stems(chart, notes)
+    y, stem_sr = stems["other"]
+    assert stem_sr == sr and y.shape[0] == 2 and abs(y.shape[1] - mono.size) < sr // 100
+    assert np.abs(y).max() > 0

@@ -182,3 +182,39 @@ def test_a_whole_recording_as_query_costs_a_bounded_lookup(songs, index):
     hits = index.search(fingerprint(songs[6], SR).items)
     assert hits[0].key == "song6" and abs(hits[0].offset_s) <= 0.13
     assert hits[0].bit_error_rate == 0.0
+
+
+def test_bucketed_lookup_finds_exactly_the_positions_of_each_value():
+    rng = np.random.default_rng(5)
+    # Few distinct values (many per bucket) and values that share their high bits.
+    runs = [rng.choice(rng.integers(0, 2**32, 300, dtype=np.uint32), size=400)
+            ^ rng.integers(0, 256, 400).astype(np.uint32) for _ in range(6)]
+    index = FingerprintIndex(max_postings=10**6)
+    for k, run in enumerate(runs):
+        index.add(f"r{k}", run)
+    snap = index._snapshot()
+    every = np.concatenate(runs)
+    probes = np.concatenate([every[::7], rng.integers(0, 2**32, 200, dtype=np.uint32)])
+    positions, rows = snap.lookup(probes, np.arange(probes.size))
+    for row, probe in enumerate(probes):
+        assert sorted(positions[rows == row]) == list(np.flatnonzero(every == probe))
+
+
+def test_stop_values_are_left_out_of_the_postings():
+    rng = np.random.default_rng(6)
+    song = rng.integers(0, 2**32, 300, dtype=np.uint32)
+    silence = np.full(200, 0x256DF977, np.uint32)  # one value repeated: no information
+    index = FingerprintIndex(max_postings=100)
+    index.add("song", np.concatenate([silence, song]))
+    assert index._snapshot().postings.size == song.size
+    assert index.search(silence[:40]) == []
+    assert index.search(song[50:90])[0].key == "song"
+
+
+def test_index_memory_is_about_nine_bytes_an_item():
+    rng = np.random.default_rng(7)
+    index = FingerprintIndex()
+    for k in range(20):
+        index.add(f"r{k}", rng.integers(0, 2**32, 5000, dtype=np.uint32))
+    # 4 bytes an item, 4 a posting, 2 of low bits at this size, a table of ~4 bytes an item.
+    assert index.nbytes < 14 * 100_000

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from analyzer.masks import (MAX_TAIL_S, PRE_S, MaskError, attach_masks, band_edges, band_weights,
-                            fft_size, note_spans)
+from analyzer.masks import (MAX_TAIL_S, N_BANDS, PRE_S, MaskError, attach_masks, band_edges,
+                            band_weights, fft_size, note_spans)
 from chart_store.chart import Chart, ChartMeta, MaskBank, Note
 
 
@@ -154,7 +154,7 @@ def test_helpers_and_errors():
     edges = band_edges()
     assert edges[0] == 0 and np.all(np.diff(edges) > 0)
     weights = band_weights(48000, 1024, edges)
-    assert weights.shape == (513, 48) and np.allclose(weights.sum(axis=1), 1)
+    assert weights.shape == (513, N_BANDS) and np.allclose(weights.sum(axis=1), 1)
     assert weights[0, 0] == 1 and weights[-1, -1] == 1
     assert np.all((weights > 0).sum(axis=1) <= 2)
     with pytest.raises(MaskError):

@@ -94,6 +94,29 @@ def test_ring_durations_follow_the_sound():
     assert rings[1] < 0.3
 
 
+def _noise(kind: str, seconds: float, sr: int, seed: int) -> np.ndarray:
+    """Stationary noise: white, pink (1/f power) or brown (1/f^2)."""
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(int(seconds * sr)))
+    f = np.maximum(np.arange(spectrum.size), 1.0)
+    power = {"white": 0.0, "pink": 0.5, "brown": 1.0}[kind]
+    y = np.fft.irfft(spectrum / f ** power, int(seconds * sr))
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "brown"])
+def test_noise_has_no_pulse_and_no_contrast_but_music_has(kind):
+    sr = notes.ANALYSIS_SR
+    noise = notes.onset_strength(notes.analysis_spectrogram(_noise(kind, 12, sr, seed=3), sr))
+    assert notes.pulse_clarity(noise) < 0.15 and notes.envelope_contrast(noise) < 2.3
+    r = riff(bpm=140, bars=8, seed=4)
+    music = notes.onset_strength(notes.analysis_spectrogram(r.y, r.sr))
+    assert notes.pulse_clarity(music) > 0.4 and notes.envelope_contrast(music) > 3.0
+    # Under white noise as loud as itself the riff's beat is still there.
+    loud = r.y + _noise("white", r.y.size / r.sr, r.sr, seed=5) * np.sqrt(
+        np.mean(r.y ** 2) / np.mean(_noise("white", r.y.size / r.sr, r.sr, seed=5) ** 2))
+    assert notes.pulse_clarity(notes.onset_strength(notes.analysis_spectrogram(loud, r.sr))) > 0.2
+
+
 def test_strongest_apart_keeps_the_strongest_events_apart():
     times = np.array([0.0, 0.05, 0.1, 0.3, 0.32])
     keep = notes.strongest_apart(times, np.array([0.5, 1.0, 0.4, 0.2, 0.9]), min_gap_s=0.1)

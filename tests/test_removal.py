@@ -392,3 +392,25 @@ def test_canceller_finds_a_sync_error_of_a_few_milliseconds():
     assert abs(rm._cancellers[0].lag + 90) <= 4  # whole samples; the FIR takes the rest
     late = tuple(n for n in notes if n.t > 3.0)
     assert scores(rm, out, x, g, late, sr)[0] > 20
+
+
+def test_cancellation_is_deep_within_half_a_second_of_the_stems_first_entry():
+    """The first frame that touches a stem's entry holds only its first samples, at the window's
+    edge: fitted alone it gives a path thousands of times too loud, which must not hold the
+    cancellation off (it did for 1.7 s on a real song)."""
+    sr = 44100
+    stem, backing, notes = scene(sr, seconds=4.0, note_every=0.25)
+    entry = int(2.0 * sr) + 123  # silence, then the stem comes in mid-frame, under a louder backing
+    stem[:entry] = 0.0
+    notes = tuple(n for n in notes if n.t >= 2.0)
+    x, g = stream_of(stem, 4 * backing)
+    rm = NoteRemover(sr=sr, channels=2, notes=notes, stems={"guitar": (stem, sr)})
+    rm.set_sync(0.0, 0.0)
+    for i in range(len(notes)):
+        rm.miss(i)
+    out = run(rm, x)
+    lat = rm.latency_samples
+    y, t = out[lat:], (x - g)[:-lat]
+    a, b = entry + sr // 2, len(y) - sr // 4
+    err = np.sum((y[a:b] - t[a:b]) ** 2)
+    assert 10 * np.log10(np.sum(g[a:b] ** 2) / err) > 20

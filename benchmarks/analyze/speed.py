@@ -6,7 +6,8 @@ analyzed as an unknown file in a fresh Python process, so the wall time includes
 imports and model loading, as a user running ``loopjam analyze song.ogg`` pays them. Peak memory
 is the child's peak resident set size.
 
-    nice -n 10 .venv/bin/python -m benchmarks.analyze.speed [SONGS_DIR] [--stems auto] [--limit N]
+    nice -n 10 .venv/bin/python -m benchmarks.analyze.speed [--set bench|dev] [--songs DIR]
+        [--stems auto] [--limit N]
 
 Prints one JSON line per song and a summary line. ``realtime_x`` is seconds of audio per second
 of wall time; on a shared machine ``cpu_realtime_x`` (audio seconds per CPU second of the child)
@@ -69,7 +70,11 @@ def child(path: str, stems: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("songs", nargs="?", help="songs folder (default: fetch-fof-songs.sh)")
+    parser.add_argument("songs_pos", nargs="?", metavar="SONGS_DIR",
+                        help="songs folder (same as --songs)")
+    parser.add_argument("--songs", help="songs folder (overrides --set)")
+    parser.add_argument("--set", dest="song_set", choices=("bench", "dev"), default="bench",
+                        help="the benchmark songs (default) or the development songs")
     parser.add_argument("--stems", default="auto")
     parser.add_argument("--limit", type=int, default=0, help="only the first N songs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -77,9 +82,11 @@ def main() -> None:
     if args.child:
         return child(args.child, args.stems)
 
-    from benchmarks.data import songs_dir
+    from benchmarks.data import dev_songs_dir, songs_dir
 
-    folders = sorted(p for p in songs_dir(args.songs).iterdir() if (p / "song.ogg").exists())
+    explicit = args.songs or args.songs_pos
+    root = songs_dir(explicit) if explicit or args.song_set == "bench" else dev_songs_dir()
+    folders = sorted(p for p in root.iterdir() if (p / "song.ogg").exists())
     folders = folders[:args.limit or None]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,11 +15,15 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
 
 Usage::
 
-    nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [SONGS_DIR] [--json-out FILE]
-        [--basic-pitch]
+    nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [--set dev|bench|both]
+        [--songs DIR] [--json-out FILE] [--basic-pitch]
 
-SONGS_DIR defaults to what ``scripts/fetch-demo-song.sh`` (or
-``$LOOPJAM_FOF_SONGS``) gives. Prints one JSON object.
+``--set bench`` (the default) scores the 4 benchmark songs (:func:`benchmarks.data.songs_dir`),
+``--set dev`` the 4 development songs constants are tuned on (:func:`benchmarks.data.dev_songs_dir`),
+``--set both`` both, each with its own mean; ``--songs DIR`` scores any folder of song folders
+instead. A difficulty the human chart lacks is not scored; one whose onsets equal a harder
+difficulty's (one dev song's charter copied Expert into Hard and Medium) is scored, marked
+``"copied"`` and left out of the means. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.data import songs_dir
+from benchmarks.data import dev_songs_dir, songs_dir
 
 EVALUATED = ("expert", "hard", "medium", "easy")
 SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
@@ -100,10 +104,15 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
               "chart_notes_wall_s": round(wall, 3), "chart_notes_cpu_s": round(cpu, 3),
               "realtime_factor": round(duration / wall, 1), "bpm": round(generated.bpm, 2),
               "difficulties": {}}
+    harder: list[np.ndarray] = []
     for name in EVALUATED:
         ref = onset_times(human.get(name, ()))
         est = onset_times(generated.difficulties[name])
+        copied = any(np.array_equal(ref, h) for h in harder)
+        harder.append(ref)
         entry = best_shift_scores(ref, est) if ref.size else {}
+        if copied:
+            entry["copied"] = True   # scored, left out of the means
         entry.update({"human_notes_per_s": round(ref.size / duration, 3),
                       "generated_notes_per_s": round(est.size / duration, 3),
                       "density_ratio": round(est.size / max(ref.size, 1), 3)})
@@ -116,10 +125,14 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
 def summary(results: list[dict]) -> dict:
     out = {}
     for name in EVALUATED:
-        rows = [r["difficulties"][name] for r in results if "f50" in r["difficulties"][name]]
+        rows = [r["difficulties"][name] for r in results
+                if "f50" in r["difficulties"][name] and not r["difficulties"][name].get("copied")]
         if rows:
             out[name] = {k: round(float(np.mean([row[k] for row in rows])), 4)
                          for k in ("f50", "f100", "density_ratio")}
+            ratios = [row["density_ratio"] for row in rows]
+            out[name].update({"songs": len(rows), "density_ratio_min": min(ratios),
+                              "density_ratio_max": max(ratios)})
     total_audio = sum(r["duration_s"] for r in results)
     total_wall = sum(r["chart_notes_wall_s"] for r in results)
     bp = [r["basic_pitch_expert"] for r in results if "basic_pitch_expert" in r]
@@ -133,23 +146,59 @@ def summary(results: list[dict]) -> dict:
     return out
 
 
+def table(report: dict) -> str:
+    """A Markdown table of the report: per set, per song and the mean, F ±50 ms (density ratio)
+    at every difficulty."""
+    lines = ["| set | song | " + " | ".join(EVALUATED) + " |", "|---" * (2 + len(EVALUATED)) + "|"]
+
+    def cell(entry):
+        if "f50" not in entry:
+            return "-"
+        copied = " copy, not in mean" if entry.get("copied") else ""
+        return f"{entry['f50']:.3f} ({entry['density_ratio']:.2f}x{copied})"
+
+    for set_name, part in report["sets"].items():
+        for song in part["songs"]:
+            lines.append(f"| {set_name} | {song['song']} | "
+                         + " | ".join(cell(song["difficulties"][d]) for d in EVALUATED) + " |")
+        mean = part["mean"]
+        lines.append(f"| {set_name} | **mean** | "
+                     + " | ".join(cell(mean.get(d, {})) for d in EVALUATED) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("songs", nargs="?", help="folder of song folders (default: fetch script)")
+    parser.add_argument("songs_pos", nargs="?", metavar="SONGS_DIR",
+                        help="folder of song folders (same as --songs)")
+    parser.add_argument("--songs", help="folder of song folders (overrides --set)")
+    parser.add_argument("--set", dest="song_set", choices=("bench", "dev", "both"),
+                        default="bench", help="benchmark songs, development songs, or both")
     parser.add_argument("--json-out", help="also write the JSON here")
     parser.add_argument("--basic-pitch", action="store_true",
                         help="also score basic-pitch's notes (ONNX) on the mix against Expert")
+    parser.add_argument("--table", action="store_true",
+                        help="also print a Markdown table (F ±50 ms, density ratio) to stderr")
     args = parser.parse_args(argv)
-    root = songs_dir(args.songs)
-    folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
-                     or (p / "notes.chart").is_file())
-    if not folders:
-        raise SystemExit(f"no song folders under {root}")
-    results = [evaluate_song(f, with_basic_pitch=args.basic_pitch) for f in folders]
-    report = {"benchmark": "chart_quality", "songs_dir": str(root), "songs": results,
-              "mean": summary(results)}
+    explicit = args.songs or args.songs_pos
+    if explicit:
+        roots = {"songs": songs_dir(explicit)}
+    else:
+        roots = {name: (songs_dir() if name == "bench" else dev_songs_dir())
+                 for name in (("dev", "bench") if args.song_set == "both" else (args.song_set,))}
+    report = {"benchmark": "chart_quality", "sets": {}}
+    for name, root in roots.items():
+        folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
+                         or (p / "notes.chart").is_file())
+        if not folders:
+            raise SystemExit(f"no song folders under {root}")
+        results = [evaluate_song(f, with_basic_pitch=args.basic_pitch) for f in folders]
+        report["sets"][name] = {"songs_dir": str(root), "songs": results,
+                                "mean": summary(results)}
     text = json.dumps(report)
     print(text)
+    if args.table:
+        print(table(report), file=sys.stderr)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n")
     return 0

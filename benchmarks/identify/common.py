@@ -26,6 +26,7 @@ DATA = pathlib.Path(os.environ.get("LOOPJAM_DATA", pathlib.Path.home() / ".cache
 SONGS = DATA / "fretsonfire-songs-muldjord/usr/share/games/fretsonfire/data/songs/muldjord"
 DISTRACTORS = DATA / "distractors"
 CACHE = DATA / "fingerprints"
+AUDIO_SUFFIXES = (".ogg", ".opus", ".mp3", ".flac")
 # All about 96 kbps (libvorbis refuses a fixed 96k for mono: its quality 3 is ~96-112 kbps).
 CODECS = {"mp3": (["-c:a", "libmp3lame", "-b:a", "96k"], "mp3"),
           "aac": (["-c:a", "aac", "-b:a", "96k"], "m4a"),
@@ -64,33 +65,43 @@ class Recording:
         return items
 
 
-def benchmark_songs() -> list[Recording]:
-    if not SONGS.is_dir():
+def benchmark_songs(folder=None) -> list[Recording]:
+    """The songs of ``folder`` (default: the 4 benchmark songs, ``benchmarks.data.songs_dir``;
+    ``benchmarks.data.dev_songs_dir()`` gives the development set), mixed song + guitar."""
+    from benchmarks.data import songs_dir
+
+    root = songs_dir(folder) if folder else SONGS
+    if not root.is_dir():
         raise SystemExit("run /work/shared/scripts/fetch-fof-songs.sh first")
     return [Recording(d.name, (str(d / "song.ogg"), str(d / "guitar.ogg")))
-            for d in sorted(SONGS.iterdir()) if (d / "song.ogg").exists()]
+            for d in sorted(root.iterdir()) if (d / "song.ogg").exists()]
 
 
 def distractors(min_duration_s: float = 30.0) -> list[Recording]:
     """Distractor tracks, sorted by path (Frets on Fire folders mixed like the songs)."""
     if not DISTRACTORS.is_dir():
         raise SystemExit("run benchmarks/identify/fetch_distractors.sh first")
-    packages = hashlib.sha1(" ".join(sorted(p.name for p in DISTRACTORS.iterdir())).encode())
+    packages = hashlib.sha1(" ".join([*sorted(p.name for p in DISTRACTORS.iterdir()),
+                                      *AUDIO_SUFFIXES]).encode())
     listing = CACHE / f"distractors-{min_duration_s:g}s-{packages.hexdigest()[:8]}.json"
     if listing.exists():  # probing every file takes minutes on a busy machine
         return [Recording(name, tuple(paths)) for name, paths in json.loads(listing.read_text())]
     found = []
     for path in sorted(DISTRACTORS.rglob("*")):
-        if path.suffix.lower() not in (".ogg", ".mp3", ".flac") or path.name == "guitar.ogg":
+        if path.suffix.lower() not in AUDIO_SUFFIXES or path.name == "guitar.ogg":
             continue
         if path.name == "song.ogg" and (path.parent / "guitar.ogg").exists():
             paths = (str(path), str(path.parent / "guitar.ogg"))
         else:
             paths = (str(path),)
-        try:
-            if probe(path).duration_s < min_duration_s:
+        try:  # libsndfile reads the header in-process; ffprobe is the slow fallback
+            duration_s = sf.info(str(path)).duration
+        except (RuntimeError, ValueError):
+            try:
+                duration_s = probe(path).duration_s
+            except ValueError:
                 continue
-        except ValueError:
+        if duration_s < min_duration_s:
             continue
         found.append(Recording(str(path.relative_to(DISTRACTORS)), paths))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -148,9 +159,13 @@ def percentiles(values, qs=(50, 95, 99)) -> dict:
         "max": round(float(values.max()), 4), "mean": round(float(values.mean()), 4)}
 
 
-def split_distractors(rng, left_out: int) -> tuple[list[Recording], list[Recording]]:
+def split_distractors(rng, left_out: int, *, songs: list[Recording] = ()
+                      ) -> tuple[list[Recording], list[Recording]]:
     """The de-duplicated distractors split at random into (indexed, left out): left-out ones
-    measure false accepts on songs the index does not know."""
-    others = unique(distractors())
+    measure false accepts on songs the index does not know. Distractors that are one of
+    ``songs`` (the development songs are also a distractor package) are dropped."""
+    same = {tuple(pathlib.Path(p).parts[-3:]) for rec in songs for p in rec.paths}
+    others = [rec for rec in unique(distractors())
+              if tuple(pathlib.Path(rec.paths[0]).parts[-3:]) not in same]
     order = rng.permutation(len(others))
     return [others[i] for i in order[left_out:]], [others[i] for i in order[:left_out]]

@@ -6,7 +6,8 @@
 set -euo pipefail
 dest=${1:-${LOOPJAM_DATA:-$HOME/.cache/loopjam-data}}/distractors
 packages=(drascula-music hyperrogue-music singularity-music fretsonfire-songs-sectoid
-          pushover-data asc-music planetblupi-music-ogg wesnoth-1.16-music colobot-common-sounds)
+          pushover-data asc-music planetblupi-music-ogg wesnoth-1.16-music colobot-common-sounds
+          warzone2100-music hedgewars-data lincity-ng-data freeorion-data)
 mkdir -p "$dest"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -1,16 +1,21 @@
-"""Measure the bit error rates that set the open-set rejection threshold, on generic music.
+"""Measure the bit error rates that set the open-set rejection thresholds, at scale, on the
+development data.
 
-Only the distractor tracks are used (never the 4 benchmark songs): every other track is
-indexed, the rest are held out. Degraded excerpts (random codec at 96 kbps, gain ±10 dB,
-44.1/48 kHz, mono/stereo, fade) of 3, 5 and 10 s are searched with no threshold at all:
+The index is built as ``benchmarks.identify.scale`` builds it (the queried songs + the
+distractors, filled up to ``--tracks`` with pitch/tempo variants), by default around the
+development songs (``benchmarks.data.dev_songs_dir()``), never the 4 benchmark songs.
+Degraded excerpts of 3, 5 and 10 s are searched with no threshold at all:
 
-- true BER: the bit error rate of the correct track at the found alignment (indexed queries);
-- impostor BER: the lowest bit error rate of any wrong track (indexed and held-out queries).
+- true BER: the bit error rate of the correct song at the found alignment;
+- impostor BER: the lowest bit error rate of any wrong track, for the songs' excerpts and
+  for excerpts of ``--left-out`` distractors the index does not hold.
 
-``chart_store.index.ACCEPT_BER`` (5 s and longer) and ``SHORT_ACCEPT_BER`` (3 s) sit
-between the two distributions.
+``chart_store.index.ACCEPT_BER`` (5 s and longer) and ``SHORT_ACCEPT_BER`` (3 s) sit between
+the two distributions at ``REFERENCE_ITEMS`` indexed items; ``PER_DECADE`` is how far the
+impostors come closer per tenfold more items (compare ``--tracks 1000`` with ``100000``).
 
-    nice -n 10 .venv/bin/python -m benchmarks.identify.thresholds [--per-track 1] [--max-tracks N]
+    nice -n 10 .venv/bin/python -m benchmarks.identify.thresholds [--tracks 100000]
+        [--queries 100] [--left-out 60]
 
 Prints one JSON object.
 """
@@ -22,60 +27,55 @@ import sys
 
 import numpy as np
 
-from benchmarks.identify.common import (degrade, distractors, percentiles, random_degradation,
-                                        unique)
-from chart_store.fingerprint import ITEM_S, fingerprint
+from benchmarks.data import dev_songs_dir
+from benchmarks.identify.common import benchmark_songs, percentiles, split_distractors
+from benchmarks.identify.scale import fill_with_variants, song_queries, track_queries
 from chart_store.index import FingerprintIndex
-
-DURATIONS = (3.0, 5.0, 10.0)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-track", type=int, default=1, help="excerpts per track and length")
+    parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=100, help="song excerpts per length")
+    parser.add_argument("--left-out", type=int, default=60, help="distractors not indexed")
+    parser.add_argument("--songs", default=None, help="folder of queried songs (default: the "
+                        "development songs)")
+    parser.add_argument("--durations", default="3,5,10", help="excerpt lengths, seconds")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-tracks", type=int, default=None,
-                        help="use only this many tracks (spread over the packages)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    tracks = unique(distractors())
-    if args.max_tracks and args.max_tracks < len(tracks):
-        tracks = [tracks[i] for i in np.linspace(0, len(tracks) - 1, args.max_tracks).astype(int)]
-    indexed, held_out = tracks[0::2], tracks[1::2]
-    index = FingerprintIndex(accept_ber=0.5, short_accept_ber=0.5)  # see every candidate
-    for rec in indexed:
+    songs = benchmark_songs(args.songs or dev_songs_dir())
+    kept, left_out = split_distractors(rng, args.left_out, songs=songs)
+    index = FingerprintIndex(accept_ber=1.0, short_accept_ber=1.0)  # see every candidate
+    for rec in songs + kept:
         index.add(rec.name, rec.items())
-    true_ber = {d: [] for d in DURATIONS}
-    impostor_ber = {d: [] for d in DURATIONS}
-    missed = {d: 0 for d in DURATIONS}
-    for n, rec in enumerate(tracks):
-        length = len(rec.items()) * ITEM_S + 2.6
-        for duration in DURATIONS:
-            for _ in range(args.per_track):
-                start = float(rng.uniform(0, max(0.0, length - duration - 0.5)))
-                y, sr = rec.audio(offset_s=start, duration_s=duration)
-                y, sr = degrade(y, sr, **random_degradation(rng))
-                hits = index.search(fingerprint(y, sr).items, limit=50)
-                right = [h.bit_error_rate for h in hits if h.key == rec.name]
-                wrong = [h.bit_error_rate for h in hits if h.key != rec.name]
-                if wrong:
-                    impostor_ber[duration].append(min(wrong))
-                if rec in indexed:
-                    if right:
-                        true_ber[duration].append(right[0])
-                    else:
-                        missed[duration] += 1
-        print(f"\r{n + 1}/{len(tracks)} tracks", end="", file=sys.stderr)
-    print(file=sys.stderr)
-    result = {"tracks": len(tracks), "indexed": len(indexed), "held_out": len(held_out),
+    fill_with_variants(index, kept, args.tracks)
+    result = {"tracks": len(index), "items": int(index._snapshot().items.size),
+              "songs": [rec.name for rec in songs], "left_out": len(left_out),
               "by_duration_s": {}}
-    for d in DURATIONS:
-        result["by_duration_s"][str(d)] = {
-            "true_ber": percentiles(true_ber[d], (50, 90, 99)),
-            "true_not_found": missed[d],
-            "impostor_best_ber": {"min": round(float(min(impostor_ber[d], default=1)), 4),
-                                  **percentiles(impostor_ber[d], (1, 5, 50))},
+    for duration in [float(d) for d in args.durations.split(",")]:
+        true_ber, impostor_ber, not_found, items = [], [], 0, []
+        for q in song_queries(songs, duration, args.queries, rng):
+            hits = index.search(q.items, limit=50)
+            right = [h.bit_error_rate for h in hits
+                     if h.key == q.name and abs(h.offset_s - q.start_s) < 0.5]
+            wrong = [h.bit_error_rate for h in hits if h.key != q.name]
+            impostor_ber.append(min(wrong, default=1.0))
+            items.append(q.items.size)
+            if right:
+                true_ber.append(right[0])
+            else:
+                not_found += 1
+        for q in track_queries(left_out, duration, rng):
+            hits = index.search(q.items, limit=1)
+            impostor_ber.append(hits[0].bit_error_rate if hits else 1.0)
+        result["by_duration_s"][str(duration)] = {
+            "query_items": int(np.median(items)),
+            "true_ber": percentiles(true_ber, (50, 90, 99)), "true_not_found": not_found,
+            "impostor_best_ber": {"min": round(float(min(impostor_ber)), 4),
+                                  **percentiles(impostor_ber, (1, 5, 50))},
         }
+        print(f"{duration:.0f} s done", file=sys.stderr)
     print(json.dumps(result))
     return 0
 

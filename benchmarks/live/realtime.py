@@ -2,7 +2,7 @@
 
 Run::
 
-    nice -n 10 .venv/bin/python -m benchmarks.live.realtime [--seconds 60] [--latency-ms 100]
+    nice -n 10 .venv/bin/python -m benchmarks.live.realtime [--songs DIR] [--song NAME] [--seconds 60] [--latency-ms 100]
 
 A headless PulseAudio (tests/fixtures/pulse.py: null sinks A and B, float32 48 kHz) plays a real
 song (the mix of one of the 4 songs, its human chart in the store) into A with paplay, in real
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.identify.common import SONGS
+from benchmarks.data import songs_dir
 from benchmarks.live.sync import SR, imported_chart, mix48
 
 
@@ -47,21 +47,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` by thread name (threads of one name summed)."""
+    out: dict[str, float] = collections.defaultdict(float)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name, rest = task.joinpath("stat").read_text().split("(", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue  # the thread ended
+        fields = rest.split()
+        out[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--song", default="chaos_god")
+    parser.add_argument("--songs", default=None,
+                        help="folder of song folders (default: the benchmark set)")
+    parser.add_argument("--song", default=None, help="the song's folder name (default: the "
+                        "second song of --songs, chaos_god in the benchmark set)")
     parser.add_argument("--start", type=float, default=30.0, help="chart second to start at")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--block", type=int, default=None, help="capture block, frames "
+                        "(default: loopjam play's)")
     args = parser.parse_args(argv)
-    from analyzer.formats import import_song
     from chart_store.local import LocalStore
     from tests.fixtures.pulse import Parec, find_lag, realtime_cmd, start_pulse, stop_pulse
 
     tmp = Path(tempfile.mkdtemp(prefix="loopjam-bench-rt-"))
     os.environ["LOOPJAM_HOME"] = str(tmp / "home")
-    folder = SONGS / args.song
-    LocalStore().put(imported_chart(folder, import_song))
+    folders = sorted(d for d in songs_dir(args.songs).iterdir() if (d / "song.ogg").exists())
+    folder = folders[1] if args.song is None else songs_dir(args.songs) / args.song
+    LocalStore().put(imported_chart(folder))
     mix = mix48(folder)
     song = mix[int(args.start * SR):int((args.start + args.seconds) * SR)].copy()
     song[0] = 0.5  # a click on the first sample marks its stream time in the log ("sound")
@@ -77,7 +95,8 @@ def main(argv=None) -> int:
         play = subprocess.Popen(
             [sys.executable, "-m", "companion", "play", "--source", "loopback:A", "--sink", "B",
              "--no-overlay", "--player", "autoplay", "--no-record", "--log", str(log),
-             "--latency-ms", str(args.latency_ms)],
+             "--latency-ms", str(args.latency_ms),
+             *([] if args.block is None else ["--block", str(args.block)])],
             env=server.env | {"LOOPJAM_HOME": os.environ["LOOPJAM_HOME"]},
             stderr=subprocess.DEVNULL)
         while not log.exists():
@@ -90,8 +109,10 @@ def main(argv=None) -> int:
                 break
             time.sleep(0.1)
         cpu0, wall0 = cpu_seconds(play.pid), time.monotonic()
+        threads0 = thread_cpu_seconds(play.pid)
         player.wait()
         cpu1, wall1 = cpu_seconds(play.pid), time.monotonic()
+        threads1 = thread_cpu_seconds(play.pid)
         load = os.getloadavg()
         time.sleep(0.5)
         play.send_signal(signal.SIGINT)
@@ -118,7 +139,7 @@ def main(argv=None) -> int:
                        and sound + 2 < e["stream_s"] < sound + args.seconds - 1])
     ident = next((e for e in events if e["event"] == "identified"), None)
     print(json.dumps({
-        "song": args.song, "seconds": len(starts), "glitch_free_seconds": int(sum(clean)),
+        "song": folder.name, "seconds": len(starts), "glitch_free_seconds": int(sum(clean)),
         "glitch_free_share": round(float(np.mean(clean)), 4) if clean else None,
         "exact_at_some_lag_share": round(float(np.mean(exact)), 4) if exact else None,
         "lags_ms": sorted({round(x / SR * 1000, 2) for x, ok in zip(lags, exact) if ok}),
@@ -128,6 +149,9 @@ def main(argv=None) -> int:
         "stated_output_latency_ms": round(end["output_latency_samples"] / SR * 1000, 2),
         "cpu_share_percent": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2),
         "cpu_steady_wall_s": round(wall1 - wall0, 1),
+        "cpu_share_percent_by_thread": {
+            name: round(100 * (threads1[name] - threads0.get(name, 0.0)) / (wall1 - wall0), 2)
+            for name in sorted(threads1) if threads1[name] > threads0.get(name, 0.0)},
         "thread_cpu_s": end.get("cpu_s"), "stream_s": end["stream_s"],
         "identified_after_sound_s": None if ident is None else round(ident["after_s"] - sound, 3),
         "sync_median_ms": round(float(np.median(errors)) * 1000, 3) if errors.size else None,

@@ -2,12 +2,14 @@
 
 Run::
 
-    nice -n 10 .venv/bin/python -m benchmarks.live.sync [--songs N] [--starts 3]
+    nice -n 10 .venv/bin/python -m benchmarks.live.sync [--songs DIR] [--limit N] [--starts 3]
+        [--charts imported,generated]
 
-For each song of ``/work/shared/scripts/fetch-fof-songs.sh`` the human chart is imported
-(:func:`analyzer.formats.import_song`: notes from notes.mid, fingerprint and sync reference of
-the mix) into a fresh local store. Generated charts carry the same fingerprint and sync
-reference (the same functions over the same mix), so these figures hold for them too. Streams
+For each song of ``--songs`` (default :func:`benchmarks.data.songs_dir`, the benchmark set; tune
+on :func:`benchmarks.data.dev_songs_dir`) every run is made twice, against a fresh local store
+holding the human chart (:func:`analyzer.formats.import_song`: notes from notes.mid, fingerprint
+and sync reference of the mix) and against one holding the chart generated from the mix
+(:func:`analyzer.pipeline.analyze_audio`). Both charts are cached under the data folder. Streams
 are the mix (song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB, re-encoded with a lossy
 codec at about 96 kbit/s (``--codec``, default opus; encoders delay the signal by a few ms, which
 counts as error here), built as:
@@ -33,24 +35,46 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.identify.common import CODECS, DATA, SONGS
+from benchmarks.data import songs_dir
+from benchmarks.identify.common import CODECS, DATA
 
 SR = 48000
 RELOCK_TOL_S = 0.015
 
 
-def imported_chart(folder: Path, import_song):
+def imported_chart(folder: Path):
     """The human chart of ``folder``, imported once and cached beside the data (importing
     computes masks: minutes per song on a busy machine)."""
+    from analyzer.formats import import_song
+    return _cached(folder.name, lambda: import_song(folder).chart)
+
+
+def generated_chart(folder: Path):
+    """The chart the analyzer makes from ``folder``'s mix, cached like :func:`imported_chart`."""
+    def make():
+        from analyzer.pipeline import ANALYSIS_SR, analyze_audio
+        from chart_store.chart import ChartMeta
+
+        mono = mix48(folder).mean(axis=1)
+        import soxr
+        y = soxr.resample(mono, SR, ANALYSIS_SR).astype(np.float32)
+        return analyze_audio(y, ANALYSIS_SR, meta=ChartMeta(title=folder.name))
+    return _cached(f"{folder.name}-generated", make)
+
+
+def _cached(name: str, make):
     from chart_store.chartfile import read_chart, write_chart
 
-    cache = DATA / "live-charts" / f"{folder.name}.ljchart"
+    cache = DATA / "live-charts" / f"{name}.ljchart"
     if cache.exists():
         return read_chart(cache)
-    chart = import_song(folder).chart
+    chart = make()
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_chart(chart, cache)
     return chart
+
+
+CHARTS = {"imported": imported_chart, "generated": generated_chart}
 
 
 def mix48(folder: Path) -> np.ndarray:
@@ -108,7 +132,7 @@ def truth(pieces, stream_s: float):
     return None
 
 
-def run_stream(path: Path, log_path: Path) -> list[dict]:
+def run_stream(path: Path, log_path: Path, store) -> list[dict]:
     from companion.app import EventLog, LiveOptions, LiveSession
     from companion.audio import open_sink, open_source
 
@@ -116,7 +140,8 @@ def run_stream(path: Path, log_path: Path) -> list[dict]:
                           record_unknown=False)
     source = open_source(options.source)
     log = EventLog(log_path)
-    session = LiveSession(options, source=source, sink=open_sink("null", sr=source.sr), log=log)
+    session = LiveSession(options, source=source, sink=open_sink("null", sr=source.sr), log=log,
+                          resolver=store)
     session.run()
     log.close()
     return [json.loads(line) for line in log_path.read_text().splitlines()]
@@ -146,8 +171,13 @@ def evaluate(events, pieces) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--songs", type=int, default=4)
+    parser.add_argument("--songs", default=None,
+                        help="folder of song folders (default: the benchmark set; "
+                             "benchmarks.data.dev_songs_dir() for tuning)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N songs")
     parser.add_argument("--starts", type=int, default=3, help="random-start runs per song")
+    parser.add_argument("--charts", default="imported,generated",
+                        help="comma-separated: imported (human notes.mid), generated (analyzer)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--codec", default="opus", choices=("none", *CODECS),
                         help="re-encode each stream as streaming services do (default opus "
@@ -155,57 +185,73 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import os
 
-    from analyzer.formats import import_song
     from chart_store.local import LocalStore
 
+    kinds = [k for k in args.charts.split(",") if k]
+    if not kinds or any(k not in CHARTS for k in kinds):
+        parser.error(f"--charts takes {', '.join(CHARTS)}")
     rng = np.random.default_rng(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="loopjam-bench-live-"))
     os.environ["LOOPJAM_HOME"] = str(tmp / "home")
-    store = LocalStore()
-    all_errors, idents, relocks = [], [], []
-    folders = sorted(d for d in SONGS.iterdir() if (d / "song.ogg").exists())[:args.songs]
+    stores = {kind: LocalStore(tmp / f"store-{kind}") for kind in kinds}
+    all_errors, idents, relocks = [], [], {"seek": [], "pause": []}
+    root = songs_dir(args.songs)
+    folders = sorted(d for d in root.iterdir() if (d / "song.ogg").exists())[:args.limit]
     for folder in folders:
         t0 = time.perf_counter()
-        chart = imported_chart(folder, import_song)
-        store.put(chart)
+        for kind in kinds:
+            stores[kind].put(CHARTS[kind](folder))
         mix = mix48(folder)
         import_s = time.perf_counter() - t0
-        for kind in ["start"] * args.starts + ["seek", "pause"]:
-            stream, pieces = scenario(kind, mix, rng)
+        for scene in ["start"] * args.starts + ["seek", "pause"]:
+            stream, pieces = scenario(scene, mix, rng)
             path = tmp / "stream.wav"
             sf.write(path, stream, SR, subtype="FLOAT")
             if args.codec != "none":
                 path = streamed(path, args.codec)
-            t0 = time.perf_counter()
-            events = run_stream(path, tmp / f"log-{folder.name}-{len(idents)}-{kind}.jsonl")
-            wall = time.perf_counter() - t0
-            result = evaluate(events, pieces)
-            errors = np.array(result.pop("errors_ms"))
-            all_errors += list(errors)
-            idents.append(result["identified_after_s"])
-            relocks += result["relock_s"]
-            print(json.dumps({"song": folder.name, "kind": kind,
-                              "pieces": [[round(x, 2) if x is not None else None for x in p]
-                                         for p in pieces],
-                              **result,
-                              "sync_median_ms": round(float(np.median(errors)), 3)
-                              if errors.size else None,
-                              "sync_p95_ms": round(float(np.percentile(errors, 95)), 3)
-                              if errors.size else None,
-                              "sync_events": int(errors.size), "run_wall_s": round(wall, 1),
-                              "import_s": round(import_s, 1)}), flush=True)
+            for kind in kinds:
+                t0 = time.perf_counter()
+                events = run_stream(path, tmp / f"log-{folder.name}-{len(idents)}-{scene}"
+                                    f"-{kind}.jsonl", stores[kind])
+                wall = time.perf_counter() - t0
+                result = evaluate(events, pieces)
+                errors = np.array(result.pop("errors_ms"))
+                all_errors += list(errors)
+                idents.append(result["identified_after_s"])
+                if scene in relocks:
+                    relocks[scene] += result["relock_s"]
+                print(json.dumps({"song": folder.name, "chart": kind, "kind": scene,
+                                  "pieces": [[round(x, 2) if x is not None else None
+                                              for x in p] for p in pieces],
+                                  **result,
+                                  "sync_median_ms": round(float(np.median(errors)), 3)
+                                  if errors.size else None,
+                                  "sync_p95_ms": round(float(np.percentile(errors, 95)), 3)
+                                  if errors.size else None,
+                                  "sync_max_ms": round(float(errors.max()), 3)
+                                  if errors.size else None,
+                                  "sync_events": int(errors.size),
+                                  "run_wall_s": round(wall, 1),
+                                  "import_s": round(import_s, 1)}), flush=True)
     errors = np.array(all_errors)
     found = [i for i in idents if i is not None]
-    print(json.dumps({"summary": True, "logs": str(tmp), "runs": len(idents),
-                      "identified": len(found),
+
+    def worst(values):
+        return max((r for r in values if r is not None), default=None)
+
+    print(json.dumps({"summary": True, "songs": str(root), "charts": kinds, "logs": str(tmp),
+                      "runs": len(idents), "identified": len(found),
                       "sync_median_ms": round(float(np.median(errors)), 3),
                       "sync_p95_ms": round(float(np.percentile(errors, 95)), 3),
                       "sync_max_ms": round(float(errors.max()), 3),
+                      "sync_over_15ms_share": round(float(np.mean(errors > 15)), 4),
                       "identify_median_s": round(float(np.median(found)), 3) if found else None,
                       "identify_max_s": max(found) if found else None,
-                      "relock_s": relocks,
-                      "relock_max_s": max((r for r in relocks if r is not None), default=None),
-                      "relock_failed": sum(r is None for r in relocks)}))
+                      "relock_seek_s": relocks["seek"], "relock_pause_s": relocks["pause"],
+                      "relock_seek_max_s": worst(relocks["seek"]),
+                      "relock_pause_max_s": worst(relocks["pause"]),
+                      "relock_failed": sum(r is None for r in relocks["seek"] + relocks["pause"])
+                      }))
     return 0
 
 

@@ -5,7 +5,7 @@ Run::
     nice -n 10 .venv/bin/python -m benchmarks.removal.cost [--seconds 20]
 
 48 kHz stereo noise through :class:`companion.removal.NoteRemover` with 50 notes active at
-once for the whole run (10 s sustains, all missed), removed by masks (48 bands) or half by
+once for the whole run (10 s sustains, all missed), removed by masks (:data:`analyzer.masks.N_BANDS` bands) or half by
 masks and half by stem cancellation; blocks of 128, 256, 512 and 1024 frames. CPU time is the
 process's (``time.process_time``; per block, the thread's), so other load on the machine does
 not count -- the timer's resolution and cache contention on a loaded machine still inflate the
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from analyzer.masks import band_edges
+from analyzer.masks import N_BANDS, band_edges
 from chart_store.chart import MaskBank, Note, SpectralMask
 from companion.removal import NoteRemover
 
@@ -31,7 +31,7 @@ def case(*, sr: int, seconds: float, block: int, stems: bool, active: int) -> di
     x = (0.1 * rng.standard_normal((int(sr * seconds), 2))).astype(np.float32)
     hop_s = 0.01
     bank = MaskBank(band_edges(), hop_s, tuple(
-        SpectralMask(-0.03, rng.integers(0, 256, (int(seconds / hop_s), 48)))
+        SpectralMask(-0.03, rng.integers(0, 256, (int(seconds / hop_s), N_BANDS)))
         for _ in range(active)))
     notes = tuple(Note(0.05 + 0.01 * i, dur=seconds, lane=i % 5, mask=i,
                        stem="guitar" if stems and i % 2 else "mix") for i in range(active))

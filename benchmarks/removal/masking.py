@@ -2,10 +2,12 @@
 
 Run::
 
-    nice -n 10 .venv/bin/python -m benchmarks.removal.masking [--songs DIR] [--out DIR] [--quick]
-        [--no-generated | --generated-only] [--only SONG...]
+    nice -n 10 .venv/bin/python -m benchmarks.removal.masking [--songs DIR|dev] [--out DIR]
+        [--quick] [--no-generated | --generated-only] [--only SONG...]
 
-For each song of ``fetch-fof-songs.sh`` (mix = song.ogg + guitar.ogg), the stream is the mix at
+For each song folder of the benchmark set (:func:`benchmarks.data.songs_dir`; ``--songs dev`` for
+the development set constants are tuned on, or any folder of song folders: song.ogg backing,
+guitar.ogg stem, notes.mid; mix = song.ogg + guitar.ogg), the stream is the mix at
 -6 dB re-encoded as Ogg Vorbis 160 kbps by ffmpeg (as a streaming service serves it). Charts:
 
 - **imported**: the human Expert chart of notes.mid (:func:`analyzer.formats.midi.read_midi`),
@@ -23,10 +25,12 @@ t = stream - g::
     removal     = 10 log10(Σg² / Σ(y-t)²)
     backing SDR = 10 log10(Σt² / Σ(y-t)²)
 
-``autoplay`` (nothing missed) reports the SNR of the output against the delayed input. The first
-song also gets before/after WAV clips of a missed passage, a spectrogram PNG and a click count
-(1 ms frames where the error's >4 kHz energy jumps 6 dB above its local median while the guitar
-itself has no such jump there).
+``autoplay`` (nothing missed) reports the SNR of the output against the delayed input. With
+``--out``, the first song also gets before/after WAV clips of a missed passage, a spectrogram
+PNG and three listening checks over the whole song, each also given for the untouched stream:
+clicks (1 ms frames where the error's >4 kHz energy jumps 6 dB above its local median while the
+guitar itself has no such jump there), pumping (std of the backing's apparent gain over 50 ms
+frames, dB) and musical noise (isolated time-frequency blips in the error, per second).
 Prints one JSON object per song and one summary line.
 """
 from __future__ import annotations
@@ -42,10 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.masks import attach_masks, note_spans
-from benchmarks.data import songs_dir
+from benchmarks.data import dev_songs_dir, songs_dir
 from companion.removal import NoteRemover
 
-SONGS = ("armygeddon", "chaos_god", "internal_degeneration", "mutilated_mime")
 JUDGEMENT_S = 0.090
 BLOCK = 512
 
@@ -142,6 +145,38 @@ def _clicks(y, t, g, sr) -> int:
 
     own = maximum_filter1d(jumps(g).astype(np.uint8), size=3).astype(bool)
     return int(np.sum(jumps(y - t) & ~own))
+
+
+def _pumping(y, t, span, sr) -> float:
+    """How much the remover modulates the backing's level: the std (dB) over 50 ms frames within
+    the spans of the backing's apparent gain in the output, <y, t> / <t, t> per frame (the
+    guitar left over is uncorrelated with t, so this follows what happened to the backing)."""
+    hop = int(0.05 * sr)
+    k = y.shape[0] // hop
+    frames = np.flatnonzero(span[:k * hop].reshape(k, hop).mean(axis=1) > 0.5)
+    yy = y[:k * hop].reshape(k, -1)[frames]
+    tt = t[:k * hop].reshape(k, -1)[frames]
+    power = np.sum(tt * tt, axis=1)
+    loud = power > 1e-3 * np.median(power)  # leave out the silences between phrases
+    gain = np.sum(yy * tt, axis=1)[loud] / power[loud]
+    return round(float(np.std(20 * np.log10(np.clip(gain, 1e-3, None)))), 2)
+
+
+def _musical_noise(e, span, sr) -> float:
+    """Isolated time-frequency blips in the error ``e`` (per second of span): STFT cells (1024,
+    hop 256 at 44.1 kHz) 10 dB above the median of their 3 x 5 (frequency x time) neighbourhood
+    and within 40 dB of their frame's loudest cell. Musical noise is made of these; the guitar
+    left over, whose partials are continuous in time, is not."""
+    from scipy.ndimage import median_filter
+    n_fft, hop = 1024, 256
+    m = e.mean(axis=1)
+    frames = np.lib.stride_tricks.sliding_window_view(m, n_fft)[::hop] * np.hanning(n_fft)
+    keep = span[np.minimum(np.arange(frames.shape[0]) * hop + n_fft // 2, span.size - 1)]
+    power = np.abs(np.fft.rfft(frames[keep], axis=1)) ** 2 + 1e-20
+    db = 10 * np.log10(power)
+    around = median_filter(db, size=(5, 3), mode="nearest")
+    blips = (db > around + 10) & (db > db.max(axis=1, keepdims=True) - 40)
+    return round(float(blips.sum() / max(keep.sum() * hop / sr, 1e-9)), 1)
 
 
 def _spectrogram_png(clips: dict[str, np.ndarray], sr: int, path: Path) -> None:
@@ -276,6 +311,12 @@ def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dic
     g = stream - t
     clicks = {name: _clicks(outputs[name], t[:m], g[:m], sr)
               for name in ("cancel_late", "cancel_ahead", "masks_ahead", "masks_late")}
+    span = _span_mask(notes, m, sr)
+    # "stream": nothing removed (the error is the guitar itself), the reference for both.
+    heard = {"stream": stream[:m], **{k: outputs[k] for k in
+                                      ("cancel_late", "cancel_ahead", "masks_ahead", "masks_late")}}
+    pumping = {k: _pumping(y, t[:m], span, sr) for k, y in heard.items()}
+    noise = {k: _musical_noise(y - t[:m], span, sr) for k, y in heard.items()}
     # The detector's own checks: one 0.02 spike added to the late-cancel output must count, and
     # a hard 10 ms gap in it (gain 0 for 10 ms) must count twice.
     probe = outputs["cancel_late"].copy()
@@ -284,12 +325,14 @@ def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dic
     probe = outputs["cancel_late"].copy()
     probe[m // 3:m // 3 + sr // 100] = 0.0
     clicks["probe_hard_10ms_gap"] = _clicks(probe, t[:m], g[:m], sr) - clicks["cancel_late"]
-    return {"clip_start_s": round(start_t, 2), "files": str(out_dir), "clicks": clicks}
+    return {"clip_start_s": round(start_t, 2), "files": str(out_dir), "clicks": clicks,
+            "pumping_db_std": pumping, "musical_noise_blips_per_s": noise}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--songs", help="folder of song folders (default: fetch-fof-songs.sh)")
+    parser.add_argument("--songs", help="folder of song folders, or 'dev' for the development "
+                                         "set (default: the benchmark set)")
     parser.add_argument("--out", type=Path, help="write clips/PNG of the first song here")
     parser.add_argument("--quick", action="store_true", help="first 60 s of each song only")
     parser.add_argument("--no-generated", action="store_true",
@@ -298,11 +341,13 @@ def main(argv=None) -> int:
                         help="only the charts generated from the mix")
     parser.add_argument("--runs", nargs="*", default=RUNS, choices=RUNS,
                         help="which removals to run on the imported charts (default: all)")
-    parser.add_argument("--only", nargs="*", default=SONGS)
+    parser.add_argument("--only", nargs="*",
+                        help="song folder names (default: every song of the set)")
     args = parser.parse_args(argv)
-    root = songs_dir(args.songs)
+    root = dev_songs_dir() if args.songs == "dev" else songs_dir(args.songs)
+    names = args.only or sorted(p.name for p in root.iterdir() if (p / "guitar.ogg").is_file())
     results = []
-    for i, name in enumerate(args.only):
+    for i, name in enumerate(names):
         r = bench_song(root / name, args.out if i == 0 else None, quick=args.quick,
                        generated=not args.no_generated, imported=not args.generated_only,
                        runs=args.runs)

@@ -2,18 +2,25 @@
 
 Each database gets ``--charts`` charts whose fingerprints are real music (the benchmark
 recordings' libchromaprint items plus pitch/tempo variants of them, see
-``benchmarks.identify.variants``), a real ``loopjam serve --workers N`` on 127.0.0.1, and
-``--clients`` concurrent clients (processes x threads, keep-alive HTTP sessions) for
-``--seconds`` per endpoint:
+``benchmarks.identify.variants``) and a real ``loopjam serve --workers N`` on 127.0.0.1. Then,
+for ``--seconds`` each, :mod:`benchmarks.server.load` (a light asyncio generator in a process
+of its own, ``--clients`` keep-alive connections) sends:
 
-- identify: POST /identify with the items of a 5 s excerpt of an indexed recording;
-- fetch: GET /charts/{id} of a random chart.
+- identify: POST /identify with the items of a 5 s excerpt of an indexed recording, the body
+  :class:`~chart_store.client.RemoteStore` sends;
+- fetch: GET /charts/{id} of a random chart;
 
-Reported per database and endpoint: requests/s, latency p50/p99, errors. The clients share
-the machine's cores with the server (the figures are for everything on one box).
+first in a closed loop (each connection sends again as soon as it is answered: the most the box
+can do), then in an open loop at ``--rate`` requests/s (latency counted from each request's
+scheduled time: what clients see at that load).
+
+Reported per database and run: requests/s, latency p50/p99/max, errors, the generator's CPU
+(% of one core) and the server's CPU (% and ms per request, all its processes). Generator and
+server share the machine's cores (the figures are for everything on one box; ``loadavg_at_start``
+says how busy the box was already).
 
     scripts/services.sh   # PostgreSQL
-    nice -n 10 .venv/bin/python -m benchmarks.server.run [--charts 10000] [--workers 2]
+    .venv/bin/python -m benchmarks.server.run [--charts 10000] [--workers 2] [--rate 300]
 
 Prints one JSON object.
 """
@@ -21,16 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 
 from chart_store.chart import Chart, ChartMeta, Fingerprint, Note
+from benchmarks.server.load import http_request, process_tree_cpu_s, run_load
 from chart_store.server.storage import ServerStore
 
 
@@ -64,84 +71,74 @@ def seed(db_url: str, charts: list[Chart]) -> float:
     store = ServerStore(db_url)
     owner = store.token_id(store.issue_token(f"bench-{time.time_ns()}"))
     t = time.perf_counter()
-    for chart in charts:
-        store.upload(chart, owner=owner)
+    for start in range(0, len(charts), 200):  # one commit per 200 uploads
+        with store.db.transaction():
+            for chart in charts[start:start + 200]:
+                store.upload(chart, owner=owner)
     store.db.close()
     return time.perf_counter() - t
 
 
-def _client(url, kind, payloads, seconds, threads, queue):
-    import requests
-
-    def worker(out):
-        session = requests.Session()
-        rng = np.random.default_rng()
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            payload = payloads[rng.integers(len(payloads))]
-            t = time.perf_counter()
-            try:
-                if kind == "identify":
-                    r = session.post(url + "/identify", json=payload, timeout=10)
-                else:
-                    r = session.get(f"{url}/charts/{payload}", timeout=10)
-                ok = r.status_code == 200
-            except requests.RequestException:
-                ok = False
-            out.append((time.perf_counter() - t, ok))
-
-    results = [[] for _ in range(threads)]
-    pool = [threading.Thread(target=worker, args=(r,)) for r in results]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join()
-    queue.put([x for r in results for x in r])
-
-
-def load_test(url, kind, payloads, *, clients, seconds) -> dict:
-    procs_n = min(4, clients)
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(url, kind, payloads, seconds,
-                                                clients // procs_n, queue))
-             for _ in range(procs_n)]
+def _wait_idle(pid: int, *, timeout_s: float = 120.0) -> float:
+    """Wait until the server's processes are idle (every worker has built its index);
+    returns the seconds waited."""
     t = time.perf_counter()
-    for p in procs:
-        p.start()
-    samples = [x for _ in procs for x in queue.get()]
-    for p in procs:
-        p.join()
+    before = process_tree_cpu_s(pid)
+    while time.perf_counter() - t < timeout_s:
+        time.sleep(1.0)
+        now = process_tree_cpu_s(pid)
+        if now - before < 0.05:
+            break
+        before = now
+    return time.perf_counter() - t
+
+
+def measure(server_pid: int, url: str, requests: list[bytes], *, clients: int, seconds: float,
+            rate: float | None) -> dict:
+    """One load run plus the server's CPU time per request over it."""
+    cpu = process_tree_cpu_s(server_pid)
+    t = time.perf_counter()
+    result = run_load(url, requests, clients=clients, seconds=seconds, rate=rate).to_json()
+    cpu = process_tree_cpu_s(server_pid) - cpu
     wall = time.perf_counter() - t
-    latency = np.array([s for s, ok in samples if ok]) * 1e3
-    return {"requests": len(samples), "errors": sum(not ok for _, ok in samples),
-            "rps": round(len(samples) / seconds, 1),
-            "p50_ms": round(float(np.percentile(latency, 50)), 2) if latency.size else None,
-            "p99_ms": round(float(np.percentile(latency, 99)), 2) if latency.size else None,
-            "wall_s": round(wall, 1)}
+    result["server_cpu_pct"] = round(100 * cpu / wall, 1)
+    result["server_cpu_ms_per_request"] = (round(1e3 * cpu / result["requests"], 2)
+                                           if result["requests"] else None)
+    return result
+
+
+def identify_body(items: np.ndarray) -> bytes:
+    """The body :meth:`chart_store.client.RemoteStore.identify` sends."""
+    return json.dumps({"items": [int(v) for v in items], "algorithm": 2}).encode()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--charts", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=16, help="keep-alive connections")
+    parser.add_argument("--rate", type=float, default=300.0,
+                        help="requests/s offered in the open-loop runs (0: skip them)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args(argv)
+    import requests as http
+
     from tests.fixtures.chart_server import start_server, stop_server
 
     rng = np.random.default_rng(5)
     t = time.perf_counter()
     charts = make_charts(args.charts, rng)
-    ids = [c.id for c in charts]
+    fetches = [http_request("GET", f"/charts/{c.id}") for c in charts]
     # Identify queries: 5 s (19 items) from random points of random indexed charts.
-    queries = []
+    excerpts = []
     for i in rng.integers(0, len(charts), 200):
         items = charts[i].fingerprint.items
         start = int(rng.integers(0, max(1, len(items) - 19)))
-        queries.append({"items": [int(v) for v in items[start:start + 19]]})
+        excerpts.append((charts[i].id, items[start:start + 19]))
+    identifies = [http_request("POST", "/identify", identify_body(items)) for _, items in excerpts]
     result = {"charts": len(charts), "workers": args.workers, "clients": args.clients,
+              "cpus": os.cpu_count(), "loadavg_at_start": round(os.getloadavg()[0], 2),
               "make_charts_s": round(time.perf_counter() - t, 1), "databases": {}}
     for kind in args.databases.split(","):
         if kind == "sqlite":
@@ -156,20 +153,21 @@ def main(argv=None) -> int:
                 conn.execute(f"CREATE SCHEMA {schema}")
             url = f"{url}?options=-csearch_path%3D{schema}"
         entry = {"seed_s": round(seed(url, charts), 1)}
-        proc, server = start_server(url, extra_args=["--workers", str(args.workers)])
+        t = time.perf_counter()
+        proc, server = start_server(url, extra_args=["--workers", str(args.workers)],
+                                    timeout_s=600)
         try:
-            import requests
-            t = time.perf_counter()
-            for q in queries[:20]:  # every worker builds its index on first use
-                requests.post(server + "/identify", json=q, timeout=120)
-            entry["warmup_s"] = round(time.perf_counter() - t, 1)
-            hits = sum(requests.post(server + "/identify", json=q, timeout=10).json()["match"]
-                       is not None for q in queries[:50])
+            entry["start_s"] = round(time.perf_counter() - t + _wait_idle(proc.pid), 1)
+            hits = sum(http.post(server + "/identify", data=identify_body(items), timeout=10)
+                       .json()["match"]["chart_id"] == chart_id for chart_id, items in excerpts[:50])
             entry["identify_hit_rate"] = hits / 50
-            entry["identify"] = load_test(server, "identify", queries, clients=args.clients,
-                                          seconds=args.seconds)
-            entry["fetch"] = load_test(server, "fetch", ids, clients=args.clients,
-                                       seconds=args.seconds)
+            for name, requests in (("identify", identifies), ("fetch", fetches)):
+                entry[name] = measure(proc.pid, server, requests, clients=args.clients,
+                                      seconds=args.seconds, rate=None)
+                if args.rate:
+                    entry[f"{name}_at_rate"] = measure(proc.pid, server, requests,
+                                                       clients=args.clients,
+                                                       seconds=args.seconds, rate=args.rate)
         finally:
             stop_server(proc)
         result["databases"][kind] = entry

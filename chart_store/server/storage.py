@@ -4,8 +4,8 @@ The server is stateless apart from its database, so several workers (or hosts) c
 PostgreSQL: chart files are stored in ``chart_data`` rather than on a local disk, and every
 worker keeps its own in-memory fingerprint index in step with the shared catalogue.
 
-- :class:`ServerStore` — ``upload``, ``fetch``, ``delete``, ``issue_token``, ``token_id``, plus
-  its :class:`~chart_store.catalog.Catalog` (search, identify);
+- :class:`ServerStore` — ``upload``, ``fetch``, ``delete``, ``issue_token``, ``token_id``,
+  ``warm``, plus its :class:`~chart_store.catalog.Catalog` (search, identify);
 - :class:`Forbidden` — a token touching a chart it does not own.
 """
 from __future__ import annotations
@@ -61,6 +61,12 @@ class ServerStore:
     def __init__(self, url: str, *, recheck_s: float = 1.0):
         self.db = Database(url)
         self.catalog = Catalog(self.db, MIGRATIONS, recheck_s=recheck_s)
+
+    def warm(self) -> int:
+        """Load the fingerprint index now rather than on the first identification; returns
+        the bytes its search arrays hold."""
+        self.catalog.sync_index()
+        return self.catalog.index.nbytes  # builds the search arrays
 
     def issue_token(self, name: str) -> str:
         """Create a token called ``name`` and return it (only its hash is stored)."""

@@ -1,19 +1,21 @@
 """The ``soundcard`` backend: PulseAudio/PipeWire (monitors), WASAPI (loopback), CoreAudio.
 
 ``soundcard`` connects to the sound server when imported, so the import happens when the
-backend is created, never when this module is imported. Its ``record``/``play`` calls allocate
-a fresh array per call internally (measured in benchmarks/live); everything on our side of the
-call is preallocated.
+backend is created, never when this module is imported. On PulseAudio/PipeWire its streams are
+opened by soundcard and then read and written through libpulse directly (:class:`_PulseStream`):
+soundcard's ``record``/``play`` allocate arrays and take the server lock several times per block.
+Elsewhere (WASAPI, CoreAudio) soundcard's own calls are used.
 
-Known limits: the library does not report capture overflows, so a gap can only come from the
+Known limits: the server does not report capture overflows, so a gap can only come from the
 server dropping data we did not read for seconds (its record buffer is large); a stream that
-fails (device unplugged, server gone) raises :class:`DeviceLost` within about a second.
+fails (device unplugged, server gone) raises :class:`DeviceLost` at the next block.
 """
 from __future__ import annotations
 
 import sys
 import time
 
+import numpy as np
 
 from companion.audio.base import (Backend, BackendUnavailable, DeviceInfo, DeviceLost, Sink,
                                   Source)
@@ -70,12 +72,207 @@ def _reuse_mainloop_lock() -> None:
     client._lock_mainloop = lock_mainloop
 
 
+def _device_name_lib():
+    """libpulse's ``pa_stream_get_device_name``, which soundcard's bindings leave out (cached)."""
+    global _DEVICE_NAME_LIB
+    if _DEVICE_NAME_LIB is None:
+        import cffi
+
+        ffi = cffi.FFI()
+        ffi.cdef("const char *pa_stream_get_device_name(void *s);")
+        _DEVICE_NAME_LIB = (ffi.dlopen("libpulse.so.0"), ffi)
+    return _DEVICE_NAME_LIB
+
+
+_DEVICE_NAME_LIB = None
+
+
+class _PulseStream:
+    """A soundcard PulseAudio stream driven through libpulse directly: one mainloop lock per
+    block, the samples copied straight between the server's memory and our preallocated arrays,
+    and no Python callback on the server's thread. soundcard's own ``record``/``play`` cost
+    several locked calls, three arrays and a callback per block (most of the live path's CPU).
+
+    ``poll`` sleeps for the samples still missing instead of waiting on a callback, so a stream
+    that failed (device unplugged, server gone) or ended is noticed at the next look and raises
+    :class:`DeviceLost`, never waits forever."""
+
+    SIZE_MAX = 2 ** 64 - 1  # libpulse's (size_t)-1: the stream is not good
+
+    def __init__(self, stream, *, sr: int, channels: int, what: str):
+        from soundcard import pulseaudio
+
+        self._pa, self._ffi = pulseaudio._pa, pulseaudio._ffi
+        self._mainloop = pulseaudio._pulse.mainloop
+        self.stream, self.sr, self.channels, self.what = stream, sr, channels, what
+        self._data = self._ffi.new("void**")
+        self._nbytes = self._ffi.new("size_t*")
+
+    def device_name(self) -> str:
+        """The device the server has the stream on now (it moves a stream to the fallback
+        device when its own goes away)."""
+        lib, ffi = _device_name_lib()
+        address = int(self._ffi.cast("uintptr_t", self.stream))
+        pa = self._pa
+        pa.pa_threaded_mainloop_lock(self._mainloop)
+        try:
+            name = lib.pa_stream_get_device_name(ffi.cast("void *", address))
+        finally:
+            pa.pa_threaded_mainloop_unlock(self._mainloop)
+        return "" if name == ffi.NULL else ffi.string(name).decode()
+
+    def lost(self, why: str) -> DeviceLost:
+        return DeviceLost(f"{self.what} stopped: {why}")
+
+    def check_ready(self) -> None:
+        pa = self._pa
+        pa.pa_threaded_mainloop_lock(self._mainloop)
+        try:
+            state = pa.pa_stream_get_state(self.stream)
+        finally:
+            pa.pa_threaded_mainloop_unlock(self._mainloop)
+        if state != pa.PA_STREAM_READY:
+            raise self.lost(f"stream state {state} (device gone?)")
+
+    def wait_for(self, samples: int) -> None:
+        """Sleep about as long as ``samples`` (interleaved) take to arrive or drain."""
+        self.check_ready()
+        time.sleep(max(samples / (self.channels * self.sr), 0.001))
+
+
+class _PulseReader(_PulseStream):
+    """Reads a record stream into caller arrays; a fragment larger than asked for is kept."""
+
+    def __init__(self, recorder, *, sr, channels, capacity):
+        super().__init__(recorder.stream, sr=sr, channels=channels, what="capture")
+        self._pending = np.zeros(capacity, dtype=np.float32)
+        self._pending_n = 0
+        pa = self._pa
+        pa.pa_threaded_mainloop_lock(self._mainloop)
+        try:  # we poll: no Python callback on the server thread per fragment
+            pa.pa_stream_set_read_callback(self.stream, self._ffi.NULL, self._ffi.NULL)
+        finally:
+            pa.pa_threaded_mainloop_unlock(self._mainloop)
+
+    def backlog(self) -> int:
+        """Samples (interleaved) received and not yet read."""
+        pa = self._pa
+        pa.pa_threaded_mainloop_lock(self._mainloop)
+        try:
+            readable = pa.pa_stream_readable_size(self.stream)
+        finally:
+            pa.pa_threaded_mainloop_unlock(self._mainloop)
+        return self._pending_n + (0 if readable == self.SIZE_MAX else readable // 4)
+
+    def read(self, out: np.ndarray) -> None:
+        """Fill ``out`` (1-D float32, interleaved) with the next samples, waiting for them."""
+        got = self._take_pending(out)
+        while got < out.size:
+            n = self._take(out[got:])
+            if n == 0:
+                self.wait_for(out.size - got)
+            got += n
+
+    def skip(self, samples: int) -> None:
+        """Drop the next ``samples`` (interleaved) already received."""
+        drop = min(samples, self._pending_n)
+        self._pending[:self._pending_n - drop] = self._pending[drop:self._pending_n]
+        self._pending_n -= drop
+        samples -= drop
+        while samples > 0:
+            n = self._take(None, limit=samples)
+            if n == 0:
+                return
+            samples -= n
+
+    def _take_pending(self, out: np.ndarray) -> int:
+        n = min(self._pending_n, out.size)
+        if n:
+            out[:n] = self._pending[:n]
+            self._pending[:self._pending_n - n] = self._pending[n:self._pending_n]
+            self._pending_n -= n
+        return n
+
+    def _take(self, out: np.ndarray | None, *, limit: int = 0) -> int:
+        """Copy one fragment from the server into ``out`` (None: discard up to ``limit``),
+        the rest into the pending store; return samples given (0: nothing there yet)."""
+        pa, ffi = self._pa, self._ffi
+        pa.pa_threaded_mainloop_lock(self._mainloop)
+        try:
+            readable = pa.pa_stream_readable_size(self.stream)
+            if readable == self.SIZE_MAX:
+                raise self.lost("the stream failed (device unplugged or server gone)")
+            if readable == 0:
+                return 0
+            if pa.pa_stream_peek(self.stream, self._data, self._nbytes) < 0:
+                raise self.lost("cannot read the stream")
+            n = self._nbytes[0] // 4
+            if n == 0:
+                return 0
+            want = min(n, out.size if out is not None else limit)
+            rest = n - want
+            if rest > self._pending.size - self._pending_n:
+                raise self.lost(f"a fragment of {n} samples is larger than expected")
+            if self._data[0] == ffi.NULL:  # a hole in the stream: silence
+                if out is not None:
+                    out[:want] = 0.0
+                self._pending[self._pending_n:self._pending_n + rest] = 0.0
+            else:
+                chunk = np.frombuffer(ffi.buffer(self._data[0], n * 4), dtype=np.float32)
+                if out is not None:
+                    out[:want] = chunk[:want]
+                self._pending[self._pending_n:self._pending_n + rest] = chunk[want:]
+            self._pending_n += rest
+            pa.pa_stream_drop(self.stream)
+            return want
+        finally:
+            pa.pa_threaded_mainloop_unlock(self._mainloop)
+
+
+class _PulseWriter(_PulseStream):
+    """Writes caller arrays into a playback stream once the server has room for them."""
+
+    def __init__(self, player, *, sr, channels):
+        super().__init__(player.stream, sr=sr, channels=channels, what="playback")
+
+    def write(self, data: np.ndarray) -> None:
+        flat = np.ascontiguousarray(data, dtype=np.float32).reshape(-1)
+        done = 0
+        while done < flat.size:
+            n = self._put(flat[done:])
+            if n == 0:
+                self.wait_for(flat.size - done)
+            done += n
+
+    def _put(self, flat: np.ndarray) -> int:
+        pa, ffi = self._pa, self._ffi
+        pa.pa_threaded_mainloop_lock(self._mainloop)
+        try:
+            room = pa.pa_stream_writable_size(self.stream)
+            if room == self.SIZE_MAX:
+                raise self.lost("the stream failed (device unplugged or server gone)")
+            n = min(room // (4 * self.channels) * self.channels, flat.size)
+            if n == 0:
+                return 0
+            # libpulse copies the samples (no free callback): ours stay ours.
+            if pa.pa_stream_write(self.stream, ffi.from_buffer(flat[:n]), n * 4, ffi.NULL, 0,
+                                  pa.PA_SEEK_RELATIVE) < 0:
+                raise self.lost("cannot write the stream")
+            return n
+        finally:
+            pa.pa_threaded_mainloop_unlock(self._mainloop)
+
+
+def _is_pulse(device) -> bool:
+    return type(device).__module__ == "soundcard.pulseaudio"
+
+
 class SoundcardSource(Source):
     """Capture through soundcard. If the server holds more than ``max_backlog_frames`` not yet
     read (we were stalled, or started late), the excess is dropped and reported as a gap, so a
     stall does not become permanent latency."""
 
-    #: Blocks between two looks at the backlog (a cheap timing query).
+    #: Blocks between two looks at the backlog (a cheap query).
     CHECK_EVERY = 16
 
     def __init__(self, microphone, *, sr, channels, block_frames, max_backlog_frames=None):
@@ -91,30 +288,45 @@ class SoundcardSource(Source):
         except RuntimeError as error:
             raise DeviceLost(f"cannot open {microphone.name}: {error}") from None
         self._open = True
+        # Fragments are about a block (soundcard asks for that fragment size); a few spare.
+        self._reader = (_PulseReader(self._recorder, sr=sr, channels=channels,
+                                     capacity=16 * block_frames * channels)
+                        if _is_pulse(microphone) else None)
+        self._device = self._reader.device_name() if self._reader is not None else None
 
     def _fill(self, out):
-        try:
-            lost = self._drop_backlog() if self._blocks % self.CHECK_EVERY == 1 else 0
-            data = self._recorder.record(numframes=self.block_frames)  # allocates (soundcard)
-        except (RuntimeError, AssertionError, TypeError) as error:  # TypeError: server gone
-            raise DeviceLost(f"capture stopped: {error!r}") from None
+        lost = 0
+        if self._blocks % self.CHECK_EVERY == 1:
+            self._check_device()
+            lost = self._drop_backlog()
+        if self._reader is not None:
+            self._reader.read(out.reshape(-1))
+        else:  # WASAPI, CoreAudio: soundcard's own call (allocates)
+            try:
+                out[:, :] = self._recorder.record(numframes=self.block_frames)
+            except (RuntimeError, AssertionError, TypeError) as error:
+                raise DeviceLost(f"capture stopped: {error!r}") from None
         self._blocks += 1
-        out[:, :] = data
         return self.block_frames, lost
 
-    def _drop_backlog(self) -> int:
-        # What the server already sent us and we have not read: a client-side count (asking
-        # the server for timing would abort the process inside libpulse if it just vanished).
-        from soundcard.pulseaudio import _pulse
+    def _check_device(self) -> None:
+        """A device that goes away takes our stream to the server's fallback device, which
+        records something else (perhaps our own output): that is a lost device, said so."""
+        if self._reader is None:
+            return
+        now = self._reader.device_name()
+        if now != self._device:
+            raise self._reader.lost(f"{self._device} is gone (the server moved the capture "
+                                    f"to {now or 'nothing'})")
 
-        readable = _pulse._pa_stream_readable_size(self._recorder.stream)
-        if readable == 2 ** 64 - 1 or readable < 0:  # (size_t)-1: stream failed; read says so
+    def _drop_backlog(self) -> int:
+        if self._reader is None:
             return 0
-        backlog = (readable // 4 + self._recorder._pending_chunk.size) // self.channels
+        backlog = self._reader.backlog() // self.channels
         if backlog <= self.max_backlog_frames:
             return 0
         excess = backlog - self.block_frames
-        self._recorder.record(numframes=excess)
+        self._reader.skip(excess * self.channels)
         return excess
 
     def close(self):
@@ -138,23 +350,22 @@ class SoundcardSink(Sink):
         except RuntimeError as error:
             raise DeviceLost(f"cannot open {speaker.name}: {error}") from None
         self._open = True
+        self._writer = (_PulseWriter(self._player, sr=sr, channels=channels)
+                        if _is_pulse(speaker) else None)
 
     def write(self, data):
-        # soundcard's play() polls every millisecond while the server's buffer is full, which
-        # in steady state is every block: wait for the room once instead (saves most of the
-        # audio thread's CPU and its fight for the GIL).
-        from soundcard.pulseaudio import _pulse
-
-        frames = data.shape[0]
-        for _ in range(100):
-            room = _pulse._pa_stream_writable_size(self._player.stream) // (4 * self.channels)
-            if room >= frames or room < 0 or room >= 2 ** 60:  # (size_t)-1: failed, play says
-                break
-            time.sleep((frames - room) / self.sr)
+        if self._writer is not None:
+            self._writer.write(data)
+            return
         try:
             self._player.play(data)  # copies to bytes internally (soundcard)
         except (RuntimeError, AssertionError, TypeError) as error:
             raise DeviceLost(f"playback stopped: {error!r}") from None
+
+    def device_name(self) -> str | None:
+        """The device playing this stream now (the server moves it to its fallback device
+        when ours goes away; None off PulseAudio)."""
+        return self._writer.device_name() if self._writer is not None else None
 
     def measured_latency_s(self) -> float:
         """The server's current latency estimate for this stream, seconds (Linux only)."""

@@ -4,8 +4,10 @@ Notes are one instanced draw call: the whole track is uploaded once as instances
 length, lane, kind, colour) and the vertex shader places each at ``hit_line + (t - now) *
 scroll_speed``, so a frame costs one uniform update and one draw however many notes are on
 screen; per-note states (hit, missed, holding) are re-uploaded only when a new snapshot brings
-them. Lanes, pads, the hit line and the HUD are pyglet shapes and labels in batches whose text is
-re-laid out only when it changes.
+them. Lanes, pads, the hit line, the title and status text are pyglet shapes and labels in
+batches (re-laid out only when they change). The text that changes with every hit (score, combo,
+accuracy, judgement) is drawn straight from the font's glyph atlas by :class:`_HudText`: a
+pyglet label re-lays itself out in Python at about half a millisecond a change.
 
 The framebuffer keeps premultiplied alpha (blend ``SRC_ALPHA, ONE_MINUS_SRC_ALPHA`` for colour,
 ``ONE, ONE_MINUS_SRC_ALPHA`` for alpha) and is cleared to transparent black, which is what
@@ -113,9 +115,152 @@ void main() {
 """
 
 
-def _rgba255(color: str, alpha: float = 1.0) -> tuple[int, int, int, int]:
+_TEXT_VERTEX = """#version 330 core
+in vec4 a_glyph;   // x, y (window pixels), u, v
+uniform vec2 u_size;
+out vec2 v_uv;
+void main() {
+    v_uv = a_glyph.zw;
+    gl_Position = vec4(a_glyph.xy / u_size * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+
+_TEXT_FRAGMENT = """#version 330 core
+in vec2 v_uv;
+uniform sampler2D u_glyphs;
+uniform vec4 u_color;
+out vec4 frag;
+void main() {
+    frag = vec4(u_color.rgb, u_color.a * texture(u_glyphs, v_uv).a);
+}
+"""
+
+#: Corners of a glyph quad as two triangles: indices into (left, bottom, right, top).
+_QUAD_X, _QUAD_Y = np.array([0, 2, 2, 0, 2, 0]), np.array([1, 1, 3, 1, 3, 3])
+
+
+class _HudText:
+    """Single-line texts drawn from their fonts' glyph atlases, all from one vertex buffer.
+
+    Each field owns ``capacity`` glyph quads of the buffer; setting its text looks the
+    glyphs' boxes up (cached per character), places them with NumPy and rewrites only that
+    field's quads. Anchors follow pyglet's labels (``anchor_x`` left/center/right,
+    ``anchor_y`` top/center/baseline), so the text sits where a label would put it.
+    """
+
+    _FLOATS = 6 * 4   # per glyph: 6 vertices of (x, y, u, v)
+
+    def __init__(self):
+        self.program = ShaderProgram(Shader(_TEXT_VERTEX, "vertex"),
+                                     Shader(_TEXT_FRAGMENT, "fragment"))
+        self.vao, self.vbo = gl.GLuint(), gl.GLuint()
+        gl.glGenVertexArrays(1, ctypes.byref(self.vao))
+        gl.glGenBuffers(1, ctypes.byref(self.vbo))
+        self.fields: list[dict] = []
+        self._glyphs: dict[tuple[int, str], tuple] = {}
+        self._size: tuple[float, float] | None = None
+
+    def add(self, *, font, x: float, y: float, anchor_x: str = "left", anchor_y: str = "baseline",
+            capacity: int = 32) -> int:
+        """A new field (call before the first :meth:`set`); returns its handle."""
+        first = sum(f["capacity"] for f in self.fields)
+        self.fields.append(dict(font=font, x=x, y=y, anchor_x=anchor_x, anchor_y=anchor_y,
+                                capacity=capacity, first=first, text=None, runs=(),
+                                color=(1.0, 1.0, 1.0, 1.0)))
+        total = first + capacity
+        self.vertices = np.zeros((total, self._FLOATS), np.float32)
+        gl.glBindVertexArray(self.vao)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.vbo)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, self.vertices.nbytes, self.vertices.ctypes.data,
+                        gl.GL_DYNAMIC_DRAW)
+        loc = self.program.attributes["a_glyph"]["location"]
+        gl.glEnableVertexAttribArray(loc)
+        gl.glVertexAttribPointer(loc, 4, gl.GL_FLOAT, gl.GL_FALSE, 16, 0)
+        gl.glBindVertexArray(0)
+        for f in self.fields:
+            f["text"] = None   # the buffer was re-made: every field re-uploads
+        return len(self.fields) - 1
+
+    def _glyph(self, font, char: str) -> tuple:
+        key = (id(font), char)
+        if key not in self._glyphs:
+            glyph = font.get_glyphs(char)[0][0]
+            t = glyph.tex_coords   # (u, v, r) per corner: bottom-left, -right, top-right, -left
+            self._glyphs[key] = ((*glyph.vertices, t[0], t[1], t[6], t[7], glyph.advance),
+                                 glyph.owner)
+        return self._glyphs[key]
+
+    def set(self, field: int, text: str, color: tuple[float, float, float, float]) -> None:
+        """Show ``text`` (RGBA floats ``color``) in ``field``; cheap when nothing changed."""
+        f = self.fields[field]
+        f["color"] = color
+        if text == f["text"]:
+            return
+        f["text"] = text
+        glyphs = [self._glyph(f["font"], c) for c in text[:f["capacity"]]]
+        n = len(glyphs)
+        if n:
+            box = np.array([g[0] for g in glyphs], np.float32)   # l b r t u0 v0 u1 v1 adv
+            pen = np.concatenate(([0.0], np.cumsum(box[:-1, 8])))
+            width = int(box[:, 8].sum())
+            font = f["font"]
+            left = {"left": 0, "center": -(width // 2), "right": -width}[f["anchor_x"]]
+            top = {"top": 0, "baseline": font.ascent,
+                   "center": font.ascent // 2 - font.descent // 4}[f["anchor_y"]]
+            x0 = round(f["x"]) + left + pen[:, None]
+            y0 = round(f["y"]) + top - font.ascent
+            quads = np.empty((n, 6, 4), np.float32)
+            quads[..., 0] = x0 + box[:, _QUAD_X]
+            quads[..., 1] = y0 + box[:, _QUAD_Y]
+            quads[..., 2] = box[:, 4 + _QUAD_X]
+            quads[..., 3] = box[:, 4 + _QUAD_Y]
+            self.vertices[f["first"]:f["first"] + n] = quads.reshape(n, -1)
+            owners = [g[1] for g in glyphs]
+            cuts = [0] + [i for i in range(1, n) if owners[i] is not owners[i - 1]] + [n]
+            f["runs"] = tuple((owners[a], f["first"] + a, b - a) for a, b in zip(cuts, cuts[1:]))
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.vbo)
+            gl.glBufferSubData(gl.GL_ARRAY_BUFFER, f["first"] * self._FLOATS * 4,
+                               n * self._FLOATS * 4,
+                               self.vertices[f["first"]:].ctypes.data)
+        else:
+            f["runs"] = ()
+
+    def draw(self, size: tuple[float, float]) -> None:
+        """Draw every field (blending set up by the caller)."""
+        if not any(f["runs"] for f in self.fields):
+            return
+        p = self.program
+        p.use()
+        if size != self._size:
+            p["u_size"] = self._size = size
+        gl.glActiveTexture(gl.GL_TEXTURE0)
+        gl.glBindVertexArray(self.vao)
+        bound = None
+        for f in self.fields:
+            if f["runs"]:
+                p["u_color"] = f["color"]
+            for texture, first, count in f["runs"]:
+                if texture is not bound:
+                    gl.glBindTexture(texture.target, texture.id)
+                    bound = texture
+                gl.glDrawArrays(gl.GL_TRIANGLES, first * 6, count * 6)
+        gl.glBindVertexArray(0)
+        p.stop()
+
+    def delete(self) -> None:
+        gl.glDeleteBuffers(1, ctypes.byref(self.vbo))
+        gl.glDeleteVertexArrays(1, ctypes.byref(self.vao))
+        self.program.delete()
+
+
+def _rgba(color: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
     r, g, b, a = parse_color(color)
-    return int(r * 255), int(g * 255), int(b * 255), int(round(a * alpha * 255))
+    return r, g, b, a * alpha
+
+
+def _rgba255(color: str, alpha: float = 1.0) -> tuple[int, int, int, int]:
+    r, g, b, a = _rgba(color, alpha)
+    return int(r * 255), int(g * 255), int(b * 255), int(round(a * 255))
 
 
 def _set_text(label, text: str) -> None:
@@ -275,22 +420,27 @@ class OverlayRenderer:
         self._lanes = 0
         self._lane_shapes: list = []
         self._pads: list = []
-        self._pad_state: tuple = ()
+        self._pad_state: frozenset | None = None   # None: every pad needs its colour
+        self._pad_colors: list = []
         s = style
         text = _rgba255(s.text_color, s.opacity)
         top = s.height
         font = dict(font_name=s.font_name, batch=self.over, color=text)
         self.title = pyglet.text.Label("", x=12, y=top - 14, anchor_y="top",
                                        font_size=s.font_size, weight="bold", **font)
-        self.score = pyglet.text.Label("", x=12, y=top - 46, anchor_y="top",
-                                       font_size=s.font_size, **font)
-        self.combo = pyglet.text.Label("", x=s.width // 2, y=top - 46, anchor_x="center",
-                                       anchor_y="top", font_size=s.font_size, **font)
-        self.accuracy = pyglet.text.Label("", x=s.width - 12, y=top - 46, anchor_x="right",
-                                          anchor_y="top", font_size=s.font_size, **font)
-        self.judgement = pyglet.text.Label("", x=s.width // 2, y=s.hit_line + 90,
-                                           anchor_x="center", anchor_y="center",
-                                           font_size=int(s.font_size * 1.8), weight="bold", **font)
+        self.hud = _HudText()
+        regular = pyglet.font.load(s.font_name, s.font_size)
+        self.score = self.hud.add(font=regular, x=12, y=top - 46, anchor_y="top")
+        self.combo = self.hud.add(font=regular, x=s.width // 2, y=top - 46, anchor_x="center",
+                                  anchor_y="top")
+        self.accuracy = self.hud.add(font=regular, x=s.width - 12, y=top - 46,
+                                     anchor_x="right", anchor_y="top")
+        self.judgement = self.hud.add(font=pyglet.font.load(s.font_name,
+                                                            int(s.font_size * 1.8),
+                                                            weight="bold"),
+                                      x=s.width // 2, y=s.hit_line + 90, anchor_x="center",
+                                      anchor_y="center", capacity=8)
+        self._text_rgba = _rgba(s.text_color, s.opacity)
         self.message = pyglet.text.Label("", x=s.width // 2, y=int(s.highway_height * 0.6),
                                          anchor_x="center", anchor_y="center", multiline=True,
                                          width=s.width - 40, align="center",
@@ -299,9 +449,8 @@ class OverlayRenderer:
                                                      color=_rgba255(s.text_color, 0.25 * s.opacity),
                                                      batch=self.over)
         self.progress = pyglet.shapes.Rectangle(0, top - 4, 0, 4, color=text, batch=self.over)
-        self._judgement_rgba = {result: _rgba255(color, s.opacity)
+        self._judgement_rgba = {result: _rgba(color, s.opacity)
                                 for result, color in JUDGEMENT_COLORS.items()}
-        self._judgement_result = ""   # whose colour the judgement label has
 
     def _build_lanes(self, lanes: int) -> None:
         s = self.style
@@ -325,14 +474,17 @@ class OverlayRenderer:
                                               s.hit_line - 10 - pad_h, s.lane_width - 12, pad_h,
                                               batch=self.over)
                       for i in range(lanes)]
-        self._lanes, self._pad_state = lanes, ()
+        self._pad_colors = [(_rgba255(c, 0.25 * s.opacity), _rgba255(c, 0.95 * s.opacity))
+                            for c in s.lane_colors[:lanes]]   # (released, pressed)
+        self._lanes, self._pad_state = lanes, None
 
     def _update_pads(self, pressed: frozenset) -> None:
         if pressed == self._pad_state:
             return
-        s = self.style
-        for i, pad in enumerate(self._pads):
-            pad.color = _rgba255(s.lane_colors[i], (0.95 if i in pressed else 0.25) * s.opacity)
+        changed = range(self._lanes) if self._pad_state is None else pressed ^ self._pad_state
+        for i in changed:
+            if i < self._lanes:
+                self._pads[i].color = self._pad_colors[i][i in pressed]
         self._pad_state = pressed
 
     def _update_hud(self, snap: GameSnapshot, now: float) -> None:
@@ -340,9 +492,10 @@ class OverlayRenderer:
         title = snap.title or ("" if snap.status in ("waiting", "identifying") else "Unknown song")
         _set_text(self.title, f"{title} - {snap.artist}" if snap.artist and title else title)
         playing = snap.status in ("synced", "paused", "ended") and snap.track is not None
-        _set_text(self.score, f"Score {snap.score:,}" if playing else "")
-        _set_text(self.combo, f"Combo {snap.combo}  x{snap.multiplier}" if playing else "")
-        _set_text(self.accuracy, f"Acc {snap.accuracy * 100:.1f}%" if playing else "")
+        hud, text = self.hud, self._text_rgba
+        hud.set(self.score, f"Score {snap.score:,}" if playing else "", text)
+        hud.set(self.combo, f"Combo {snap.combo}  x{snap.multiplier}" if playing else "", text)
+        hud.set(self.accuracy, f"Acc {snap.accuracy * 100:.1f}%" if playing else "", text)
         fraction = min(max(now / snap.duration_s, 0.0), 1.0) if snap.duration_s > 0 else 0.0
         if self.progress.width != s.width * fraction:
             self.progress.width = s.width * fraction
@@ -350,12 +503,9 @@ class OverlayRenderer:
         show = (j is not None and snap.status in ("synced", "paused")
                 and 0 <= now - j.time <= JUDGEMENT_SHOW_S)
         if show:
-            _set_text(self.judgement, j.result.upper())
-            if j.result != self._judgement_result:
-                self.judgement.color = self._judgement_rgba[j.result]
-                self._judgement_result = j.result
+            hud.set(self.judgement, j.result.upper(), self._judgement_rgba[j.result])
         else:
-            _set_text(self.judgement, "")
+            hud.set(self.judgement, "", text)
         _set_text(self.message, self._message(snap))
 
     @staticmethod
@@ -395,9 +545,14 @@ class OverlayRenderer:
                                gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
         self.notes.draw(now=now, style=s, lanes=lanes)
         self.over.draw()
+        gl.glEnable(gl.GL_BLEND)   # pyglet's label groups leave blending off
+        gl.glBlendFuncSeparate(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA,
+                               gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
+        self.hud.draw((float(s.width), float(s.height)))
 
     def delete(self) -> None:
         self.notes.delete()
+        self.hud.delete()
 
 
 class OffscreenRenderer:

@@ -11,6 +11,7 @@ The window is pyglet's overlay style (borderless, transparent, kept above other 
 """
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -179,7 +180,12 @@ def run_overlay(state_source: Callable[[], GameSnapshot], style: OverlayStyle = 
                            click_through=click_through, video_offset_ms=video_offset_ms,
                            control=control)
     pyglet.clock.schedule_interval(window.poll_control, 0.05)
+    # Everything set up so far (modules, the chart, the engine) lives as long as the window:
+    # frozen, a full collection never walks it, which would stall a frame for milliseconds.
+    gc.collect()
+    gc.freeze()
     try:
         pyglet.app.run(1.0 / style.max_fps)
     finally:
         pyglet.clock.unschedule(window.poll_control)
+        gc.unfreeze()

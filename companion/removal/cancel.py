@@ -48,6 +48,11 @@ _RIDGE = 1e-4
 _PRIOR_FRAMES = 200
 #: A lag jump is taken only when the PHAT peak stands this far above the median correlation.
 _LAG_CONFIDENCE = 8.0
+#: No path is fitted until the stem's energy seen so far reaches this share of the stream's over
+#: the same frames (-30 dB): the first frame of a stem's entry, where only the window's edge
+#: touches it, would give taps as large as stream/stem (x1000s), and one such estimate held the
+#: fit check (and the cancellation) at zero for 1.7 s after a real song's first guitar entry.
+_MIN_STEM_SHARE = 1e-3
 
 
 class StemCanceller:
@@ -87,6 +92,7 @@ class StemCanceller:
         self._fit_forget = float(np.exp(-hop / (FIT_TIME_S * sr)))
         self._fit_num = self._fit_den = 0.0
         self._frames = 0
+        self._stream_power = 0.0
         #: Samples the stem is read later than the sync says (the tracked residual lag).
         self.lag = 0
 
@@ -97,6 +103,7 @@ class StemCanceller:
         self._path[:] = 0
         self._fit_num = self._fit_den = 0.0
         self._frames = 0
+        self._stream_power = 0.0
         self.lag = 0
 
     @property
@@ -138,6 +145,7 @@ class StemCanceller:
             self._den *= self._forget
             self._num += x * np.conj(s)
             self._den += power
+            self._stream_power = self._stream_power * self._forget + float(np.vdot(x, x).real)
             self._frames += 1
             if self._frames % _LAG_EVERY == 0:
                 self._track_lag()
@@ -162,6 +170,9 @@ class StemCanceller:
         stem's power instead: ``R_ss h = r_xs`` with the stem's autocorrelation (Toeplitz) and
         the stream-stem cross-correlation, both from the averaged spectra.
         """
+        if self._den.sum() < _MIN_STEM_SHARE * self._stream_power:
+            self._path[:] = 0
+            return
         taps = FIR_HALF_TAPS
         auto = np.fft.irfft(self._den, n=self.n_fft, axis=1)[:, :2 * taps + 1]
         cross = np.fft.irfft(self._num, n=self.n_fft, axis=1)
