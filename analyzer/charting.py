@@ -125,6 +125,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     Returns
     -------
     ChartNotes
+        Every difficulty empty (and no beats) for silence and for stationary noise (see
+        :data:`MIN_PULSE_CLARITY`).
 
     Examples
     --------

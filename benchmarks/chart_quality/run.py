@@ -154,7 +154,7 @@ def table(report: dict) -> str:
     def cell(entry):
         if "f50" not in entry:
             return "-"
-        copied = " copy, not in mean" if entry.get("copied") else ""
+        copied = ", copy: not in mean" if entry.get("copied") else ""
         return f"{entry['f50']:.3f} ({entry['density_ratio']:.2f}x{copied})"
 
     for set_name, part in report["sets"].items():
