@@ -147,6 +147,53 @@ def test_judgement_and_score_text_are_drawn(renderer):
     assert (np.linalg.norm(region[..., :3] - want, axis=-1) < 30).sum() > 100
 
 
+@pytest.mark.parametrize("anchor_x, anchor_y", [("left", "top"), ("center", "center"),
+                                                ("right", "baseline")])
+def test_fast_hud_text_sits_where_a_pyglet_label_would(renderer, anchor_x, anchor_y):
+    """Score, combo, accuracy and judgement are drawn from glyph quads, not labels (a label
+    re-lays itself out at ~0.5 ms a change): the same pixels as the overlay's labels."""
+    import pyglet
+    from pyglet import gl
+    from companion.overlay.render import _HudText, _Label
+    text, x, y, size = "Combo 1,234  x4 PERFECT 98.7%", 280, 360, 20
+
+    def grab(draw):
+        gl.glClearColor(0, 0, 0, 0)
+        gl.glClear(gl.GL_COLOR_BUFFER_BIT)
+        draw()
+        gl.glFinish()
+        pixels = np.empty((STYLE.height, STYLE.width, 4), np.uint8)
+        gl.glReadPixels(0, 0, STYLE.width, STYLE.height, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE,
+                        pixels.ctypes.data)
+        return pixels
+
+    def draw_hud():
+        gl.glEnable(gl.GL_BLEND)
+        gl.glBlendFuncSeparate(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA,
+                               gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
+        hud.draw((float(STYLE.width), float(STYLE.height)))
+
+    renderer.window.switch_to()
+    renderer.fbo.bind()
+    batch = pyglet.graphics.Batch()
+    label = _Label(text, x=x, y=y, anchor_x=anchor_x, anchor_y=anchor_y,
+                   font_name=STYLE.font_name, font_size=size, weight="bold", batch=batch)
+    hud = _HudText()
+    try:
+        field = hud.add(font=pyglet.font.load(STYLE.font_name, size, weight="bold"), x=x, y=y,
+                        anchor_x=anchor_x, anchor_y=anchor_y)
+        hud.set(field, text, (1.0, 1.0, 1.0, 1.0))
+        want, got = grab(batch.draw), grab(draw_hud)
+    finally:
+        hud.delete()
+        label.delete()
+        renderer.fbo.unbind()
+    assert (want[..., 0] > 128).sum() > 1000
+    np.testing.assert_array_equal(got, want)
+    # Premultiplied alpha, what a compositor expects: white text has alpha == red.
+    assert np.abs(got[..., 3].astype(int) - got[..., 0]).max() <= 1
+
+
 def test_nothing_drawn_means_fully_transparent(renderer):
     now = 2.0
     img = renderer.render(snap_for(chart_track(), now), now)
@@ -155,6 +202,21 @@ def test_nothing_drawn_means_fully_transparent(renderer):
     assert img[margin_rows, : left - 1, 3].max() == 0
     assert img[margin_rows, STYLE.width - left + 1:, 3].max() == 0
     assert img[margin_rows, left + 2: left + 10, 3].min() > 0   # the lanes' backdrop
+
+
+def test_frame_alpha_is_premultiplied(renderer):
+    """What a compositor expects from a transparent window: no pixel brighter than opaque
+    (pyglet's own labels and shapes write alpha squared; the overlay's must not)."""
+    track = chart_track()
+    engine = GameEngine(track)
+    engine.queue_input(0, True, 1.01)
+    engine.update(1.1)
+    img = renderer.render(snapshot_from_engine(engine, status="synced", game_time=1.1,
+                                               wall_time=0, lanes=LANES, title="Known Chart",
+                                               artist="Test", duration_s=6), 1.1,
+                          pressed=frozenset({2}))
+    assert (img[..., 3] > 0).mean() > 0.3            # lanes, notes, pads, text: a full frame
+    assert np.all(img[..., :3].max(axis=-1).astype(int) <= img[..., 3].astype(int) + 1)
 
 
 def test_statuses_and_results_screen(renderer):

@@ -13,6 +13,13 @@ buffer and swaps. Figures per frame, median and p99 for each run:
 - ``x_server_cpu_ms``: CPU the X server spent per frame (taking the window's pixels), when this
   script started the server itself.
 
+Under Xvfb, Mesa's software path makes two X round trips a frame: the swap sends the pixels
+(``XShmPutImage``) and waits for the server (``XSync``), and the next frame's first draw asks
+the window's size again (``XGetGeometry``); llvmpipe also hands each frame to its rasterizer
+threads. On a busy machine each of those waits for the scheduler, so wall times there are far
+above ``frame_cpu`` (on the 2-core box shared by seven agents, a plain 5 ms CPU loop took
+12.6 ms of wall time, whatever its nice level).
+
 It also counts the garbage collections during the timed frames (the overlay freezes the heap
 set up before it, as :func:`companion.overlay.window.run_overlay` does). ``--load N`` runs N
 busy-looping processes alongside, to measure on a machine that is doing something else too (a

@@ -16,6 +16,7 @@ compositors expect from a transparent window.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -139,6 +140,53 @@ void main() {
 _QUAD_X, _QUAD_Y = np.array([0, 2, 2, 0, 2, 0]), np.array([1, 1, 3, 1, 3, 3])
 
 
+class _GlyphTable:
+    """A font's glyphs as quads at the pen position, one row per character met so far."""
+
+    def __init__(self, font):
+        self.font = font
+        self.index: dict[str, int] = {}
+        self.quads = np.zeros((0, 6, 4), np.float32)   # per glyph: 6 vertices (x, y, u, v)
+        self.advance = np.zeros(0, np.float32)
+        self.owners: list = []                           # the atlas texture of each
+
+    def rows(self, text: str) -> list[int]:
+        """Row of each character of ``text`` (glyphs rendered on first use)."""
+        index = self.index
+        missing = [c for c in set(text) if c not in index]
+        if missing:
+            glyphs = [self.font.get_glyphs(c)[0][0] for c in missing]
+            quads = np.empty((len(glyphs), 6, 4), np.float32)
+            for quad, glyph in zip(quads, glyphs):
+                t = glyph.tex_coords    # (u, v, r) per corner: bottom-left, -right, top-right
+                box = np.array([*glyph.vertices, t[0], t[1], t[6], t[7]], np.float32)
+                quad[:, 0], quad[:, 1] = box[_QUAD_X], box[_QUAD_Y]
+                quad[:, 2], quad[:, 3] = box[4 + _QUAD_X], box[4 + _QUAD_Y]
+            for c in missing:
+                index[c] = len(index)
+            self.quads = np.concatenate([self.quads, quads])
+            self.advance = np.concatenate([self.advance,
+                                           np.array([g.advance for g in glyphs], np.float32)])
+            self.owners += [g.owner for g in glyphs]
+        return [index[c] for c in text]
+
+
+@dataclass
+class _TextField:
+    """One line of :class:`_HudText`: where it goes and what its quads show now."""
+
+    font: object
+    x: float
+    y: float
+    anchor_x: str
+    anchor_y: str
+    capacity: int                     # glyph quads it owns in the buffer
+    first: int                        # the first of them
+    text: str | None = None           # None: the quads need (re)writing
+    color: tuple = (1.0, 1.0, 1.0, 1.0)
+    runs: tuple = ()                  # (atlas texture, first quad, quads) to draw
+
+
 class _HudText:
     """Single-line texts drawn from their fonts' glyph atlases, all from one vertex buffer.
 
@@ -148,7 +196,7 @@ class _HudText:
     ``anchor_y`` top/center/baseline), so the text sits where a label would put it.
     """
 
-    _FLOATS = 6 * 4   # per glyph: 6 vertices of (x, y, u, v)
+    _QUAD_BYTES = 6 * 4 * 4   # per glyph: 6 vertices of float32 (x, y, u, v)
 
     def __init__(self):
         self.program = ShaderProgram(Shader(_TEXT_VERTEX, "vertex"),
@@ -156,78 +204,64 @@ class _HudText:
         self.vao, self.vbo = gl.GLuint(), gl.GLuint()
         gl.glGenVertexArrays(1, ctypes.byref(self.vao))
         gl.glGenBuffers(1, ctypes.byref(self.vbo))
-        self.fields: list[dict] = []
-        self._glyphs: dict[tuple[int, str], tuple] = {}
+        self.fields: list[_TextField] = []
+        self.quads = 0   # glyph quads the buffer holds
+        self._glyphs: dict[object, _GlyphTable] = {}   # per font
         self._size: tuple[float, float] | None = None
 
     def add(self, *, font, x: float, y: float, anchor_x: str = "left", anchor_y: str = "baseline",
             capacity: int = 32) -> int:
-        """A new field (call before the first :meth:`set`); returns its handle."""
-        first = sum(f["capacity"] for f in self.fields)
-        self.fields.append(dict(font=font, x=x, y=y, anchor_x=anchor_x, anchor_y=anchor_y,
-                                capacity=capacity, first=first, text=None, runs=(),
-                                color=(1.0, 1.0, 1.0, 1.0)))
-        total = first + capacity
-        self.vertices = np.zeros((total, self._FLOATS), np.float32)
+        """A new field (set up time: the buffer is re-made); returns its handle."""
+        first, self.quads = self.quads, self.quads + capacity
+        self.fields.append(_TextField(font, x, y, anchor_x, anchor_y, capacity, first))
         gl.glBindVertexArray(self.vao)
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.vbo)
-        gl.glBufferData(gl.GL_ARRAY_BUFFER, self.vertices.nbytes, self.vertices.ctypes.data,
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, self.quads * self._QUAD_BYTES, None,
                         gl.GL_DYNAMIC_DRAW)
         loc = self.program.attributes["a_glyph"]["location"]
         gl.glEnableVertexAttribArray(loc)
         gl.glVertexAttribPointer(loc, 4, gl.GL_FLOAT, gl.GL_FALSE, 16, 0)
         gl.glBindVertexArray(0)
         for f in self.fields:
-            f["text"] = None   # the buffer was re-made: every field re-uploads
+            f.text = None
         return len(self.fields) - 1
-
-    def _glyph(self, font, char: str) -> tuple:
-        key = (id(font), char)
-        if key not in self._glyphs:
-            glyph = font.get_glyphs(char)[0][0]
-            t = glyph.tex_coords   # (u, v, r) per corner: bottom-left, -right, top-right, -left
-            self._glyphs[key] = ((*glyph.vertices, t[0], t[1], t[6], t[7], glyph.advance),
-                                 glyph.owner)
-        return self._glyphs[key]
 
     def set(self, field: int, text: str, color: tuple[float, float, float, float]) -> None:
         """Show ``text`` (RGBA floats ``color``) in ``field``; cheap when nothing changed."""
         f = self.fields[field]
-        f["color"] = color
-        if text == f["text"]:
+        f.color = color
+        if text == f.text:
             return
-        f["text"] = text
-        glyphs = [self._glyph(f["font"], c) for c in text[:f["capacity"]]]
-        n = len(glyphs)
-        if n:
-            box = np.array([g[0] for g in glyphs], np.float32)   # l b r t u0 v0 u1 v1 adv
-            pen = np.concatenate(([0.0], np.cumsum(box[:-1, 8])))
-            width = int(box[:, 8].sum())
-            font = f["font"]
-            left = {"left": 0, "center": -(width // 2), "right": -width}[f["anchor_x"]]
-            top = {"top": 0, "baseline": font.ascent,
-                   "center": font.ascent // 2 - font.descent // 4}[f["anchor_y"]]
-            x0 = round(f["x"]) + left + pen[:, None]
-            y0 = round(f["y"]) + top - font.ascent
-            quads = np.empty((n, 6, 4), np.float32)
-            quads[..., 0] = x0 + box[:, _QUAD_X]
-            quads[..., 1] = y0 + box[:, _QUAD_Y]
-            quads[..., 2] = box[:, 4 + _QUAD_X]
-            quads[..., 3] = box[:, 4 + _QUAD_Y]
-            self.vertices[f["first"]:f["first"] + n] = quads.reshape(n, -1)
-            owners = [g[1] for g in glyphs]
-            cuts = [0] + [i for i in range(1, n) if owners[i] is not owners[i - 1]] + [n]
-            f["runs"] = tuple((owners[a], f["first"] + a, b - a) for a, b in zip(cuts, cuts[1:]))
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.vbo)
-            gl.glBufferSubData(gl.GL_ARRAY_BUFFER, f["first"] * self._FLOATS * 4,
-                               n * self._FLOATS * 4,
-                               self.vertices[f["first"]:].ctypes.data)
-        else:
-            f["runs"] = ()
+        f.text = text
+        glyphs = self._glyphs.get(f.font)
+        if glyphs is None:
+            glyphs = self._glyphs[f.font] = _GlyphTable(f.font)
+        rows = glyphs.rows(text[:f.capacity])
+        n = len(rows)
+        f.runs = ()
+        if not n:
+            return
+        index = np.array(rows)
+        advance = glyphs.advance[index]
+        width = int(advance.sum())
+        font = f.font
+        left = {"left": 0, "center": -(width // 2), "right": -width}[f.anchor_x]
+        top = {"top": 0, "baseline": font.ascent,
+               "center": font.ascent // 2 - font.descent // 4}[f.anchor_y]
+        quads = glyphs.quads[index]                      # (n, 6, 4): x, y at the pen, u, v
+        quads[..., 0] += (round(f.x) + left + np.cumsum(advance) - advance)[:, None]
+        quads[..., 1] += round(f.y) + top - font.ascent
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.vbo)
+        gl.glBufferSubData(gl.GL_ARRAY_BUFFER, f.first * self._QUAD_BYTES, quads.nbytes,
+                           quads.ctypes.data)
+        # A font's glyphs share one atlas texture until it fills up: a draw per texture.
+        owners = [glyphs.owners[r] for r in rows]
+        cuts = [0] + [i for i in range(1, n) if owners[i] is not owners[i - 1]] + [n]
+        f.runs = tuple((owners[a], f.first + a, b - a) for a, b in zip(cuts, cuts[1:]))
 
     def draw(self, size: tuple[float, float]) -> None:
         """Draw every field (blending set up by the caller)."""
-        if not any(f["runs"] for f in self.fields):
+        if not any(f.runs for f in self.fields):
             return
         p = self.program
         p.use()
@@ -237,9 +271,9 @@ class _HudText:
         gl.glBindVertexArray(self.vao)
         bound = None
         for f in self.fields:
-            if f["runs"]:
-                p["u_color"] = f["color"]
-            for texture, first, count in f["runs"]:
+            if f.runs:
+                p["u_color"] = f.color
+            for texture, first, count in f.runs:
                 if texture is not bound:
                     gl.glBindTexture(texture.target, texture.id)
                     bound = texture
@@ -251,6 +285,37 @@ class _HudText:
         gl.glDeleteBuffers(1, ctypes.byref(self.vbo))
         gl.glDeleteVertexArrays(1, ctypes.byref(self.vao))
         self.program.delete()
+
+
+def _blend_premultiplied() -> None:
+    """The frame's blending: colours come straight, the framebuffer keeps premultiplied alpha."""
+    gl.glEnable(gl.GL_BLEND)
+    gl.glBlendFuncSeparate(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA,
+                           gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
+
+
+class _PremultipliedTextGroup(pyglet.text.layout.TextLayoutGroup):
+    def set_state(self) -> None:
+        super().set_state()
+        _blend_premultiplied()   # pyglet's blend writes alpha squared into the framebuffer
+
+
+class _Label(pyglet.text.Label):
+    """A pyglet label that keeps the frame's alpha premultiplied."""
+
+    group_class = _PremultipliedTextGroup
+
+
+class _PremultipliedShapeGroup(pyglet.shapes.Rectangle.group_class):
+    def set_state(self) -> None:
+        super().set_state()
+        _blend_premultiplied()
+
+
+class _Rectangle(pyglet.shapes.Rectangle):
+    """A pyglet rectangle that keeps the frame's alpha premultiplied."""
+
+    group_class = _PremultipliedShapeGroup
 
 
 def _rgba(color: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
@@ -426,7 +491,7 @@ class OverlayRenderer:
         text = _rgba255(s.text_color, s.opacity)
         top = s.height
         font = dict(font_name=s.font_name, batch=self.over, color=text)
-        self.title = pyglet.text.Label("", x=12, y=top - 14, anchor_y="top",
+        self.title = _Label("", x=12, y=top - 14, anchor_y="top",
                                        font_size=s.font_size, weight="bold", **font)
         self.hud = _HudText()
         regular = pyglet.font.load(s.font_name, s.font_size)
@@ -441,14 +506,14 @@ class OverlayRenderer:
                                       x=s.width // 2, y=s.hit_line + 90, anchor_x="center",
                                       anchor_y="center", capacity=8)
         self._text_rgba = _rgba(s.text_color, s.opacity)
-        self.message = pyglet.text.Label("", x=s.width // 2, y=int(s.highway_height * 0.6),
+        self.message = _Label("", x=s.width // 2, y=int(s.highway_height * 0.6),
                                          anchor_x="center", anchor_y="center", multiline=True,
                                          width=s.width - 40, align="center",
                                          font_size=s.font_size, **font)
-        self.progress_back = pyglet.shapes.Rectangle(0, top - 4, s.width, 4,
+        self.progress_back = _Rectangle(0, top - 4, s.width, 4,
                                                      color=_rgba255(s.text_color, 0.25 * s.opacity),
                                                      batch=self.over)
-        self.progress = pyglet.shapes.Rectangle(0, top - 4, 0, 4, color=text, batch=self.over)
+        self.progress = _Rectangle(0, top - 4, 0, 4, color=text, batch=self.over)
         self._judgement_rgba = {result: _rgba(color, s.opacity)
                                 for result, color in JUDGEMENT_COLORS.items()}
 
@@ -463,14 +528,14 @@ class OverlayRenderer:
         r, g, b, a = (c / 255 for c in backdrop)
         self._backdrop = ((r * a, g * a, b * a, a),
                           (int(left), 0, lanes * s.lane_width, top))
-        self._lane_shapes = [pyglet.shapes.Rectangle(lane_x(lane=i, lanes=lanes, style=s), 0,
+        self._lane_shapes = [_Rectangle(lane_x(lane=i, lanes=lanes, style=s), 0,
                                                       1, top, color=edge, batch=self.under)
                               for i in range(lanes + 1)]
-        self._lane_shapes.append(pyglet.shapes.Rectangle(
+        self._lane_shapes.append(_Rectangle(
             left, s.hit_line - 2, lanes * s.lane_width, 4,
             color=_rgba255(s.text_color, 0.9 * s.opacity), batch=self.over))
         pad_h = max(min(s.hit_line - 16, 34), 2)
-        self._pads = [pyglet.shapes.Rectangle(lane_x(lane=i, lanes=lanes, style=s) + 6,
+        self._pads = [_Rectangle(lane_x(lane=i, lanes=lanes, style=s) + 6,
                                               s.hit_line - 10 - pad_h, s.lane_width - 12, pad_h,
                                               batch=self.over)
                       for i in range(lanes)]
@@ -497,8 +562,9 @@ class OverlayRenderer:
         hud.set(self.combo, f"Combo {snap.combo}  x{snap.multiplier}" if playing else "", text)
         hud.set(self.accuracy, f"Acc {snap.accuracy * 100:.1f}%" if playing else "", text)
         fraction = min(max(now / snap.duration_s, 0.0), 1.0) if snap.duration_s > 0 else 0.0
-        if self.progress.width != s.width * fraction:
-            self.progress.width = s.width * fraction
+        width = round(s.width * fraction)   # whole pixels: a new width every few hundred ms
+        if self.progress.width != width:
+            self.progress.width = width
         j = snap.last_judgement
         show = (j is not None and snap.status in ("synced", "paused")
                 and 0 <= now - j.time <= JUDGEMENT_SHOW_S)
@@ -540,14 +606,10 @@ class OverlayRenderer:
         self.under.draw()
         self.notes.set_track(snap.track if snap.status != "ended" else None, s.lane_colors)
         self.notes.set_states(snap.draw_states)
-        gl.glEnable(gl.GL_BLEND)
-        gl.glBlendFuncSeparate(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA,
-                               gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
+        _blend_premultiplied()
         self.notes.draw(now=now, style=s, lanes=lanes)
         self.over.draw()
-        gl.glEnable(gl.GL_BLEND)   # pyglet's label groups leave blending off
-        gl.glBlendFuncSeparate(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA,
-                               gl.GL_ONE, gl.GL_ONE_MINUS_SRC_ALPHA)
+        _blend_premultiplied()   # pyglet's groups leave blending off
         self.hud.draw((float(s.width), float(s.height)))
 
     def delete(self) -> None:

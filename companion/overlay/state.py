@@ -91,6 +91,20 @@ class StateBox:
             return self._snapshot
 
 
+_sustains: tuple[Track | None, np.ndarray] = (None, np.zeros(0, bool))
+
+
+def _sustain_mask(track: Track) -> np.ndarray:
+    """Which notes of ``track`` are sustains (kept for the last track: snapshots come 20 times
+    a second, from the thread the overlay shares the interpreter with)."""
+    global _sustains
+    cached, mask = _sustains
+    if cached is not track:
+        mask = np.fromiter((n.dur > 0 for n in track), dtype=bool, count=len(track))
+        _sustains = (track, mask)
+    return mask
+
+
 def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, wall_time: float,
                          rate: float = 1.0, lanes: int | None = None, title: str = "",
                          artist: str = "", duration_s: float = 0.0, chart_source: str = "",
@@ -98,14 +112,14 @@ def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, w
     """A snapshot of ``engine``'s state (note states with sustains, score, last judgement)."""
     track = engine.track
     states = engine.note_states.copy()
-    sustain = np.fromiter((n.dur > 0 for n in track), dtype=bool, count=len(track))
-    finished = {s.note_index: s.held for s in engine.sustain_results}
-    holding = set(engine.held_sustains.values())
-    for index in np.flatnonzero(sustain & (states == NoteState.HIT)):
-        if index in holding:
-            states[index] = DrawState.HOLDING
-        elif not finished.get(int(index), False):
-            states[index] = DrawState.DROPPED
+    # Hit sustains are being held, were held to their end, or were dropped.
+    hit_sustains = _sustain_mask(track) & (states == NoteState.HIT)
+    if hit_sustains.any():
+        held = [r.note_index for r in engine.sustain_results if r.held]
+        dropped = hit_sustains.copy()
+        dropped[held] = False
+        states[dropped] = DrawState.DROPPED
+        states[[i for i in engine.held_sustains.values() if hit_sustains[i]]] = DrawState.HOLDING
     if lanes is None:
         lanes = max((n.lane for n in track), default=4) + 1
     return GameSnapshot(
