@@ -395,13 +395,14 @@ def test_canceller_finds_a_sync_error_of_a_few_milliseconds():
 
 
 def test_cancellation_is_deep_within_half_a_second_of_the_stems_first_entry():
-    """The first frame that touches a stem's entry holds only its first samples, at the window's
-    edge: fitted alone it gives a path thousands of times too loud, which must not hold the
-    cancellation off (it did for 1.7 s on a real song)."""
+    """The first frames of a stem's entry can hold next to nothing of it (here the noise floor of
+    its recording, -100 dB, before the first note): fitted alone they give a path thousands of
+    times too loud, which must not hold the cancellation off (it did for 1.7 s on a real song)."""
     sr = 44100
     stem, backing, notes = scene(sr, seconds=4.0, note_every=0.25)
-    entry = int(2.0 * sr) + 123  # silence, then the stem comes in mid-frame, under a louder backing
+    entry = int(2.0 * sr)  # silence, a breath of noise floor, then the stem under a louder backing
     stem[:entry] = 0.0
+    stem[entry - 2048:entry] = 1e-5 * np.random.default_rng(3).standard_normal(2048)
     notes = tuple(n for n in notes if n.t >= 2.0)
     x, g = stream_of(stem, 4 * backing)
     rm = NoteRemover(sr=sr, channels=2, notes=notes, stems={"guitar": (stem, sr)})
