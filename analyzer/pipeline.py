@@ -31,8 +31,8 @@ import numpy as np
 from analyzer import decode
 from chart_store.chart import DEFAULT_LANES, Chart, ChartMeta
 
-__all__ = ["analyze_file", "analyze", "analyze_audio", "Analysis", "ANALYSIS_SR",
-           "MIN_DURATION_S", "STAGES"]
+__all__ = ["analyze_file", "analyze", "analyze_audio", "Analysis", "NothingToChart",
+           "ANALYSIS_SR", "MIN_DURATION_S", "STAGES"]
 
 #: Sample rate of every analysis stage (Hz).
 ANALYSIS_SR = 22050
@@ -40,6 +40,11 @@ ANALYSIS_SR = 22050
 MIN_DURATION_S = 10.0
 #: Names passed to the ``progress`` callback, in order (with Demucs, "stems" before "fingerprint").
 STAGES = ("decode", "fingerprint", "stems", "notes", "masks")
+
+
+class NothingToChart(ValueError):
+    """Audio that decodes fine but has nothing to play along to: no steady beat and no onsets
+    that stand out (noise, hum, crackle-free ambience). An empty chart would only look broken."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +88,8 @@ def analyze_file(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
     Raises
     ------
     analyzer.decode.DecodeError
-        The file is unreadable, not audio, empty, silent, too short or too long.
+        The file is unreadable, not audio, empty, silent, too short or too long, or has nothing
+        to chart (:class:`NothingToChart`'s reason, naming the file).
 
     Examples
     --------
@@ -127,17 +133,21 @@ def analyze(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
     tags = decode.probe(path).tags
     meta = ChartMeta(title=tags.get("title") or path.stem, artist=tags.get("artist", ""),
                      album=tags.get("album", ""), duration_s=y.shape[-1] / ANALYSIS_SR)
-    if full is None:
-        chart = analyze_audio(y, ANALYSIS_SR, meta=meta, stems=stems, lanes=lanes,
+    try:
+        if full is None:
+            chart = analyze_audio(y, ANALYSIS_SR, meta=meta, stems=stems, lanes=lanes,
+                                  progress=progress)
+            return Analysis(chart)
+        _report(progress, "stems")  # here before "fingerprint": the separated stems come first
+        kept = separate(full, full_sr, method="demucs")
+        del full
+        analysis_stems = Stems({name: _analysis_rate(a.reshape(-1, a.shape[-1]).mean(axis=0),
+                                                     full_sr)
+                                for name, a in kept.arrays.items()}, ANALYSIS_SR, kept.method)
+        chart = analyze_audio(y, ANALYSIS_SR, meta=meta, stems=analysis_stems, lanes=lanes,
                               progress=progress)
-        return Analysis(chart)
-    _report(progress, "stems")  # here before "fingerprint": the separated stems come first
-    kept = separate(full, full_sr, method="demucs")
-    del full
-    analysis_stems = Stems({name: _analysis_rate(a.reshape(-1, a.shape[-1]).mean(axis=0), full_sr)
-                            for name, a in kept.arrays.items()}, ANALYSIS_SR, kept.method)
-    chart = analyze_audio(y, ANALYSIS_SR, meta=meta, stems=analysis_stems, lanes=lanes,
-                          progress=progress)
+    except NothingToChart as error:
+        raise decode.DecodeError(path, str(error)) from None
     named = {note.stem for track in chart.difficulties.values() for note in track.notes}
     return Analysis(chart, {name: a for name, a in kept.arrays.items() if name in named}, full_sr)
 
@@ -169,6 +179,11 @@ def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems="auto",
     lanes, progress
         As in :func:`analyze_file`.
 
+    Raises
+    ------
+    NothingToChart
+        No difficulty has a note: the audio has no beat or onsets to play along to.
+
     Examples
     --------
     >>> sr = 22050
@@ -195,6 +210,9 @@ def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems="auto",
     stem_audio = separated if len(separated) else None
     _report(progress, "notes")
     notes = chart_notes(y, sr, stems=stem_audio, lanes=lanes)
+    if not any(notes.difficulties.values()):
+        raise NothingToChart("no notes found: no steady beat and no onsets that stand out "
+                             "(noise or ambience?)")
     _report(progress, "masks")
     bank, difficulties = attach_masks(notes.difficulties, y=y, sr=sr, stems=stem_audio)
     meta = ChartMeta(title=meta.title, artist=meta.artist, album=meta.album,

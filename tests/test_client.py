@@ -18,6 +18,7 @@ from chart_store.client import RemoteError, RemoteStore
 from chart_store.fingerprint import fingerprint
 from chart_store.local import ChartNotFound, LocalStore
 from chart_store.resolver import ChartResolver
+from chart_store.stems import StemStore
 from tests.fixtures.chart_server import issue_token, start_server, stop_server
 from tests.fixtures.songs import song_chart, synth_song
 
@@ -203,8 +204,10 @@ def test_store_commands_push_pull(tmp_path, charts, monkeypatch):
         assert all(c.origin == url for c in LocalStore().list())
     finally:
         stop_server(proc)
+    StemStore().put(charts[0].id, "guitar", np.zeros(4410, np.float32), 44100)
     prefix = charts[0].id[:8]
     assert _loopjam("store", "remove", prefix).returncode == 0
     assert charts[0].id not in LocalStore()
+    assert StemStore().names(charts[0].id) == ()
     done = _loopjam("store", "remove", "ffffffffff")
     assert done.returncode == 1 and "no chart" in done.stderr

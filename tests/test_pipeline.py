@@ -70,7 +70,7 @@ def test_tags_missing_title_is_the_file_name_and_lanes_are_kept(song):
     assert all(0 <= n.lane < 4 for track in chart.difficulties.values() for n in track)
 
 
-def test_short_and_silent_files_are_refused(tmp_path):
+def test_short_silent_and_noise_files_are_refused(tmp_path):
     short = tmp_path / "short.wav"
     sf.write(short, _plucks(seconds=5.0), SR)
     with pytest.raises(DecodeError, match="short.wav: too short"):
@@ -79,6 +79,10 @@ def test_short_and_silent_files_are_refused(tmp_path):
     sf.write(silent, np.zeros(12 * SR, np.float32), SR)
     with pytest.raises(DecodeError, match="silent.wav: silent"):
         analyze_file(silent)
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, np.random.default_rng(0).normal(0, 0.1, 12 * SR).astype(np.float32), SR)
+    with pytest.raises(DecodeError, match="noise.wav: no notes found"):
+        analyze_file(noise, stems="none")
     # the minimum is a parameter: a 5-second clip can be charted when asked for
     assert analyze_file(short, min_duration_s=3.0, stems="none").meta.duration_s == 5.0
 

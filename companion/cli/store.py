@@ -12,7 +12,7 @@ examples:
   loopjam store list                      # every chart: id, artist - title, source
   loopjam store list queen --json         # charts whose title/artist contains "queen"
   loopjam store stats
-  loopjam store remove 3fa2c1             # a chart id or an unambiguous prefix of one
+  loopjam store remove 3fa2c1             # a chart id or prefix; its local stems go too
   loopjam store push --remote http://charts.example:8750 --token TOKEN
   loopjam store pull --remote http://charts.example:8750 --query queen
 
@@ -86,9 +86,13 @@ def run_list(args) -> int:
 
 
 def run_remove(args) -> int:
-    store = _store()
+    from chart_store.stems import StemStore
+
+    store, stems = _store(), StemStore()
     for chart_id in [_resolve(store, p) for p in args.chart_ids]:
         store.remove(chart_id)
+        # Its stem audio (imported or separated) is only useful with the chart.
+        stems.remove(chart_id)
         print(f"removed {chart_id}")
     return 0
 
