@@ -22,6 +22,7 @@ left the source ``processor.latency_samples + sink.latency_samples`` ago, so the
 """
 from __future__ import annotations
 
+import gc
 import json
 import queue
 import sys
@@ -178,6 +179,9 @@ class LiveSession:
     """
 
     DISAGREE_S = 1.0
+    #: Stream seconds after a disagreeing recheck until the next one (its window then holds
+    #: new audio too).
+    SECOND_OPINION_S = 1.5
     #: Seconds without a block from the device before a ``stalled`` event.
     STALL_S = 2.0
     #: Seconds of audio between two runs of the control loop (game clock, judgements, the
@@ -389,6 +393,8 @@ class LiveSession:
                     self.sync.reset()
                     self.sync.set_coarse(event.offset_s)
                     self._disagreement = None
+                else:  # ask again soon rather than after the usual recheck interval
+                    self.listener.recheck_at(now + self.SECOND_OPINION_S)
             else:
                 self._disagreement = None
                 if not self.sync.locked:
@@ -554,6 +560,9 @@ class LiveSession:
         # control-thread time slice while the output buffer drains.
         switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
+        # Everything imported so far lives as long as the process: collections need not walk
+        # it again (each full walk of numpy & co. is milliseconds on the control thread).
+        gc.freeze()
         try:
             self._run_audio_and_control()
         finally:

@@ -124,6 +124,9 @@ class Listener:
         Longest and shortest audio fingerprinted per attempt, seconds.
     recheck_s : float
         While a song is known: seconds between checks that it is still the one playing.
+    first_recheck_s : float
+        The first check after an identification comes sooner: the few seconds first matched
+        may belong to another copy of a repeated passage, which a longer window tells apart.
     record_after_s : float
         Seconds of unidentified sound after which the stream is recorded for charting.
     silence_db : float
@@ -135,7 +138,8 @@ class Listener:
     """
 
     def __init__(self, resolver, *, sr: int, every_s: float = 1.0, window_s: float = 10.0,
-                 min_window_s: float = 3.0, recheck_s: float = 5.0, record_after_s: float = 8.0,
+                 min_window_s: float = 3.0, recheck_s: float = 5.0,
+                 first_recheck_s: float = 2.0, record_after_s: float = 8.0,
                  silence_db: float = -55.0, song_gap_s: float = 2.0, analyze: bool = True,
                  recordings_dir: Path | None = None, min_recording_s: float = 20.0,
                  max_recording_s: float = 15 * 60.0):
@@ -144,6 +148,7 @@ class Listener:
         self.resolver, self.sr = resolver, int(sr)
         self.every_s, self.window_s, self.min_window_s = every_s, window_s, min_window_s
         self.recheck_s, self.record_after_s = recheck_s, record_after_s
+        self.first_recheck_s = first_recheck_s
         self.silence_rms = 10 ** (silence_db / 20)
         self.song_gap_s, self.analyze = song_gap_s, analyze
         self.recordings_dir = recordings_dir
@@ -194,9 +199,16 @@ class Listener:
 
     def recheck(self, *, since: int) -> None:
         """Fingerprint again as soon as there is enough audio from position ``since`` on (the
-        sync lost the song there: a seek or a skip); older audio no longer counts."""
+        sync lost the song there: a seek or a skip); older audio no longer counts. Asked again
+        before that fingerprint was taken, the earlier start stands (the sync's doubt comes and
+        goes while it searches; moving the start on would only delay the answer)."""
+        pending = self._next_try == 0.0 and self._current_from > 0
+        self._current_from = min(self._current_from, since) if pending else since
         self._next_try = 0.0
-        self._current_from = since
+
+    def recheck_at(self, stream_s: float) -> None:
+        """Fingerprint again at stream second ``stream_s`` at the latest (a second opinion)."""
+        self._next_try = min(self._next_try, stream_s)
 
     def finish(self, ring: MonoRing) -> list[ListenEvent]:
         """The stream ended: finish a recording in progress."""
@@ -240,7 +252,7 @@ class Listener:
             self._recording = None
         kind = "identified" if self.chart is None else "changed"
         self.chart = self.resolver.get(match.chart_id)
-        self._next_try = now + self.recheck_s
+        self._next_try = now + self.first_recheck_s
         events.append(ListenEvent(kind, now, chart=self.chart, match=match, offset_s=offset))
         return events
 
@@ -293,4 +305,7 @@ def analyze_recording(path) -> str:
 if __name__ == "__main__":  # python -m companion.listen analyze WAV
     if len(sys.argv) != 3 or sys.argv[1] != "analyze":
         sys.exit("usage: python -m companion.listen analyze RECORDING.wav")
-    analyze_recording(sys.argv[2])
+    try:
+        analyze_recording(sys.argv[2])
+    except ValueError as error:  # DecodeError, NothingToChart: say why, no traceback
+        sys.exit(f"loopjam: {sys.argv[2]}: {error}")

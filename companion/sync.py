@@ -8,9 +8,15 @@ repeats this a few times a second and keeps a straight-line fit of recent offset
 clock drift. What it handles:
 
 - **pause**: silence in the stream (the player stopped). The chart clock stops with the sound; when
-  sound returns, both "the song had a quiet passage" and "the player paused" are searched.
-- **seek / skip / replay**: the local search loses the peak; a search over the whole reference
-  re-locks (a different song is the identify loop's business: it calls :meth:`reset`).
+  sound returns, both "the song had a quiet passage" and "the player paused" are searched, close
+  to where each puts the song when the caller says exactly when the silence began and ended.
+- **seek / skip / replay**: the fit of the last 1.5 s at the prediction falls below its usual
+  level; the audio since about then is searched over the whole reference, in windows of 1 to
+  3 s, and two searches in a row that agree re-lock (a different song is the identify loop's
+  business: it calls :meth:`reset`).
+- **repeated passages**: a few seconds cannot tell two copies of a riff apart, so every second
+  the audio since the lock (up to 10 s) is searched everywhere too, and the fingerprint's own
+  rechecks (:meth:`hint`) move a lock that sits on the wrong copy.
 - **drift**: the fit's slope.
 
 Offsets are ``chart_s - stream_s``. Nothing here touches audio devices or threads: the caller
@@ -435,8 +441,8 @@ class Synchronizer:
             if (candidate is not None and self._doubt_since is None and hint is not None
                     and abs(candidate.offset_s - hint[0]) > self.HINT_AGREE_S):
                 candidate = None  # the fingerprint agrees with the lock, not with the move
-            if candidate is not None and (best is None or candidate.score > best.score):
-                best = candidate
+            if candidate is not None and (best is None or candidate.span_s > best.span_s):
+                best = candidate  # the longest audio that places itself is the surest
         if best is not None:
             previous, self._jump_candidate = self._jump_candidate, best
             # Taken when two searches in a row agree.
@@ -451,14 +457,16 @@ class Synchronizer:
         return self._local(steady, end_frame - steady.size, offset, radius, "local", inside=True)
 
     def _follow_hint(self, live, end_frame, stream_s, offset, hinted):
-        """The lock where the fingerprint points, if the audio since the lock fits there at
-        least as well as here."""
+        """The lock where the fingerprint points, if the audio since the lock fits there
+        about as well as here (within :attr:`JUMP_MARGIN`: the fingerprint's word is worth
+        that much)."""
         n = min(int(min(stream_s - self._lock_from, self.RECHECK_WINDOW_S) * self.frame_rate),
                 live.size)
         pattern, start = live[-n:], end_frame - n
         there = self._local(pattern, start, hinted, int(self.COARSE_RADIUS_S * self.frame_rate),
                             "global")
-        if there is not None and there.score >= self._fit(pattern, start, offset):
+        if (there is not None
+                and there.score >= self._fit(pattern, start, offset) - self.JUMP_MARGIN):
             return there
         return None
 

@@ -95,3 +95,29 @@ def test_live_through_pulseaudio(pulse_server, tmp_path):
     # From A's monitor to B's monitor: the stated latency plus the capture block and scheduling;
     # the two recordings' start times are known to a few tens of ms, hence the margins.
     assert all(stated - 0.06 <= lag / SR <= stated + 0.15 for lag, ok in zip(lags, exact) if ok)
+
+
+def test_play_says_so_when_the_captured_device_goes_away(pulse_server, tmp_path):
+    from tests.fixtures.pulse import SINK_ARGS
+
+    module = pulse_server.pactl("load-module", "module-null-sink", "sink_name=Pulled",
+                                *SINK_ARGS.split()).strip()
+    log = tmp_path / "live.jsonl"
+    play = subprocess.Popen(
+        [sys.executable, "-m", "companion", "play", "--source", "loopback:Pulled", "--sink",
+         "null", "--no-overlay", "--player", "autoplay", "--log", str(log), "--no-record"],
+        env=pulse_server.env | {"LOOPJAM_HOME": str(LocalStore().root.parent)},
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not log.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # capturing
+        pulse_server.pactl("unload-module", module)
+        _, err = play.communicate(timeout=20)  # never hangs
+    finally:
+        if play.poll() is None:
+            play.kill()
+    assert play.returncode == 1 and "Pulled.monitor is gone" in err, err
+    end = [json.loads(line) for line in log.read_text().splitlines()][-1]
+    assert end["event"] == "end" and end["reason"].startswith("audio error")

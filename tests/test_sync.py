@@ -123,3 +123,74 @@ def test_unrelated_audio_never_locks():
     other = _song(15, seed=99)
     trace = _run(other, lambda s: None)
     assert all(st is SyncStatus.SEARCHING for t, e, st in trace)
+
+
+def _feed(sync, stream, *, start_s=0.0, until_s=None, update_s=0.25, since=None):
+    """Feed ``stream`` (from stream second 0) to ``sync``; return [(stream_s, chart_s)]."""
+    onsets = OnsetStream(SR)
+    out, next_update = [], update_s
+    for i in range(0, stream.size, 256):
+        onsets.push(stream[i:i + 256] * 0.5)
+        now = onsets.frames_done / FRAME_RATE
+        if now >= next_update:
+            next_update += update_s
+            if since is not None:
+                since(sync, now)
+            n = min(onsets.frames_done, 600)
+            sync.update(onsets.latest(n), end_frame=onsets.frames_done)
+            out.append((now, sync.chart_time(now)))
+    return out
+
+
+# A song that plays one 6 s passage twice: 0-10 intro, 10-16 R, 16-24 bridge, 24-30 R, 30-40 end.
+_R = SONG[int(20 * SR):int(26 * SR)]
+REPEATED = np.concatenate([SONG[:int(10 * SR)], _R, SONG[int(30 * SR):int(38 * SR)], _R,
+                           SONG[int(40 * SR):int(50 * SR)]])
+
+
+def test_lock_on_the_wrong_copy_of_a_repeat_moves_once_the_copies_differ():
+    # The stream plays from chart 24 s (the second copy), but the fingerprint said 10 s (the
+    # first copy fits as well): once the song goes on past the repeat, the lock moves.
+    sync = Synchronizer(sync_reference(REPEATED, SR))
+    sync.set_coarse(10.0)
+    trace = _feed(sync, REPEATED[int(24 * SR):int(36 * SR)])
+    late = [(t, c - (24 + t)) for t, c in trace if t >= 6.0 + 2.0 and c is not None]
+    assert late and all(abs(e) < 0.01 for t, e in late), late[:5]
+
+
+def test_fingerprint_hint_settles_which_copy_plays():
+    # Same mistake; the fingerprint's recheck (a hint) points at the second copy while the
+    # copies are still identical: the lock moves there without waiting for them to differ.
+    sync = Synchronizer(sync_reference(REPEATED, SR))
+    sync.set_coarse(10.0)
+
+    def hint(s, now):
+        if 4.0 <= now < 4.25:
+            s.hint(24.0, stream_s=now)
+
+    trace = _feed(sync, REPEATED[int(24 * SR):int(30 * SR)], since=hint)
+    moved = [(t, c - (24 + t)) for t, c in trace if t >= 4.5 and c is not None]
+    assert moved and all(abs(e) < 0.01 for t, e in moved), moved[:5]
+
+
+def test_pause_with_exact_edges_relocks_within_a_second_of_sound():
+    a, pause = 8.0, 3.0
+    stream = np.concatenate([SONG[int(a * SR):int((a + 8) * SR)],
+                             np.zeros(int(pause * SR), np.float32),
+                             SONG[int((a + 8) * SR):int((a + 16) * SR)]])
+    onsets = OnsetStream(SR)
+    sync = Synchronizer(REF)
+    sync.set_coarse(a)
+    errors, next_update = [], 0.25
+    for i in range(0, stream.size, 256):
+        onsets.push(stream[i:i + 256] * 0.5)
+        now = onsets.frames_done / FRAME_RATE
+        if now >= next_update:
+            next_update += 0.25
+            silent = 8.3 <= now < 8 + pause + 0.01  # the caller's silence detector
+            since = 8.0 if silent else (8.0 + pause if now > 8 + pause else None)
+            sync.update(onsets.latest(min(onsets.frames_done, 600)),
+                        end_frame=onsets.frames_done, silent=silent, since_s=since)
+            if now >= 8 + pause + 1.0:
+                errors.append(sync.chart_time(now) - (a + now - pause))
+    assert errors and max(abs(e) for e in errors) < 0.01, errors[:5]

@@ -76,9 +76,11 @@ def main(argv=None) -> int:
         source = audio.open_source("loopback:A", sr=SR, block_frames=FRAMES)
         sink = audio.open_sink("B", sr=SR, block_frames=FRAMES, buffer_frames=4 * FRAMES)
         block = audio.Block.empty(FRAMES, 2)
-        results.append(measure("soundcard capture (record)", lambda: source.read(block),
+        results.append(measure("soundcard capture (libpulse read)",
+                               lambda: source.read(block),
                                args.blocks))
-        results.append(measure("soundcard playback (play)", lambda: sink.write(x), args.blocks))
+        results.append(measure("soundcard playback (libpulse write)", lambda: sink.write(x),
+                               args.blocks))
         source.close()
         sink.close()
     finally:

@@ -2,7 +2,8 @@
 
 Run::
 
-    nice -n 10 .venv/bin/python -m benchmarks.live.realtime [--songs DIR] [--song NAME] [--seconds 60] [--latency-ms 100]
+    nice -n 10 .venv/bin/python -m benchmarks.live.realtime [--songs DIR] [--song NAME]
+        [--seconds 60] [--latency-ms 100] [--block FRAMES]
 
 A headless PulseAudio (tests/fixtures/pulse.py: null sinks A and B, float32 48 kHz) plays a real
 song (the mix of one of the 4 songs, its human chart in the store) into A with paplay, in real
@@ -13,7 +14,8 @@ note) to B; A's and B's monitors are recorded with parec. Reported:
 - glitch-free seconds: share of the song's seconds that B holds sample for sample at the one
   most common lag (no dropped, repeated or inserted samples), and the lags seen;
 - CPU share: the play process's CPU time (all threads, /proc) over wall time in steady state
-  (from identification to the end), percent of one core;
+  (from identification to the end), percent of one core, and per thread name (Python threads
+  are all "python"; "threaded-ml" is libpulse's);
 - latency: A -> B lag; minus the sink's device buffer (--latency-ms) it is what LoopJam adds
   (capture block, processor delay, scheduling);
 - sync error (ms) against the truth from the exact stream time of the song's first sample.

@@ -89,13 +89,13 @@ _DEVICE_NAME_LIB = None
 
 class _PulseStream:
     """A soundcard PulseAudio stream driven through libpulse directly: one mainloop lock per
-    block, the samples copied straight between the server's memory and our preallocated arrays,
-    and no Python callback on the server's thread. soundcard's own ``record``/``play`` cost
-    several locked calls, three arrays and a callback per block (most of the live path's CPU).
+    fragment, the samples copied straight between the server's memory and our preallocated
+    arrays. soundcard's own ``record``/``play`` take the lock several times and build three
+    arrays and a bytes copy per block (a third of the audio thread's CPU in
+    ``benchmarks/live``).
 
-    ``poll`` sleeps for the samples still missing instead of waiting on a callback, so a stream
-    that failed (device unplugged, server gone) or ended is noticed at the next look and raises
-    :class:`DeviceLost`, never waits forever."""
+    A stream that failed (device unplugged, server gone) or ended is noticed at the next look
+    and raises :class:`DeviceLost`, never waits forever."""
 
     SIZE_MAX = 2 ** 64 - 1  # libpulse's (size_t)-1: the stream is not good
 
@@ -147,12 +147,10 @@ class _PulseReader(_PulseStream):
         super().__init__(recorder.stream, sr=sr, channels=channels, what="capture")
         self._pending = np.zeros(capacity, dtype=np.float32)
         self._pending_n = 0
-        pa = self._pa
-        pa.pa_threaded_mainloop_lock(self._mainloop)
-        try:  # we poll: no Python callback on the server thread per fragment
-            pa.pa_stream_set_read_callback(self.stream, self._ffi.NULL, self._ffi.NULL)
-        finally:
-            pa.pa_threaded_mainloop_unlock(self._mainloop)
+        # soundcard's read callback sets this event when a fragment arrives: waiting on it
+        # wakes us once per fragment (sleeping for the expected time wakes too early, and
+        # costs more in a virtual machine, where each timer is expensive).
+        self._arrived = recorder._record_event
 
     def backlog(self) -> int:
         """Samples (interleaved) received and not yet read."""
@@ -170,7 +168,9 @@ class _PulseReader(_PulseStream):
         while got < out.size:
             n = self._take(out[got:])
             if n == 0:
-                self.wait_for(out.size - got)
+                if not self._arrived.wait(timeout=0.5):
+                    self.check_ready()  # nothing for half a second: is the stream still there?
+                self._arrived.clear()
             got += n
 
     def skip(self, samples: int) -> None:
