@@ -167,6 +167,10 @@ class Catalog:
         self.db.execute("UPDATE generation SET value = value + 1 WHERE id = 1")
         self.invalidate()
 
+    def generation(self) -> int:
+        """The change counter: every change, by any process, increases it."""
+        return int(self.db.scalar("SELECT value FROM generation WHERE id = 1"))
+
     def invalidate(self) -> None:
         """Check for changes before the next identification (call after committing one)."""
         self._checked_at = -float("inf")

@@ -159,6 +159,35 @@ def test_malformed_identify_is_422(chart_server, body):
                              headers={"Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 422, response.text
     assert set(response.json()) == {"error"} and "Traceback" not in response.text
+    assert response.json()["error"].startswith("invalid request: body")
+
+
+def test_identify_error_says_where(chart_server):
+    response = requests.post(chart_server.url + "/identify", json={"items": [1, 2, 2**32]},
+                             timeout=10)
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("invalid request: body.items.2: ")
+
+
+def test_identification_index_is_replaced_whole(tmp_path, charts):
+    """The server's index changes only by refresh(), which builds a new one aside: a search
+    never waits for a rebuild, and sees changes (from any process) after the next refresh."""
+    from chart_store.server.storage import ServerStore
+
+    db = f"sqlite:///{tmp_path / 'refresh.sqlite3'}"
+    store, other = ServerStore(db), ServerStore(db)
+    owner = store.token_id(store.issue_token("t"))
+    a, b = charts["a"], charts["b"]
+    store.upload(a, owner=owner)
+    assert store.refresh() and not store.refresh()  # built once, then nothing changed
+    first = store.index
+    assert a.id in first and store.identify(a.fingerprint.items[40:80]).chart_id == a.id
+    other.upload(b, owner=owner)  # another worker: seen at the next refresh only
+    assert store.identify(b.fingerprint.items[40:80]) is None and store.index is first
+    assert store.refresh() and store.identify(b.fingerprint.items[40:80]).chart_id == b.id
+    assert store.index is not first and b.id not in first  # the old index never changed
+    store.delete(b.id, owner=owner)
+    assert store.refresh() and store.identify(b.fingerprint.items[40:80]) is None
 
 
 @pytest.mark.parametrize("text", ["'; DROP TABLE charts; --", "%", "_", "\\", "\" OR 1=1",
@@ -238,6 +267,9 @@ def test_api_conforms_to_its_openapi_document(fuzz_server, charts):
     from hypothesis import given
 
     url, token = fuzz_server
+    document = requests.get(url + "/openapi.json", timeout=10).json()
+    body = document["paths"]["/identify"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["items"]["maxItems"] == 2048  # fuzzed by its schema
     schema = schemathesis.openapi.from_url(url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in operations} >= {"POST /identify", "POST /charts", "GET /health"}

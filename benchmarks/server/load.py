@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass
+from queue import Empty
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -179,7 +180,13 @@ def run_load(url: str, requests: list[bytes], *, clients: int, seconds: float,
     queue = ctx.Queue()
     child = ctx.Process(target=_child, args=(url, requests, clients, seconds, rate, seed, queue))
     child.start()
-    latencies, errors, wall, cpu = queue.get()
+    while True:  # an open loop against a stalled server may run well past ``seconds``
+        try:
+            latencies, errors, wall, cpu = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"the load generator died (exit {child.exitcode})") from None
     child.join()
     ms = np.array(latencies) * 1e3
 

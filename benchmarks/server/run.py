@@ -12,7 +12,9 @@ of its own, ``--clients`` keep-alive connections) sends:
 
 first in a closed loop (each connection sends again as soon as it is answered: the most the box
 can do), then in an open loop at ``--rate`` requests/s (latency counted from each request's
-scheduled time: what clients see at that load).
+scheduled time: what clients see at that load). A last run identifies at ``--rate`` while a new
+chart is uploaded every ``--upload-every`` seconds, as on a live server (each upload changes
+the fingerprint index every worker searches).
 
 Reported per database and run: requests/s, latency p50/p99/max, errors, the generator's CPU
 (% of one core) and the server's CPU (% and ms per request, all its processes). Generator and
@@ -27,11 +29,13 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -67,16 +71,40 @@ def make_charts(n: int, rng: np.random.Generator) -> list[Chart]:
     return charts
 
 
-def seed(db_url: str, charts: list[Chart]) -> float:
+def seed(db_url: str, charts: list[Chart]) -> tuple[float, str]:
+    """Store ``charts`` in the server database; returns the seconds taken and an upload token."""
     store = ServerStore(db_url)
-    owner = store.token_id(store.issue_token(f"bench-{time.time_ns()}"))
+    token = store.issue_token(f"bench-{time.time_ns()}")
+    owner = store.token_id(token)
     t = time.perf_counter()
     for start in range(0, len(charts), 200):  # one commit per 200 uploads
         with store.db.transaction():
             for chart in charts[start:start + 200]:
                 store.upload(chart, owner=owner)
     store.db.close()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, token
+
+
+def upload_during(url: str, token: str, charts: list[Chart], *, every_s: float,
+                  seconds: float) -> threading.Thread:
+    """Upload one of ``charts`` every ``every_s`` seconds for ``seconds`` in a thread (what a
+    live server sees while it answers identifications)."""
+    import requests
+
+    from chart_store.chartfile import dumps
+
+    def run():
+        end = time.perf_counter() + seconds
+        for chart in charts:
+            time.sleep(every_s)
+            if time.perf_counter() > end:
+                break
+            requests.post(url + "/charts", data=dumps(chart), timeout=60,
+                          headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def _wait_idle(pid: int, *, timeout_s: float = 120.0) -> float:
@@ -120,15 +148,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, default=300.0,
                         help="requests/s offered in the open-loop runs (0: skip them)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--upload-every", type=float, default=2.0, metavar="S",
+                        help="last run: identify (at --rate) while a chart is uploaded every "
+                             "S seconds (0: skip it)")
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args(argv)
-    import requests as http
-
-    from tests.fixtures.chart_server import start_server, stop_server
-
     rng = np.random.default_rng(5)
     t = time.perf_counter()
-    charts = make_charts(args.charts, rng)
+    charts = make_charts(args.charts + 20, rng)
+    charts, fresh = charts[:args.charts], charts[args.charts:]  # fresh: uploaded under load
     fetches = [http_request("GET", f"/charts/{c.id}") for c in charts]
     # Identify queries: 5 s (19 items) from random points of random indexed charts.
     excerpts = []
@@ -141,39 +169,69 @@ def main(argv=None) -> int:
               "cpus": os.cpu_count(), "loadavg_at_start": round(os.getloadavg()[0], 2),
               "make_charts_s": round(time.perf_counter() - t, 1), "databases": {}}
     for kind in args.databases.split(","):
-        if kind == "sqlite":
-            tmp = tempfile.mkdtemp(prefix="loopjam-bench-")
-            url = f"sqlite:///{tmp}/server.sqlite3"
-        else:
-            url = subprocess.run(["sh", "scripts/services.sh"], capture_output=True, text=True,
-                                 check=True).stdout.strip().splitlines()[-1]
-            import psycopg
-            schema = f"bench_{time.time_ns()}"
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {schema}")
-            url = f"{url}?options=-csearch_path%3D{schema}"
-        entry = {"seed_s": round(seed(url, charts), 1)}
-        t = time.perf_counter()
-        proc, server = start_server(url, extra_args=["--workers", str(args.workers)],
-                                    timeout_s=600)
-        try:
-            entry["start_s"] = round(time.perf_counter() - t + _wait_idle(proc.pid), 1)
-            hits = sum(http.post(server + "/identify", data=identify_body(items), timeout=10)
-                       .json()["match"]["chart_id"] == chart_id for chart_id, items in excerpts[:50])
-            entry["identify_hit_rate"] = hits / 50
-            for name, requests in (("identify", identifies), ("fetch", fetches)):
-                entry[name] = measure(proc.pid, server, requests, clients=args.clients,
-                                      seconds=args.seconds, rate=None)
-                if args.rate:
-                    entry[f"{name}_at_rate"] = measure(proc.pid, server, requests,
-                                                       clients=args.clients,
-                                                       seconds=args.seconds, rate=args.rate)
-        finally:
-            stop_server(proc)
-        result["databases"][kind] = entry
+        with _database(kind) as url:
+            result["databases"][kind] = _run_database(url, args, charts, fresh, identifies,
+                                                      fetches, excerpts)
         print(f"{kind} done", file=sys.stderr)
     print(json.dumps(result))
     return 0
+
+
+@contextlib.contextmanager
+def _database(kind: str):
+    """A fresh database URL of ``kind`` (a temporary SQLite file, or a PostgreSQL schema from
+    ``scripts/services.sh``), removed afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="loopjam-bench-") as tmp:
+            yield f"sqlite:///{tmp}/server.sqlite3"
+        return
+    import psycopg
+
+    url = subprocess.run(["sh", "scripts/services.sh"], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()[-1]
+    schema = f"bench_{time.time_ns()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _run_database(url, args, charts, fresh, identifies, fetches, excerpts) -> dict:
+    """Seed the database at ``url``, serve it and load it; the entry of the report."""
+    import requests as http
+
+    from tests.fixtures.chart_server import start_server, stop_server
+
+    seed_s, token = seed(url, charts)
+    entry = {"seed_s": round(seed_s, 1)}
+    t = time.perf_counter()
+    proc, server = start_server(url, extra_args=["--workers", str(args.workers)],
+                                timeout_s=600)
+    try:
+        entry["start_s"] = round(time.perf_counter() - t + _wait_idle(proc.pid), 1)
+        hits = sum(http.post(server + "/identify", data=identify_body(items), timeout=10)
+                   .json()["match"]["chart_id"] == chart_id for chart_id, items in excerpts[:50])
+        entry["identify_hit_rate"] = hits / 50
+        for name, requests in (("identify", identifies), ("fetch", fetches)):
+            entry[name] = measure(proc.pid, server, requests, clients=args.clients,
+                                  seconds=args.seconds, rate=None)
+            if args.rate:
+                entry[f"{name}_at_rate"] = measure(proc.pid, server, requests,
+                                                   clients=args.clients,
+                                                   seconds=args.seconds, rate=args.rate)
+        if args.upload_every:
+            uploader = upload_during(server, token, fresh, every_s=args.upload_every,
+                                     seconds=args.seconds)
+            entry["identify_while_uploading"] = measure(
+                proc.pid, server, identifies, clients=args.clients, seconds=args.seconds,
+                rate=args.rate or None)
+            uploader.join()
+    finally:
+        stop_server(proc)
+    return entry
 
 
 if __name__ == "__main__":

@@ -4,21 +4,33 @@ The server is stateless apart from its database, so several workers (or hosts) c
 PostgreSQL: chart files are stored in ``chart_data`` rather than on a local disk, and every
 worker keeps its own in-memory fingerprint index in step with the shared catalogue.
 
-- :class:`ServerStore` — ``upload``, ``fetch``, ``delete``, ``issue_token``, ``token_id``,
-  ``warm``, plus its :class:`~chart_store.catalog.Catalog` (search, identify);
+Identification never waits for that index to be rebuilt (seconds at 10,000 charts): it reads a
+complete index that never changes, and :meth:`ServerStore.refresh` (called by the server's
+watcher thread) builds the next one aside when the catalogue's change counter moved, then
+swaps it in.
+
+- :class:`ServerStore` — ``upload``, ``fetch``, ``delete``, ``identify``, ``refresh``,
+  ``issue_token``, ``token_id``, plus its :class:`~chart_store.catalog.Catalog` (rows: search,
+  info, count);
 - :class:`Forbidden` — a token touching a chart it does not own.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass
+
+import numpy as np
 
 from chart_store.catalog import Catalog
 from chart_store.chart import Chart
 from chart_store.chartfile import chart_id as content_id, dumps
 from chart_store.db import Database, Migration
+from chart_store.fingerprint import Match
+from chart_store.index import FingerprintIndex
 from chart_store.local import ChartNotFound
 
 __all__ = ["ServerStore", "Forbidden", "Upload"]
@@ -56,17 +68,52 @@ def _hash(token: str) -> str:
 
 
 class ServerStore:
-    """The chart server's database: ``Database(url)`` plus the shared catalogue schema."""
+    """The chart server's database: ``Database(url)`` plus the shared catalogue schema.
 
-    def __init__(self, url: str, *, recheck_s: float = 1.0):
+    ``catalog`` holds the rows (its own index is never loaded); identification goes through a
+    second catalogue whose index :meth:`refresh` builds whole and replaces, never changes.
+    """
+
+    def __init__(self, url: str):
         self.db = Database(url)
-        self.catalog = Catalog(self.db, MIGRATIONS, recheck_s=recheck_s)
+        self.catalog = Catalog(self.db, MIGRATIONS)
+        self._searcher: Catalog | None = None
+        self._searched = None  # the change counter the searcher was built at
+        self._refresh_lock = threading.Lock()
 
-    def warm(self) -> int:
-        """Load the fingerprint index now rather than on the first identification; returns
-        the bytes its search arrays hold."""
-        self.catalog.sync_index()
-        return self.catalog.index.nbytes  # builds the search arrays
+    def refresh(self) -> bool:
+        """Rebuild the identification index if the catalogue changed since the last build (by
+        this process or another); True when it did. Blocks for the build (seconds at 10,000
+        charts), so servers call it off the request path; searches meanwhile use the
+        previous index."""
+        with self._refresh_lock:
+            generation = self.catalog.generation()
+            if generation == self._searched:
+                return False
+            fresh = Catalog(self.db, MIGRATIONS, recheck_s=math.inf)  # never syncs again
+            fresh.sync_index()
+            _ = fresh.index.nbytes  # builds the search arrays now, not on the first search
+            self._searcher, self._searched = fresh, generation
+            return True
+
+    @property
+    def indexed_generation(self) -> int | None:
+        """The catalogue's change counter when the current index was built (None: none yet)."""
+        return self._searched
+
+    @property
+    def index(self) -> FingerprintIndex:
+        """The fingerprint index identification reads now (built on first use)."""
+        if self._searcher is None:
+            self.refresh()
+        return self._searcher.index
+
+    def identify(self, items: np.ndarray) -> Match | None:
+        """The chart fingerprint ``items`` come from, per the index of the last
+        :meth:`refresh` (the first call builds it)."""
+        if self._searcher is None:
+            self.refresh()
+        return self._searcher.identify(items)
 
     def issue_token(self, name: str) -> str:
         """Create a token called ``name`` and return it (only its hash is stored)."""
@@ -98,7 +145,6 @@ class ServerStore:
             created = self.catalog.insert(chart, chart_id, owner=owner)
             if created:
                 self.db.execute("INSERT INTO chart_data VALUES (?, ?)", (chart_id, data))
-        self.catalog.invalidate()
         return Upload(chart_id=chart_id, created=created)
 
     def _check_owner(self, chart_id: str, owner: int) -> None:
@@ -112,7 +158,6 @@ class ServerStore:
         with self.db.transaction():
             self._check_owner(chart_id, owner)
             self.catalog.delete(chart_id)
-        self.catalog.invalidate()
 
     def fetch(self, chart_id: str) -> bytes:
         """The chart file bytes of ``chart_id``; raises ChartNotFound."""
