@@ -218,3 +218,36 @@ def test_index_memory_is_about_nine_bytes_an_item():
         index.add(f"r{k}", rng.integers(0, 2**32, 5000, dtype=np.uint32))
     # 4 bytes an item, 4 a posting, 2 of low bits at this size, a table of ~4 bytes an item.
     assert index.nbytes < 14 * 100_000
+
+
+def test_silence_in_the_index_does_not_match_silence_or_a_held_tone(songs):
+    # Silence (and a steady tone) give one item over and over: it identifies nothing, even
+    # when an indexed recording holds the same silence.
+    index = FingerprintIndex()
+    index.add("with-silence", fingerprint(np.concatenate([songs[0], np.zeros(10 * SR)]), SR).items)
+    index.add("song1", fingerprint(songs[1], SR).items)
+    assert index.search(fingerprint(np.zeros(5 * SR), SR).items) == []
+    t = np.arange(5 * SR) / SR
+    assert index.search(fingerprint(0.3 * np.sin(2 * np.pi * 440 * t), SR).items) == []
+    hits = index.search(fingerprint(songs[0][int(10 * SR):int(15 * SR)], SR).items)
+    assert hits[0].key == "with-silence"
+
+
+def test_a_steady_query_needs_a_closer_match():
+    rng = np.random.default_rng(8)
+    # A held chord: four items at a time the same, one bit changing from one to the next.
+    held = np.bitwise_xor.accumulate(np.concatenate([
+        rng.integers(0, 2**32, 1, dtype=np.uint32),
+        (np.uint32(1) << rng.integers(0, 32, 5).astype(np.uint32))]))
+    query = np.repeat(held, 4)
+    noisy = query ^ (np.uint32(1) << rng.integers(0, 32, query.size).astype(np.uint32))
+    filler = rng.integers(0, 2**32, 200, dtype=np.uint32)
+    for steady_rule, indexed, found in [(np.inf, noisy, True), (None, noisy, False),
+                                        (None, query, True)]:
+        index = FingerprintIndex() if steady_rule is None else FingerprintIndex(
+            change_ber=steady_rule)
+        index.add("chord", np.concatenate([filler, indexed, filler]))
+        hits = index.search(query)
+        assert bool(hits) == found, (steady_rule, hits)
+        # 1 bit in 32 differs: well below the 5 s threshold, above 0.0095 x 2 changed bits.
+        assert not hits or hits[0].bit_error_rate < index.threshold(len(query))

@@ -111,9 +111,15 @@ def distractors(min_duration_s: float = 30.0) -> list[Recording]:
 
 def unique(recordings: list[Recording], *, max_ber: float = 0.15) -> list[Recording]:
     """``recordings`` without near-duplicates (the same music packaged twice): a track whose
-    middle 10 s matches an earlier kept track below ``max_ber`` is dropped."""
+    middle 10 s matches an earlier kept track below ``max_ber`` is dropped. Cached on disk, so
+    the benchmarks' splits do not move when the index's matching is tuned."""
     from chart_store.index import FingerprintIndex
 
+    names = "|".join(rec.name for rec in recordings) + f"|{max_ber}"
+    listing = CACHE / f"unique-{hashlib.sha1(names.encode()).hexdigest()[:16]}.json"
+    if listing.exists():
+        keep = set(json.loads(listing.read_text()))
+        return [rec for rec in recordings if rec.name in keep]
     index = FingerprintIndex(accept_ber=max_ber)
     kept = []
     for rec in recordings:
@@ -122,6 +128,8 @@ def unique(recordings: list[Recording], *, max_ber: float = 0.15) -> list[Record
         if not index.search(items[max(0, mid - 40):mid + 40]):
             kept.append(rec)
             index.add(rec.name, items)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    listing.write_text(json.dumps([rec.name for rec in kept]))
     return kept
 
 

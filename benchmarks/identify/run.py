@@ -33,13 +33,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=25, help="per song and length")
     parser.add_argument("--left-out", type=int, default=30, help="distractors not indexed")
+    parser.add_argument("--songs", default=None, help="folder of queried songs (default: the "
+                        "4 benchmark songs; benchmarks.data.dev_songs_dir() is the dev set)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--durations", default="3,5,10", help="excerpt lengths, seconds")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
 
-    songs = benchmark_songs()
-    kept, left_out = split_distractors(rng, args.left_out)
+    songs = benchmark_songs(args.songs)
+    kept, left_out = split_distractors(rng, args.left_out, songs=songs)
     indexed = songs + kept
     index = FingerprintIndex()
     t0 = time.perf_counter()

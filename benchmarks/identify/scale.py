@@ -1,18 +1,25 @@
 """Identification at scale: accuracy, false accepts, lookup latency and index memory with
 100,000 indexed tracks.
 
-How the 100,000 tracks are built (from real music): the real recordings (the queried songs +
-the de-duplicated distractors of ``fetch_distractors.sh``, a few hundred tracks, ~10 hours) are
+How the 100,000 tracks are built (from real music): the real recordings — the 4 benchmark
+songs, the 4 development songs and the de-duplicated distractors of ``fetch_distractors.sh``
+(tracks of Debian game-music packages) that are not left out, about 100 recordings — are
 indexed with their libchromaprint fingerprints; the rest are pitch/tempo variants of the
-indexed distractors — each re-pitched by 1..11 semitones (12-bin chroma rotation) and re-timed
+indexed distractors: each re-pitched by 1..11 semitones (12-bin chroma rotation) and re-timed
 by factors 0.8..1.25 (chroma frames resampled), fingerprinted by the NumPy port of
 Chromaprint's pipeline in :mod:`benchmarks.identify.variants` (bit-identical to libchromaprint
-on the same input). So the index holds the item statistics of real music — repeated items,
-common values, long posting lists — at the size of a large catalogue. What it lacks is the
-variety of 100,000 different songs: neighbouring tempo variants of one track share much of
-their items, so wrong matches are correlated (the report counts the distinct recordings).
-``--left-out`` distractors (and so their variants) stay out of the index: their excerpts
-measure false accepts on songs the index does not know.
+on the same input), about 1,000 variants per recording. So the index holds the item statistics
+of real music — repeated items, common values (silence), long posting lists — at the size of a
+large catalogue (245 million items, 8,400 hours). What it lacks is the variety of 100,000
+different songs: neighbouring tempo variants of one recording (0.5 % apart) share most of
+their items, so its wrong matches are correlated, and impostors of a real 100,000-song
+catalogue may come closer than here. The variants are cached on disk (generating them takes
+minutes), and so are the de-duplicated distractors and the degraded queries.
+
+The distractors are split at random (``--seed``) into indexed ones, ``--left-out`` ones whose
+excerpts measure false accepts on songs the index does not know, and 40 more set aside for
+``benchmarks.identify.thresholds`` (thresholds are tuned on those and on the development
+songs, never on what this script reports).
 
 Queries: ``--queries`` excerpts per length of the queried songs (``--songs DIR``, default the
 4 benchmark songs; ``benchmarks.data.dev_songs_dir()`` is the development set thresholds are
@@ -140,8 +147,10 @@ class Query:
     items: np.ndarray
 
 
-def song_queries(songs: list[Recording], duration: float, count: int, rng) -> list[Query]:
+def song_queries(songs: list[Recording], duration: float, count: int, seed: int
+                 ) -> list[Query]:
     """``count`` degraded excerpts spread evenly over ``songs``, from random points."""
+    rng = np.random.default_rng([seed, int(duration * 1000), 1])
     audio = {rec.name: rec.audio() for rec in songs}
     queries = []
     for k in range(count):
@@ -154,8 +163,9 @@ def song_queries(songs: list[Recording], duration: float, count: int, rng) -> li
     return queries
 
 
-def track_queries(recordings: list[Recording], duration: float, rng) -> list[Query]:
+def track_queries(recordings: list[Recording], duration: float, seed: int) -> list[Query]:
     """One degraded excerpt from a random point of each recording."""
+    rng = np.random.default_rng([seed, int(duration * 1000), 2])
     queries = []
     for rec in recordings:
         length = len(rec.items()) * ITEM_S + 2.6
@@ -163,6 +173,20 @@ def track_queries(recordings: list[Recording], duration: float, rng) -> list[Que
         clip, sr = rec.audio(offset_s=start, duration_s=duration)
         q, qsr = degrade(clip, sr, **random_degradation(rng))
         queries.append(Query(rec.name, start, fingerprint(q, qsr).items))
+    return queries
+
+
+def cached(make, *args) -> list[Query]:
+    """``make(*args)``, kept on disk: degrading hundreds of excerpts through ffmpeg takes
+    minutes, and the queries do not depend on the index."""
+    recordings = args[0]
+    key = "|".join([make.__name__, *(r.name for r in recordings), *map(str, args[1:])])
+    path = CACHE / f"queries-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        return [Query(name, start, np.array(items, np.uint32))
+                for name, start, items in json.loads(path.read_text())]
+    queries = make(*args)
+    path.write_text(json.dumps([[q.name, q.start_s, q.items.tolist()] for q in queries]))
     return queries
 
 
@@ -194,8 +218,6 @@ def main(argv=None) -> int:
     parser.add_argument("--durations", default="3,5,10", help="excerpt lengths, seconds")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-
     scale = scale_recordings(args.seed, report=args.left_out)
     songs = benchmark_songs(args.songs)
     t0 = time.perf_counter()
@@ -221,7 +243,7 @@ def main(argv=None) -> int:
     }
     for duration in [float(d) for d in args.durations.split(",")]:
         correct, wrong, missed, errors, wall, cpu, failed = 0, 0, 0, [], [], [], []
-        for q in song_queries(songs, duration, args.queries, rng):
+        for q in cached(song_queries, songs, duration, args.queries, args.seed):
             hits = timed_search(index, q.items, wall, cpu)
             if hits and hits[0].key == q.name:
                 correct += 1
@@ -233,7 +255,7 @@ def main(argv=None) -> int:
                                "got": hits[0].key if hits else None,
                                "ber": round(hits[0].bit_error_rate, 4) if hits else None})
         false_accepts = []
-        for q in track_queries(left_out, duration, rng):
+        for q in cached(track_queries, left_out, duration, args.seed):
             hits = timed_search(index, q.items, wall, cpu)
             if hits:
                 false_accepts.append({"track": q.name, "got": hits[0].key,
