@@ -96,26 +96,30 @@ async def _load(host, port, requests, clients, seconds, rate, seed):
     async def connect():
         return await asyncio.open_connection(host, port)
 
+    async def exchange(conn: list) -> bool:
+        """One request on ``conn`` ([reader, writer]); a broken connection is replaced."""
+        try:
+            return await _exchange(conn[0], conn[1], next_request())
+        except (ConnectionError, asyncio.IncompleteReadError):
+            conn[1].close()
+            conn[:] = await connect()
+            return False
+
     async def closed_client():
         nonlocal errors
-        reader, writer = await connect()
+        conn = list(await connect())
         while time.perf_counter() < end:
             t = time.perf_counter()
-            try:
-                ok = await _exchange(reader, writer, next_request())
-            except (ConnectionError, asyncio.IncompleteReadError):
-                ok = False
-                writer.close()
-                reader, writer = await connect()
+            ok = await exchange(conn)
             latencies.append(time.perf_counter() - t)
             errors += not ok
-        writer.close()
+        conn[1].close()
 
     schedule: asyncio.Queue = asyncio.Queue()
 
     async def open_client():
         nonlocal errors
-        reader, writer = await connect()
+        conn = list(await connect())
         while True:
             due = await schedule.get()
             if due is None:
@@ -123,15 +127,10 @@ async def _load(host, port, requests, clients, seconds, rate, seed):
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            try:
-                ok = await _exchange(reader, writer, next_request())
-            except (ConnectionError, asyncio.IncompleteReadError):
-                ok = False
-                writer.close()
-                reader, writer = await connect()
+            ok = await exchange(conn)
             latencies.append(time.perf_counter() - due)
             errors += not ok
-        writer.close()
+        conn[1].close()
 
     async def scheduler():
         n = int(seconds * rate)

@@ -103,7 +103,8 @@ class _PulseStream:
         from soundcard import pulseaudio
 
         self._pa, self._ffi = pulseaudio._pa, pulseaudio._ffi
-        self._mainloop = pulseaudio._pulse.mainloop
+        # The client's one reusable mainloop lock (see _reuse_mainloop_lock).
+        self._locked = pulseaudio._pulse._lock_mainloop()
         self.stream, self.sr, self.channels, self.what = stream, sr, channels, what
         self._data = self._ffi.new("void**")
         self._nbytes = self._ffi.new("size_t*")
@@ -113,12 +114,8 @@ class _PulseStream:
         device when its own goes away)."""
         lib, ffi = _device_name_lib()
         address = int(self._ffi.cast("uintptr_t", self.stream))
-        pa = self._pa
-        pa.pa_threaded_mainloop_lock(self._mainloop)
-        try:
+        with self._locked:
             name = lib.pa_stream_get_device_name(ffi.cast("void *", address))
-        finally:
-            pa.pa_threaded_mainloop_unlock(self._mainloop)
         return "" if name == ffi.NULL else ffi.string(name).decode()
 
     def lost(self, why: str) -> DeviceLost:
@@ -126,11 +123,8 @@ class _PulseStream:
 
     def check_ready(self) -> None:
         pa = self._pa
-        pa.pa_threaded_mainloop_lock(self._mainloop)
-        try:
+        with self._locked:
             state = pa.pa_stream_get_state(self.stream)
-        finally:
-            pa.pa_threaded_mainloop_unlock(self._mainloop)
         if state != pa.PA_STREAM_READY:
             raise self.lost(f"stream state {state} (device gone?)")
 
@@ -155,11 +149,8 @@ class _PulseReader(_PulseStream):
     def backlog(self) -> int:
         """Samples (interleaved) received and not yet read."""
         pa = self._pa
-        pa.pa_threaded_mainloop_lock(self._mainloop)
-        try:
+        with self._locked:
             readable = pa.pa_stream_readable_size(self.stream)
-        finally:
-            pa.pa_threaded_mainloop_unlock(self._mainloop)
         return self._pending_n + (0 if readable == self.SIZE_MAX else readable // 4)
 
     def read(self, out: np.ndarray) -> None:
@@ -197,8 +188,7 @@ class _PulseReader(_PulseStream):
         """Copy one fragment from the server into ``out`` (None: discard up to ``limit``),
         the rest into the pending store; return samples given (0: nothing there yet)."""
         pa, ffi = self._pa, self._ffi
-        pa.pa_threaded_mainloop_lock(self._mainloop)
-        try:
+        with self._locked:
             readable = pa.pa_stream_readable_size(self.stream)
             if readable == self.SIZE_MAX:
                 raise self.lost("the stream failed (device unplugged or server gone)")
@@ -225,8 +215,6 @@ class _PulseReader(_PulseStream):
             self._pending_n += rest
             pa.pa_stream_drop(self.stream)
             return want
-        finally:
-            pa.pa_threaded_mainloop_unlock(self._mainloop)
 
 
 class _PulseWriter(_PulseStream):
@@ -246,8 +234,7 @@ class _PulseWriter(_PulseStream):
 
     def _put(self, flat: np.ndarray) -> int:
         pa, ffi = self._pa, self._ffi
-        pa.pa_threaded_mainloop_lock(self._mainloop)
-        try:
+        with self._locked:
             room = pa.pa_stream_writable_size(self.stream)
             if room == self.SIZE_MAX:
                 raise self.lost("the stream failed (device unplugged or server gone)")
@@ -259,8 +246,6 @@ class _PulseWriter(_PulseStream):
                                   pa.PA_SEEK_RELATIVE) < 0:
                 raise self.lost("cannot write the stream")
             return n
-        finally:
-            pa.pa_threaded_mainloop_unlock(self._mainloop)
 
 
 def _is_pulse(device) -> bool:
