@@ -45,7 +45,6 @@ def _hz_to_row(hz, height: int):
 def _spectrogram_strip(y, sr, t0, t1, width, height) -> np.ndarray:
     """RGB (height, width) log-frequency spectrogram of ``y`` between t0 and t1 seconds."""
     n_fft = 2048 if sr <= 24000 else 4096
-    hop = max(1, int(round((t1 - t0) * sr / width)))  # about one frame per pixel column
     start = max(0, int(t0 * sr) - n_fft // 2)
     segment = y[start:int(t1 * sr) + n_fft // 2]
     columns = np.zeros((n_fft // 2 + 1, width), np.float32)

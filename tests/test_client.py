@@ -15,7 +15,6 @@ import soundfile as sf
 
 from chart_store.chart import Fingerprint
 from chart_store.client import RemoteError, RemoteStore
-from chart_store.fingerprint import fingerprint
 from chart_store.local import ChartNotFound, LocalStore
 from chart_store.resolver import ChartResolver
 from chart_store.stems import StemStore
