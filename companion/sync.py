@@ -434,12 +434,16 @@ class Synchronizer:
             moved = self._follow_hint(live, end_frame, stream_s, offset, hint[0])
             if moved is not None:
                 return moved
+        # A lock where the fingerprint put it rests on the fingerprint's word as much as a hint.
+        anchor = hint[0] if hint is not None else (
+            self._coarse if self._coarse is not None
+            and abs(self._coarse - offset) <= self.HINT_AGREE_S else None)
         best = None
         for seconds in patterns:
             n = min(int(seconds * fr), live.size)
             candidate = self._jump_to(live[-n:], end_frame - n, offset)
-            if (candidate is not None and self._doubt_since is None and hint is not None
-                    and abs(candidate.offset_s - hint[0]) > self.HINT_AGREE_S):
+            if (candidate is not None and self._doubt_since is None and anchor is not None
+                    and abs(candidate.offset_s - anchor) > self.HINT_AGREE_S):
                 candidate = None  # the fingerprint agrees with the lock, not with the move
             if candidate is not None and (best is None or candidate.span_s > best.span_s):
                 best = candidate  # the longest audio that places itself is the surest

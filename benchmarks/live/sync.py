@@ -2,7 +2,7 @@
 
 Run::
 
-    nice -n 10 .venv/bin/python -m benchmarks.live.sync [--songs DIR] [--limit N] [--starts 3]
+    nice -n 10 .venv/bin/python -m benchmarks.live.sync [--songs DIR] [--limit N] [--starts 3] [--seeks 1] [--pauses 1]
         [--charts imported,generated]
 
 For each song of ``--songs`` (default :func:`benchmarks.data.songs_dir`, the benchmark set; tune
@@ -176,6 +176,8 @@ def main(argv=None) -> int:
                              "benchmarks.data.dev_songs_dir() for tuning)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N songs")
     parser.add_argument("--starts", type=int, default=3, help="random-start runs per song")
+    parser.add_argument("--seeks", type=int, default=1, help="seek runs per song")
+    parser.add_argument("--pauses", type=int, default=1, help="pause runs per song")
     parser.add_argument("--charts", default="imported,generated",
                         help="comma-separated: imported (human notes.mid), generated (analyzer)")
     parser.add_argument("--seed", type=int, default=1)
@@ -203,7 +205,7 @@ def main(argv=None) -> int:
             stores[kind].put(CHARTS[kind](folder))
         mix = mix48(folder)
         import_s = time.perf_counter() - t0
-        for scene in ["start"] * args.starts + ["seek", "pause"]:
+        for scene in ["start"] * args.starts + ["seek"] * args.seeks + ["pause"] * args.pauses:
             stream, pieces = scenario(scene, mix, rng)
             path = tmp / "stream.wav"
             sf.write(path, stream, SR, subtype="FLOAT")
