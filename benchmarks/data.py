@@ -16,7 +16,12 @@ from pathlib import Path
 FETCH_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch-demo-song.sh"
 
 
-def _fetched(song_set: str) -> Path:
+def _songs(arg, env: str, song_set: str) -> Path:
+    """``arg``, else ``$env``, else the fetch script's folder for ``song_set``."""
+    if arg:
+        return Path(arg)
+    if os.environ.get(env):
+        return Path(os.environ[env])
     out = subprocess.run(["bash", str(FETCH_SCRIPT), song_set], check=True, capture_output=True,
                          text=True)
     return Path(out.stdout.strip().splitlines()[-1])
@@ -24,17 +29,9 @@ def _fetched(song_set: str) -> Path:
 
 def songs_dir(arg: str | os.PathLike | None = None) -> Path:
     """The folder holding one sub-folder per benchmark song."""
-    if arg:
-        return Path(arg)
-    if os.environ.get("LOOPJAM_FOF_SONGS"):
-        return Path(os.environ["LOOPJAM_FOF_SONGS"])
-    return _fetched("muldjord")
+    return _songs(arg, "LOOPJAM_FOF_SONGS", "muldjord")
 
 
 def dev_songs_dir(arg: str | os.PathLike | None = None) -> Path:
     """The folder holding one sub-folder per development (tuning) song."""
-    if arg:
-        return Path(arg)
-    if os.environ.get("LOOPJAM_DEV_SONGS"):
-        return Path(os.environ["LOOPJAM_DEV_SONGS"])
-    return _fetched("sectoid")
+    return _songs(arg, "LOOPJAM_DEV_SONGS", "sectoid")

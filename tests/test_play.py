@@ -137,15 +137,19 @@ def test_cli_refuses_what_cannot_work(tmp_path, capsys):
                  "autoplay"]) == 1
 
 
+def _play_process(source, log, *args) -> subprocess.Popen:
+    """``loopjam play SOURCE`` with autoplay, no overlay, logging to ``log``; stderr piped."""
+    return subprocess.Popen([sys.executable, "-m", "companion", "play", str(source), *args,
+                             "--player", "autoplay", "--no-overlay", "--log", str(log)],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
 def test_sigterm_stops_cleanly(tmp_path, song):
     chart, y = song
     LocalStore().put(chart)
     stream_file(tmp_path / "in.wav", y, seconds=30)
     log = tmp_path / "log.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "companion", "play", str(tmp_path / "in.wav"),
-                             "--sink", "null", "--player", "autoplay", "--no-overlay",
-                             "--log", str(log)], stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ))
+    proc = _play_process(tmp_path / "in.wav", log, "--sink", "null")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not log.exists() or '"sync"' not in log.read_text()):
         time.sleep(0.2)
@@ -268,10 +272,8 @@ def test_sigterm_during_the_set_up_still_ends_cleanly(tmp_path, song):
     stream_file(tmp_path / "in.wav", y, seconds=20)
     log = tmp_path / "log.jsonl"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "companion", "play", str(tmp_path / "in.wav"),
-                             "--sink", str(tmp_path / "out.wav"), "--speed", "max", "--player",
-                             "autoplay", "--no-overlay", "--log", str(log)],
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    proc = _play_process(tmp_path / "in.wav", log, "--sink", str(tmp_path / "out.wav"),
+                         "--speed", "max")
     # the moment the handler exists (before the slow imports and the set-up), SIGTERM
     while signal.SIGTERM not in caught_signals(proc.pid):
         assert proc.poll() is None and time.monotonic() - started < 10
