@@ -194,13 +194,14 @@ class Listener:
         self._next_try = now + (self.every_s if self.chart is None else self.recheck_s)
         seconds = min(heard, self.window_s)
         start, match = self._identify(ring, seconds)
-        if match is None:
-            self._candidate = None  # a confirmation must come from the very next attempt
-        if match is not None and not self._confirmed(match, start, seconds):
-            self._next_try = now + self.every_s  # the second opinion, with a longer window
-        elif match is not None:
-            events += self._matched(match, start, now, ring)
-        elif self.chart is not None:
+        if match is not None:
+            if self._confirmed(match, start, seconds):
+                events += self._matched(match, start, now, ring)
+            else:
+                self._next_try = now + self.every_s  # the second opinion, with a longer window
+            return events
+        self._candidate = None  # a confirmation must come from the very next attempt
+        if self.chart is not None:
             self._misses += 1
             if self._misses >= 3:  # three checks in a row: no longer this song
                 self.chart = None
