@@ -46,11 +46,12 @@ SHORT_ACCEPT_BER = 0.115
 _SHORT, _LONG = 3, 19
 
 
-def accept_ber(n_items: int, *, long: float = ACCEPT_BER, short: float = SHORT_ACCEPT_BER
-               ) -> float:
-    """The bit-error threshold for an alignment verified over ``n_items`` items."""
-    share = np.clip((n_items - _SHORT) / (_LONG - _SHORT), 0.0, 1.0)
-    return float(short + share * (long - short))
+def accept_ber(n_items, *, long: float = ACCEPT_BER, short: float = SHORT_ACCEPT_BER):
+    """The bit-error threshold for an alignment verified over ``n_items`` items: a float, or
+    an array of them for an array of item counts."""
+    share = np.clip((np.asarray(n_items, np.float64) - _SHORT) / (_LONG - _SHORT), 0.0, 1.0)
+    threshold = short + share * (long - short)
+    return float(threshold) if threshold.ndim == 0 else threshold
 
 
 #: Items shared by more positions than this carry no information (silence, steady tones): skipped.
@@ -205,8 +206,9 @@ class FingerprintIndex:
     def __contains__(self, key: str) -> bool:
         return key in self._runs
 
-    def threshold(self, n_items: int) -> float:
-        """Bit-error threshold for ``n_items`` verified items (``accept_ber`` from 5 s up)."""
+    def threshold(self, n_items):
+        """Bit-error threshold for ``n_items`` verified items (``accept_ber`` from 5 s up);
+        elementwise for an array."""
         return accept_ber(n_items, long=self.accept_ber, short=self.short_accept_ber)
 
     def add(self, key: str, items: np.ndarray) -> None:
@@ -268,13 +270,14 @@ class FingerprintIndex:
         if query.size > _CHANGE_LAG:
             change = np.bitwise_count(query[_CHANGE_LAG:] ^ query[:-_CHANGE_LAG]).mean()
             ceiling = self.change_ber * float(change)
+        accepted = np.flatnonzero(rates <= np.minimum(self.threshold(overlaps), ceiling))
         best: dict[int, Hit] = {}
-        for run, offset, rate, overlap, vote in zip(runs, offsets, rates, overlaps, votes):
-            if rate <= min(self.threshold(int(overlap)), ceiling):
-                if run not in best or rate < best[run].bit_error_rate:
-                    best[run] = Hit(key=snap.keys[run], offset=float(offset),
-                                    bit_error_rate=float(rate), votes=int(vote),
-                                    overlap=int(overlap))
+        for run, offset, rate, overlap, vote in zip(runs[accepted], offsets[accepted],
+                                                    rates[accepted], overlaps[accepted],
+                                                    votes[accepted]):
+            if run not in best or rate < best[run].bit_error_rate:
+                best[run] = Hit(key=snap.keys[run], offset=float(offset),
+                                bit_error_rate=float(rate), votes=int(vote), overlap=int(overlap))
         return sorted(best.values(), key=lambda h: h.bit_error_rate)[:limit]
 
     def _vote(self, snap: _Frozen, query: np.ndarray
