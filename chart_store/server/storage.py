@@ -101,19 +101,21 @@ class ServerStore:
         """The catalogue's change counter when the current index was built (None: none yet)."""
         return self._searched
 
+    def _current(self) -> Catalog:
+        """The catalogue of the last :meth:`refresh` (the first call builds it)."""
+        if self._searcher is None:
+            self.refresh()
+        return self._searcher
+
     @property
     def index(self) -> FingerprintIndex:
         """The fingerprint index identification reads now (built on first use)."""
-        if self._searcher is None:
-            self.refresh()
-        return self._searcher.index
+        return self._current().index
 
     def identify(self, items: np.ndarray) -> Match | None:
         """The chart fingerprint ``items`` come from, per the index of the last
         :meth:`refresh` (the first call builds it)."""
-        if self._searcher is None:
-            self.refresh()
-        return self._searcher.identify(items)
+        return self._current().identify(items)
 
     def issue_token(self, name: str) -> str:
         """Create a token called ``name`` and return it (only its hash is stored)."""
