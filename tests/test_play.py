@@ -144,6 +144,16 @@ def _play_process(source, log, *args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
 
 
+def _terminate(proc: subprocess.Popen, log, *, timeout: float) -> list[dict]:
+    """SIGTERM ``proc``; it must exit 0 with a last ``end`` event saying why. The log's events."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    events = read_log(log)
+    assert events[-1]["event"] == "end" and events[-1]["reason"] == "signal SIGTERM"
+    return events
+
+
 def test_sigterm_stops_cleanly(tmp_path, song):
     chart, y = song
     LocalStore().put(chart)
@@ -153,11 +163,7 @@ def test_sigterm_stops_cleanly(tmp_path, song):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not log.exists() or '"sync"' not in log.read_text()):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    events = read_log(log)
-    assert events[-1]["event"] == "end" and events[-1]["reason"] == "signal SIGTERM"
+    events = _terminate(proc, log, timeout=20)
     assert any(e["event"] == "identified" for e in events)
     assert events[-1]["stream_s"] < 25  # stopped early, real time
 
@@ -278,11 +284,7 @@ def test_sigterm_during_the_set_up_still_ends_cleanly(tmp_path, song):
     while signal.SIGTERM not in caught_signals(proc.pid):
         assert proc.poll() is None and time.monotonic() - started < 10
         time.sleep(0.001)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    events = read_log(log)
-    assert events[-1]["event"] == "end" and events[-1]["reason"] == "signal SIGTERM"
+    events = _terminate(proc, log, timeout=30)
     assert events[-1]["stream_s"] == 0  # taken during the set-up: not one block was played
 
 
