@@ -10,6 +10,10 @@ API
 
 How difficulties are made (the rule, and where its numbers come from)
 ----------------------------------------------------------------------
+Which onsets are charted: those whose strength x metrical weight (on the beat > on the 8th >
+elsewhere) x tonal weight (the share of new partials the onset brings, see
+:func:`analyzer.notes.new_partials`) reaches :data:`ONSET_THRESHOLD`.
+
 Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
 ``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy
 0.25-0.65x; shortest gap Expert a 16th note, Hard an 8th, Medium and Easy mostly a quarter) thin
@@ -70,11 +74,21 @@ RULES: dict[str, DifficultyRule] = {
 FAST_BEATS = 0.5
 #: Detected onsets jitter by a frame or two: a gap may be this fraction shorter than the rule's.
 GAP_SLACK = 0.2
-#: Onset strength (the envelope's 99th percentile is 1) an onset on the beat needs to be charted.
+#: Onset strength (the envelope's 99th percentile is 1) an onset on the beat with a typical
+#: share of new partials needs to be charted.
 ONSET_THRESHOLD = 0.35
 #: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else. An onset's
-#: strength times its weight must reach ONSET_THRESHOLD, and ranks it when a difficulty thins.
+#: strength times its metrical and tonal weights must reach ONSET_THRESHOLD, and ranks it when a
+#: difficulty thins.
 METRE_WEIGHTS = (1.0, 0.9, 0.75)
+#: Onset weight from the share of new partials right after it (analyzer.notes.new_partials):
+#: ``(FLOOR + share) / (FLOOR + TYPICAL)``, 0.5..1.5. Picked notes bring new partials, a drum hit
+#: over a held chord does not (the human charter holds the chord); the share's median over a
+#: song's onsets is 0.3-0.67 (8 songs). Measured on the development songs (benchmarks/
+#: chart_quality): Expert F 0.682 -> 0.700, Hard 0.619 -> 0.626, density 1.36x -> 1.30x; a floor
+#: of 0.25 scores the same there but halves a clean re-plucked note's weight instead of 0.5.
+NEW_PARTIALS_FLOOR = 0.5
+TYPICAL_NEW_PARTIALS = 0.5
 #: Onsets closer than this to a beat (or an 8th) are on it (seconds; about a frame and a half).
 GRID_TOLERANCE_S = 0.02
 #: A recording is charted only if its onset envelope has a beat (pulse clarity) or peaks that
@@ -148,28 +162,39 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
         # Noise: its "onsets" are the envelope's random peaks (~9 notes/s otherwise).
         return ChartNotes(beats=np.zeros(0), bpm=_notes.estimate_tempo(env),
                           difficulties={name: () for name in DIFFICULTIES})
-    onsets = _notes.detect_onsets(env, threshold=ONSET_THRESHOLD)
+    # Candidates down to the weakest onset the most tonal boost can lift to the threshold.
+    onsets = _notes.detect_onsets(env, threshold=ONSET_THRESHOLD / _tonal_factor(1.0))
     tempo = _notes.track_beats(env)
-    weights = _metrical_weights(onsets.times, tempo.beats)
-    # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre).
-    on_chart = onsets.strength * weights >= ONSET_THRESHOLD
-    times, strength, weights = onsets.times[on_chart], onsets.strength[on_chart], weights[on_chart]
+    # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre),
+    # and one that brings no new partials (a drum hit over a held chord) too.
+    metre = _metrical_weights(onsets.times, tempo.beats)
+    score = onsets.strength * metre * _tonal_factor(_notes.new_partials(
+        spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64)))
+    on_chart = score >= ONSET_THRESHOLD
+    times, strength, metre, score = (onsets.times[on_chart], onsets.strength[on_chart],
+                                     metre[on_chart], score[on_chart])
     pitches, _ = _notes.onset_pitches(spec, times)
     held = _held_until(times, pitches, _notes.ring_durations(spec, times, pitches))
     beat_s = tempo.beat_s
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
-        keep = _notes.strongest_apart(times, strength * weights, min_gap_s=max(
+        keep = _notes.strongest_apart(times, score, min_gap_s=max(
             rule.min_gap_s, rule.min_gap_beats * beat_s * (1.0 - GAP_SLACK)))
         n_lanes = max(3, lanes - rule.lanes_drop)
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
         lane = assign_lanes(times[keep], pitches[keep], lanes=n_lanes, fast_s=FAST_BEATS * beat_s)
-        chord = (strength[keep] >= rule.chord_strength) & (weights[keep] >= METRE_WEIGHTS[1])
+        chord = (strength[keep] >= rule.chord_strength) & (metre[keep] >= METRE_WEIGHTS[1])
         difficulties[name] = _notes_of(times[keep], lane, pitches[keep], held[keep], chord,
                                        n_lanes=n_lanes, sustain_s=rule.sustain_beats * beat_s,
                                        release_s=0.25 * beat_s, stem=stem)
     return ChartNotes(beats=tempo.beats, bpm=tempo.bpm, difficulties=difficulties)
+
+
+def _tonal_factor(new_partials):
+    """How an onset's share of new partials (:func:`analyzer.notes.new_partials`) scales its
+    strength: 1 at :data:`TYPICAL_NEW_PARTIALS`, 0.5 with none, 1.5 when all are new."""
+    return (NEW_PARTIALS_FLOOR + new_partials) / (NEW_PARTIALS_FLOOR + TYPICAL_NEW_PARTIALS)
 
 
 def _metrical_weights(times: np.ndarray, beats: np.ndarray) -> np.ndarray:

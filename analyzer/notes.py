@@ -11,6 +11,8 @@ API
 - :func:`pulse_clarity` / :func:`envelope_contrast` — whether an envelope has a beat, and peaks
   that stand out (stationary noise has neither).
 - :func:`onset_pitches` — the dominant pitch (MIDI) right after each onset, by harmonic summation.
+- :func:`new_partials` — how much of the spectrum's tonal peaks right after each onset are new
+  (a picked note brings new partials; a drum hit over a held chord does not).
 - :func:`ring_durations` — how long each onset's pitch keeps sounding (sustain candidates).
 - :func:`transcribe` / :func:`basic_pitch_session` — polyphonic notes with basic-pitch's ONNX
   model. Not used by the default charting (see below); ``benchmarks/chart_quality --basic-pitch``
@@ -39,7 +41,7 @@ __all__ = [
     "Spectrogram", "Onsets", "TempoMap", "PitchedNote", "analysis_spectrogram", "onset_strength",
     "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches",
     "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank", "pulse_clarity",
-    "envelope_contrast",
+    "envelope_contrast", "new_partials",
 ]
 
 #: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
@@ -568,6 +570,70 @@ def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.0
         if sal[best[i - 1], i] >= (1.0 - stickiness) * sal[best[i], i]:
             best[i] = best[i - 1]
     return pitches[best].astype(np.int64), sal[best, np.arange(times.size)]
+
+
+def new_partials(spec: Spectrogram, frames: np.ndarray, *, before: tuple[int, int] = (-5, -1),
+                 after: tuple[int, int] = (1, 4), margin: float = 1.0,
+                 neighbourhood: int = 2) -> np.ndarray:
+    """The fraction of the tonal peaks just after each onset that were not there just before.
+
+    The compressed spectrum (``log1p(100 * magnitude / max)``) is averaged over the frames
+    ``before`` (``frame + before[0]`` up to, not including, ``frame + before[1]``: ~58-23 ms
+    earlier) and ``after`` (~12-35 ms later, past the pick noise). A peak is a bin that is the
+    largest within ``±neighbourhood`` bins and at least ``margin`` (log units, ~9 dB) above its
+    frame's median bin; a peak after the onset is new unless a peak before sat within one bin.
+
+    A picked or strummed note starts new partials (a change of pitch, or a chord struck again
+    after its partials died down); a drum hit, a cymbal or a second instrument sounding
+    over a held chord adds broadband energy under the chord's old peaks. Measured on the 8 songs
+    of ``benchmarks/chart_quality`` (onsets of the mix, labelled by the isolated guitar stem): an
+    onset is the guitar's with AUC 0.60-0.84 given its onset strength, on every song.
+
+    Parameters
+    ----------
+    spec : Spectrogram
+    frames : np.ndarray [shape=(n,), dtype=int]
+        Onset frames (``times * FRAME_RATE``).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)]
+        0..1 (0 also where no peak follows the onset).
+
+    Examples
+    --------
+    >>> sr = ANALYSIS_SR; t = np.arange(2 * sr) / sr
+    >>> y = np.sin(2 * np.pi * 220.0 * t) + (t > 1.0) * np.sin(2 * np.pi * 330.0 * t)
+    >>> new_partials(analysis_spectrogram(y, sr), np.array([86]))   # 330 Hz starts at 1 s
+    array([0.5])
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    if frames.size == 0:
+        return np.zeros(0)
+    top = max(float(spec.magnitude.max()), 1e-12)
+
+    def mean_spectrum(lo: int, hi: int) -> np.ndarray:
+        total = np.zeros((spec.magnitude.shape[0], frames.size), np.float32)
+        for offset in range(lo, hi):
+            cols = np.clip(frames + offset, 0, spec.n_frames - 1)
+            total += np.log1p(spec.magnitude[:, cols] * np.float32(100.0 / top))
+        return total / (hi - lo)                                            # (bins, n)
+
+    def peaks(s: np.ndarray) -> np.ndarray:
+        padded = np.pad(s, ((neighbourhood, neighbourhood), (0, 0)), mode="edge")
+        local_max = s.copy()
+        for shift in range(2 * neighbourhood + 1):
+            np.maximum(local_max, padded[shift:shift + s.shape[0]], out=local_max)
+        middle = s.shape[0] // 2
+        median = np.partition(s, middle, axis=0)[middle]
+        return (s == local_max) & (s >= median + margin)
+
+    old, new = peaks(mean_spectrum(*before)), peaks(mean_spectrum(*after))
+    near_old = old.copy()
+    near_old[1:] |= old[:-1]
+    near_old[:-1] |= old[1:]
+    count = new.sum(axis=0)
+    return np.where(count > 0, (new & ~near_old).sum(axis=0) / np.maximum(count, 1), 0.0)
 
 
 def ring_durations(spec: Spectrogram, times: np.ndarray, pitches: np.ndarray, *,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from analyzer import charting
+from analyzer import notes as note_analysis
 from analyzer.stems import Stems
 from chart_store.chart import DIFFICULTIES, Chart, ChartMeta, Note
 from tests.plucked import render, riff
@@ -26,7 +27,13 @@ def _onsets(notes):
 
 def test_expert_finds_the_played_notes_at_their_pitches(riff_120, charted):
     expert = charted.difficulties["expert"]
-    assert mir_eval.onset.f_measure(riff_120.times, _onsets(expert), window=0.05)[0] >= 0.9
+    # Below 0.9: a clean re-pluck of the previous pitch brings no new partials and needs twice
+    # the strength (analyzer.charting.NEW_PARTIALS_FLOOR); this riff's weak ones are dropped.
+    f, precision, _ = mir_eval.onset.f_measure(riff_120.times, _onsets(expert), window=0.05)
+    assert f >= 0.85 and precision >= 0.95
+    changed = np.r_[True, riff_120.pitches[1:] != riff_120.pitches[:-1]]
+    matched = mir_eval.util.match_events(riff_120.times, _onsets(expert), 0.05)
+    assert len({i for i, _ in matched} & set(np.flatnonzero(changed))) >= 0.8 * changed.sum()
     pitch_at = {}
     for note in expert:
         pitch_at.setdefault(note.t, note.pitch)   # a chord's first note carries its root
@@ -156,11 +163,37 @@ def test_demucs_other_stem_is_charted_and_named():
     cn = charting.chart_notes(r.y + noise, r.sr, stems=stems)
     expert = cn.difficulties["expert"]
     assert {n.stem for n in expert} == {"other"}
-    assert mir_eval.onset.f_measure(r.times, _onsets(expert), window=0.05)[0] >= 0.9
+    assert mir_eval.onset.f_measure(r.times, _onsets(expert), window=0.05)[0] >= 0.8
     # HPSS stems leave the mix charted (measured better; see analyzer.charting._source).
     hpss = Stems({"other": r.y, "drums": noise}, r.sr, "hpss")
     assert {n.stem for n in charting.chart_notes(r.y, r.sr, stems=hpss).difficulties["expert"]} \
         == {"mix"}
+
+
+def test_drum_hits_over_a_held_chord_are_not_charted_but_picked_notes_are():
+    sr, seconds = 22050, 12.0
+    t = np.arange(int(seconds * sr)) / sr
+    chord = sum(np.sin(2 * np.pi * f0 * h * t) * 0.6 ** h for f0 in (110.0, 165.0)
+                for h in range(1, 6))                                   # held all along
+    picks = 0.5 + 0.5 * np.arange(22)                                   # a note on every beat
+    pitches = np.array([57, 60, 64, 62, 59, 65, 67, 60] * 3)[:picks.size]
+    hits = picks[:-1] + 0.25                                            # a drum on every "and"
+    drum = np.zeros_like(t)
+    rng = np.random.default_rng(1)
+    for hit in hits:
+        i, n = int(hit * sr), int(0.08 * sr)
+        drum[i:i + n] += rng.standard_normal(n) * np.exp(-60.0 * np.arange(n) / sr)
+    y = (0.1 * chord + 0.02 * drum
+         + render(picks, pitches, sr=sr, duration_s=seconds, note_s=0.45)).astype(np.float32)
+    # On strength and metre alone the hits would be charted (8th-note weight 0.9) ...
+    found = note_analysis.detect_onsets(
+        note_analysis.onset_strength(note_analysis.analysis_spectrogram(y, sr)), threshold=0.1)
+    at_hits = [found.strength[np.argmin(np.abs(found.times - h))] for h in hits]
+    assert min(at_hits) * charting.METRE_WEIGHTS[1] >= charting.ONSET_THRESHOLD
+    # ... but they bring no new partials over the held chord, and the picked notes do.
+    expert = _onsets(charting.chart_notes(y, sr).difficulties["expert"])
+    assert len(mir_eval.util.match_events(picks, expert, 0.05)) >= picks.size - 1
+    assert len(mir_eval.util.match_events(hits, expert, 0.05)) <= 2
 
 
 def test_silence_gives_empty_difficulties():

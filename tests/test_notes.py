@@ -117,6 +117,27 @@ def test_noise_has_no_pulse_and_no_contrast_but_music_has(kind):
     assert notes.pulse_clarity(notes.onset_strength(notes.analysis_spectrogram(loud, r.sr))) > 0.2
 
 
+def test_new_partials_tell_a_new_note_from_a_drum_hit_over_a_held_chord():
+    sr = notes.ANALYSIS_SR
+    t = np.arange(6 * sr) / sr
+    # An A2 power chord held for 6 s; at 2 s a drum-like noise burst hits over it, at 4 s a
+    # C4 note is picked over it. Both onsets are clearly detected.
+    chord = sum(np.sin(2 * np.pi * f0 * h * t) * 0.6 ** h for f0 in (110.0, 165.0)
+                for h in range(1, 6))
+    burst = np.random.default_rng(0).standard_normal(t.size) * np.exp(-40 * np.maximum(t - 2, 0))
+    burst[t < 2] = 0.0
+    picked = render([4.0], [60], sr=sr, duration_s=6.0, note_s=1.5)
+    y = (0.2 * chord + 0.3 * burst + picked).astype(np.float32)
+    spec = notes.analysis_spectrogram(y, sr)
+    found = notes.detect_onsets(notes.onset_strength(spec))
+    for onset_s in (2.0, 4.0):
+        assert np.min(np.abs(found.times - onset_s)) < 0.03
+    frames = np.round(np.array([2.0, 4.0]) * notes.FRAME_RATE).astype(np.int64)
+    drum, note = notes.new_partials(spec, frames)
+    assert drum < 0.2 and note > 0.4
+    assert notes.new_partials(spec, np.zeros(0, np.int64)).shape == (0,)
+
+
 def test_strongest_apart_keeps_the_strongest_events_apart():
     times = np.array([0.0, 0.05, 0.1, 0.3, 0.32])
     keep = notes.strongest_apart(times, np.array([0.5, 1.0, 0.4, 0.2, 0.9]), min_gap_s=0.1)
