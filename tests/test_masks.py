@@ -52,6 +52,22 @@ def test_stem_mask_covers_the_harmonics_and_nothing_else():
     assert end < 1.7
 
 
+def test_stereo_mask_is_fitted_on_every_channel_at_once():
+    # The note in opposite phase on the two channels: it cancels in the downmix, yet the remover
+    # applies one gain to each channel, where the note is most of the sound.
+    sr = 22050
+    stem, _, note = tone_scene(sr)
+    stem = np.stack([stem, -stem])
+    noise = 0.05 * np.random.default_rng(2).standard_normal(stem.shape)
+    bank, diffs = attach_masks({"expert": (note,)}, y=stem + noise, sr=sr, stems={"lead": stem})
+    mask = during(bank, diffs["expert"][0], 1.1, 1.5)
+    assert mask[:, band_of(440, bank)].mean() > 0.8
+    # A mono stem against a stereo mix: compared on the downmixes.
+    mix = stem * [[1.0], [0.5]] + noise
+    bank, diffs = attach_masks({"expert": (note,)}, y=mix, sr=sr, stems={"lead": stem[0]})
+    assert during(bank, diffs["expert"][0], 1.1, 1.5)[:, band_of(440, bank)].mean() > 0.5
+
+
 def test_mix_only_mask_finds_the_pitch_and_stays_conservative():
     sr = 22050
     stem, mix, note = tone_scene(sr)

@@ -227,11 +227,20 @@ def import_song(folder) -> ImportedSong:
     stem = notes.stem if notes.stem in audio else "mix"
     difficulties = {d: tuple(Note(n.t, n.dur, n.lane, None, stem) for n in track)
                     for d, track in notes.difficulties.items()}
+    # Masks are fitted on every channel at once, as the remover applies them (stems of mixed
+    # channel counts: on the downmix).
+    widths = {y.shape[0] for y in audio.values()}
+    width = widths.pop() if len(widths) == 1 else 1
+    wide = {name: y if y.shape[0] == width else y.mean(axis=0, keepdims=True)
+            for name, y in audio.items()}
+    mix_channels = np.zeros((width, length), np.float32)
+    for y in wide.values():
+        mix_channels[:, :y.shape[1]] += y
     stems = None
     if stem in audio:  # the instrument's own stem, as long as the mix
-        stems = {stem: np.zeros(length, np.float32)}
-        stems[stem][:audio[stem].shape[1]] = audio[stem].mean(axis=0)
-    masks, difficulties = attach_masks(difficulties, y=mix, sr=sr, stems=stems)
+        stems = {stem: np.zeros((width, length), np.float32)}
+        stems[stem][:, :wide[stem].shape[1]] = wide[stem]
+    masks, difficulties = attach_masks(difficulties, y=mix_channels, sr=sr, stems=stems)
     duration_s = length / sr
     meta = ChartMeta(title=song.title, artist=song.artist, album=song.album,
                      duration_s=duration_s, source=Source.IMPORTED_HUMAN,

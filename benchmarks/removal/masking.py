@@ -26,7 +26,9 @@ t = stream - g::
     backing SDR = 10 log10(Σt² / Σ(y-t)²)
 
 ``masks_oracle`` is the ceiling of masking: the best real gain per bin and frame of the remover's
-own STFT, from the true stem (the phase-sensitive mask). ``autoplay`` (nothing missed) reports
+own STFT, from the true stem (the phase-sensitive mask), shared by the channels as a chart's
+masks are; ``masks_oracle_per_channel`` the same with one gain per channel (the ceiling of masks
+stored per channel). ``autoplay`` (nothing missed) reports
 the SNR of the output against the delayed input. With
 ``--out``, the first song also gets before/after WAV clips of a missed passage, a spectrogram
 PNG and three listening checks over the whole song, each also given for the untouched stream:
@@ -219,12 +221,14 @@ RUNS = ("cancel_ahead", "cancel_late", "cancel_sync_off_8ms", "masks_ahead", "ma
         "autoplay", "masks_oracle")
 
 
-def _oracle(stream, g, span, sr) -> dict:
+def _oracle(stream, g, span, sr, *, per_channel: bool = False) -> dict:
     """The ceiling of any mask the remover can apply: one real gain 0..1 per STFT bin and frame
     of the remover's own STFT (sine window of :func:`analyzer.masks.fft_size`, hop 1/2), shared
-    by the channels, the least-squares one from the true stem in the stream (the phase-sensitive
-    mask, better than the ideal ratio mask). Scored in that STFT domain over the frames centred
-    in the spans (a tight frame: its energies are the signal's, up to the frames' overlap)."""
+    by the channels (as a chart's masks are applied), or one per channel with ``per_channel``
+    (what masks stored per channel could reach), the least-squares one from the true stem in the
+    stream (the phase-sensitive mask, better than the ideal ratio mask). Scored in that STFT
+    domain over the frames centred in the spans (a tight frame: its energies are the signal's, up
+    to the frames' overlap)."""
     from analyzer.masks import fft_size
     n_fft = fft_size(sr)
     hop = n_fft // 2
@@ -237,8 +241,11 @@ def _oracle(stream, g, span, sr) -> dict:
         return np.fft.rfft(frames[:, keep] * window, axis=-1)
 
     x, s = spectra(stream), spectra(g)
-    cross = np.sum(s.real * x.real + s.imag * x.imag, axis=0)
-    mask = np.clip(cross / np.maximum(np.sum(np.abs(x) ** 2, axis=0), 1e-20), 0.0, 1.0)
+    cross = s.real * x.real + s.imag * x.imag
+    power = np.abs(x) ** 2
+    if not per_channel:
+        cross, power = cross.sum(axis=0), power.sum(axis=0)
+    mask = np.clip(cross / np.maximum(power, 1e-20), 0.0, 1.0)
     e = np.sum(np.abs(s - mask * x) ** 2)
     return {"removal_db": round(float(10 * np.log10(np.sum(np.abs(s) ** 2) / e)), 2),
             "backing_sdr_db": round(float(10 * np.log10(np.sum(np.abs(x - s) ** 2) / e)), 2)}
@@ -289,6 +296,7 @@ def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bo
     }
     if "masks_oracle" in runs:
         result["masks_oracle"] = _oracle(stream, g, span, sr)
+        result["masks_oracle_per_channel"] = _oracle(stream, g, span, sr, per_channel=True)
     outputs = {}
     for name, kw in ((k, v) for k, v in configs.items() if k in runs):
         y, lat, cpu = _run(stream, sr, notes, bank, **kw)

@@ -22,7 +22,14 @@ and what to remove is resynthesised by overlap-add and subtracted from the delay
 
 Overlapping notes combine by the maximum. Frame-level gains are crossfaded by the overlapping
 windows (about 20 ms), so removal starts and stops without clicks. With nothing to remove no frame
-is synthesised at all, so the output is the input delayed, bit for bit. A look-ahead peak limiter
+is synthesised at all, so the output is the input delayed, bit for bit.
+
+Why this STFT: what caps masking is not the window. On the benchmark songs (first 60 s) the best
+real gain per bin and frame, shared by the channels, leaves the backing at 9.1 dB SDR with this
+window, 9.3 dB with a 2048-sample one (twice the latency) and 9.2 dB with an asymmetric low-delay
+pair at this latency (2048- or 4096-sample analysis window, 1024-sample synthesis window), while
+the chart's 96-band masks did 0.07 dB worse through the asymmetric pair. One gain per channel
+instead would reach 10.2 dB (double-tracked guitars panned apart). A look-ahead peak limiter
 (ceiling 1.0, 1 ms attack, 200 ms release) keeps the output from clipping; it does nothing while
 the signal stays within ±1. Non-finite input samples are replaced by 0.
 
