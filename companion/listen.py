@@ -102,13 +102,15 @@ class ListenEvent:
     """What the listener noticed. ``kind`` is one of identified, changed, confirmed, lost,
     recording, recorded; ``stream_s`` when (stream seconds); ``chart`` and ``match`` for the
     first three;
-    ``offset_s`` is chart_s - stream_s from the match; ``path`` the recording (recorded)."""
+    ``offset_s`` is chart_s - stream_s from the match, ``from_s`` the stream second the matched
+    audio starts; ``path`` the recording (recorded)."""
 
     kind: str
     stream_s: float
     chart: object = None
     match: object = None
     offset_s: float = 0.0
+    from_s: float = 0.0
     path: Path | None = None
     process: subprocess.Popen | None = None
 
@@ -129,6 +131,9 @@ class Listener:
         Longest and shortest audio fingerprinted per attempt, seconds.
     recheck_s : float
         While a song is known: seconds between checks that it is still the one playing.
+    retry_s : float
+        After :meth:`recheck` (the sync lost its place: a seek), seconds between attempts until
+        one matches (each with a longer window), up to ``sure_window_s`` of audio.
     first_recheck_s : float
         The first check after an identification comes sooner: the few seconds first matched
         may belong to another copy of a repeated passage, which a longer window tells apart.
@@ -149,7 +154,7 @@ class Listener:
     """
 
     def __init__(self, resolver, *, sr: int, every_s: float = 1.0, window_s: float = 10.0,
-                 min_window_s: float = 3.0, recheck_s: float = 5.0,
+                 min_window_s: float = 3.0, recheck_s: float = 5.0, retry_s: float = 0.5,
                  first_recheck_s: float = 2.0, sure_window_s: float = 5.0,
                  record_after_s: float = 8.0,
                  silence_db: float = -55.0, song_gap_s: float = 2.0, analyze: bool = True,
@@ -159,7 +164,7 @@ class Listener:
             raise ListenError("need 0 < min_window_s <= window_s")
         self.resolver, self.sr = resolver, int(sr)
         self.every_s, self.window_s, self.min_window_s = every_s, window_s, min_window_s
-        self.recheck_s, self.record_after_s = recheck_s, record_after_s
+        self.recheck_s, self.record_after_s, self.retry_s = recheck_s, record_after_s, retry_s
         self.first_recheck_s, self.sure_window_s = first_recheck_s, sure_window_s
         self.silence_rms = 10 ** (silence_db / 20)
         self.song_gap_s, self.analyze = song_gap_s, analyze
@@ -173,6 +178,7 @@ class Listener:
         self._misses = 0
         self._candidate: tuple[str, float] | None = None  # (chart id, offset) to be confirmed
         self._current_from = 0       # audio before this position belongs to another passage
+        self._rechecking = False     # a recheck was asked for and has not matched yet
         self._recording: list[np.ndarray] | None = None
         self._recorded_to = 0        # ring position copied into the recording
         self.fingerprint_s: list[float] = []     # wall seconds per fingerprint+lookup
@@ -201,6 +207,12 @@ class Listener:
                 self._next_try = now + self.every_s  # the second opinion, with a longer window
             return events
         self._candidate = None  # a confirmation must come from the very next attempt
+        if self.chart is not None and self._rechecking and seconds < self.sure_window_s:
+            # The audio since the jump found nothing yet: again soon, with a longer window
+            # (not a miss: a few seconds of a passage can fail where more match; a window long
+            # enough to be sure counts).
+            self._next_try = now + self.retry_s
+            return events
         if self.chart is not None:
             self._misses += 1
             if self._misses >= 3:  # three checks in a row: no longer this song
@@ -224,6 +236,7 @@ class Listener:
         pending = self._next_try == 0.0 and self._current_from > 0
         self._current_from = min(self._current_from, since) if pending else since
         self._next_try = 0.0
+        self._rechecking = True
 
     def recheck_at(self, stream_s: float) -> None:
         """Fingerprint again at stream second ``stream_s`` at the latest (a second opinion)."""
@@ -278,16 +291,19 @@ class Listener:
 
     def _matched(self, match, start: int, now: float, ring: MonoRing) -> list[ListenEvent]:
         self._misses = 0
+        self._rechecking = False
         offset = match.offset_s - start / self.sr
         if self.chart is not None and match.chart_id == self.chart.id:
-            return [ListenEvent("confirmed", now, chart=self.chart, match=match, offset_s=offset)]
+            return [ListenEvent("confirmed", now, chart=self.chart, match=match, offset_s=offset,
+                                from_s=start / self.sr)]
         events = []
         if self._recording is not None:  # the song we were recording turned out to be known
             self._recording = None
         kind = "identified" if self.chart is None else "changed"
         self.chart = self.resolver.get(match.chart_id)
         self._next_try = now + self.first_recheck_s
-        events.append(ListenEvent(kind, now, chart=self.chart, match=match, offset_s=offset))
+        events.append(ListenEvent(kind, now, chart=self.chart, match=match, offset_s=offset,
+                                  from_s=start / self.sr))
         return events
 
     def _record(self, ring: MonoRing, now: float) -> list[ListenEvent]:

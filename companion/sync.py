@@ -11,12 +11,17 @@ clock drift. What it handles:
   sound returns, both "the song had a quiet passage" and "the player paused" are searched, close
   to where each puts the song when the caller says exactly when the silence began and ended.
 - **seek / skip / replay**: the fit of the last 1.5 s at the prediction falls below its usual
-  level; the audio since about then is searched over the whole reference, in windows of 1 to
-  3 s, and two searches in a row that agree re-lock (a different song is the identify loop's
-  business: it calls :meth:`reset`).
+  level (:attr:`Synchronizer.jump_since_s` then says about when the jump was: the caller asks
+  the identify loop to fingerprint the audio since); the audio since about then is searched over
+  the whole reference, in windows from 1 s to all of it, and two updates whose searches agree
+  re-lock. Where the envelope cannot place it (a passage that repeats, or with little rhythm),
+  the first fingerprint of the audio since the jump (:meth:`hint`, about 3 s after it) does,
+  when the envelope fits there better than at the old place, however close (a short skip).
+  A different song is the identify loop's business: it calls :meth:`reset`.
 - **repeated passages**: a few seconds cannot tell two copies of a riff apart, so every second
   the audio since the lock (up to 10 s) is searched everywhere too, and the fingerprint's own
-  rechecks (:meth:`hint`) move a lock that sits on the wrong copy.
+  rechecks (:meth:`hint`) move a lock that sits on the wrong copy (less than a second away:
+  two rechecks in a row must say so).
 - **drift**: the fit's slope.
 
 Offsets are ``chart_s - stream_s``. Nothing here touches audio devices or threads: the caller
@@ -134,6 +139,16 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
 
 
 @dataclass(frozen=True)
+class _Hint:
+    """A fingerprint's word (:meth:`Synchronizer.hint`): the audio from ``from_s`` to
+    ``stream_s`` (stream seconds) sits at ``offset_s`` (chart_s - stream_s)."""
+
+    offset_s: float
+    stream_s: float
+    from_s: float
+
+
+@dataclass(frozen=True)
 class ClockMap:
     """Stream seconds -> chart seconds: ``offset_s`` at ``ref_s`` plus ``slope`` (drift) per
     stream second. In silence the clock runs on until ``hold_after_s`` (a quiet passage of the
@@ -223,13 +238,22 @@ class Synchronizer:
     #: searched everywhere, so a lock on the wrong copy moves once the copies differ.
     RECHECK_EVERY_S = 1.0
     RECHECK_WINDOW_S = 10.0
+    #: A place found for the audio since a jump waits this long (seconds) for a later search
+    #: to agree.
+    CANDIDATE_S = 1.5
     #: Seconds at the edge of a discontinuity (a start, a seek) whose onsets are the edge's.
     EDGE_S = 0.1
     #: A fingerprint's offset (:meth:`hint`) farther than this from the lock's disagrees
-    #: (seconds; its error is about a tenth of that) ...
+    #: (seconds; its error is about a tenth of that) when it heard the audio of the place
+    #: locked (from at most :attr:`JUMP_LEAD_S` before the jump or start there) ...
     HINT_AGREE_S = 1.0
-    #: ... and counts once it rests on this many seconds of audio since the lock.
+    #: ... (seconds a fingerprint hears, when the caller does not say).
     HINT_AFTER_S = 3.0
+    #: Closer than :attr:`HINT_AGREE_S` but farther than this (seconds: more than one
+    #: fingerprint item, 0.124 s), a fingerprint disagrees only when the one before said the
+    #: same within :attr:`HINT_SAME_S` (a short seek: a single match's error is up to an item).
+    HINT_NEAR_S = 0.15
+    HINT_SAME_S = 0.1
     #: Peaks closer than this (seconds) are one place (beats of the same passage).
     PLACE_S = 0.5
     #: Half-width of the search around each guess when sound comes back after a silence
@@ -259,13 +283,18 @@ class Synchronizer:
         self.status = SyncStatus.SEARCHING
         self._points: list[tuple[float, float, float]] = []  # (stream_s, offset_s, score)
         self._coarse: float | None = None
-        self._jump_candidate: SyncEstimate | None = None
+        # Places the audio since a jump fitted clearly best, with the stream s of the update
+        # that found each: two updates that agree re-lock there.
+        self._candidates: list[tuple[float, SyncEstimate]] = []
         self._tracked = 0  # checks since the lock was made
         self._lock_from = 0.0  # stream s of the first audio the lock rests on
+        self._place_from = 0.0  # stream s the audio at the lock's place starts (a jump, a start)
         self._next_recheck = 0.0
         self._here_scores: list[float] = []  # recent healthy fits of the last CHECK_S here
         self._doubt_since: float | None = None  # stream s the fit here first fell
-        self._hint: tuple[float, float] | None = None  # (offset_s, stream_s) of a fingerprint
+        self._hints: list[_Hint] = []  # the last two fingerprints (hint), oldest first
+        self._hint_new = False  # the last one is not yet acted on
+        self._confirmed = False  # a fingerprint of the audio here agreed, and no doubt since
         self._silence_start: float | None = None
         self._silence_exact = False
         self._sound_since: float | None = None
@@ -277,12 +306,16 @@ class Synchronizer:
         neighbourhood (:attr:`COARSE_RADIUS_S`) is searched."""
         self._coarse = float(offset_s)
 
-    def hint(self, offset_s: float, *, stream_s: float) -> None:
-        """The fingerprint's offset at ``stream_s`` (the identify loop's recheck). Chromaprint
-        hears harmony where the envelope hears only rhythm: it tells apart copies of a riff
-        that the envelope cannot, so a lock it contradicts moves to where it points when the
-        envelope fits there too, and a jump it contradicts is not taken."""
-        self._hint = (float(offset_s), float(stream_s))
+    def hint(self, offset_s: float, *, stream_s: float, from_s: float | None = None) -> None:
+        """The fingerprint's offset at ``stream_s`` (the identify loop's recheck) of the audio
+        since ``from_s`` (default: the last :attr:`HINT_AFTER_S`). Chromaprint hears harmony
+        where the envelope hears only rhythm: it tells apart copies of a riff that the envelope
+        cannot, so a lock it contradicts moves to where it points when the envelope fits there
+        too, and a jump it contradicts is not taken. While the lock is in doubt (a seek), a
+        fingerprint of the audio since the jump is the surest word on where it went."""
+        from_s = stream_s - self.HINT_AFTER_S if from_s is None else from_s
+        self._hints = [*self._hints[-1:], _Hint(float(offset_s), float(stream_s), float(from_s))]
+        self._hint_new = True
 
     def update(self, live: np.ndarray, *, end_frame: int, silent: bool = False,
                since_s: float | None = None) -> SyncEstimate | None:
@@ -327,6 +360,13 @@ class Synchronizer:
     @property
     def locked(self) -> bool:
         return self.status is SyncStatus.LOCKED
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether a fingerprint of the audio at the lock's place (:meth:`hint`) agreed with
+        it, and the envelope has not doubted it since: fingerprints that now disagree are
+        confusing copies of a passage, not hearing a jump."""
+        return self._confirmed
 
     @property
     def jump_since_s(self) -> float | None:
@@ -387,8 +427,9 @@ class Synchronizer:
     def _track(self, live, start_frame, stream_s):
         """While locked: has the stream jumped (a seek, a skip), or does the audio since the
         lock fit another copy of a repeated passage better? Music repeats itself, so a jump
-        needs a clearly better place, found twice in a row. Otherwise measure precisely, close
-        to the prediction (drift is slow: never a beat away)."""
+        needs a clearly better place, found by two updates (or the fingerprint's word, see
+        :meth:`_follow_hints`). Otherwise measure precisely, close to the prediction (drift is
+        slow: never a beat away)."""
         fr = self.frame_rate
         offset = self.offset_at(stream_s)
         end_frame = start_frame + live.size
@@ -411,6 +452,7 @@ class Synchronizer:
         if here_score < max(self.JUMP_RATIO * typical, self.DOUBT_BELOW):
             if self._doubt_since is None:
                 self._doubt_since = stream_s
+                self._confirmed = False
         else:
             self._doubt_since = None
             self._here_scores.append(here_score)
@@ -418,60 +460,114 @@ class Synchronizer:
         patterns = []
         if self._doubt_since is not None:
             # The jump happened shortly before the fit fell; where exactly is unknown, so try
-            # the windows that may start after it, every half second.
-            since = min(stream_s - self._doubt_since + self.JUMP_LEAD_S, self.JUMP_WINDOW_S)
-            patterns += list(np.arange(self.JUMP_SHORT_MIN_S, max(since, self.JUMP_SHORT_MIN_S)
+            # the windows that may start after it, every half second, and all the audio since
+            # (a passage the first seconds cannot place, or places twice, may place itself later).
+            since = min(stream_s - self._doubt_since + self.JUMP_LEAD_S, live.size / fr)
+            patterns += list(np.arange(self.JUMP_SHORT_MIN_S,
+                                       max(min(since, self.JUMP_WINDOW_S), self.JUMP_SHORT_MIN_S)
                                        + 1e-9, 0.5))
-        if self._jump_candidate is not None or stream_s >= self._next_recheck:
+            if since > patterns[-1] + 0.25:
+                patterns.append(since)
+        if self._candidates or stream_s >= self._next_recheck:
             self._next_recheck = stream_s + self.RECHECK_EVERY_S
             since_lock = min(stream_s - self._lock_from, self.RECHECK_WINDOW_S)
             if since_lock >= self.JUMP_WINDOW_S:
                 patterns.append(since_lock)
-        hint = self._hint if (self._hint is not None
-                              and self._hint[1] - self._lock_from >= self.HINT_AFTER_S) else None
-        if hint is not None and abs(hint[0] - offset) > self.HINT_AGREE_S:
-            self._hint = None
-            moved = self._follow_hint(live, end_frame, stream_s, offset, hint[0])
+        if self._hint_new:
+            self._hint_new = False
+            moved = self._follow_hints(live, end_frame, stream_s, offset)
             if moved is not None:
                 return moved
-        # A lock where the fingerprint put it rests on the fingerprint's word as much as a hint.
-        anchor = hint[0] if hint is not None else (
-            self._coarse if self._coarse is not None
-            and abs(self._coarse - offset) <= self.HINT_AGREE_S else None)
-        best = None
+        anchor = self._anchor(offset)
+        found = []
+        jump = self.jump_since_s
         for seconds in patterns:
             n = min(int(seconds * fr), live.size)
             candidate = self._jump_to(live[-n:], end_frame - n, offset)
-            if (candidate is not None and self._doubt_since is None and anchor is not None
-                    and abs(candidate.offset_s - anchor) > self.HINT_AGREE_S):
-                candidate = None  # the fingerprint agrees with the lock, not with the move
-            if candidate is not None and (best is None or candidate.span_s > best.span_s):
-                best = candidate  # the longest audio that places itself is the surest
-        if best is not None:
-            previous, self._jump_candidate = self._jump_candidate, best
-            # Taken when two searches in a row agree.
-            if previous is not None and abs(best.offset_s - previous.offset_s) <= self.AGREE_S:
-                return best
+            if (candidate is not None and anchor is not None
+                    and abs(candidate.offset_s - anchor) > self.HINT_AGREE_S
+                    and (jump is None or (end_frame - n) / fr < jump - 0.01)):
+                candidate = None  # the fingerprint placed this audio here, not there
+            if candidate is not None:
+                found.append(candidate)
+        if found:
+            # Taken when a search of a recent update agrees; of those, the longest audio that
+            # places itself is the surest.
+            self._candidates = [(t, e) for t, e in self._candidates
+                                if t >= stream_s - self.CANDIDATE_S]
+            agreed = [c for c in found if any(abs(c.offset_s - e.offset_s) <= self.AGREE_S
+                                              for _, e in self._candidates)]
+            if agreed:
+                return max(agreed, key=lambda c: c.span_s)
+            self._candidates += [(stream_s, c) for c in found]
             return None
-        self._jump_candidate = None
         if self._doubt_since is not None:
             return None  # the prediction is in doubt: measuring it would only follow noise
+        self._candidates.clear()  # outside a doubt, only two searches in a row agree
         steady = live[-max(int((stream_s - self._lock_from) * fr), int(self.CHECK_S * fr)):]
         radius = int(np.ceil(self.TRACK_RADIUS_S * fr))
         return self._local(steady, end_frame - steady.size, offset, radius, "local", inside=True)
 
-    def _follow_hint(self, live, end_frame, stream_s, offset, hinted):
-        """The lock where the fingerprint points, if the audio since the lock fits there
-        about as well as here (within :attr:`JUMP_MARGIN`: the fingerprint's word is worth
-        that much)."""
-        n = min(int(min(stream_s - self._lock_from, self.RECHECK_WINDOW_S) * self.frame_rate),
-                live.size)
+    def _follow_hints(self, live, end_frame, stream_s, offset):
+        """The lock where the newest fingerprint points, if it disagrees with the lock and the
+        envelope fits there: in doubt (a jump), the audio since the jump better there than
+        here; otherwise the audio since the lock about as well as here (within
+        :attr:`JUMP_MARGIN`: the fingerprint's word is worth that much)."""
+        hint = self._hints[-1]
+        away = abs(hint.offset_s - offset)
+        if away <= self.HINT_NEAR_S and self._doubt_since is None and self._heard_here(hint):
+            self._confirmed = True
+        if away <= 2 * self.TRACK_RADIUS_S:
+            return None
+        if self._doubt_since is not None:
+            jump = self.jump_since_s
+            if hint.from_s < jump - self.JUMP_LEAD_S:
+                return None  # the fingerprint heard mostly the audio from before the jump
+            there = self._hinted(live, end_frame, stream_s - max(hint.from_s, jump),
+                                 hint.offset_s, offset, margin=0.0)
+        elif not self._heard_here(hint):
+            return None
+        else:
+            before = self._hints[0] if len(self._hints) == 2 else None
+            if away <= self.HINT_AGREE_S and (
+                    away <= self.HINT_NEAR_S or before is None or not self._heard_here(before)
+                    or abs(before.offset_s - hint.offset_s) > self.HINT_SAME_S):
+                return None
+            # Fingerprints that contradict one another about the same audio (copies of a
+            # chorus) leave the envelope to decide: there must then fit clearly better.
+            margin = self.JUMP_MARGIN if self._confirmed else -self.JUMP_MARGIN
+            there = self._hinted(live, end_frame, min(stream_s - self._lock_from,
+                                                      self.RECHECK_WINDOW_S),
+                                 hint.offset_s, offset, margin=margin)
+        if there is not None:
+            self._coarse = hint.offset_s  # the place is the fingerprint's now
+        return there
+
+    def _hinted(self, live, end_frame, seconds, hinted, offset, *, margin):
+        """The place near ``hinted`` the last ``seconds`` of audio fit best, if that is not
+        here and fits at least ``margin`` better than here."""
+        n = min(int(seconds * self.frame_rate), live.size)
         pattern, start = live[-n:], end_frame - n
         there = self._local(pattern, start, hinted, int(self.COARSE_RADIUS_S * self.frame_rate),
-                            "global")
-        if (there is not None
-                and there.score >= self._fit(pattern, start, offset) - self.JUMP_MARGIN):
+                            "global", min_score=self.COARSE_MIN_SCORE)
+        if (there is not None and abs(there.offset_s - offset) > 2 * self.TRACK_RADIUS_S
+                and there.score > self._fit(pattern, start, offset) + margin):
             return there
+        return None
+
+    def _heard_here(self, hint: _Hint) -> bool:
+        """Whether ``hint`` fingerprinted the audio of the place locked (little from before)."""
+        return hint.from_s >= self._place_from - self.JUMP_LEAD_S
+
+    def _anchor(self, offset) -> float | None:
+        """The fingerprint's offset for the lock, when one agrees with it: a fingerprint of the
+        audio here, else the identification's when the lock is where it put it."""
+        hint = self._hints[-1] if self._hints else None
+        if (hint is not None and self._heard_here(hint)
+                and abs(hint.offset_s - offset) <= self.HINT_AGREE_S):
+            return hint.offset_s
+        if self._coarse is not None and abs(self._coarse - offset) <= self.HINT_AGREE_S:
+            return self._coarse
         return None
 
     def _fit(self, pattern, start_frame, offset_s) -> float:
@@ -559,15 +655,22 @@ class Synchronizer:
             self._points.clear()  # a jump (seek, skip, pause): the old line no longer holds
         if not self._points:
             self._tracked = 0
+            self._confirmed = False
             self._here_scores.clear()
             # The audio the new lock rests on starts where the measured window starts; its first
             # frames may hold the onset of the discontinuity itself (a stream starting mid-song).
             self._lock_from = estimate.stream_s - estimate.span_s / 2 + self.EDGE_S
             self._next_recheck = estimate.stream_s + self.RECHECK_EVERY_S
+            # After a jump the place's audio starts at the jump, before the window that placed it.
+            self._place_from = (self._lock_from if self._doubt_since is None
+                                else min(self._lock_from, self.jump_since_s))
+            if (self._coarse is not None
+                    and abs(self._coarse - estimate.offset_s) > self.HINT_AGREE_S):
+                self._coarse = None  # the identification's place, no longer this one
         self._points.append((estimate.stream_s, estimate.offset_s, estimate.score))
         while self._points and self._points[0][0] < estimate.stream_s - self.fit_s:
             self._points.pop(0)
         self._doubt_since = None
-        self._jump_candidate = None
+        self._candidates.clear()
         self.status = SyncStatus.LOCKED
         self.last = estimate

@@ -77,3 +77,26 @@ def test_a_song_change_is_confirmed_before_it_is_followed(store, songs):
     assert careful.offset_s == pytest.approx(20.0 - 12.0, abs=0.13)
     # one more attempt (every_s later) to agree; the playing song's own rechecks never wait
     assert careful.stream_s - hasty.stream_s == pytest.approx(1.0, abs=0.1)
+
+
+def test_after_a_seek_the_recheck_retries_soon_and_says_which_audio_it_heard(store, songs):
+    # Song 3 plays from 0 s; at stream 12 s the player seeks (1 s of noise, then song 3 from
+    # 25 s) and the sync asks for a recheck of the audio since the jump. The first attempts,
+    # 3 s after it, hold too much noise to match: they are tried again every retry_s, not after
+    # recheck_s, and count as no miss.
+    rng = np.random.default_rng(0)
+    noise = 0.05 * rng.standard_normal(SR).astype(np.float32)
+    stream = np.concatenate([songs[3][:12 * SR], noise, songs[3][25 * SR:37 * SR]])
+    listener = Listener(store, sr=SR, analyze=False)
+    ring = MonoRing(int(listener.window_s * SR) + BLOCK)
+    events = []
+    for pos in range(0, stream.size - BLOCK + 1, BLOCK):
+        ring.write_block(stream[pos:pos + BLOCK, None], pos)
+        if pos <= 12 * SR < pos + BLOCK:
+            listener.recheck(since=12 * SR)
+        events += listener.step(ring, silent=False)
+    assert not [e for e in events if e.kind == "lost"]
+    after = [e for e in events if e.kind == "confirmed" and e.stream_s > 12.0]
+    assert after and after[0].from_s == pytest.approx(12.0)
+    assert after[0].stream_s < 12.0 + 5.0  # a retry, not the next regular recheck
+    assert after[0].offset_s == pytest.approx(25.0 - 13.0, abs=0.13)

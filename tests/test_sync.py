@@ -173,6 +173,25 @@ def test_fingerprint_hint_settles_which_copy_plays():
     assert moved and all(abs(e) < 0.01 for t, e in moved), moved[:5]
 
 
+def test_fingerprints_that_contradict_an_earlier_one_do_not_move_a_confirmed_lock():
+    # Playing the first copy (chart 10 s on); a recheck agrees. Two later ones name the other
+    # copy (Chromaprint confusing two copies of a chorus): the envelope fits both alike and
+    # saw no jump, so the lock stays.
+    sync = Synchronizer(sync_reference(REPEATED, SR))
+    sync.set_coarse(10.0)
+    hints = {3.0: 10.01, 4.5: 24.02, 5.5: 23.98}
+
+    def hint(s, now):
+        for at, offset in hints.items():
+            if at <= now < at + 0.25:
+                s.hint(offset, stream_s=now, from_s=0.0)
+
+    trace = _feed(sync, REPEATED[int(10 * SR):int(16 * SR)], since=hint)
+    locked = [(t, c - (10 + t)) for t, c in trace if t >= 2.0 and c is not None]
+    assert sync.confirmed
+    assert locked and all(abs(e) < 0.01 for t, e in locked), locked[:5]
+
+
 def test_a_lock_where_the_fingerprint_put_it_does_not_hop_to_another_copy():
     # The chart's first copy of the passage was analyzed from a noisier take, so the stream
     # (the clean take, at the first copy: the fingerprint says 10 s) fits the second copy a
@@ -208,3 +227,53 @@ def test_pause_with_exact_edges_relocks_within_a_second_of_sound():
             if now >= 8 + pause + 1.0:
                 errors.append(sync.chart_time(now) - (a + now - pause))
     assert errors and max(abs(e) for e in errors) < 0.01, errors[:5]
+
+
+def test_a_short_seek_into_a_repeated_passage_follows_the_fingerprint():
+    # Playing the first copy of the repeat (chart 10-16 s), the player skips 0.21 s ahead at
+    # stream 4 s. The envelope fits both copies equally, so only the fingerprint can say which;
+    # its first recheck of the audio since the jump (here 2.7 s after it, 30 ms off as
+    # Chromaprint is) moves the lock at once, though it is less than a second from the old one.
+    jump, skip = 4.0, 0.21
+    stream = np.concatenate([REPEATED[int(8 * SR):int((8 + jump) * SR)],
+                             REPEATED[int((8 + jump + skip) * SR):int(18 * SR)]])
+    sync = Synchronizer(sync_reference(REPEATED, SR))
+    sync.set_coarse(8.0)
+
+    def hint(s, now):
+        if jump + 2.7 <= now < jump + 2.95:
+            s.hint(8.0 + skip + 0.03, stream_s=now, from_s=jump - 0.5)
+
+    trace = _feed(sync, stream, since=hint)
+    before = [c - (8 + t) for t, c in trace if 2.5 <= t < jump]
+    after = [(t, c - (8 + skip + t)) for t, c in trace if t >= jump + 2.95]
+    assert before and max(abs(e) for e in before) < 0.01
+    assert after and all(abs(e) < 0.01 for t, e in after), after[:5]
+
+
+# Clicks every 0.4 s from chart 10 s on: one beat of it looks like any other to the envelope.
+_BEATS = SONG[:int(40 * SR)].copy()
+_BEATS[int(10 * SR):] = 0.0
+_CLICK = SONG[int(3 * SR):int(3.1 * SR)]
+for _on in np.arange(10.0, 40.0, 0.4):
+    _BEATS[int(_on * SR):int(_on * SR) + _CLICK.size] += _CLICK
+
+
+def test_two_fingerprints_that_agree_move_a_lock_one_beat_off_and_one_does_not():
+    # The identification put the lock one beat early (chart 12.0 for 12.4): the envelope fits
+    # both. A single recheck saying so is within a fingerprint's error of a beat; two in a row
+    # that agree with each other move the lock.
+    sync = Synchronizer(sync_reference(_BEATS, SR))
+    sync.set_coarse(12.0)
+    hints = {4.0: 12.43, 6.0: 12.38}
+
+    def hint(s, now):
+        for at, offset in hints.items():
+            if at <= now < at + 0.25:
+                s.hint(offset, stream_s=now, from_s=now - 3.5)
+
+    trace = _feed(sync, _BEATS[int(12.4 * SR):int(22.4 * SR)], since=hint)
+    one = [c - (12.0 + t) for t, c in trace if 3.0 <= t < 6.0]
+    two = [c - (12.4 + t) for t, c in trace if t >= 6.25]
+    assert one and max(abs(e) for e in one) < 0.01  # still where it was
+    assert two and max(abs(e) for e in two) < 0.01, two[:5]
