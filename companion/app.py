@@ -161,7 +161,8 @@ class LiveSession:
     """One run of the live path (see the module docstring).
 
     ``DISAGREE_S``: a fingerprint recheck farther than this from the sync's offset, twice and
-    consistently, resets the sync to the fingerprint's offset.
+    consistently, resets the sync to the fingerprint's offset (unless the sync's place is
+    :attr:`~companion.sync.Synchronizer.confirmed`).
 
     Parameters
     ----------
@@ -185,7 +186,8 @@ class LiveSession:
     #: Seconds without a block from the device before a ``stalled`` event.
     STALL_S = 2.0
     #: Seconds of audio between two runs of the control loop (game clock, judgements, the
-    #: overlay's snapshots): 40 a second is smooth for all of them.
+    #: overlay's snapshots): 40 a second is smooth for all of them. (20 a second measured no
+    #: cheaper in benchmarks/live/realtime.py: the control thread's cost is its work.)
     CONTROL_EVERY_S = 0.025
 
     def __init__(self, options: LiveOptions, *, source, sink, log: EventLog, resolver=None,
@@ -213,6 +215,8 @@ class LiveSession:
         self._end_wall = time.monotonic()
         self._wake = threading.Event()
         self._next_control = 0  # stream position of the next control run
+        self._xruns = (0, 0, 0)  # overruns, underruns, dropped samples last reported
+        self._next_xrun_report = 0.0
         # Control state.
         self.listener = None
         self.sync = None
@@ -253,6 +257,8 @@ class LiveSession:
         self.ring.write_block(block.valid, block.position)
         out = self.processor.process(block.valid)
         t1 = time.perf_counter()
+        if block.gap:  # what follows the lost samples keeps its place in the output
+            self.sink.skip(block.gap)
         self.sink.write(out)
         self._dropped += block.gap
         self._end = block.position + block.frames
@@ -380,11 +386,14 @@ class LiveSession:
                                             notes=self.track.notes, previous=self.processor,
                                             mask_mode=self.options.mask_mode)
         elif event.kind == "confirmed" and self.sync is not None:
-            self.sync.hint(event.offset_s, stream_s=now)
+            self.sync.hint(event.offset_s, stream_s=now, from_s=event.from_s)
             # The fingerprint places us elsewhere than the sync does (a repeated passage locked
-            # wrongly): twice in a row, and in agreement with itself, it wins.
+            # wrongly): twice in a row, and in agreement with itself, it wins; not against a
+            # place an earlier recheck confirmed and the envelope has not doubted since (then
+            # the rechecks confuse copies of a passage: the sync weighs them).
             offset = self.clock.offset_at(now) if self.clock is not None else None
-            if offset is not None and abs(offset - event.offset_s) > self.DISAGREE_S:
+            if (offset is not None and abs(offset - event.offset_s) > self.DISAGREE_S
+                    and not self.sync.confirmed):
                 previous, self._disagreement = self._disagreement, event.offset_s
                 if previous is not None and abs(previous - event.offset_s) < self.DISAGREE_S:
                     self.log.write({"event": "resync", "stream_s": round(now, 3),
@@ -587,10 +596,28 @@ class LiveSession:
                     self.log.write({"event": "stalled", "stream_s": round(self._end / self.sr, 3),
                                     "seconds": round(quiet_for, 1)})
                 stalled = quiet_for > self.STALL_S
+                self._report_xruns()
         finally:
             self.stop_event.set()
             audio.join(timeout=5.0)  # a capture stuck in the driver must not hang the exit
             self.cpu["control_s"] += time.thread_time() - t_cpu
+
+    def _report_xruns(self) -> None:
+        """A ``warning`` event when the capture lost samples (overruns) or the output ran dry
+        (underruns) since the last one, at most one a second; both keep the clock (the
+        source's positions jump, the sink keeps later samples in place)."""
+        counts = (self.source.overruns, self.sink.underruns, self._dropped)
+        now = time.monotonic()
+        if counts == self._xruns or now < self._next_xrun_report:
+            return
+        self._xruns, self._next_xrun_report = counts, now + 1.0
+        overruns, underruns, dropped = counts
+        self.log.write({"event": "warning", "kind": "xrun",
+                        "message": f"audio glitch: {overruns} capture overruns "
+                                   f"({dropped} samples dropped), {underruns} output underruns "
+                                   f"so far; the game clock keeps time",
+                        "stream_s": round(self._end / self.sr, 3), "overruns": overruns,
+                        "underruns": underruns, "dropped_samples": dropped})
 
     def _audio_thread(self) -> None:
         from companion.audio import AudioError
@@ -643,8 +670,10 @@ class LiveSession:
                         "stream_s": round(self._end / self.sr, 3),
                         "cpu_s": {k: round(v, 3) for k, v in self.cpu.items()},
                         "output_latency_samples": self.output_latency_samples,
+                        "sink_latency_samples": int(self.sink.latency_samples),
                         "sr": self.sr, "audio_priority": self.audio_priority,
                         "dropped_samples": self._dropped,
+                        "overruns": self.source.overruns, "underruns": self.sink.underruns,
                         "max_block_ms": round(self.max_block_s * 1000, 3)})
 
 

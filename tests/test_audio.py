@@ -87,12 +87,15 @@ def test_soundcard_loopback_records_what_a_sink_plays(pulse_server):
     block = Block.empty(n, 2)
     t = np.arange(sr) / sr
     tone = np.repeat((0.25 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], 2, axis=1)
+    # A fresh monitor's first delivery comes late (the idle sink renders in long batches) and
+    # with what piled up before it; the tone starts once the capture runs.
+    assert src.read(block)
     with audio.open_sink("A", sr=sr, buffer_frames=1024) as sink:
         assert sink.latency_samples == 1024
         player = threading.Thread(target=lambda: [sink.write(tone[i:i + n])
                                                   for i in range(0, sr, n)])
         player.start()
-        peak, expected = 0.0, 0
+        peak, expected = 0.0, block.position + block.frames
         for _ in range(150):
             assert src.read(block)
             assert block.position == expected + block.gap  # a stalled start may drop backlog
@@ -197,3 +200,85 @@ def test_unplugged_device_raises_device_lost_for_capture_and_playback(pulse_serv
     unplug.join()
     assert sink.device_name() in ("A", "B")
     sink.close()
+
+
+def test_source_counts_overruns_and_file_sink_fills_a_skipped_span(tmp_path):
+    class Gappy(audio.Source):  # a device that lost 5 samples before its third block
+        sr, channels, block_frames = 8000, 1, 4
+
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def _fill(self, out):
+            self.calls += 1
+            out[:] = self.calls
+            return 4, 5 if self.calls == 3 else 0
+
+    source, block = Gappy(), Block.empty(4, 1)
+    path = tmp_path / "out.wav"
+    with audio.open_sink(str(path), sr=8000, channels=1) as sink:
+        for _ in range(4):
+            source.read(block)
+            if block.gap:
+                sink.skip(block.gap)
+            sink.write(block.valid)
+    assert source.overruns == 1 and block.position == 4 + 4 + 5 + 4
+    y, _ = soundfile.read(path, dtype="float32")
+    # every sample at its position: the lost span is silence in the file
+    assert np.array_equal(y, np.repeat([1, 2, 0, 3, 4], [4, 4, 5, 4, 4]).astype(np.float32))
+
+
+@pytest.mark.pulseaudio
+def test_output_underrun_is_counted_and_the_output_keeps_its_lag(pulse_server, tmp_path):
+    """Starve the output (a 300 ms stall, longer than its buffer): the sink counts an underrun
+    and what comes after is heard at the same lag as before, sample for sample."""
+    from tests.fixtures.pulse import Parec, find_lag
+
+    sr, n = 48000, 1024
+    rec = Parec.start(pulse_server, "B.monitor", tmp_path / "b.raw")
+    src = audio.open_source("loopback:A", sr=sr, block_frames=n)
+    sink = audio.open_sink("B", sr=sr, block_frames=n, buffer_frames=2400)
+    feeder = audio.open_sink("A", sr=sr, buffer_frames=2400)
+    noise = np.random.default_rng(5).uniform(-0.3, 0.3, (6 * sr, 2)).astype(np.float32)
+    played = threading.Thread(target=lambda: [feeder.write(noise[i:i + 480])
+                                              for i in range(0, noise.shape[0], 480)])
+    block, captured, stalled = Block.empty(n, 2), [], False
+    try:
+        src.read(block)  # the capture runs (see test_soundcard_loopback_records_what_a_sink_plays)
+        played.start()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5.0:
+            src.read(block)
+            if block.gap:
+                sink.skip(block.gap)
+            sink.write(block.valid)
+            captured.append((block.position, block.valid.copy()))
+            if not stalled and time.monotonic() - t0 > 2.5:
+                time.sleep(0.3)
+                stalled = True
+        played.join()
+        time.sleep(0.3)
+    finally:
+        b = rec.stop()[:, 0]
+        for stream in (src, sink, feeder):
+            stream.close()
+    assert sink.underruns >= 1
+    # the captured stream on its own clock (gaps as silence), then where B holds it
+    end = captured[-1][0] + n
+    x = np.zeros(end, np.float32)
+    for position, data in captured:
+        x[position:position + data.shape[0]] = data[:, 0]
+    # Per quarter second before the stall and after it: the lag at which B holds the capture
+    # exactly. Another underrun on a busy machine may spoil a quarter; a shifted output would
+    # spoil every one after the stall.
+    loud = np.flatnonzero(np.abs(x) > 1e-3)
+    stall = next(p for p, data in captured if p > loud[0] + 2 * sr)
+    quarter, exact = sr // 4, {}
+    for side, starts in (("before", range(int(loud[0]) + quarter, stall - sr, quarter)),
+                         ("after", range(stall + sr, int(loud[-1]) - sr, quarter))):
+        for s in starts:
+            lag = find_lag(x, b, sr=sr, start=s)
+            if np.array_equal(x[s:s + quarter], b[s + lag:s + lag + quarter]):
+                exact.setdefault(side, set()).add(lag)
+    assert set(exact) == {"before", "after"} and len(exact["before"] | exact["after"]) == 1, exact

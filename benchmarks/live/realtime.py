@@ -16,8 +16,11 @@ note) to B; A's and B's monitors are recorded with parec. Reported:
 - CPU share: the play process's CPU time (all threads, /proc) over wall time in steady state
   (from identification to the end), percent of one core, and per thread name (Python threads
   are all "python"; "threaded-ml" is libpulse's);
-- latency: A -> B lag; minus the sink's device buffer (--latency-ms) it is what LoopJam adds
-  (capture block, processor delay, scheduling);
+- latency: A -> B lag; minus the device buffer asked for (--latency-ms) it is what LoopJam adds
+  (capture block, processor delay, scheduling); and the sink's latency as the engine states it
+  (PulseAudio measures it once playing) for the game clock;
+- xruns: capture overruns and output underruns the engine counted (each shows in the log as a
+  ``warning``; the output stays at one lag through them);
 - sync error (ms) against the truth from the exact stream time of the song's first sample.
 
 The machine's other load counts against these figures (the load average is printed). The
@@ -126,6 +129,8 @@ def main(argv=None) -> int:
 
     events = [json.loads(line) for line in log.read_text().splitlines()]
     end = events[-1]
+    # The device buffer as the sink states it (PulseAudio measures it once playing).
+    sink_ms = end.get("sink_latency_samples", args.latency_ms / 1000 * SR) / SR * 1000
     first = int(np.flatnonzero(np.abs(a) > 1e-3)[0])
     last = int(np.flatnonzero(np.abs(a) > 1e-3)[-1])
     starts = list(range(first, last - SR, SR))
@@ -148,6 +153,8 @@ def main(argv=None) -> int:
         "a_to_b_ms": None if lag is None else round(lag / SR * 1000, 2),
         "device_buffer_ms": args.latency_ms,
         "added_ms": None if lag is None else round(lag / SR * 1000 - args.latency_ms, 2),
+        "stated_sink_latency_ms": round(sink_ms, 2),
+        "overruns": end.get("overruns"), "underruns": end.get("underruns"),
         "stated_output_latency_ms": round(end["output_latency_samples"] / SR * 1000, 2),
         "cpu_share_percent": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2),
         "cpu_steady_wall_s": round(wall1 - wall0, 1),

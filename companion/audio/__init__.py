@@ -14,11 +14,12 @@ import importlib
 import os
 
 from companion.audio.base import (AudioError, Backend, BackendUnavailable, Block, DeviceInfo,
-                                  DeviceLost, DeviceNotFound, Sink, Source, match_device)
+                                  DeviceLost, DeviceNotFound, FormatChanged, Sink, Source,
+                                  match_device)
 
 __all__ = ["PREFERENCE", "get_backend", "open_source", "open_sink", "list_devices",
            "AudioError", "Backend", "BackendUnavailable", "Block", "DeviceInfo", "DeviceLost",
-           "DeviceNotFound", "Sink", "Source", "match_device"]
+           "DeviceNotFound", "FormatChanged", "Sink", "Source", "match_device"]
 
 #: Backend names, tried in this order; ``null`` always works.
 PREFERENCE = ("soundcard", "pyaudio", "null")

@@ -6,9 +6,15 @@ preallocated :class:`Block` in place, stamped with its sample position on the so
 clock: samples the device dropped show up as a jump in ``position`` (``Block.gap``), never as a
 silent shift. Sinks take ``(frames, channels)`` float32 arrays and report their output latency.
 
+Xruns are counted, and the clock stays honest through them: a source counts its capture
+overruns (``Source.overruns``, each a gap in ``position``), a sink its output underruns
+(``Sink.underruns``, 0 where the backend cannot tell), and :meth:`Sink.skip` keeps a capture gap
+out of the output's timing.
+
 Errors: :class:`AudioError` is the root; :class:`DeviceNotFound` (a query matches nothing or is
 ambiguous), :class:`BackendUnavailable` (library or sound server missing), :class:`DeviceLost`
-(unplugged, server gone, stream failed).
+(unplugged, server gone, stream failed), :class:`FormatChanged` (the stream's sample rate is not
+the one it was opened with).
 """
 from __future__ import annotations
 
@@ -17,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AudioError", "DeviceNotFound", "BackendUnavailable", "DeviceLost", "DeviceInfo",
-           "Block", "Source", "Sink", "Backend", "match_device"]
+__all__ = ["AudioError", "DeviceNotFound", "BackendUnavailable", "DeviceLost", "FormatChanged",
+           "DeviceInfo", "Block", "Source", "Sink", "Backend", "match_device"]
 
 
 class AudioError(Exception):
@@ -35,6 +41,11 @@ class BackendUnavailable(AudioError):
 
 class DeviceLost(AudioError):
     """A stream stopped working (device unplugged, sound server gone, stream failed)."""
+
+
+class FormatChanged(AudioError):
+    """The stream's sample rate is not (or no longer) the one it was opened with: positions
+    counted at one rate cannot go on at another, so the stream stops and says so."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,8 @@ class Source(abc.ABC):
 
     def __init__(self):
         self._next = 0
+        #: Capture overruns so far: blocks that came after a gap (samples the device dropped).
+        self.overruns = 0
 
     @abc.abstractmethod
     def _fill(self, out: np.ndarray) -> tuple[int, int]:
@@ -128,6 +141,8 @@ class Source(abc.ABC):
     def read(self, block: Block) -> bool:
         """Fill ``block`` in place with the next samples; False once the stream has ended."""
         frames, lost = self._fill(block.data)
+        if lost:
+            self.overruns += 1
         block.gap = lost
         block.position = self._next + lost
         block.frames = frames
@@ -150,10 +165,19 @@ class Sink(abc.ABC):
     sr: int
     channels: int
     latency_samples: int = 0
+    #: Output underruns so far (the device ran out of samples and played silence); 0 where the
+    #: backend cannot tell.
+    underruns: int = 0
 
     @abc.abstractmethod
     def write(self, data: np.ndarray) -> None:
         """Queue ``data`` (frames, channels) float32; blocks while the device buffer is full."""
+
+    def skip(self, frames: int) -> None:
+        """Leave ``frames`` of silence before the next :meth:`write`: the source dropped that
+        many samples, and what follows must still be heard at the stated latency. A device that
+        plays silence when starved and keeps its own clock needs nothing (the default); a sink
+        that queues by sample index or has no clock (a file) fills the span."""
 
     def close(self) -> None:
         """Play out what is queued and release the device (idempotent)."""

@@ -73,6 +73,9 @@ class FileSink(Sink):
     def write(self, data):
         self._file.write(data)
 
+    def skip(self, frames):
+        self._file.write(np.zeros((frames, self.channels), np.float32))  # only after a gap
+
     def close(self):
         if not self._file.closed:
             self._file.close()

@@ -6,9 +6,12 @@ opened by soundcard and then read and written through libpulse directly (:class:
 soundcard's ``record``/``play`` allocate arrays and take the server lock several times per block.
 Elsewhere (WASAPI, CoreAudio) soundcard's own calls are used.
 
-Known limits: the server does not report capture overflows, so a gap can only come from the
-server dropping data we did not read for seconds (its record buffer is large); a stream that
-fails (device unplugged, server gone) raises :class:`DeviceLost` at the next block.
+Xruns: the server does not report capture overflows (its record buffer holds seconds); a
+capture that falls behind drops what it cannot catch up with and says so as a gap (a capture
+overrun). The output does not pre-buffer, so an underrun costs the span that came too late,
+never the lag after it (:class:`_PulseWriter`); underruns are counted. The server resamples a
+device whose rate changes; a stream not at its own rate raises :class:`FormatChanged`, a stream
+that fails (device unplugged, server gone) :class:`DeviceLost`, at the next block.
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ import time
 
 import numpy as np
 
-from companion.audio.base import (Backend, BackendUnavailable, DeviceInfo, DeviceLost, Sink,
-                                  Source)
+from companion.audio.base import (Backend, BackendUnavailable, DeviceInfo, DeviceLost,
+                                  FormatChanged, Sink, Source)
 
 __all__ = ["SoundcardBackend"]
 
@@ -72,19 +75,42 @@ def _reuse_mainloop_lock() -> None:
     client._lock_mainloop = lock_mainloop
 
 
-def _device_name_lib():
-    """libpulse's ``pa_stream_get_device_name``, which soundcard's bindings leave out (cached)."""
-    global _DEVICE_NAME_LIB
-    if _DEVICE_NAME_LIB is None:
+def _libpulse():
+    """The libpulse calls soundcard's bindings leave out (cached): the stream's device and
+    sample spec, its latest underflow, its timing (buffer fill), and changing its buffer
+    metrics."""
+    global _LIBPULSE
+    if _LIBPULSE is None:
         import cffi
 
         ffi = cffi.FFI()
-        ffi.cdef("const char *pa_stream_get_device_name(void *s);")
-        _DEVICE_NAME_LIB = (ffi.dlopen("libpulse.so.0"), ffi)
-    return _DEVICE_NAME_LIB
+        ffi.cdef("""
+            typedef struct { uint32_t maxlength, tlength, prebuf, minreq, fragsize; } attr_t;
+            typedef struct { int format; uint32_t rate; uint8_t channels; } spec_t;
+            const char *pa_stream_get_device_name(void *s);
+            const spec_t *pa_stream_get_sample_spec(void *s);
+            int64_t pa_stream_get_underflow_index(void *s);
+            void *pa_stream_set_buffer_attr(void *s, const attr_t *attr, void *cb, void *data);
+            void pa_operation_unref(void *o);
+            typedef struct {
+                struct { long tv_sec; long tv_usec; } timestamp;
+                int synchronized_clocks;
+                uint64_t sink_usec, source_usec, transport_usec;
+                int playing, write_index_corrupt;
+                int64_t write_index;
+                int read_index_corrupt;
+                int64_t read_index;
+                uint64_t configured_sink_usec, configured_source_usec;
+                int64_t since_underrun;
+            } timing_t;
+            const timing_t *pa_stream_get_timing_info(void *s);
+            void *pa_stream_update_timing_info(void *s, void *cb, void *data);
+        """)
+        _LIBPULSE = (ffi.dlopen("libpulse.so.0"), ffi)
+    return _LIBPULSE
 
 
-_DEVICE_NAME_LIB = None
+_LIBPULSE = None
 
 
 class _PulseStream:
@@ -95,7 +121,8 @@ class _PulseStream:
     ``benchmarks/live``).
 
     A stream that failed (device unplugged, server gone) or ended is noticed at the next look
-    and raises :class:`DeviceLost`, never waits forever."""
+    and raises :class:`DeviceLost`, never waits forever; one whose rate is not ours raises
+    :class:`FormatChanged`."""
 
     SIZE_MAX = 2 ** 64 - 1  # libpulse's (size_t)-1: the stream is not good
 
@@ -108,15 +135,26 @@ class _PulseStream:
         self.stream, self.sr, self.channels, self.what = stream, sr, channels, what
         self._data = self._ffi.new("void**")
         self._nbytes = self._ffi.new("size_t*")
+        # The same stream as a pointer of our own bindings (see _libpulse).
+        self._lib, self._cffi = _libpulse()
+        self._raw = self._cffi.cast("void *", int(self._ffi.cast("uintptr_t", stream)))
+        self.check_rate()
 
     def device_name(self) -> str:
         """The device the server has the stream on now (it moves a stream to the fallback
         device when its own goes away)."""
-        lib, ffi = _device_name_lib()
-        address = int(self._ffi.cast("uintptr_t", self.stream))
         with self._locked:
-            name = lib.pa_stream_get_device_name(ffi.cast("void *", address))
-        return "" if name == ffi.NULL else ffi.string(name).decode()
+            name = self._lib.pa_stream_get_device_name(self._raw)
+        return "" if name == self._cffi.NULL else self._cffi.string(name).decode()
+
+    def check_rate(self) -> None:
+        """The server resamples whatever the device does to the rate the stream was opened
+        with; a stream that is not (or no longer) at that rate cannot go on counting samples."""
+        with self._locked:
+            rate = self._lib.pa_stream_get_sample_spec(self._raw).rate
+        if rate != self.sr:
+            raise FormatChanged(f"{self.what} sample rate is {rate} Hz, not {self.sr} Hz: "
+                                f"open it again at {rate} Hz")
 
     def lost(self, why: str) -> DeviceLost:
         return DeviceLost(f"{self.what} stopped: {why}")
@@ -137,14 +175,20 @@ class _PulseStream:
 class _PulseReader(_PulseStream):
     """Reads a record stream into caller arrays; a fragment larger than asked for is kept."""
 
+    #: Seconds without a sample before we ask whether the stream is still there.
+    QUIET_S = 0.5
+    #: Shortest sleep, seconds: the server delivers every few milliseconds, not sooner.
+    MIN_NAP_S = 0.002
+
     def __init__(self, recorder, *, sr, channels, capacity):
         super().__init__(recorder.stream, sr=sr, channels=channels, what="capture")
         self._pending = np.zeros(capacity, dtype=np.float32)
         self._pending_n = 0
-        # soundcard's read callback sets this event when a fragment arrives: waiting on it
-        # wakes us once per fragment (sleeping for the expected time wakes too early, and
-        # costs more in a virtual machine, where each timer is expensive).
-        self._arrived = recorder._record_event
+        self._next_piece = 0.0  # when the server's next piece is due (monotonic seconds)
+        # No read callback: soundcard's wakes Python (and takes the interpreter lock) in
+        # libpulse's thread for every piece of a fragment; we sleep until a block is due.
+        with self._locked:
+            self._pa.pa_stream_set_read_callback(self.stream, self._ffi.NULL, self._ffi.NULL)
 
     def backlog(self) -> int:
         """Samples (interleaved) received and not yet read."""
@@ -154,15 +198,26 @@ class _PulseReader(_PulseStream):
         return self._pending_n + (0 if readable == self.SIZE_MAX else readable // 4)
 
     def read(self, out: np.ndarray) -> None:
-        """Fill ``out`` (1-D float32, interleaved) with the next samples, waiting for them."""
+        """Fill ``out`` (1-D float32, interleaved) with the next samples, waiting for them.
+
+        The server delivers a fragment in pieces (about 10 ms each on a null sink); sleeping for
+        as long as the missing samples take to arrive wakes us about twice a block, and never
+        more than a nap after the last piece came."""
         got = self._take_pending(out)
+        quiet = 0.0
         while got < out.size:
             n = self._take(out[got:])
-            if n == 0:
-                if not self._arrived.wait(timeout=0.5):
-                    self.check_ready()  # nothing for half a second: is the stream still there?
-                self._arrived.clear()
-            got += n
+            if n:
+                got, quiet = got + n, 0.0
+                continue
+            # The missing samples' time, and not before the next piece is due.
+            nap = max((out.size - got) / (self.channels * self.sr), self.MIN_NAP_S,
+                      self._next_piece - time.monotonic())
+            time.sleep(nap)
+            quiet += nap
+            if quiet > self.QUIET_S:  # nothing for a while: is the stream still there?
+                self.check_ready()
+                quiet = 0.0
 
     def skip(self, samples: int) -> None:
         """Drop the next ``samples`` (interleaved) already received."""
@@ -189,16 +244,13 @@ class _PulseReader(_PulseStream):
         the rest into the pending store; return samples given (0: nothing there yet)."""
         pa, ffi = self._pa, self._ffi
         with self._locked:
-            readable = pa.pa_stream_readable_size(self.stream)
-            if readable == self.SIZE_MAX:
-                raise self.lost("the stream failed (device unplugged or server gone)")
-            if readable == 0:
-                return 0
+            # Peek says both "nothing yet" (0 bytes) and "stream failed" (< 0) in one call.
             if pa.pa_stream_peek(self.stream, self._data, self._nbytes) < 0:
-                raise self.lost("cannot read the stream")
+                raise self.lost("the stream failed (device unplugged or server gone)")
             n = self._nbytes[0] // 4
             if n == 0:
                 return 0
+            self._next_piece = time.monotonic() + n / (self.channels * self.sr)
             want = min(n, out.size if out is not None else limit)
             rest = n - want
             if rest > self._pending.size - self._pending_n:
@@ -218,34 +270,119 @@ class _PulseReader(_PulseStream):
 
 
 class _PulseWriter(_PulseStream):
-    """Writes caller arrays into a playback stream once the server has room for them."""
+    """Writes caller arrays into a playback stream, every sample at its place on the clock.
 
-    def __init__(self, player, *, sr, channels):
+    The stream does not pre-buffer (prebuf 0): when it runs dry the server plays silence and
+    keeps counting, drops what then comes too late, and says so (an underflow, counted here).
+    So the output never slips: the first write lands ``tlength`` past the server's read
+    position, and each later one right after the last (after a hole if :meth:`skip` asked for
+    one), so every sample is heard the stated latency after its block was written, whatever
+    happened in between. One ``pa_stream_write`` per block, and no wait unless the source
+    runs ahead of the clock: the capture paces the loop. Every :attr:`CHECK_EVERY` blocks the
+    server says how full the buffer is; a buffer that keeps growing or stays dry (the output's
+    clock runs slower or faster than the source's) starts again at the stated latency.
+    """
+
+    CHECK_EVERY = 16
+    #: Blocks queued beyond the stated latency before :meth:`write` waits.
+    AHEAD_BLOCKS = 4
+    #: Level checks in a row that find the buffer dry or overfull before starting again.
+    OFF_CHECKS = 3
+
+    def __init__(self, player, *, sr, channels, tlength_frames):
         super().__init__(player.stream, sr=sr, channels=channels, what="playback")
+        self._player = player
+        lib, ffi = self._lib, self._cffi
+        attr = ffi.new("attr_t *", {"maxlength": 2 ** 32 - 1, "minreq": 2 ** 32 - 1,
+                                    "fragsize": 2 ** 32 - 1, "prebuf": 0,
+                                    "tlength": tlength_frames * channels * 4})
+        with self._locked:
+            lib.pa_operation_unref(lib.pa_stream_set_buffer_attr(self._raw, attr, ffi.NULL,
+                                                                 ffi.NULL))
+        #: Bytes queued ahead of the server's read position when a block is written.
+        self._offset = self._pa.pa_stream_get_buffer_attr(self.stream).tlength
+        #: From a write returning to its last sample being heard, frames: measured by the server
+        #: at each start (the request until then).
+        self.latency_frames = int(tlength_frames)
+        self._anchor = True  # the next write starts at the stated latency
+        self._anchored_at, self._since_anchor = 0.0, 0  # when, and frames written since
+        self._hole = 0  # bytes of silence to leave before the next write
+        self._writes = 0
+        self._off_level = 0  # checks in a row that found the buffer far from its level
+        self._underflow = -1
+        self.underruns = 0
+
+    def skip(self, frames: int) -> None:
+        self._hole += frames * self.channels * 4
 
     def write(self, data: np.ndarray) -> None:
         flat = np.ascontiguousarray(data, dtype=np.float32).reshape(-1)
-        done = 0
-        while done < flat.size:
-            n = self._put(flat[done:])
-            if n == 0:
-                self.wait_for(flat.size - done)
-            done += n
-
-    def _put(self, flat: np.ndarray) -> int:
-        pa, ffi = self._pa, self._ffi
+        frames = flat.size // self.channels
+        if not self._anchor:
+            # Frames queued beyond the stated latency, by the clock: a source faster than real
+            # time waits here (the buffer is full) instead of flooding the server.
+            ahead = self._since_anchor - (time.monotonic() - self._anchored_at) * self.sr
+            if ahead > self.AHEAD_BLOCKS * frames:
+                self.wait_for(int(ahead - frames) * self.channels)
+        pa, ffi, lib = self._pa, self._ffi, self._lib
         with self._locked:
-            room = pa.pa_stream_writable_size(self.stream)
-            if room == self.SIZE_MAX:
-                raise self.lost("the stream failed (device unplugged or server gone)")
-            n = min(room // (4 * self.channels) * self.channels, flat.size)
-            if n == 0:
-                return 0
+            if self._anchor:  # this block starts the stated latency after the read position
+                offset, mode = self._offset, pa.PA_SEEK_RELATIVE_ON_READ
+            else:
+                offset, mode = self._hole, pa.PA_SEEK_RELATIVE
             # libpulse copies the samples (no free callback): ours stay ours.
-            if pa.pa_stream_write(self.stream, ffi.from_buffer(flat[:n]), n * 4, ffi.NULL, 0,
-                                  pa.PA_SEEK_RELATIVE) < 0:
-                raise self.lost("cannot write the stream")
-            return n
+            if pa.pa_stream_write(self.stream, ffi.from_buffer(flat), flat.size * 4, ffi.NULL,
+                                  offset, mode) < 0:
+                raise self.lost("the stream failed (device unplugged or server gone)")
+            if self._anchor:
+                self._anchored_at, self._since_anchor = time.monotonic(), frames
+            else:
+                self._since_anchor += frames + self._hole // (4 * self.channels)
+            anchored, self._anchor, self._hole = self._anchor, False, 0
+            underflow = lib.pa_stream_get_underflow_index(self._raw)
+            self._writes += 1
+            if self._writes % self.CHECK_EVERY == 0:  # ask; the answer is read a block later
+                lib.pa_operation_unref(lib.pa_stream_update_timing_info(self._raw, ffi.NULL,
+                                                                        ffi.NULL))
+            elif self._writes % self.CHECK_EVERY == 1 and self._writes > 1:
+                self._check_level(flat.size * 4)
+        if underflow != self._underflow:
+            self._underflow = underflow
+            self.underruns += 1
+        if anchored:  # one round trip to the server, at each start only
+            self.latency_frames = int(round(self._player.latency * self.sr))
+
+    def _check_level(self, block_bytes: int) -> None:
+        """How full the buffer was when the server last said (a block ago, so up to a block
+        fuller than now). Called with the mainloop locked."""
+        lib, ffi = self._lib, self._cffi
+        info = lib.pa_stream_get_timing_info(self._raw)
+        if (info != ffi.NULL and not info.write_index_corrupt
+                and not info.read_index_corrupt):
+            # Steady, it reads up to two blocks above the offset: the block just written, and
+            # the one played since the server looked (and write() lets a source run up to
+            # AHEAD_BLOCKS ahead). Dry (below zero) or beyond that, again and again, is not a
+            # stall that the backlog makes good.
+            level = info.write_index - info.read_index
+            far = not 0 <= level <= self._offset + (self.AHEAD_BLOCKS + 2) * block_bytes
+            self._off_level = self._off_level + 1 if far else 0
+            if self._off_level >= self.OFF_CHECKS:
+                self._anchor, self._off_level = True, 0
+
+    def close(self) -> None:
+        """Let what is queued play out, then disconnect. Not soundcard's close: its drain
+        never ends on a stream that does not pre-buffer (the server keeps playing silence)."""
+        from soundcard import pulseaudio
+
+        time.sleep(min(self.latency_frames / self.sr, 1.0))
+        pulse, pa = pulseaudio._pulse, self._pa
+        pulse._pa_stream_disconnect(self.stream)
+        deadline = time.monotonic() + 2.0
+        while (pulse._pa_stream_get_state(self.stream)
+               not in (pa.PA_STREAM_TERMINATED, pa.PA_STREAM_FAILED)
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        pulse._pa_stream_unref(self.stream)
 
 
 def _is_pulse(device) -> bool:
@@ -281,9 +418,13 @@ class SoundcardSource(Source):
 
     def _fill(self, out):
         lost = 0
-        if self._blocks % self.CHECK_EVERY == 1:
+        if self._blocks == 0:
+            # What piled up while the rest was opened is not live any more: the stream starts
+            # at the newest block (no gap: nothing was lost after the start).
+            self._drop_backlog(0)
+        elif self._blocks % self.CHECK_EVERY == 1:
             self._check_device()
-            lost = self._drop_backlog()
+            lost = self._drop_backlog(self.max_backlog_frames)
         if self._reader is not None:
             self._reader.read(out.reshape(-1))
         else:  # WASAPI, CoreAudio: soundcard's own call (allocates)
@@ -299,16 +440,19 @@ class SoundcardSource(Source):
         records something else (perhaps our own output): that is a lost device, said so."""
         if self._reader is None:
             return
+        self._reader.check_rate()
         now = self._reader.device_name()
         if now != self._device:
             raise self._reader.lost(f"{self._device} is gone (the server moved the capture "
                                     f"to {now or 'nothing'})")
 
-    def _drop_backlog(self) -> int:
+    def _drop_backlog(self, limit: int) -> int:
+        """Drop what was received beyond the next block if that is more than ``limit``
+        frames; return the frames dropped."""
         if self._reader is None:
             return 0
         backlog = self._reader.backlog() // self.channels
-        if backlog <= self.max_backlog_frames:
+        if backlog <= max(limit, self.block_frames):
             return 0
         excess = backlog - self.block_frames
         self._reader.skip(excess * self.channels)
@@ -327,16 +471,30 @@ class SoundcardSink(Sink):
     def __init__(self, speaker, *, sr, channels, buffer_frames):
         self.sr, self.channels = sr, channels
         # soundcard's player blocksize is the server-side target length (PA tlength), i.e. the
-        # output latency with PA_STREAM_ADJUST_LATENCY.
-        self.latency_samples = int(buffer_frames)
+        # output latency with PA_STREAM_ADJUST_LATENCY; on PulseAudio the server measures it
+        # once playing (see latency_samples).
+        self._requested = int(buffer_frames)
         self._player = speaker.player(samplerate=sr, channels=channels, blocksize=buffer_frames)
         try:
             self._player.__enter__()
         except RuntimeError as error:
             raise DeviceLost(f"cannot open {speaker.name}: {error}") from None
         self._open = True
-        self._writer = (_PulseWriter(self._player, sr=sr, channels=channels)
+        self._writer = (_PulseWriter(self._player, sr=sr, channels=channels,
+                                     tlength_frames=buffer_frames)
                         if _is_pulse(speaker) else None)
+
+    @property
+    def latency_samples(self) -> int:
+        return self._writer.latency_frames if self._writer is not None else self._requested
+
+    @property
+    def underruns(self) -> int:
+        return self._writer.underruns if self._writer is not None else 0
+
+    def skip(self, frames):
+        if self._writer is not None:  # elsewhere the device plays silence and keeps its clock
+            self._writer.skip(frames)
 
     def write(self, data):
         if self._writer is not None:
@@ -359,6 +517,9 @@ class SoundcardSink(Sink):
     def close(self):
         if self._open:
             self._open = False
+            if self._writer is not None:
+                self._writer.close()
+                return
             try:
                 self._player.__exit__(None, None, None)
             except RuntimeError:
