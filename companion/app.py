@@ -571,6 +571,9 @@ class LiveSession:
         sys.setswitchinterval(0.0005)
         # Everything imported so far lives as long as the process: collections need not walk
         # it again (each full walk of numpy & co. is milliseconds on the control thread).
+        if self.listener is None:
+            self._start_listener()
+        self.listener.warm_up()
         gc.freeze()
         try:
             self._run_audio_and_control()

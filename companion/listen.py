@@ -261,6 +261,16 @@ class Listener:
                 self._sound_start = now
                 self._next_try = min(self._next_try, now + self.min_window_s)
 
+    def warm_up(self) -> None:
+        """Do the first fingerprint and lookup's one-off work now (loading libchromaprint:
+        ~60 ms holding the GIL; the local store's catalogue), before a real-time audio thread
+        runs beside the identify loop. Only the local store is asked: no network at start."""
+        from chart_store.fingerprint import fingerprint
+
+        noise = np.random.default_rng(0).uniform(-0.1, 0.1, int(self.min_window_s * self.sr))
+        local = getattr(self.resolver, "local", self.resolver)  # a ChartResolver's, or a store
+        local.identify(fingerprint(noise.astype(np.float32), self.sr))
+
     def _identify(self, ring: MonoRing, seconds: float):
         from chart_store.fingerprint import fingerprint
 

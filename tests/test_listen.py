@@ -100,3 +100,13 @@ def test_after_a_seek_the_recheck_retries_soon_and_says_which_audio_it_heard(sto
     assert after and after[0].from_s == pytest.approx(12.0)
     assert after[0].stream_s < 12.0 + 5.0  # a retry, not the next regular recheck
     assert after[0].offset_s == pytest.approx(25.0 - 13.0, abs=0.13)
+
+
+def test_warm_up_asks_the_local_store_only():
+    """The one-off first fingerprint and lookup run before the audio does, without the
+    network: a dead chart server is not asked (it would be backed off after a failure)."""
+    from chart_store.resolver import ChartResolver
+
+    resolver = ChartResolver(remote_url="http://127.0.0.1:9", timeout_s=0.5)  # nothing listens
+    Listener(resolver, sr=SR, analyze=False).warm_up()
+    assert resolver._remote_usable()
