@@ -37,7 +37,9 @@ The log (--log) has one JSON object per line:
   {"event":"sync","stream_s","chart_s","status"}               four times a second once synced
   {"event":"judgement","note_t","lane","result":"hit"|"miss","error_ms","grade",...}
   {"event":"result","chart_id","difficulty","score","accuracy","best"}  a song's end (high scores)
-  {"event":"end","score","accuracy","hits","misses","reason",...}
+  {"event":"warning","kind":"xrun","message","overruns","underruns","dropped_samples",...}
+      audio glitches (at most one a second): the output keeps its lag through them
+  {"event":"end","score","accuracy","hits","misses","reason","overruns","underruns",...}
 Songs no store knows are recorded and charted in the background (the next play has a chart).
 Ctrl-C (SIGINT) or SIGTERM stop cleanly: the log is flushed and `end` written.
 LOOPJAM_AUDIO_TRACE=FILE.npy saves per-block timings of the audio loop (position, read returned,
