@@ -58,6 +58,11 @@ class DifficultyRule:
     sustain_beats: float
     min_gap_s: float = 0.06
 
+    def gap_s(self, beat_s: float) -> float:
+        """Shortest gap between two notes at a beat of ``beat_s`` seconds, with the onsets'
+        jitter allowed for (:data:`GAP_SLACK`)."""
+        return max(self.min_gap_s, self.min_gap_beats * beat_s * (1.0 - GAP_SLACK))
+
 
 RULES: dict[str, DifficultyRule] = {
     "expert": DifficultyRule(min_gap_beats=0.25, lanes_drop=0, chord_strength=1.2,
@@ -179,8 +184,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
-        keep = _notes.strongest_apart(times, score, min_gap_s=max(
-            rule.min_gap_s, rule.min_gap_beats * beat_s * (1.0 - GAP_SLACK)))
+        keep = _notes.strongest_apart(times, score, min_gap_s=rule.gap_s(beat_s))
         n_lanes = max(3, lanes - rule.lanes_drop)
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
         lane = assign_lanes(times[keep], pitches[keep], lanes=n_lanes, fast_s=FAST_BEATS * beat_s)

@@ -616,7 +616,7 @@ def new_partials(spec: Spectrogram, frames: np.ndarray, *, before: tuple[int, in
         total = np.zeros((spec.magnitude.shape[0], frames.size), np.float32)
         for offset in range(lo, hi):
             cols = np.clip(frames + offset, 0, spec.n_frames - 1)
-            total += np.log1p(spec.magnitude[:, cols] * np.float32(100.0 / top))
+            total += np.log1p(spec.magnitude[:, cols] * np.float32(COMPRESSION / top))
         return total / (hi - lo)                                            # (bins, n)
 
     def peaks(s: np.ndarray) -> np.ndarray:

@@ -210,7 +210,7 @@ class Catalog:
         if now - self._checked_at < self.recheck_s:
             return
         self._checked_at = now
-        generation = self.db.scalar("SELECT value FROM generation WHERE id = 1")
+        generation = self.generation()
         if generation == self._generation:
             return
         with self._sync_lock:

@@ -183,6 +183,7 @@ class Track:
 
     notes: tuple[Note, ...]
     _times: np.ndarray = field(init=False, repr=False)
+    _durations: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         notes = tuple(self.notes)
@@ -191,6 +192,7 @@ class Track:
         if times.size and (not np.all(np.isfinite(times)) or _descending(times)):
             raise ChartError("notes must have finite times sorted ascending")
         object.__setattr__(self, "_times", times)
+        object.__setattr__(self, "_durations", _frozen_array([n.dur for n in notes], np.float64))
 
     def __len__(self) -> int:
         return len(self.notes)
@@ -210,6 +212,11 @@ class Track:
     def times(self) -> np.ndarray:
         """Note start times, seconds, shape (n,), read-only."""
         return self._times
+
+    @property
+    def durations(self) -> np.ndarray:
+        """Note durations, seconds (0: a tap, > 0: a sustain), shape (n,), read-only."""
+        return self._durations
 
     def index_range(self, t0: float, t1: float) -> range:
         """Indices of the notes starting in ``[t0, t1)``."""

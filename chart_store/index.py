@@ -29,7 +29,8 @@ import numpy as np
 
 from chart_store.fingerprint import ITEM_S
 
-__all__ = ["FingerprintIndex", "Hit", "ACCEPT_BER", "SHORT_ACCEPT_BER", "accept_ber", "probe_masks"]
+__all__ = ["FingerprintIndex", "Hit", "ACCEPT_BER", "SHORT_ACCEPT_BER", "accept_ber", "probe_masks",
+           "change_bits"]
 
 #: Largest bit error rate accepted as the same recording, for queries of 19 items (5 s) or more.
 #: Measured by ``benchmarks/identify/thresholds.py`` at 100,000 indexed tracks (245 million
@@ -85,6 +86,14 @@ CHANGE_BER = 0.01
 _CHANGE_LAG = 8
 #: Offsets around a voted alignment that verification tries (codec delay, sub-item shifts).
 _SHIFTS = np.arange(-2, 3)
+
+
+def change_bits(items: np.ndarray) -> float | None:
+    """Bits that change between items about a second apart (``_CHANGE_LAG`` items), on
+    average: how much a query's sound moves (None when it is too short to say)."""
+    if items.size <= _CHANGE_LAG:
+        return None
+    return float(np.bitwise_count(items[_CHANGE_LAG:] ^ items[:-_CHANGE_LAG]).mean())
 
 
 def probe_masks(radius: int) -> np.ndarray:
@@ -266,10 +275,8 @@ class FingerprintIndex:
         if diagonals.size == 0:
             return []
         runs, offsets, rates, overlaps = self._verify(snap, query, fresh, diagonals, anchors)
-        ceiling = np.inf
-        if query.size > _CHANGE_LAG:
-            change = np.bitwise_count(query[_CHANGE_LAG:] ^ query[:-_CHANGE_LAG]).mean()
-            ceiling = self.change_ber * float(change)
+        change = change_bits(query)
+        ceiling = np.inf if change is None else self.change_ber * change
         accepted = np.flatnonzero(rates <= np.minimum(self.threshold(overlaps), ceiling))
         best: dict[int, Hit] = {}
         for run, offset, rate, overlap, vote in zip(runs[accepted], offsets[accepted],

@@ -569,11 +569,11 @@ class LiveSession:
         # control-thread time slice while the output buffer drains.
         switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
-        # Everything imported so far lives as long as the process: collections need not walk
-        # it again (each full walk of numpy & co. is milliseconds on the control thread).
         if self.listener is None:
             self._start_listener()
-        self.listener.warm_up()
+        self.listener.warm_up()  # its one-off loading must not stall the audio thread
+        # Everything imported so far lives as long as the process: collections need not walk
+        # it again (each full walk of numpy & co. is milliseconds on the control thread).
         gc.freeze()
         try:
             self._run_audio_and_control()

@@ -237,9 +237,8 @@ def import_song(folder) -> ImportedSong:
     for y in wide.values():
         mix_channels[:, :y.shape[1]] += y
     stems = None
-    if stem in audio:  # the instrument's own stem, as long as the mix
-        stems = {stem: np.zeros((width, length), np.float32)}
-        stems[stem][:, :wide[stem].shape[1]] = wide[stem]
+    if stem in audio:  # the instrument's own stem (attach_masks pads it to the mix)
+        stems = {stem: wide[stem]}
     masks, difficulties = attach_masks(difficulties, y=mix_channels, sr=sr, stems=stems)
     duration_s = length / sr
     meta = ChartMeta(title=song.title, artist=song.artist, album=song.album,

@@ -86,10 +86,7 @@ class Song:
     label: np.ndarray | None = None
 
 
-def _band_means(rise: np.ndarray) -> list[np.ndarray]:
-    from analyzer import notes as N
-
-    hz = np.arange(rise.shape[0]) * N.ANALYSIS_SR / N.N_FFT
+def _band_means(rise: np.ndarray, hz: np.ndarray) -> list[np.ndarray]:
     return [rise[(hz >= lo) & (hz < hi)].mean(axis=0) for lo, hi in zip(BANDS_HZ, BANDS_HZ[1:])]
 
 
@@ -131,9 +128,9 @@ def song_candidates(folder: Path) -> Song:
 
     rise = mean_log(1, 4) - mean_log(-5, -1)
     lag2 = np.maximum(mean_log(0, 1) - mean_log(-2, -1), 0.0)
-    for k, (a, b) in enumerate(zip(_band_means(rise), _band_means(lag2))):
+    hz = np.arange(rise.shape[0]) * N.ANALYSIS_SR / N.N_FFT                 # bin frequencies
+    for k, (a, b) in enumerate(zip(_band_means(rise, hz), _band_means(lag2, hz))):
         f[f"band{k}"], f[f"lag2band{k}"] = a, b
-    hz = np.arange(rise.shape[0]) * N.ANALYSIS_SR / N.N_FFT
     edges = np.geomspace(60.0, N.ANALYSIS_SR / 2, 17)
     for k in range(16):
         f[f"b16_{k}"] = rise[(hz >= edges[k]) & (hz < edges[k + 1])].mean(axis=0)
@@ -142,7 +139,8 @@ def song_candidates(folder: Path) -> Song:
     copied = {name for k, name in enumerate(EVALUATED) if human[name].size and any(
         np.array_equal(human[name], human[h]) for h in EVALUATED[:k])}
     song = Song(folder.name, len(y) / sr, beat, t, hand, f, human, copied)
-    song.shift_s = best_shift_scores(human["expert"], chart(song, hand, 0.35))["shift_ms"] / 1000
+    hand_chart = chart(song, hand, C.ONSET_THRESHOLD)
+    song.shift_s = best_shift_scores(human["expert"], hand_chart)["shift_ms"] / 1000
     ref = human["expert"] + song.shift_s
     j = np.clip(np.searchsorted(ref, t), 1, ref.size - 1)
     song.label = (np.minimum(np.abs(t - ref[j - 1]), np.abs(t - ref[j])) <= 0.05).astype(float)
@@ -157,8 +155,8 @@ def chart(song: Song, score: np.ndarray, threshold: float, name: str = "expert")
 
     rule = C.RULES[name]
     on = score >= threshold
-    gap = max(rule.min_gap_s, rule.min_gap_beats * song.beat_s * (1.0 - C.GAP_SLACK))
-    return song.times[on][N.strongest_apart(song.times[on], score[on], min_gap_s=gap)]
+    return song.times[on][N.strongest_apart(song.times[on], score[on],
+                                            min_gap_s=rule.gap_s(song.beat_s))]
 
 
 def quick_f(song: Song, score: np.ndarray, threshold: float) -> float:
@@ -276,9 +274,12 @@ def _mean(rows: list[dict]) -> dict:
 
 def evaluate(dev: list[Song], bench: list[Song]) -> dict:
     """Every model: leave-one-song-out on dev, then fit on all dev and score bench once."""
+    from analyzer import charting as C
+
     report = {"hand rule": {
-        "dev": {s.name: score_song(s, s.hand, 0.35) for s in dev},
-        "bench": {s.name: score_song(s, s.hand, 0.35) for s in bench}, "threshold": 0.35}}
+        "dev": {s.name: score_song(s, s.hand, C.ONSET_THRESHOLD) for s in dev},
+        "bench": {s.name: score_song(s, s.hand, C.ONSET_THRESHOLD) for s in bench},
+        "threshold": C.ONSET_THRESHOLD}}
     hand_scores = {s.name: s.hand for s in dev}
     loso = {}
     for held in dev:

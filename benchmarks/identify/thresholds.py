@@ -34,12 +34,13 @@ from benchmarks.data import dev_songs_dir
 from benchmarks.identify.common import benchmark_songs, percentiles
 from benchmarks.identify.scale import (cached, scale_index, scale_recordings, song_queries,
                                        track_queries)
+from chart_store.index import change_bits
 
 
-def change(items: np.ndarray, lag: int = 8) -> float:
-    """Bits that change over ``lag`` items (about 1 s), on average, in a query longer than
-    ``lag`` items."""
-    return max(float(np.bitwise_count(items[lag:] ^ items[:-lag]).mean()), 1e-9)
+def change(items: np.ndarray) -> float:
+    """:func:`chart_store.index.change_bits` of a query longer than a second, kept above 0
+    (a ratio's denominator)."""
+    return max(change_bits(items), 1e-9)
 
 
 def main(argv=None) -> int:

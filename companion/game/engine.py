@@ -308,7 +308,7 @@ class GameEngine:
 
     def results(self) -> Results:
         """The totals so far."""
-        sustains = sum(1 for n in self.track.notes if n.dur > 0)
+        sustains = int(np.count_nonzero(self.track.durations))
         return Results(
             score=self.score, accuracy=self.accuracy, hits=self.hits, misses=self.misses,
             perfect=self._counts["perfect"], great=self._counts["great"],

@@ -91,20 +91,6 @@ class StateBox:
             return self._snapshot
 
 
-_sustains: tuple[Track | None, np.ndarray] = (None, np.zeros(0, bool))
-
-
-def _sustain_mask(track: Track) -> np.ndarray:
-    """Which notes of ``track`` are sustains (kept for the last track: snapshots come 20 times
-    a second, from the thread the overlay shares the interpreter with)."""
-    global _sustains
-    cached, mask = _sustains
-    if cached is not track:
-        mask = np.fromiter((n.dur > 0 for n in track), dtype=bool, count=len(track))
-        _sustains = (track, mask)
-    return mask
-
-
 def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, wall_time: float,
                          rate: float = 1.0, lanes: int | None = None, title: str = "",
                          artist: str = "", duration_s: float = 0.0, chart_source: str = "",
@@ -113,7 +99,7 @@ def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, w
     track = engine.track
     states = engine.note_states.copy()
     # Hit sustains are being held, were held to their end, or were dropped.
-    hit_sustains = _sustain_mask(track) & (states == NoteState.HIT)
+    hit_sustains = (track.durations > 0) & (states == NoteState.HIT)
     if hit_sustains.any():
         held = [r.note_index for r in engine.sustain_results if r.held]
         dropped = hit_sustains.copy()
