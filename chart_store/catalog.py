@@ -17,6 +17,7 @@ server).
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -134,6 +135,18 @@ class Catalog:
         self._generation = None
         self._checked_at = -float("inf")
         self._sync_lock = threading.Lock()
+
+    def copy(self, *, recheck_s: float) -> Catalog:
+        """A catalogue of the same database holding a copy of this one's index, to bring up to
+        date aside (:meth:`sync_index` then reads only the charts that changed) while this one
+        goes on answering; the schema is already migrated."""
+        other = copy.copy(self)
+        other.index = self.index.copy()
+        other._meta = dict(self._meta)
+        other.recheck_s = recheck_s
+        other._checked_at = -float("inf")
+        other._sync_lock = threading.Lock()
+        return other
 
     def insert(self, chart: Chart, chart_id: str, *, origin: str | None = None,
                owner: int | None = None, source_hash: str | None = None) -> bool:

@@ -220,6 +220,17 @@ class FingerprintIndex:
         elementwise for an array."""
         return accept_ber(n_items, long=self.accept_ber, short=self.short_accept_ber)
 
+    def copy(self) -> FingerprintIndex:
+        """An index of the same recordings and settings that changes apart from this one (the
+        item arrays are shared: neither ever changes one in place)."""
+        other = FingerprintIndex(accept_ber=self.accept_ber,
+                                 short_accept_ber=self.short_accept_ber,
+                                 max_postings=self.max_postings, candidates=self.candidates,
+                                 change_ber=self.change_ber)
+        with self._lock:
+            other._runs = dict(self._runs)
+        return other
+
     def add(self, key: str, items: np.ndarray) -> None:
         """Index (or re-index) recording ``key`` with its uint32 ``items``."""
         with self._lock:

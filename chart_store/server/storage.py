@@ -71,7 +71,7 @@ class ServerStore:
     """The chart server's database: ``Database(url)`` plus the shared catalogue schema.
 
     ``catalog`` holds the rows (its own index is never loaded); identification goes through a
-    second catalogue whose index :meth:`refresh` builds whole and replaces, never changes.
+    second catalogue, which :meth:`refresh` replaces by an updated copy and never changes.
     """
 
     def __init__(self, url: str):
@@ -83,14 +83,17 @@ class ServerStore:
 
     def refresh(self) -> bool:
         """Rebuild the identification index if the catalogue changed since the last build (by
-        this process or another); True when it did. Blocks for the build (seconds at 10,000
-        charts), so servers call it off the request path; searches meanwhile use the
-        previous index."""
+        this process or another); True when it did. The new index starts as a copy of the
+        current one and reads only the charts that changed, then builds its search arrays
+        (seconds at 10,000 charts), so servers call it off the request path; searches
+        meanwhile use the previous index."""
         with self._refresh_lock:
             generation = self.catalog.generation()
             if generation == self._searched:
                 return False
-            fresh = Catalog(self.db, MIGRATIONS, recheck_s=math.inf)  # never syncs again
+            # Never syncs again by itself: it is replaced whole.
+            fresh = (Catalog(self.db, MIGRATIONS, recheck_s=math.inf) if self._searcher is None
+                     else self._searcher.copy(recheck_s=math.inf))
             fresh.sync_index()
             _ = fresh.index.nbytes  # builds the search arrays now, not on the first search
             self._searcher, self._searched = fresh, generation
