@@ -4,7 +4,8 @@ A :class:`Chart` holds everything LoopJam knows about one recording:
 
 - :class:`ChartMeta` — title, artist, album, duration, where the chart came from;
 - :class:`Fingerprint` — Chromaprint raw items of the whole recording (identification);
-- :class:`SyncReference` — an onset-strength envelope at a fixed frame rate (live alignment);
+- :class:`SyncReference` — an onset-strength envelope at a fixed frame rate, and coarse band
+  energies (live alignment);
 - ``beats`` — beat times in seconds (the tempo map);
 - one :class:`Track` per difficulty, a time-sorted tuple of :class:`Note`;
 - :class:`MaskBank` — compact per-note spectral masks (what to remove when a note is missed).
@@ -121,7 +122,9 @@ class Fingerprint:
 
 @dataclass(frozen=True, eq=False)
 class SyncReference:
-    """An onset-strength envelope of the whole recording, used to lock the chart to playback.
+    """An onset-strength envelope of the whole recording, used to lock the chart to playback,
+    and optionally its coarse band energies, which place a second of audio the envelope cannot
+    (harmony, timbre, sustained parts).
 
     Parameters
     ----------
@@ -129,10 +132,21 @@ class SyncReference:
         Onset strength per frame, frame ``k`` centred at ``k / frame_rate`` seconds.
     frame_rate : float
         Frames per second (Hz).
+    bands : np.ndarray [shape=(m, n_bands), dtype=uint8], optional
+        Log band magnitudes in byte steps (:mod:`analyzer.features` says which bands and
+        steps), row ``j`` averaged over ``[j / band_rate, (j + 1) / band_rate)`` seconds;
+        None in charts made before they existed.
+    band_rate : float, optional
+        Rows of ``bands`` per second (Hz); given exactly when ``bands`` is.
     """
 
     envelope: np.ndarray
     frame_rate: float
+    bands: np.ndarray | None = None
+    band_rate: float | None = None
+
+    #: Most bands a row may hold.
+    MAX_BANDS = 256
 
     def __post_init__(self):
         object.__setattr__(self, "envelope", _frozen_array(self.envelope, np.float32))
@@ -140,10 +154,27 @@ class SyncReference:
             raise ChartError("sync envelope must be a finite one-dimensional array")
         if not (self.frame_rate > 0 and np.isfinite(self.frame_rate)):
             raise ChartError(f"sync frame_rate must be > 0, got {self.frame_rate!r}")
+        if (self.bands is None) != (self.band_rate is None):
+            raise ChartError("sync bands and band_rate come together")
+        if self.bands is None:
+            return
+        bands = np.asarray(self.bands)
+        if (bands.dtype.kind not in "ui" or bands.ndim != 2
+                or not 1 <= bands.shape[1] <= self.MAX_BANDS):
+            raise ChartError(f"sync bands must be integers of shape (rows, 1..{self.MAX_BANDS}), "
+                             f"got {bands.dtype} {bands.shape}")
+        if bands.size and (bands.min() < 0 or bands.max() > 255):
+            raise ChartError("sync bands must be bytes (0..255)")
+        object.__setattr__(self, "bands", _frozen_array(bands, np.uint8))
+        if not (self.band_rate > 0 and np.isfinite(self.band_rate)):
+            raise ChartError(f"sync band_rate must be > 0, got {self.band_rate!r}")
 
     def __eq__(self, other):
         return (isinstance(other, SyncReference) and self.frame_rate == other.frame_rate
-                and np.array_equal(self.envelope, other.envelope))
+                and np.array_equal(self.envelope, other.envelope)
+                and self.band_rate == other.band_rate
+                and (self.bands is None) == (other.bands is None)
+                and (self.bands is None or np.array_equal(self.bands, other.bands)))
 
     __hash__ = None
 

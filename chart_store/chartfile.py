@@ -57,7 +57,9 @@ __all__ = [
 ]
 
 FORMAT = "loopjam-chart"
-VERSION = 1
+VERSION = 2
+#: The first version with coarse sync bands (``sync.band_rate``, ``sync.bands``).
+BANDS_VERSION = 2
 SUFFIX = ".chart"
 DOCUMENT = "chart.json"
 
@@ -66,7 +68,7 @@ MAX_FILE_BYTES = 256 * 2**20        # the whole file, as stored
 MAX_MEMBER_BYTES = 64 * 2**20       # one member, uncompressed
 MAX_TOTAL_BYTES = 256 * 2**20       # all members, uncompressed
 MAX_DOCUMENT_BYTES = 4 * 2**20      # chart.json, uncompressed
-MAX_MEMBERS = 64                    # a v1 file has at most 32
+MAX_MEMBERS = 64                    # a v2 file has at most 33
 MAX_CENTRAL_DIRECTORY_BYTES = 64 * 2**10
 MAX_NOTES = 1_000_000               # all difficulties together
 MAX_MASKS = 1_000_000
@@ -172,7 +174,7 @@ def chart_to_json(chart: Chart) -> dict:
     """
     meta = chart.meta
     return {
-        "format": FORMAT, "version": VERSION, "id": chart_id(chart),
+        "format": FORMAT, "version": _version_of(chart), "id": chart_id(chart),
         "title": meta.title, "artist": meta.artist, "album": meta.album,
         "duration_s": float(meta.duration_s), "source": meta.source.value,
         "tool_version": meta.tool_version, "lanes": int(chart.lanes),
@@ -185,11 +187,18 @@ def chart_to_json(chart: Chart) -> dict:
     }
 
 
+def _version_of(chart: Chart) -> int:
+    """The lowest version that holds ``chart``: a chart without sync bands is written as
+    version 1, byte for byte (and id) as before the bands existed, and older readers read it."""
+    has_bands = chart.sync is not None and chart.sync.bands is not None
+    return BANDS_VERSION if has_bands else 1
+
+
 def _members(chart: Chart) -> list[tuple[str, bytes]]:
     """The canonical members of ``chart``'s file: ``chart.json``, then one per array."""
     arrays: dict[str, np.ndarray] = {"beats": _positive_zero(chart.beats)}
     document = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT, "version": _version_of(chart),
         "meta": _encode_meta(chart.meta),
         "lanes": _integer_of(chart.lanes, "lanes"),
         "difficulties": list(chart.difficulties),
@@ -207,6 +216,9 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
     if chart.sync is not None:
         document["sync"] = {"frame_rate": _float_of(chart.sync.frame_rate)}
         arrays["sync.envelope"] = _positive_zero(chart.sync.envelope)
+        if chart.sync.bands is not None:
+            document["sync"]["band_rate"] = _float_of(chart.sync.band_rate)
+            arrays["sync.bands"] = chart.sync.bands
     arrays.update(_encode_masks(chart.masks))
     stems = {note.stem for track in chart.difficulties.values() for note in track}
     for stem in stems:
@@ -323,7 +335,8 @@ def _expected_dtype(array: str) -> str:
         return _NOTE_COLUMNS[array.rsplit(".", 1)[1]]
     if array in _MASK_ARRAYS:
         return _MASK_ARRAYS[array][0]
-    return {"beats": "f8", "fingerprint.items": "u4", "sync.envelope": "f4"}[array]
+    return {"beats": "f8", "fingerprint.items": "u4", "sync.envelope": "f4",
+            "sync.bands": "u1"}[array]
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,22 +531,28 @@ def _parse_document(payload: bytes) -> _Layout:
         fingerprint = _fields(fields["fingerprint"], "fingerprint.",
                               algorithm=_int(0, MAX_ALGORITHM), item_s=_number)
     if fields["sync"] is not None:
-        sync = _fields(fields["sync"], "sync.", frame_rate=_number)
+        # Version 2 added the optional band_rate (with the sync.bands array).
+        banded = (fields["version"] >= BANDS_VERSION and isinstance(fields["sync"], dict)
+                  and "band_rate" in fields["sync"])
+        sync = _fields(fields["sync"], "sync.", frame_rate=_number,
+                       **({"band_rate": _number} if banded else {}))
     masks = _fields(fields["masks"], "masks.", hop_s=_number)
     try:
         meta = ChartMeta(**meta)
     except ChartError as error:
         raise ChartFormatError(f"invalid chart: {error}") from error
     arrays = _parse_arrays(fields["arrays"], difficulties, fingerprint is not None,
-                           sync is not None)
+                           sync is not None, sync is not None and "band_rate" in sync)
     return _Layout(meta=meta, lanes=fields["lanes"], difficulties=difficulties, stems=stems,
                    fingerprint=fingerprint, sync=sync, hop_s=masks["hop_s"], arrays=arrays)
 
 
-def _parse_arrays(descriptors: dict, difficulties, has_fingerprint: bool, has_sync: bool):
+def _parse_arrays(descriptors: dict, difficulties, has_fingerprint: bool, has_sync: bool,
+                  has_bands: bool):
     """Check the array descriptors against what the document says must be there."""
     dims = {"beats": 1, **({"fingerprint.items": 1} if has_fingerprint else {}),
             **({"sync.envelope": 1} if has_sync else {}),
+            **({"sync.bands": 2} if has_bands else {}),
             **{name: ndim for name, (_, ndim) in _MASK_ARRAYS.items()},
             **{f"notes.{d}.{c}": 1 for d in difficulties for c in _NOTE_COLUMNS}}
     missing = dims.keys() - descriptors.keys()
@@ -610,7 +629,8 @@ def _build_chart(layout: _Layout, arrays: dict[str, np.ndarray]) -> Chart:
         fingerprint = Fingerprint(arrays["fingerprint.items"], **layout.fingerprint)
     sync = None
     if layout.sync is not None:
-        sync = SyncReference(arrays["sync.envelope"], **layout.sync)
+        sync = SyncReference(arrays["sync.envelope"], bands=arrays.get("sync.bands"),
+                             **layout.sync)
     return Chart(meta=layout.meta, difficulties=difficulties, lanes=layout.lanes,
                  beats=arrays["beats"], fingerprint=fingerprint, sync=sync, masks=masks)
 

@@ -305,7 +305,7 @@ class LiveSession:
                     jumped = self.sync.jump_since_s
                     self.sync.update(self.onsets.latest(n), end_frame=self.onsets.frames_done,
                                      silent=silent, since_s=self._quiet_since if silent
-                                     else self._sound_since)
+                                     else self._sound_since, bands=self._live_bands())
                     if jumped is None and self.sync.jump_since_s is not None:
                         # a second opinion on where we are, from the audio after the jump
                         self.listener.recheck(since=int(self.sync.jump_since_s * self.sr))
@@ -320,6 +320,16 @@ class LiveSession:
         if self.state_box is not None and time.monotonic() >= self._next_snapshot:
             self._next_snapshot = time.monotonic() + 0.05
             self._publish_snapshot()
+
+    def _live_bands(self):
+        """The onset stream's latest coarse bands for the sync, when the chart's are the same
+        kind (older charts have none: the sync then goes by the envelope alone)."""
+        from analyzer.features import BAND_RATE, N_BANDS
+
+        if self.sync.band_rate != BAND_RATE or self.chart.sync.bands.shape[1] != N_BANDS:
+            return None
+        rows = min(self.onsets.rows_done, self.sync.window // self.sync.band_pool)
+        return self.onsets.latest_bands(rows) if rows else None
 
     def _start_listener(self) -> None:
         from chart_store.home import loopjam_home

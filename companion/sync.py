@@ -14,14 +14,20 @@ clock drift. What it handles:
   level (:attr:`Synchronizer.jump_since_s` then says about when the jump was: the caller asks
   the identify loop to fingerprint the audio since); the audio since about then is searched over
   the whole reference, in windows from 1 s to all of it, and two updates whose searches agree
-  re-lock. Where the envelope cannot place it (a passage that repeats, or with little rhythm),
-  the first fingerprint of the audio since the jump (:meth:`hint`, about 3 s after it) does,
-  when the envelope fits there better than at the old place, however close (a short skip).
+  re-lock. When the reference has coarse band energies (harmony and timbre, 10 a second) and
+  the caller gives the live ones, they search instead: a second of onset envelope
+  sampled at a fraction of a frame from the reference's grid fits many places (a beat is a
+  beat), its spectrum one; the envelope then refines the place found. Where neither can place
+  it (a passage that repeats, or with little rhythm and no bands), the first fingerprint of the
+  audio since the jump (:meth:`hint`, about 3 s after it) does, when the envelope fits there
+  better than at the old place, however close (a short skip).
   A different song is the identify loop's business: it calls :meth:`reset`.
 - **repeated passages**: a few seconds cannot tell two copies of a riff apart, so every second
-  the audio since the lock (up to 10 s) is searched everywhere too, and the fingerprint's own
-  rechecks (:meth:`hint`) move a lock that sits on the wrong copy (less than a second away:
-  two rechecks in a row must say so).
+  the audio since the lock (up to 10 s) is searched everywhere too (with bands, a place found
+  there must fit them better too: the envelope of a passage a fraction of a frame off the
+  reference's grid fits it poorly, and another passage's beat can fit it better), and the
+  fingerprint's own rechecks (:meth:`hint`) move a lock that sits on the wrong copy (less
+  than a second away: two rechecks in a row must say so).
 - **drift**: the fit's slope.
 
 Offsets are ``chart_s - stream_s``. Nothing here touches audio devices or threads: the caller
@@ -36,7 +42,8 @@ import numpy as np
 
 from chart_store.chart import SyncReference
 
-__all__ = ["SyncStatus", "SyncEstimate", "ClockMap", "Synchronizer", "SyncError", "ncc_peak"]
+__all__ = ["SyncStatus", "SyncEstimate", "ClockMap", "Synchronizer", "SyncError", "ncc_peak",
+           "BandMatcher"]
 
 
 class SyncError(ValueError):
@@ -126,6 +133,12 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
     energy = np.maximum(csum2[w:] - csum2[:-w] - sums * sums / w, 0.0)
     denom = norm * np.sqrt(energy)
     ncc = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 1e-9)
+    return _pick_peak(ncc, min_gap=min_gap, prior_at=prior_at, prior_weight=prior_weight,
+                      exclude=exclude)
+
+
+def _pick_peak(ncc: np.ndarray, *, min_gap: int, prior_at=None, prior_weight=0.0, exclude=None):
+    """:func:`ncc_peak`'s choice of the peak and runner-up among correlations ``ncc``."""
     positions = np.arange(ncc.size)
     if exclude is not None:
         ncc[(positions > exclude[0]) & (positions < exclude[1])] = -1.0
@@ -136,6 +149,95 @@ def ncc_peak(live: np.ndarray, ref: np.ndarray, *, min_gap: int = 5,
     away = np.abs(positions - best) >= min_gap
     runner_up = float(ncc[away].max()) if away.any() else 0.0
     return _parabolic(ncc, best), float(ncc[best]), runner_up
+
+
+class BandMatcher:
+    """Normalised correlation of a few rows of coarse band energies against every place of a
+    reference (:attr:`chart_store.chart.SyncReference.bands`), every half row.
+
+    Each row loses its mean over bands first (the spectrum's shape, not its loudness), and
+    each band its mean over the window compared (a codec's or an equaliser's tilt); the
+    correlation is then taken over the whole patch. A row averages a tenth of a second, and
+    music that changes faster fits its own place poorly half a row off the reference's grid:
+    the places between rows are compared with the mean of the rows either side.
+
+    Parameters
+    ----------
+    bands : np.ndarray [shape=(m, n_bands)]
+        The reference rows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.integers(0, 200, size=(300, 24))
+    >>> scores = BandMatcher(ref).scores(ref[120:135] + 3)   # louder, the same spectra
+    >>> int(np.argmax(scores)) / 2, round(float(scores.max()), 2)   # (in rows)
+    (120.0, 1.0)
+    """
+
+    def __init__(self, bands: np.ndarray):
+        self.ref = _row_contrast(bands)
+        self._grids = [_Rows(self.ref), _Rows((self.ref[:-1] + self.ref[1:]) / 2)]
+
+    @property
+    def n_bands(self) -> int:
+        return self.ref.shape[1]
+
+    def scores(self, pattern: np.ndarray) -> np.ndarray:
+        """Correlation (-1..1) of ``pattern`` (shape (w, n_bands), 2 <= w < m) at every half
+        row ``p / 2`` of the reference (``pattern[i] ~ ref[p / 2 + i]``), shape
+        (2 * (m - w) + 1,)."""
+        w = pattern.shape[0]
+        if not 2 <= w < self.ref.shape[0] or pattern.shape[1] != self.n_bands:
+            raise SyncError(f"cannot correlate {pattern.shape} band rows against "
+                            f"{self.ref.shape}")
+        x = _row_contrast(pattern)
+        x -= x.mean(axis=0)
+        whole, half = (grid.scores(x) for grid in self._grids)
+        out = np.empty(whole.size + half.size)
+        out[0::2], out[1::2] = whole, half
+        return out
+
+    def fit_at(self, pattern: np.ndarray, position: float) -> float:
+        """Correlation of ``pattern`` at a fractional row ``position`` of the reference, its
+        rows interpolated there; 0 where it does not lie wholly inside."""
+        w = pattern.shape[0]
+        first = int(np.floor(position))
+        frac = position - first
+        if first < 0 or first + w + 1 > self.ref.shape[0]:
+            return 0.0
+        patch = (1 - frac) * self.ref[first:first + w] + frac * self.ref[first + 1:first + w + 1]
+        patch -= patch.mean(axis=0)
+        x = _row_contrast(pattern)
+        x -= x.mean(axis=0)
+        denom = np.sqrt(np.sum(patch * patch) * np.sum(x * x))
+        return float(np.sum(patch * x) / denom) if denom > 1e-9 else 0.0
+
+
+class _Rows:
+    """One grid of reference rows and the running sums its correlations need."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+        zero = np.zeros((1, rows.shape[1]))
+        self._csum = np.concatenate([zero, np.cumsum(rows, axis=0)])
+        self._csum2 = np.concatenate([zero, np.cumsum(np.square(rows), axis=0)])
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Correlation of ``x`` (band means removed) at every row."""
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        w = x.shape[0]
+        dots = np.einsum("pbw,wb->p", sliding_window_view(self.rows, w, axis=0), x)
+        sums = self._csum[w:] - self._csum[:-w]
+        energy = np.maximum(self._csum2[w:] - self._csum2[:-w] - sums * sums / w, 0.0).sum(axis=1)
+        denom = np.sqrt(energy * np.sum(x * x))
+        return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 1e-9)
+
+
+def _row_contrast(bands: np.ndarray) -> np.ndarray:
+    x = np.asarray(bands, dtype=np.float64)
+    return x - x.mean(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -265,10 +367,33 @@ class Synchronizer:
     #: How late a silence or the sound after it may be noticed when the caller does not say
     #: exactly when (seconds).
     EDGE_SLACK_S = 0.8
+    #: With the reference's coarse bands (:meth:`update`'s ``bands``), the audio since a jump is
+    #: placed by them: the onset envelope of a second of music at a fraction of a frame from
+    #: the reference's grid fits many places (a beat is a beat), its spectrum one. Fewer rows
+    #: than this (0.8 s at 10 Hz) are not searched (a second of audio since a jump has 9 or
+    #: 10 whole rows) ...
+    BAND_MIN_ROWS = 8
+    #: ... the place found there is refined by the envelope within this many seconds (the
+    #: bands place it to a few ms) ...
+    BAND_REFINE_S = 0.05
+    #: ... and the place locked, to this many seconds (a row), is not another place: a skip
+    #: of a fifth of a second is a jump to place.
+    BAND_HERE_S = 0.1
 
     def __init__(self, reference: SyncReference, *, window_s: float = 6.0, search_s: float = 0.3,
                  min_score: float = 0.45, min_margin: float = 0.08, fit_s: float = 20.0):
         self.frame_rate = float(reference.frame_rate)
+        # Coarse bands, when the chart has them at a whole number of envelope frames per row.
+        self.band_rate: float | None = None
+        self.band_pool = 0
+        self._bands: BandMatcher | None = None
+        if reference.bands is not None and reference.bands.shape[0] > self.BAND_MIN_ROWS:
+            pool = self.frame_rate / reference.band_rate
+            if round(pool) >= 1 and abs(pool - round(pool)) < 1e-9:
+                self.band_rate, self.band_pool = float(reference.band_rate), int(round(pool))
+                self._bands = BandMatcher(reference.bands)
+        self._live_bands: np.ndarray | None = None  # this update's rows
+        self._bands_end = 0  # stream row one past the last of them
         self.window = int(round(window_s * self.frame_rate))
         self.search = int(round(search_s * self.frame_rate))
         self.min_score, self.min_margin, self.fit_s = min_score, min_margin, fit_s
@@ -318,14 +443,26 @@ class Synchronizer:
         self._hint_new = True
 
     def update(self, live: np.ndarray, *, end_frame: int, silent: bool = False,
-               since_s: float | None = None) -> SyncEstimate | None:
+               since_s: float | None = None,
+               bands: np.ndarray | None = None) -> SyncEstimate | None:
         """Measure the offset from the live envelope frames ``[end_frame - len(live), end_frame)``.
 
         ``silent`` says the stream has been silent lately (below the audible floor); ``since_s``,
         when the caller knows it, the stream second that silence began (``silent``) or that the
-        sound after one came back (not ``silent``). Returns the accepted measurement, or None.
+        sound after one came back (not ``silent``). ``bands``, when the reference has them
+        (:attr:`band_rate` is not None): the latest rows of the live coarse bands, the same
+        kind at the same rate (shape (r, n_bands)), the last one ending with the last whole row
+        of frames (row ``j`` is frames ``j * band_pool`` to ``(j + 1) * band_pool - 1``).
+        Returns the accepted measurement, or None.
         """
         stream_s = end_frame / self.frame_rate
+        self._live_bands = None
+        if bands is not None and self._bands is not None:
+            bands = np.asarray(bands)
+            if bands.ndim != 2 or bands.shape[1] != self._bands.n_bands:
+                raise SyncError(f"live bands of shape {bands.shape}; the reference has "
+                                f"{self._bands.n_bands} bands")
+            self._live_bands, self._bands_end = bands, end_frame // self.band_pool
         if silent:
             if self.status is SyncStatus.LOCKED:
                 self._silence_start = stream_s if since_s is None else since_s
@@ -457,7 +594,7 @@ class Synchronizer:
             self._doubt_since = None
             self._here_scores.append(here_score)
             del self._here_scores[:-8]
-        patterns = []
+        patterns = []  # seconds of the latest audio to place
         if self._doubt_since is not None:
             # The jump happened shortly before the fit fell; where exactly is unknown, so try
             # the windows that may start after it, every half second, and all the audio since
@@ -468,6 +605,7 @@ class Synchronizer:
                                        + 1e-9, 0.5))
             if since > patterns[-1] + 0.25:
                 patterns.append(since)
+        in_doubt = len(patterns)  # the first ones: the audio since a jump
         if self._candidates or stream_s >= self._next_recheck:
             self._next_recheck = stream_s + self.RECHECK_EVERY_S
             since_lock = min(stream_s - self._lock_from, self.RECHECK_WINDOW_S)
@@ -481,9 +619,14 @@ class Synchronizer:
         anchor = self._anchor(offset)
         found = []
         jump = self.jump_since_s
-        for seconds in patterns:
+        for i, seconds in enumerate(patterns):
             n = min(int(seconds * fr), live.size)
-            candidate = self._jump_to(live[-n:], end_frame - n, offset)
+            if i < in_doubt and self._live_bands is not None:
+                candidate = self._band_jump_to(seconds, live[-n:], end_frame - n, offset)
+            else:
+                candidate = self._jump_to(live[-n:], end_frame - n, offset)
+                if candidate is not None and not self._bands_agree(seconds, candidate, offset):
+                    candidate = None  # the envelope's beat fits there, the music does not
             if (candidate is not None and anchor is not None
                     and abs(candidate.offset_s - anchor) > self.HINT_AGREE_S
                     and (jump is None or (end_frame - n) / fr < jump - 0.01)):
@@ -584,6 +727,45 @@ class Synchronizer:
                 or best.score <= self._fit(pattern, start_frame, offset_s) + self.JUMP_MARGIN):
             return None
         return best
+
+    def _band_jump_to(self, seconds, pattern, start_frame, offset_s) -> SyncEstimate | None:
+        """The place the last ``seconds`` of the live bands fit clearly better than at
+        ``offset_s``, if any, refined by the envelope ``pattern`` (from ``start_frame``)."""
+        rate = self.band_rate
+        rows = min(int(seconds * rate + 1e-9), self._live_bands.shape[0])
+        if rows < self.BAND_MIN_ROWS or rows >= self._bands.ref.shape[0]:
+            return None
+        first = self._bands_end - rows  # stream row of the pattern's first row
+        live = self._live_bands[-rows:]
+        here = first + offset_s * rate  # the reference row it starts at if nothing jumped
+        reach = self.BAND_HERE_S * rate
+        position, score, runner_up = _pick_peak(  # in half rows
+            self._bands.scores(live), min_gap=int(2 * self.PLACE_S * rate),
+            exclude=(2 * (here - reach), 2 * (here + reach)))
+        position /= 2
+        if score < self.JUMP_MIN_SCORE or score - runner_up < self.min_margin:
+            return None
+        # The verdict, there and here, at the fraction of a row each place is at.
+        score = max(score, self._bands.fit_at(live, position))
+        if score <= self._bands.fit_at(live, here) + self.JUMP_MARGIN:
+            return None
+        coarse = (position - first) / rate
+        fine = self._local(pattern, start_frame, coarse,
+                           int(np.ceil(self.BAND_REFINE_S * self.frame_rate)), "global",
+                           min_score=-1.0)
+        return SyncEstimate(fine.stream_s, fine.offset_s, score, "global", fine.span_s)
+
+    def _bands_agree(self, seconds, candidate: SyncEstimate, offset_s) -> bool:
+        """Whether the last ``seconds`` of the live bands, if given, fit ``candidate``'s place
+        better than ``offset_s``."""
+        if self._live_bands is None:
+            return True
+        rows = min(int(seconds * self.band_rate + 1e-9), self._live_bands.shape[0])
+        if rows < self.BAND_MIN_ROWS:
+            return True
+        live, first = self._live_bands[-rows:], self._bands_end - rows
+        return (self._bands.fit_at(live, first + candidate.offset_s * self.band_rate)
+                > self._bands.fit_at(live, first + offset_s * self.band_rate))
 
     def _global(self, live, start_frame, *, inside=False, away_from=None):
         """The one place ``live`` fits best, clearly better than any other; ``inside``: only

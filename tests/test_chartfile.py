@@ -234,7 +234,7 @@ def test_chart_to_json_has_the_contract_shape():
     doc = chart_to_json(small_chart())
     assert {"format", "version", "id", "title", "artist", "duration_s",
             "difficulties"} <= doc.keys()
-    assert doc["format"] == "loopjam-chart" and doc["version"] == chartfile.VERSION
+    assert doc["format"] == "loopjam-chart" and doc["version"] == 1  # no sync bands
     assert doc["id"] == chart_id(small_chart())
     assert list(doc["difficulties"]) == ["easy", "expert"]
     assert doc["difficulties"]["expert"][0] == {"t": 0.5, "dur": 0.0, "lane": 1, "pitch": 60,
@@ -270,7 +270,7 @@ def test_too_many_stems_fail_on_writing():
 
 def test_future_version(valid):
     data = with_document(valid, lambda doc: doc.update(version=7, unknown_new_field=1))
-    assert reason(data) == "version 7 is newer than this LoopJam supports (1)"
+    assert reason(data) == "version 7 is newer than this LoopJam supports (2)"
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -483,3 +483,113 @@ def test_the_documented_example_is_what_the_writer_makes():
     data = dumps(chart)
     assert dict(members(data))["chart.json"].decode() == documented
     assert f"is a {len(data):,}-byte file with id `{chart_id(chart)}`".replace(",", " ") in text
+
+
+# --- the sync reference's coarse bands (optional: charts before them have none) ---------------
+
+
+def banded_chart(bands=None, band_rate=10.0) -> Chart:
+    from chart_store.chart import SyncReference
+
+    rng = np.random.default_rng(3)
+    bands = rng.integers(0, 256, size=(40, 24)).astype(np.uint8) if bands is None else bands
+    sync = SyncReference(rng.random(400).astype(np.float32), 100.0, bands=bands,
+                         band_rate=band_rate)
+    return Chart(ChartMeta("Song", duration_s=4.0), {"expert": [Note(1.0, lane=2)]}, sync=sync)
+
+
+@pytest.fixture(scope="module")
+def banded() -> bytes:
+    return dumps(banded_chart())
+
+
+def test_sync_bands_round_trip_exactly(banded):
+    chart = loads(banded)
+    assert chart == banded_chart() and chart.sync.bands.dtype == np.uint8
+    assert chart.sync.bands.shape == (40, 24) and chart.sync.band_rate == 10.0
+    assert document(banded)["arrays"]["sync.bands"] == {"dtype": "u1", "shape": [40, 24]}
+    assert chart_id(chart) == chart_id(banded_chart())
+    # the bands are content: other bands, another id
+    other = banded_chart().sync.bands.copy()
+    other[0, 0] ^= 1
+    assert chart_id(banded_chart(other)) != chart_id(banded_chart())
+
+
+def test_charts_without_bands_keep_their_bytes_and_load_without_them(banded):
+    # A chart written before the bands existed: no band_rate, no sync.bands member.
+    from chart_store.chart import SyncReference
+
+    old = dumps(Chart(ChartMeta("Song", duration_s=4.0), {"expert": [Note(1.0, lane=2)]},
+                      sync=SyncReference(np.ones(400, np.float32), 100.0)))
+    assert document(old)["sync"] == {"frame_rate": 100.0} and document(old)["version"] == 1
+    assert "sync.bands.bin" not in dict(members(old))
+    chart = loads(old)
+    assert chart.sync.bands is None and chart.sync.band_rate is None
+    # ... and a banded chart stripped of its bands is such a chart
+    def strip(doc):
+        del doc["sync"]["band_rate"]
+        del doc["arrays"]["sync.bands"]
+    stripped = rezip([(n, p) for n, p in members(with_document(banded, strip))
+                      if n != "sync.bands.bin"])
+    assert loads(stripped).sync.bands is None
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["arrays"].__delitem__("sync.bands"), "arrays lack 'sync.bands'"),
+    (lambda d: d["sync"].__delitem__("band_rate"), "unexpected array 'sync.bands'"),
+    (lambda d: d["sync"].update(band_rate=0), "band_rate must be > 0"),
+    (lambda d: d["sync"].update(band_rate=-10.0), "band_rate must be > 0"),
+    (lambda d: d["sync"].update(band_rate="10"), "sync.band_rate must be a number"),
+    (lambda d: d["sync"].update(band_rate=None), "sync.band_rate must be a number"),
+    (lambda d: d["sync"].update(bands=[]), "unknown field sync.'bands'"),
+    (lambda d: d["arrays"]["sync.bands"].update(dtype="f4"), "stores sync.bands as 'u1'"),
+    (lambda d: d["arrays"]["sync.bands"].update(dtype="f2"), "dtype is 'f2'"),
+    (lambda d: d["arrays"]["sync.bands"].update(shape=[960]), "must have 2 dimension"),
+    (lambda d: d["arrays"]["sync.bands"].update(shape=[40, 24, 1]), "must have 2 dimension"),
+    (lambda d: d["arrays"]["sync.bands"].update(shape=[2**40, 24]), "shape[] must be 0.."),
+    (lambda d: d["arrays"]["sync.bands"].update(shape=[2**25, 24]), "over the size limit"),
+    (lambda d: d["arrays"]["sync.bands"].update(shape=[40, 23]), "its descriptor says 920"),
+])
+def test_wrong_sync_bands(banded, edit, message):
+    assert message in reason(with_document(banded, edit))
+
+
+def test_a_chart_with_bands_is_version_2_and_version_1_cannot_carry_them(banded):
+    # A version 1 reader refuses the file as newer instead of as corrupt ...
+    assert document(banded)["version"] == 2
+    assert chart_to_json(loads(banded))["version"] == 2
+    # ... and a version 1 file with bands is not a file any writer makes.
+    assert "unknown field sync.'band_rate'" in reason(
+        with_document(banded, lambda d: d.update(version=1)))
+
+
+def test_sync_bands_shapes_that_hold_no_band_are_refused(banded):
+    data = with_member(with_document(banded, lambda d: d["arrays"]["sync.bands"].update(
+        shape=[1, 0])), "sync.bands.bin", b"")
+    assert "sync bands must be integers of shape (rows, 1..256)" in reason(data)
+    wide = with_member(with_document(banded, lambda d: d["arrays"]["sync.bands"].update(
+        shape=[3, 320])), "sync.bands.bin", bytes(960))
+    assert "sync bands must be integers of shape (rows, 1..256)" in reason(wide)
+
+
+def test_nan_band_rate_is_refused(banded):
+    data = with_document(banded, lambda d: json.dumps(d).replace('"band_rate": 10.0',
+                                                                 '"band_rate": NaN'))
+    assert "holds NaN" in reason(data)
+
+
+@pytest.mark.parametrize("bands, band_rate, message", [
+    (np.zeros((4, 24), np.float32) + np.nan, 10.0, "must be integers"),
+    (np.full((4, 24), 300), 10.0, "must be bytes"),
+    (np.full((4, 24), -1), 10.0, "must be bytes"),
+    (np.zeros(24, np.uint8), 10.0, "shape (rows, 1..256)"),
+    (np.zeros((4, 24), np.uint8), float("nan"), "band_rate must be > 0"),
+    (np.zeros((4, 24), np.uint8), None, "come together"),
+    (None, 10.0, "come together"),
+])
+def test_sync_bands_model_checks(bands, band_rate, message):
+    from chart_store.chart import ChartError, SyncReference
+
+    with pytest.raises(ChartError) as caught:
+        SyncReference(np.zeros(40, np.float32), 100.0, bands=bands, band_rate=band_rate)
+    assert message in str(caught.value)

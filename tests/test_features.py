@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from analyzer.features import (FRAME_RATE, FeatureError, OnsetStream, onset_envelope,
-                               sync_reference)
+from analyzer.features import (BAND_POOL, BAND_RATE, BAND_STEP, FRAME_RATE, N_BANDS,
+                               FeatureError, OnsetStream, onset_envelope, sync_reference)
 from chart_store.chart import SyncReference
 
 
@@ -94,3 +94,50 @@ def test_sync_reference_and_errors():
         OnsetStream(1000)
     with pytest.raises(FeatureError):
         OnsetStream(48000).push(np.zeros((2, 10)))
+
+
+@pytest.mark.parametrize("block", [1, 37, 513, 4096])
+def test_band_rows_stream_frame_exact(block):
+    sr = 48000
+    y, _ = _song(sr, seconds=0.5 if block == 1 else 3.0)
+    ref = sync_reference(y, sr)
+    stream = OnsetStream(sr, capacity=ref.envelope.size)
+    rows = 0
+    for i in range(0, y.size, block):
+        stream.push(y[i:i + block])
+        # a row is complete with its last frame
+        assert stream.rows_done == stream.frames_done // BAND_POOL
+        if stream.rows_done != rows:
+            rows = stream.rows_done
+            assert np.array_equal(stream.latest_bands(rows), ref.bands[:rows])
+    assert rows >= ref.bands.shape[0] - 1  # the last row may wait for flush()
+    stream.flush()
+    assert np.array_equal(stream.latest_bands(ref.bands.shape[0]), ref.bands)
+
+
+def test_band_rows_hold_the_spectrum():
+    sr = 44100
+    t = np.arange(3 * sr) / sr
+    y = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    ref = sync_reference(y, sr)
+    assert ref.band_rate == BAND_RATE and ref.bands.dtype == np.uint8
+    assert ref.bands.shape == (3 * FRAME_RATE // BAND_POOL, N_BANDS)
+    loud = ref.bands[1:-1].astype(int)
+    assert np.all(np.argmax(loud, axis=1) == np.argmax(loud[0]))  # one band, steady
+    # half the level is log(2) lower where the tone is (up to rounding)
+    quiet = sync_reference(0.5 * y, sr).bands[1:-1].astype(int)
+    drop = (loud - quiet)[:, np.argmax(loud[0])]
+    assert np.all(np.abs(drop - np.log(2) / BAND_STEP) <= 1.5)
+
+
+def test_band_ring_wraps_and_refuses_what_it_lost():
+    sr = 44100
+    y, _ = _song(sr, seconds=3.0)
+    ref = sync_reference(y, sr)
+    stream = OnsetStream(sr, capacity=100)  # 10 rows
+    stream.push(y)
+    out = np.empty((8, N_BANDS), np.uint8)
+    stream.latest_bands(8, out=out)
+    assert np.array_equal(out, ref.bands[stream.rows_done - 8:stream.rows_done])
+    with pytest.raises(FeatureError):
+        stream.latest_bands(11)

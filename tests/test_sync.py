@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from analyzer.features import FRAME_RATE, OnsetStream, sync_reference
-from companion.sync import SyncStatus, Synchronizer, ncc_peak
+from chart_store.chart import SyncReference
+from companion.sync import SyncError, SyncStatus, Synchronizer, ncc_peak
 
 SR = 22050
 
@@ -277,3 +278,104 @@ def test_two_fingerprints_that_agree_move_a_lock_one_beat_off_and_one_does_not()
     two = [c - (12.4 + t) for t, c in trace if t >= 6.25]
     assert one and max(abs(e) for e in one) < 0.01  # still where it was
     assert two and max(abs(e) for e in two) < 0.01, two[:5]
+
+
+# A song whose rhythm says nothing about where it is: the same click every 0.25 s over pads
+# whose chord changes (cross-faded, so no onset) every half second. The onset envelope of any
+# second of it fits every beat; its spectrum (the reference's coarse bands) fits one place.
+def _harmony_song(seconds, seed, *, chords=None):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    steps = int(np.ceil(seconds / 0.5))
+    if chords is None:
+        chords = rng.integers(0, 36, size=(steps, 3))
+    y = np.zeros(n)
+    ramp = np.linspace(0, 1, int(0.1 * SR))  # each chord fades in over 0.1 s, out over the next's
+    for k in range(steps):
+        lo, end = int(k * 0.5 * SR), int((k + 1) * 0.5 * SR)
+        gain = np.concatenate([ramp, np.ones(end - lo - ramp.size), ramp[::-1]])
+        hi = min(lo + gain.size, n)
+        for note in chords[k]:
+            f = 110 * 2 ** (note / 12)
+            y[lo:hi] += 0.05 * gain[:hi - lo] * np.sin(2 * np.pi * f * t[lo:hi])
+    click = np.random.default_rng(0).standard_normal(int(0.02 * SR)) * np.hanning(int(0.02 * SR))
+    for on in np.arange(0.0, seconds - 0.05, 0.25):
+        i = int(on * SR)
+        y[i:i + click.size] += 0.3 * click
+    return y.astype(np.float32), chords
+
+
+HARMONY, _CHORDS = _harmony_song(60, seed=11)
+
+
+def _feed_bands(sync, stream, *, gain=0.5, update_s=0.25, bands=True):
+    """Like :func:`_feed`, giving the synchroniser the live coarse bands too."""
+    onsets = OnsetStream(SR)
+    out, next_update = [], update_s
+    for i in range(0, stream.size, 256):
+        onsets.push(stream[i:i + 256] * gain)
+        now = onsets.frames_done / FRAME_RATE
+        if now >= next_update:
+            next_update += update_s
+            rows = min(onsets.rows_done, 60)
+            sync.update(onsets.latest(min(onsets.frames_done, 600)),
+                        end_frame=onsets.frames_done,
+                        bands=onsets.latest_bands(rows) if bands and rows else None)
+            out.append((now, sync.chart_time(now)))
+    return out
+
+
+def _seek_stream(song, a, b, *, before=8.0, after=8.0):
+    return np.concatenate([song[int(a * SR):int((a + before) * SR)],
+                           song[int(b * SR):int((b + after) * SR)]])
+
+
+@pytest.mark.parametrize("a, b", [(4.0, 31.37), (30.0, 12.61), (10.0, 45.13), (10.0, 18.2)])
+def test_bands_place_a_seek_the_envelope_cannot(a, b):
+    # Off the click grid (b's fraction of a beat), so the lock is in doubt at once; the envelope
+    # fits every beat of the chart equally, the bands only b (also a skip of a fifth of a
+    # second: 10 + 8 s -> 18.2 s).
+    stream = _seek_stream(HARMONY, a, b)
+    sync = Synchronizer(sync_reference(HARMONY, SR))
+    sync.set_coarse(a)
+    trace = _feed_bands(sync, stream)
+    before = [c - (a + t) for t, c in trace if 3.0 <= t < 8.0]
+    after = [(t, c - (b + t - 8.0)) for t, c in trace if t >= 8.0 + 2.0]
+    assert before and max(abs(e) for e in before) < 0.01
+    assert after and all(abs(e) < 0.01 for t, e in after), after[:5]
+
+
+def test_without_bands_the_envelope_cannot_place_it():
+    # The same seek with a chart from before the bands (or no live bands): nothing to go on
+    # but the fingerprint, which this test does not give, so no re-lock.
+    a, b = 4.0, 31.37
+    stream = _seek_stream(HARMONY, a, b)
+    reference = sync_reference(HARMONY, SR)
+    old = SyncReference(reference.envelope, reference.frame_rate)
+    for sync, bands in ((Synchronizer(old), True), (Synchronizer(reference), False)):
+        sync.set_coarse(a)
+        trace = _feed_bands(sync, stream, bands=bands)
+        after = [c - (b + t - 8.0) for t, c in trace if t >= 8.0 + 2.0]
+        assert not any(c is not None and abs(c) < 0.01 for c in after)
+
+
+def test_bands_do_not_jump_to_either_copy_of_a_repeated_passage():
+    # The chord sequence of 20-30 s comes again at 40-50 s: a seek into one copy fits both
+    # alike, so the bands do not say which (the fingerprint, later, or the song going on does).
+    chords = _CHORDS.copy()
+    chords[80:100] = chords[40:60]
+    song, _ = _harmony_song(60, seed=11, chords=chords)
+    a, b = 4.0, 42.37
+    sync = Synchronizer(sync_reference(song, SR))
+    sync.set_coarse(a)
+    trace = _feed_bands(sync, _seek_stream(song, a, b, after=5.0))
+    wrong = b - 20.0  # the other copy
+    assert not any(c is not None and abs(c - (wrong + t - 8.0)) < 0.05
+                   for t, c in trace if t >= 8.0)
+
+
+def test_live_bands_must_match_the_reference():
+    sync = Synchronizer(sync_reference(HARMONY[:10 * SR], SR))
+    with pytest.raises(SyncError):
+        sync.update(np.ones(300), end_frame=300, bands=np.zeros((30, 12), np.uint8))

@@ -9,7 +9,8 @@ For each song of ``--songs`` (default :func:`benchmarks.data.songs_dir`, the ben
 on :func:`benchmarks.data.dev_songs_dir`) every run is made twice, against a fresh local store
 holding the human chart (:func:`analyzer.formats.import_song`: notes from notes.mid, fingerprint
 and sync reference of the mix) and against one holding the chart generated from the mix
-(:func:`analyzer.pipeline.analyze_audio`). Both charts are cached under the data folder. Streams
+(:func:`analyzer.pipeline.analyze_audio`). Both charts are cached under the data folder, keyed
+on what :func:`analyzer.features.sync_reference` makes (a change there makes them anew). Streams
 are the mix (song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB, re-encoded with a lossy
 codec at about 96 kbit/s (``--codec``, default opus; encoders delay the signal by a few ms, which
 counts as error here), built as:
@@ -53,20 +54,37 @@ def imported_chart(folder: Path):
 def generated_chart(folder: Path):
     """The chart the analyzer makes from ``folder``'s mix, cached like :func:`imported_chart`."""
     def make():
+        import soxr
+
         from analyzer.pipeline import ANALYSIS_SR, analyze_audio
         from chart_store.chart import ChartMeta
 
         mono = mix48(folder).mean(axis=1)
-        import soxr
         y = soxr.resample(mono, SR, ANALYSIS_SR).astype(np.float32)
         return analyze_audio(y, ANALYSIS_SR, meta=ChartMeta(title=folder.name))
     return _cached(f"{folder.name}-generated", make)
 
 
+def _sync_key() -> str:
+    """8 hex digits naming what :func:`analyzer.features.sync_reference` makes: the hash of
+    its reference of a fixed noise."""
+    import hashlib
+
+    from analyzer.features import sync_reference
+
+    probe = sync_reference(np.random.default_rng(0).uniform(-0.5, 0.5, 44100)
+                           .astype(np.float32), 44100)
+    digest = hashlib.sha256(probe.envelope.tobytes() + repr(probe.frame_rate).encode())
+    if probe.bands is not None:
+        digest.update(probe.bands.tobytes() + repr(probe.band_rate).encode())
+    return digest.hexdigest()[:8]
+
+
 def _cached(name: str, make):
+    """The chart ``make()`` gives, cached as ``NAME.KEY.ljchart`` (KEY: :func:`_sync_key`)."""
     from chart_store.chartfile import read_chart, write_chart
 
-    cache = DATA / "live-charts" / f"{name}.ljchart"
+    cache = DATA / "live-charts" / f"{name}.{_sync_key()}.ljchart"
     if cache.exists():
         return read_chart(cache)
     chart = make()
