@@ -9,7 +9,8 @@ clock drift. What it handles:
 
 - **pause**: silence in the stream (the player stopped). The chart clock stops with the sound; when
   sound returns, both "the song had a quiet passage" and "the player paused" are searched, close
-  to where each puts the song when the caller says exactly when the silence began and ended.
+  to where each puts the song when the caller says exactly when the silence began and ended;
+  sound from neither place (a seek while paused) is placed everywhere, by the bands first.
 - **seek / skip / replay**: the fit of the last 1.5 s at the prediction falls below its usual
   level (:attr:`Synchronizer.jump_since_s` then says about when the jump was: the caller asks
   the identify loop to fingerprint the audio since); the audio since about then is searched over
@@ -799,7 +800,7 @@ class Synchronizer:
     def _resume(self, live, start_frame, stream_s):
         """After silence: the player was paused (offset reduced by the silence) or the song
         went on through a quiet passage (offset unchanged); search near both, else (a seek
-        while paused) everywhere."""
+        while paused) everywhere, as after a seek while playing."""
         fr = self.frame_rate
         heard = stream_s - self._sound_since
         if heard < self.RESUME_AFTER_S:
@@ -826,7 +827,11 @@ class Synchronizer:
             estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume",
                                    prior=False)
         if estimate is None and heard >= self.RESUME_AFTER_S + self.JUMP_SHORT_MIN_S:
-            estimate = self._global(sound, sound_start)  # not where it was: a seek while paused
+            # Not where it was: a seek while paused, placed as a seek while playing is.
+            if self._live_bands is not None:
+                estimate = self._band_jump_to(sound.size / fr, sound, sound_start, before)
+            if estimate is None:
+                estimate = self._global(sound, sound_start)
         if estimate is not None:
             self._silence_start = self._sound_since = None
         return estimate

@@ -310,17 +310,25 @@ HARMONY, _CHORDS = _harmony_song(60, seed=11)
 
 
 def _feed_bands(sync, stream, *, gain=0.5, update_s=0.25, bands=True):
-    """Like :func:`_feed`, giving the synchroniser the live coarse bands too."""
+    """Like :func:`_run`, giving the synchroniser the live coarse bands too."""
     onsets = OnsetStream(SR)
-    out, next_update = [], update_s
+    out, next_update, quiet_since, sound_since = [], update_s, None, 0.0
     for i in range(0, stream.size, 256):
-        onsets.push(stream[i:i + 256] * gain)
+        x = stream[i:i + 256] * gain
+        onsets.push(x)
+        loud = np.sqrt(np.mean(x * x)) > 1e-3
+        if loud and quiet_since is not None:
+            sound_since = i / SR
+        quiet_since = None if loud else (quiet_since if quiet_since is not None else i / SR)
         now = onsets.frames_done / FRAME_RATE
         if now >= next_update:
             next_update += update_s
             rows = min(onsets.rows_done, 60)
+            silent = quiet_since is not None and now - quiet_since > 0.3
+            # the edges of a silence to a block (as the app says them to a sample)
             sync.update(onsets.latest(min(onsets.frames_done, 600)),
-                        end_frame=onsets.frames_done,
+                        end_frame=onsets.frames_done, silent=silent,
+                        since_s=quiet_since if silent else sound_since,
                         bands=onsets.latest_bands(rows) if bands and rows else None)
             out.append((now, sync.chart_time(now)))
     return out
@@ -358,6 +366,23 @@ def test_without_bands_the_envelope_cannot_place_it():
         trace = _feed_bands(sync, stream, bands=bands)
         after = [c - (b + t - 8.0) for t, c in trace if t >= 8.0 + 2.0]
         assert not any(c is not None and abs(c) < 0.01 for c in after)
+
+
+def test_bands_place_a_seek_made_while_paused():
+    # Play 8 s from 4 s, pause 3 s, resume at 31.37 s: not where it stopped, and off the click
+    # grid, so only the bands can place it (the envelope alone never does).
+    a, b, pause = 4.0, 31.37, 3.0
+    stream = np.concatenate([HARMONY[int(a * SR):int((a + 8) * SR)],
+                             np.zeros(int(pause * SR), np.float32),
+                             HARMONY[int(b * SR):int((b + 8) * SR)]])
+    back = 8.0 + pause
+    for bands in (True, False):
+        sync = Synchronizer(sync_reference(HARMONY, SR))
+        sync.set_coarse(a)
+        trace = _feed_bands(sync, stream, bands=bands)
+        after = [c - (b + t - back) for t, c in trace if t >= back + 2.25]
+        placed = [c is not None and abs(c) < 0.01 for c in after]
+        assert after and (all(placed) if bands else not any(placed)), (bands, after[:4])
 
 
 def test_bands_do_not_jump_to_either_copy_of_a_repeated_passage():
