@@ -131,6 +131,18 @@ class LocalStore:
     def __contains__(self, chart_id: str) -> bool:
         return self.catalog.exists(chart_id)
 
+    def resolve(self, prefix: str) -> str:
+        """The id of the one stored chart whose id starts with ``prefix`` (a whole id, or the
+        12-digit short id ``loopjam play`` prints); raises :class:`ChartNotFound` when none or
+        several do, saying which."""
+        if prefix in self:
+            return prefix
+        found = [c.chart_id for c in self.list() if c.chart_id.startswith(prefix.lower())]
+        if len(found) != 1:
+            raise ChartNotFound(f"no chart {prefix} in the local store" if not found else
+                                f"{prefix} matches {len(found)} charts: give more of the id")
+        return found[0]
+
     def info(self, chart_id: str) -> ChartInfo:
         """The catalogue row of ``chart_id``; raises :class:`ChartNotFound`."""
         info = self.catalog.info(chart_id)

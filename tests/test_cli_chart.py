@@ -60,18 +60,32 @@ def test_show_prints_a_human_summary():
     assert re.search(r"expert\s+64 notes\s+4\.00/s", text)
 
 
-def test_show_finds_a_chart_by_id_in_the_local_store():
+def test_show_finds_a_chart_by_id_or_short_id_in_the_local_store():
     from chart_store.local import LocalStore
     store = LocalStore()                       # under this test's LOOPJAM_HOME
     chart_id = store.put(read_chart(EXAMPLE))
     store.close()
-    result = loopjam("chart", "show", chart_id, "--json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["id"] == chart_id
+    for spec in (chart_id, chart_id[:12]):     # the short id is what `loopjam play` prints
+        result = loopjam("chart", "show", spec, "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["id"] == chart_id
+
+
+def test_show_names_an_ambiguous_short_id():
+    from chart_store.chart import Chart, ChartMeta, Note
+    from chart_store.local import LocalStore
+    store = LocalStore()
+    ids = [store.put(Chart(ChartMeta(f"song {k}"), {"expert": [Note(1.0)]})) for k in range(40)]
+    store.close()
+    shared = next(a[0] for a in ids if sum(b[0] == a[0] for b in ids) > 1)  # 40 ids, 16 digits
+    result = loopjam("chart", "show", shared)
+    assert result.returncode == 1
+    assert_one_line_error(result)
+    assert "charts: give more of the id" in result.stderr
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("0123456789abcdef01234567", "no chart with this id in the local store"),
+    ("0123456789abcdef01234567", "no chart 0123456789abcdef01234567 in the local store"),
     ("missing/song.chart", "no such file"),
 ])
 def test_show_unknown_chart_fails_in_one_line(spec, message):

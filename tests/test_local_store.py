@@ -46,6 +46,18 @@ def test_put_get_list_remove(tmp_path, charts):
     assert stats.fingerprint_items == sum(len(c.fingerprint.items) for c in charts[1:])
 
 
+def test_resolve_takes_a_whole_id_or_a_unique_prefix(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    ids = [store.put(Chart(ChartMeta(f"song {k}"), {"expert": [Note(1.0)]})) for k in range(40)]
+    first = ids[0]
+    assert store.resolve(first) == first and store.resolve(first[:12].upper()) == first
+    shared = next(a[0] for a in ids if sum(b[0] == a[0] for b in ids) > 1)  # 40 ids, 16 digits
+    with pytest.raises(ChartNotFound, match="charts: give more of the id"):
+        store.resolve(shared)
+    with pytest.raises(ChartNotFound, match="no chart"):
+        store.resolve("not-an-id")
+
+
 def test_default_root_is_in_loopjam_home(loopjam_home, charts):
     store = LocalStore()
     store.put(charts[0])

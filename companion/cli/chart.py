@@ -18,7 +18,8 @@ examples:
   loopjam chart validate charts/*.chart       # OK or what is wrong, one line per file
   loopjam chart validate song.chart --json
 
-CHART is a chart file or the id of a chart in the local store (LOOPJAM_HOME/store).
+CHART is a chart file, or the id (or a unique start of it, such as the 12 digits
+`loopjam play` prints) of a chart in the local store (LOOPJAM_HOME/store).
 The file format is described in docs/chart-format.md.
 """
 
@@ -39,10 +40,9 @@ def load_chart(spec: str):
         from chart_store.local import LocalStore
         store = LocalStore()
         try:
-            return store.get(spec)
-        except KeyError:
-            raise CommandError(f"{spec}: no such chart file, and no chart with this id in the "
-                               f"local store") from None
+            return store.get(store.resolve(spec))
+        except KeyError as error:
+            raise CommandError(f"{spec}: no such chart file, and {error.args[0]}") from None
         finally:
             store.close()
     except ChartFormatError as error:
@@ -124,11 +124,13 @@ def _register_show(commands) -> None:
   loopjam chart show 3fa2c1d0e4b5a6978812ab34 --json
 
 --json prints one object:
-  {"format":"loopjam-chart","version":1,"id","title","artist","album","duration_s",
+  {"format":"loopjam-chart","version":V,"id","title","artist","album","duration_s",
    "source","tool_version","lanes","beats":[s,...],
    "difficulties":{"expert":[{"t":s,"dur":s,"lane":i,"pitch":midi_or_null,"stem":name},...]}}
+V is the chart file's version: 1, or 2 for a chart with sync bands (docs/chart-format.md).
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("chart", metavar="CHART", help="chart file, or chart id in the local store")
+    p.add_argument("chart", metavar="CHART",
+                   help="chart file, or chart id (or unique prefix) in the local store")
     p.add_argument("--json", action="store_true", help="print one JSON object with every note")
     p.set_defaults(func=run_show)
 
@@ -181,7 +183,8 @@ def _register_preview(commands) -> None:
   loopjam chart preview song.chart -o song.png --audio song.mp3
   loopjam chart preview 3fa2c1d0e4b5a6978812ab34 -o hard.png --difficulty hard --start 30 --end 60
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("chart", metavar="CHART", help="chart file, or chart id in the local store")
+    p.add_argument("chart", metavar="CHART",
+                   help="chart file, or chart id (or unique prefix) in the local store")
     p.add_argument("-o", "--output", required=True, metavar="PNG", help="image file to write")
     p.add_argument("--audio", metavar="FILE", help="the song's audio, drawn as a spectrogram")
     p.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),

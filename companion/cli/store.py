@@ -66,13 +66,11 @@ def _store():
 
 
 def _resolve(store, prefix: str) -> str:
-    if prefix in store:
-        return prefix
-    found = [c.chart_id for c in store.list() if c.chart_id.startswith(prefix.lower())]
-    if len(found) != 1:
-        raise CommandError(f"no chart matches {prefix!r}" if not found else
-                           f"{prefix!r} matches {len(found)} charts: give more of the id")
-    return found[0]
+    from chart_store.local import ChartNotFound
+    try:
+        return store.resolve(prefix)
+    except ChartNotFound as error:
+        raise CommandError(error.args[0]) from None
 
 
 def run_list(args) -> int:
