@@ -17,7 +17,9 @@ counts as error here), built as:
 
 - ``start``: playback from a random point, 40 s;
 - ``seek``: 20 s from one random point, then a jump to another, 20 s;
-- ``pause``: 15 s, 3 s of silence (the player paused), then on from where it stopped, 15 s.
+- ``pause``: 15 s, 3 s of silence (the player paused), then on from where it stopped, 15 s;
+- ``pause-seek`` (``--pause-seeks``, none by default): the same, but playback resumes at
+  another random point (a seek made while paused).
 
 Each stream runs through :class:`companion.app.LiveSession` at ``--speed max`` (the same code as
 live), and the log's ``sync`` events are compared with the truth. Prints one JSON line per run
@@ -117,9 +119,14 @@ def scenario(kind: str, mix: np.ndarray, rng) -> tuple[np.ndarray, list]:
         while abs(a - b) < 10:
             b = rng.uniform(0, dur - 25)
         pieces = [(0.0, 20.0, a), (20.0, 40.0, b)]
-    else:  # pause
+    elif kind == "pause":
         a = rng.uniform(0, dur - 35)
         pieces = [(0.0, 15.0, a), (15.0, 18.0, None), (18.0, 33.0, a + 15.0)]
+    else:  # pause-seek
+        a, b = rng.uniform(0, dur - 20, size=2)
+        while abs(a + 15.0 - b) < 10:
+            b = rng.uniform(0, dur - 20)
+        pieces = [(0.0, 15.0, a), (15.0, 18.0, None), (18.0, 33.0, b)]
     out = []
     for s0, s1, c0 in pieces:
         n = int(round((s1 - s0) * SR))
@@ -197,6 +204,8 @@ def main(argv=None) -> int:
     parser.add_argument("--starts", type=int, default=3, help="random-start runs per song")
     parser.add_argument("--seeks", type=int, default=1, help="seek runs per song")
     parser.add_argument("--pauses", type=int, default=1, help="pause runs per song")
+    parser.add_argument("--pause-seeks", type=int, default=0,
+                        help="runs per song that resume elsewhere after a pause")
     parser.add_argument("--charts", default="imported,generated",
                         help="comma-separated: imported (human notes.mid), generated (analyzer)")
     parser.add_argument("--seed", type=int, default=1)
@@ -215,7 +224,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="loopjam-bench-live-"))
     os.environ["LOOPJAM_HOME"] = str(tmp / "home")
     stores = {kind: LocalStore(tmp / f"store-{kind}") for kind in kinds}
-    all_errors, idents, relocks = [], [], {"seek": [], "pause": []}
+    all_errors, idents, relocks = [], [], {"seek": [], "pause": [], "pause-seek": []}
     root = songs_dir(args.songs)
     folders = sorted(d for d in root.iterdir() if (d / "song.ogg").exists())[:args.limit]
     for folder in folders:
@@ -224,7 +233,8 @@ def main(argv=None) -> int:
             stores[kind].put(CHARTS[kind](folder))
         mix = mix48(folder)
         import_s = time.perf_counter() - t0
-        for scene in ["start"] * args.starts + ["seek"] * args.seeks + ["pause"] * args.pauses:
+        for scene in (["start"] * args.starts + ["seek"] * args.seeks
+                      + ["pause"] * args.pauses + ["pause-seek"] * args.pause_seeks):
             stream, pieces = scenario(scene, mix, rng)
             path = tmp / "stream.wav"
             sf.write(path, stream, SR, subtype="FLOAT")
@@ -278,7 +288,12 @@ def main(argv=None) -> int:
                                                    for r in relocks["seek"]),
                       "relock_seek_max_s": worst(relocks["seek"]),
                       "relock_pause_max_s": worst(relocks["pause"]),
-                      "relock_failed": sum(r is None for r in relocks["seek"] + relocks["pause"])
+                      **({"relock_pause_seek_s": relocks["pause-seek"],
+                          "relock_pause_seek_within_2s": sum(r is not None and r <= 2.0
+                                                             for r in relocks["pause-seek"]),
+                          "relock_pause_seek_median_s": median(relocks["pause-seek"])}
+                         if relocks["pause-seek"] else {}),
+                      "relock_failed": sum(r is None for rs in relocks.values() for r in rs)
                       }))
     return 0
 
