@@ -423,6 +423,7 @@ class Synchronizer:
         self._confirmed = False  # a fingerprint of the audio here agreed, and no doubt since
         self._silence_start: float | None = None
         self._silence_exact = False
+        self._resume_found: SyncEstimate | None = None  # where the bands put the sound after one
         self._sound_since: float | None = None
         self.last: SyncEstimate | None = None
 
@@ -469,7 +470,7 @@ class Synchronizer:
                 self._silence_start = stream_s if since_s is None else since_s
                 self._silence_exact = since_s is not None
                 self.status = SyncStatus.PAUSED
-            self._sound_since = None
+            self._sound_since = self._resume_found = None
             return None
         if self.status is SyncStatus.PAUSED and self._sound_since is None:
             self._sound_since = stream_s if since_s is None else max(since_s, self._silence_start)
@@ -826,14 +827,18 @@ class Synchronizer:
             radius = int(np.ceil((high - low) / 2 * fr)) + self.search
             estimate = self._local(sound, sound_start, (low + high) / 2, radius, "resume",
                                    prior=False)
+        if estimate is None and self._live_bands is not None:
+            # Not where it was: a seek while paused, placed as a seek while playing is (by the
+            # bands, once two updates agree).
+            found = self._band_jump_to(sound.size / fr, sound, sound_start, before)
+            if (found is not None and self._resume_found is not None
+                    and abs(found.offset_s - self._resume_found.offset_s) <= self.AGREE_S):
+                estimate = found
+            self._resume_found = found
         if estimate is None and heard >= self.RESUME_AFTER_S + self.JUMP_SHORT_MIN_S:
-            # Not where it was: a seek while paused, placed as a seek while playing is.
-            if self._live_bands is not None:
-                estimate = self._band_jump_to(sound.size / fr, sound, sound_start, before)
-            if estimate is None:
-                estimate = self._global(sound, sound_start)
+            estimate = self._global(sound, sound_start)  # no bands, or they cannot place it
         if estimate is not None:
-            self._silence_start = self._sound_since = None
+            self._silence_start = self._sound_since = self._resume_found = None
         return estimate
 
     def _accept(self, estimate: SyncEstimate) -> None:

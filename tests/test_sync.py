@@ -380,7 +380,7 @@ def test_bands_place_a_seek_made_while_paused():
         sync = Synchronizer(sync_reference(HARMONY, SR))
         sync.set_coarse(a)
         trace = _feed_bands(sync, stream, bands=bands)
-        after = [c - (b + t - back) for t, c in trace if t >= back + 2.25]
+        after = [c - (b + t - back) for t, c in trace if t >= back + 1.5]
         placed = [c is not None and abs(c) < 0.01 for c in after]
         assert after and (all(placed) if bands else not any(placed)), (bands, after[:4])
 
