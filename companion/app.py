@@ -220,6 +220,7 @@ class LiveSession:
         # Control state.
         self.listener = None
         self.sync = None
+        self._band_rows = 0  # live band rows per sync update (see _sync_band_rows)
         self.clock = None
         self.chart = None
         self.track = None
@@ -321,14 +322,19 @@ class LiveSession:
             self._next_snapshot = time.monotonic() + 0.05
             self._publish_snapshot()
 
-    def _live_bands(self):
-        """The onset stream's latest coarse bands for the sync, when the chart's are the same
-        kind (older charts have none: the sync then goes by the envelope alone)."""
+    def _sync_band_rows(self, reference) -> int:
+        """Rows of live coarse bands each sync update gets: a window's worth when the chart's
+        bands are the onset stream's kind, else 0 (older charts have none: the sync then goes
+        by the envelope alone)."""
         from analyzer.features import BAND_RATE, N_BANDS
 
-        if self.sync.band_rate != BAND_RATE or self.chart.sync.bands.shape[1] != N_BANDS:
-            return None
-        rows = min(self.onsets.rows_done, self.sync.window // self.sync.band_pool)
+        if self.sync.band_rate != BAND_RATE or reference.bands.shape[1] != N_BANDS:
+            return 0
+        return self.sync.window // self.sync.band_pool
+
+    def _live_bands(self):
+        """The onset stream's latest coarse bands for the sync (None when it takes none)."""
+        rows = min(self.onsets.rows_done, self._band_rows)
         return self.onsets.latest_bands(rows) if rows else None
 
     def _start_listener(self) -> None:
@@ -392,6 +398,7 @@ class LiveSession:
             else:
                 self.sync = Synchronizer(chart.sync)
                 self.sync.set_coarse(event.offset_s)
+                self._band_rows = self._sync_band_rows(chart.sync)
             self.processor = make_processor(sr=self.sr, channels=self.channels, chart=chart,
                                             notes=self.track.notes, previous=self.processor,
                                             mask_mode=self.options.mask_mode)

@@ -31,6 +31,7 @@ and how many took at most 2 s).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -67,6 +68,7 @@ def generated_chart(folder: Path):
     return _cached(f"{folder.name}-generated", make)
 
 
+@functools.lru_cache(maxsize=1)
 def _sync_key() -> str:
     """8 hex digits naming what :func:`analyzer.features.sync_reference` makes: the hash of
     its reference of a fixed noise."""
