@@ -24,12 +24,15 @@ Overlapping notes combine by the maximum. Frame-level gains are crossfaded by th
 windows (about 20 ms), so removal starts and stops without clicks. With nothing to remove no frame
 is synthesised at all, so the output is the input delayed, bit for bit.
 
-Why this STFT: what caps masking is not the window. On the benchmark songs (first 60 s) the best
-real gain per bin and frame, shared by the channels, leaves the backing at 9.1 dB SDR with this
-window, 9.3 dB with a 2048-sample one (twice the latency) and 9.2 dB with an asymmetric low-delay
-pair at this latency (2048- or 4096-sample analysis window, 1024-sample synthesis window), while
-the chart's 96-band masks did 0.07 dB worse through the asymmetric pair. One gain per channel
-instead would reach 10.2 dB (double-tracked guitars panned apart). A look-ahead peak limiter
+Why this STFT: what caps masking is not the window. On the benchmark songs (first 60 s, scored on
+the masked spectra) the best real gain per bin and frame, shared by the channels, leaves the
+backing at 9.1 dB SDR with this window, 9.3 dB with a 2048-sample one (twice the latency) and
+9.2 dB with an asymmetric low-delay pair at this latency (2048- or 4096-sample analysis window,
+1024-sample synthesis window), while the chart's 96-band masks did 0.07 dB worse through the
+asymmetric pair. One gain per channel instead would reach 10.2 dB (double-tracked guitars panned
+apart). Through this overlap-add the same ideal masks score 0.4-0.6 dB higher, on whole songs
+9.0 dB shared and 10.1 dB per channel (``benchmarks.removal.masking --runs masks_oracle``).
+A look-ahead peak limiter
 (ceiling 1.0, 1 ms attack, 200 ms release) keeps the output from clipping; it does nothing while
 the signal stays within ±1. Non-finite input samples are replaced by 0.
 
