@@ -28,7 +28,8 @@ clock drift. What it handles:
   there must fit them better too: the envelope of a passage a fraction of a frame off the
   reference's grid fits it poorly, and another passage's beat can fit it better), and the
   fingerprint's own rechecks (:meth:`hint`) move a lock that sits on the wrong copy (less
-  than a second away: two rechecks in a row must say so).
+  than a second away: two rechecks in a row must say so; with bands, only to a copy whose
+  music fits about as well: Chromaprint can name the same riff under other chords).
 - **drift**: the fit's slope.
 
 Offsets are ``chart_s - stream_s``. Nothing here touches audio devices or threads: the caller
@@ -380,6 +381,10 @@ class Synchronizer:
     #: ... and the place locked, to this many seconds (a row), is not another place: a skip
     #: of a fifth of a second is a jump to place.
     BAND_HERE_S = 0.1
+    #: A fingerprint (:meth:`hint`) moves the lock only to a place the bands fit at most this
+    #: much worse than the best place they find: Chromaprint can name another copy of a riff
+    #: (the same rhythm, other chords or voices over it), while true copies fit them alike.
+    HINT_BAND_SLACK = 0.03
 
     def __init__(self, reference: SyncReference, *, window_s: float = 6.0, search_s: float = 0.3,
                  min_score: float = 0.45, min_margin: float = 0.08, fit_s: float = 20.0):
@@ -668,8 +673,7 @@ class Synchronizer:
             jump = self.jump_since_s
             if hint.from_s < jump - self.JUMP_LEAD_S:
                 return None  # the fingerprint heard mostly the audio from before the jump
-            there = self._hinted(live, end_frame, stream_s - max(hint.from_s, jump),
-                                 hint.offset_s, offset, margin=0.0)
+            seconds, margin = stream_s - max(hint.from_s, jump), 0.0
         elif not self._heard_here(hint):
             return None
         else:
@@ -681,9 +685,10 @@ class Synchronizer:
             # Fingerprints that contradict one another about the same audio (copies of a
             # chorus) leave the envelope to decide: there must then fit clearly better.
             margin = self.JUMP_MARGIN if self._confirmed else -self.JUMP_MARGIN
-            there = self._hinted(live, end_frame, min(stream_s - self._lock_from,
-                                                      self.RECHECK_WINDOW_S),
-                                 hint.offset_s, offset, margin=margin)
+            seconds = min(stream_s - self._lock_from, self.RECHECK_WINDOW_S)
+        there = self._hinted(live, end_frame, seconds, hint.offset_s, offset, margin=margin)
+        if there is not None and not self._bands_allow(seconds, there):
+            return None  # a copy of the riff, with other music over it
         if there is not None:
             self._coarse = hint.offset_s  # the place is the fingerprint's now
         return there
@@ -756,6 +761,19 @@ class Synchronizer:
                            int(np.ceil(self.BAND_REFINE_S * self.frame_rate)), "global",
                            min_score=-1.0)
         return SyncEstimate(fine.stream_s, fine.offset_s, score, "global", fine.span_s)
+
+    def _bands_allow(self, seconds, candidate: SyncEstimate) -> bool:
+        """Whether the last ``seconds`` of the live bands, if given, fit ``candidate``'s place
+        within :attr:`HINT_BAND_SLACK` of the best place anywhere."""
+        if self._live_bands is None:
+            return True
+        rows = min(int(seconds * self.band_rate + 1e-9), self._live_bands.shape[0])
+        if rows < self.BAND_MIN_ROWS or rows >= self._bands.ref.shape[0]:
+            return True
+        live = self._live_bands[-rows:]
+        there = self._bands.fit_at(live, self._bands_end - rows
+                                   + candidate.offset_s * self.band_rate)
+        return there >= float(self._bands.scores(live).max()) - self.HINT_BAND_SLACK
 
     def _bands_agree(self, seconds, candidate: SyncEstimate, offset_s) -> bool:
         """Whether the last ``seconds`` of the live bands, if given, fit ``candidate``'s place

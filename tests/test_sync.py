@@ -309,8 +309,9 @@ def _harmony_song(seconds, seed, *, chords=None):
 HARMONY, _CHORDS = _harmony_song(60, seed=11)
 
 
-def _feed_bands(sync, stream, *, gain=0.5, update_s=0.25, bands=True):
-    """Like :func:`_run`, giving the synchroniser the live coarse bands too."""
+def _feed_bands(sync, stream, *, gain=0.5, update_s=0.25, bands=True, since=None):
+    """Like :func:`_run`, giving the synchroniser the live coarse bands too (and calling
+    ``since(sync, stream_s)`` before each update, as :func:`_feed`)."""
     onsets = OnsetStream(SR)
     out, next_update, quiet_since, sound_since = [], update_s, None, 0.0
     for i in range(0, stream.size, 256):
@@ -325,6 +326,8 @@ def _feed_bands(sync, stream, *, gain=0.5, update_s=0.25, bands=True):
             next_update += update_s
             rows = min(onsets.rows_done, 60)
             silent = quiet_since is not None and now - quiet_since > 0.3
+            if since is not None:
+                since(sync, now)
             # the edges of a silence to a block (as the app says them to a sample)
             sync.update(onsets.latest(min(onsets.frames_done, 600)),
                         end_frame=onsets.frames_done, silent=silent,
@@ -398,6 +401,23 @@ def test_bands_do_not_jump_to_either_copy_of_a_repeated_passage():
     wrong = b - 20.0  # the other copy
     assert not any(c is not None and abs(c - (wrong + t - 8.0)) < 0.05
                    for t, c in trace if t >= 8.0)
+
+
+@pytest.mark.parametrize("other", [14.0, 44.0])
+def test_a_fingerprint_naming_a_place_whose_music_differs_does_not_move_the_lock(other):
+    # Playing from 24 s, locked there. A fingerprint recheck names another place on the same
+    # click grid (Chromaprint confusing two copies of a riff): the envelope fits there as well
+    # as here, but the chords there are not the ones playing, so the lock stays.
+    sync = Synchronizer(sync_reference(HARMONY, SR))
+    sync.set_coarse(24.0)
+
+    def hint(s, now):
+        if 5.0 <= now < 5.25:
+            s.hint(other, stream_s=now, from_s=0.0)
+
+    trace = _feed_bands(sync, HARMONY[int(24 * SR):int(32 * SR)], since=hint)
+    locked = [(t, c - (24 + t)) for t, c in trace if t >= 2.0]
+    assert locked and all(c is not None and abs(c) < 0.01 for t, c in locked), locked[:5]
 
 
 def test_live_bands_must_match_the_reference():
