@@ -12,7 +12,8 @@ How difficulties are made (the rule, and where its numbers come from)
 ----------------------------------------------------------------------
 Which onsets are charted: those whose strength x metrical weight (on the beat > on the 8th >
 elsewhere) x tonal weight (the share of new partials the onset brings, see
-:func:`analyzer.notes.new_partials`) reaches :data:`ONSET_THRESHOLD`.
+:func:`analyzer.notes.new_partials`) reaches :data:`ONSET_THRESHOLD`, once lowered where the bars
+that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`).
 
 Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
 ``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy
@@ -94,6 +95,10 @@ METRE_WEIGHTS = (1.0, 0.9, 0.75)
 #: of 0.25 scores the same there but halves a clean re-plucked note's weight instead of 0.5.
 NEW_PARTIALS_FLOOR = 0.5
 TYPICAL_NEW_PARTIALS = 0.5
+#: Onsets down to this strength are candidates: the charted ones need ONSET_THRESHOLD /
+#: 1.5 at least, the weaker ones say what the repeats of a bar hold at each 16th note
+#: (analyzer.notes.repeat_consensus lowers an onset's score where they do not hold it).
+REPEAT_CANDIDATE_STRENGTH = 0.1
 #: Onsets closer than this to a beat (or an 8th) are on it (seconds; about a frame and a half).
 GRID_TOLERANCE_S = 0.02
 #: A recording is charted only if its onset envelope has a beat (pulse clarity) or peaks that
@@ -167,15 +172,16 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
         # Noise: its "onsets" are the envelope's random peaks (~9 notes/s otherwise).
         return ChartNotes(beats=np.zeros(0), bpm=_notes.estimate_tempo(env),
                           difficulties={name: () for name in DIFFICULTIES})
-    # Candidates down to the weakest onset the most tonal boost can lift to the threshold.
-    onsets = _notes.detect_onsets(env, threshold=ONSET_THRESHOLD / _tonal_factor(1.0))
+    # Candidates down to weak onsets: what the repeats of a bar hold (REPEAT_CANDIDATE_STRENGTH).
+    onsets = _notes.detect_onsets(env, threshold=REPEAT_CANDIDATE_STRENGTH)
     tempo = _notes.track_beats(env)
     # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre),
     # and one that brings no new partials (a drum hit over a held chord) too.
     metre = _metrical_weights(onsets.times, tempo.beats)
     score = onsets.strength * metre * _tonal_factor(_notes.new_partials(
         spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64)))
-    on_chart = score >= ONSET_THRESHOLD
+    # ... and one that the bars repeating this one do not have (their score ranks as before).
+    on_chart = _notes.repeat_consensus(spec, onsets.times, score, tempo.beats) >= ONSET_THRESHOLD
     times, strength, metre, score = (onsets.times[on_chart], onsets.strength[on_chart],
                                      metre[on_chart], score[on_chart])
     pitches, _ = _notes.onset_pitches(spec, times)

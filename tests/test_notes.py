@@ -138,6 +138,40 @@ def test_new_partials_tell_a_new_note_from_a_drum_hit_over_a_held_chord():
     assert notes.new_partials(spec, np.zeros(0, np.int64)).shape == (0,)
 
 
+
+def test_sixteenth_slots_on_the_beat_grid():
+    beats = np.array([1.0, 1.5, 2.0, 2.6])                 # the grid may breathe
+    times = np.array([0.9, 1.0, 1.13, 1.74, 1.99, 2.3, 2.6, 2.7])
+    np.testing.assert_array_equal(notes.sixteenth_slots(times, beats),
+                                  [-1, 0, 1, 6, 8, 10, 12, -1])
+    assert notes.sixteenth_slots(times, np.array([1.0])).tolist() == [-1] * times.size
+
+
+def test_repeat_consensus_lowers_what_the_repeats_lack_and_nothing_else():
+    # 32 beats of a riff repeated every bar (strong onsets on beats and "and"s), plus one weak
+    # stray 16th in bar 2 that no other bar has; a flat spectrogram makes every bar sound alike.
+    beats = np.arange(33) * 0.5
+    riff_times = np.sort(np.r_[beats[:-1], beats[:-1] + 0.25])
+    times = np.sort(np.r_[riff_times, 4.625])
+    score = np.where(np.isin(times, riff_times), 0.8, 0.45)
+    spec = notes.Spectrogram(np.ones((notes.N_FFT // 2 + 1, int(17 * notes.FRAME_RATE)),
+                                     np.float32))
+    out = notes.repeat_consensus(spec, times, score, beats)
+    assert np.all(out <= score)
+    np.testing.assert_array_equal(out[score == 0.8], 0.8)   # the riff's onsets recur: kept
+    assert out[times == 4.625][0] < 0.35 < 0.45              # the stray falls under threshold
+    # Strong onsets at random 16ths, no bar like another: the bars do not repeat, nothing changes.
+    rng = np.random.default_rng(0)
+    random_times = np.sort(rng.choice(np.arange(128), 48, replace=False) * 0.125)
+    random_score = rng.uniform(0.4, 1.0, random_times.size)
+    np.testing.assert_array_equal(
+        notes.repeat_consensus(spec, random_times, random_score, beats), random_score)
+    # Too short to have repeats, or no onsets: unchanged.
+    np.testing.assert_array_equal(notes.repeat_consensus(spec, times, score, beats[:8]), score)
+    assert notes.repeat_consensus(spec, np.zeros(0), np.zeros(0), beats).shape == (0,)
+    with pytest.raises(notes.NotesError):
+        notes.repeat_consensus(spec, times, score[:-1], beats)
+
 def test_strongest_apart_keeps_the_strongest_events_apart():
     times = np.array([0.0, 0.05, 0.1, 0.3, 0.32])
     keep = notes.strongest_apart(times, np.array([0.5, 1.0, 0.4, 0.2, 0.9]), min_gap_s=0.1)

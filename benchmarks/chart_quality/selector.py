@@ -2,7 +2,9 @@
 
 Detection finds 89-99 % of the human Expert notes (README, fourth round); the loss is in choosing
 which onsets to chart. The hand rule charts an onset when strength x metre weight x tonal weight
->= 0.35. This script asks whether a small model fitted to human charts chooses better:
+>= 0.35. This script asks whether a small model fitted to human charts chooses better (it is the
+fifth round's hand rule: the repeat consensus of the sixth round, which :mod:`analyzer.charting`
+applies since, is not in it, so its hand-rule rows score 0.003-0.004 below ``run.py``'s now):
 
 - candidates: the onsets of the mix down to strength 0.15 (`analyzer.notes.detect_onsets`),
   each with a feature vector from what the charter already computes or could cheaply
