@@ -739,11 +739,10 @@ class Synchronizer:
         """The place the last ``seconds`` of the live bands fit clearly better than at
         ``offset_s``, if any, refined by the envelope ``pattern`` (from ``start_frame``)."""
         rate = self.band_rate
-        rows = min(int(seconds * rate + 1e-9), self._live_bands.shape[0])
-        if rows < self.BAND_MIN_ROWS or rows >= self._bands.ref.shape[0]:
+        recent = self._recent_bands(seconds)
+        if recent is None:
             return None
-        first = self._bands_end - rows  # stream row of the pattern's first row
-        live = self._live_bands[-rows:]
+        live, first = recent
         here = first + offset_s * rate  # the reference row it starts at if nothing jumped
         reach = self.BAND_HERE_S * rate
         position, score, runner_up = _pick_peak(  # in half rows
@@ -762,28 +761,34 @@ class Synchronizer:
                            min_score=-1.0)
         return SyncEstimate(fine.stream_s, fine.offset_s, score, "global", fine.span_s)
 
+    def _recent_bands(self, seconds) -> tuple[np.ndarray, int] | None:
+        """The last ``seconds`` of the live bands and the stream row of their first, or None
+        when there are none, too few to place (:attr:`BAND_MIN_ROWS`) or as many as the whole
+        reference."""
+        if self._live_bands is None:
+            return None
+        rows = min(int(seconds * self.band_rate + 1e-9), self._live_bands.shape[0])
+        if rows < self.BAND_MIN_ROWS or rows >= self._bands.ref.shape[0]:
+            return None
+        return self._live_bands[-rows:], self._bands_end - rows
+
     def _bands_allow(self, seconds, candidate: SyncEstimate) -> bool:
         """Whether the last ``seconds`` of the live bands, if given, fit ``candidate``'s place
         within :attr:`HINT_BAND_SLACK` of the best place anywhere."""
-        if self._live_bands is None:
+        recent = self._recent_bands(seconds)
+        if recent is None:
             return True
-        rows = min(int(seconds * self.band_rate + 1e-9), self._live_bands.shape[0])
-        if rows < self.BAND_MIN_ROWS or rows >= self._bands.ref.shape[0]:
-            return True
-        live = self._live_bands[-rows:]
-        there = self._bands.fit_at(live, self._bands_end - rows
-                                   + candidate.offset_s * self.band_rate)
+        live, first = recent
+        there = self._bands.fit_at(live, first + candidate.offset_s * self.band_rate)
         return there >= float(self._bands.scores(live).max()) - self.HINT_BAND_SLACK
 
     def _bands_agree(self, seconds, candidate: SyncEstimate, offset_s) -> bool:
         """Whether the last ``seconds`` of the live bands, if given, fit ``candidate``'s place
         better than ``offset_s``."""
-        if self._live_bands is None:
+        recent = self._recent_bands(seconds)
+        if recent is None:
             return True
-        rows = min(int(seconds * self.band_rate + 1e-9), self._live_bands.shape[0])
-        if rows < self.BAND_MIN_ROWS:
-            return True
-        live, first = self._live_bands[-rows:], self._bands_end - rows
+        live, first = recent
         return (self._bands.fit_at(live, first + candidate.offset_s * self.band_rate)
                 > self._bands.fit_at(live, first + offset_s * self.band_rate))
 
