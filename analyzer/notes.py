@@ -15,6 +15,8 @@ API
   (a picked note brings new partials; a drum hit over a held chord does not).
 - :func:`sixteenth_slots` / :func:`repeat_consensus` — onsets on the 16th grid of the beats, and
   their scores lowered where the bars that sound the same do not repeat them.
+- :func:`alternate_pulses` — every other pulse, the parity the onsets favour (which of the
+  beats and the 8ths between them a charter counts as the beat).
 - :func:`ring_durations` — how long each onset's pitch keeps sounding (sustain candidates).
 - :func:`transcribe` / :func:`basic_pitch_session` — polyphonic notes with basic-pitch's ONNX
   model. Not used by the default charting (see below); ``benchmarks/chart_quality --basic-pitch``
@@ -44,6 +46,7 @@ __all__ = [
     "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches",
     "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank", "pulse_clarity",
     "envelope_contrast", "new_partials", "sixteenth_slots", "repeat_consensus",
+    "alternate_pulses",
 ]
 
 #: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
@@ -657,6 +660,60 @@ def sixteenth_slots(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
     i = np.clip(idx, 0, beats.size - 2)
     phase = (times - beats[i]) / (beats[i + 1] - beats[i])
     return np.where(inside, 4 * i + np.round(phase * 4).astype(np.int64), -1)
+
+
+def alternate_pulses(pulses: np.ndarray, times: np.ndarray, weight: np.ndarray, *,
+                     window: int = 16, tolerance_s: float = 0.03) -> np.ndarray:
+    """Every other pulse: of each pair ``(pulses[2j], pulses[2j + 1])`` the one whose parity
+    (even or odd pulses) holds more onset ``weight`` within ``±window / 2`` pairs of ``j``.
+
+    Which of two pulse trains is the beat (the tracked beats or the 8ths between them; every
+    other tracked beat when a song is counted at half its tracked tempo): an onset's weight
+    counts at the pulse within ``tolerance_s``, the strongest where several are; the decision is
+    local, so a tracker that slips half a beat in one section is followed there. Ties keep the
+    even pulses.
+
+    Parameters
+    ----------
+    pulses : np.ndarray [shape=(m,)]
+        Pulse times (seconds, ascending).
+    times, weight : np.ndarray [shape=(n,)]
+        Onset times (seconds, ascending) and their weights (>= 0).
+    window : int
+        Pairs of pulses the decision looks at around each pair.
+
+    Returns
+    -------
+    np.ndarray [shape=(m // 2,)]
+        One pulse per pair, seconds.
+
+    Examples
+    --------
+    >>> pulses = np.arange(16) * 0.25                    # 8ths at 120 BPM
+    >>> times = np.arange(8) * 0.5 + 0.25                # notes on every odd 8th
+    >>> alternate_pulses(pulses, times, np.ones(8), window=4)[:3]
+    array([0.25, 0.75, 1.25])
+    """
+    pulses = np.asarray(pulses, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    if times.shape != weight.shape:
+        raise NotesError("times and weight must have the same shape")
+    pairs = pulses.size // 2
+    at_pulse = np.zeros(pairs * 2)
+    if times.size:
+        idx = np.clip(np.searchsorted(times, pulses[:pairs * 2]), 1, max(times.size - 1, 1))
+        for j in (idx - 1, np.minimum(idx, times.size - 1)):
+            near = np.abs(times[j] - pulses[:pairs * 2]) <= tolerance_s
+            at_pulse = np.maximum(at_pulse, np.where(near, weight[j], 0.0))
+    if pairs == 0:
+        return pulses[:0]
+    # Sums over the window centred on each pair (np.convolve's "same" is longer than the input
+    # when the window is: a short song).
+    kernel, lead = np.ones(window), (window - 1) // 2
+    even = np.convolve(at_pulse[0::2], kernel)[lead:lead + pairs]
+    odd = np.convolve(at_pulse[1::2], kernel)[lead:lead + pairs]
+    return np.where(odd > even, pulses[1:pairs * 2:2], pulses[0:pairs * 2:2])
 
 
 def repeat_consensus(spec: Spectrogram, times: np.ndarray, score: np.ndarray,

@@ -228,6 +228,71 @@ def test_quiet_notes_a_repeated_riff_does_not_repeat_are_not_charted():
     assert len(mir_eval.util.match_events(ghosts, expert, 0.05)) <= 2
     assert len(mir_eval.util.match_events(riff_times, expert, 0.05)) >= riff_times.size - 2
 
+def _on_beats(notes, beats, tol=0.03):
+    """Distinct note times, and the fraction of them within ``tol`` of a beat."""
+    times = _onsets(notes)
+    return times.size, float(np.mean(np.min(np.abs(times[:, None] - beats[None]), axis=1) <= tol))
+
+
+def test_a_slow_song_tracked_at_twice_its_tempo_is_thinned_at_its_own():
+    # 90 BPM: a note on every beat, on half the 8ths between. The tracker (100-220 BPM) counts
+    # 180, where these are quarter and 8th notes: thinned on that grid, Medium and Easy (gaps
+    # of 0.75 and 1 beat) kept every Expert note (65 of them, 69 % on the beat). Counted at 90
+    # they keep the beats.
+    sr, beat, t0, n_beats = 22050, 60.0 / 90.0, 0.5, 48
+    rng = np.random.default_rng(0)
+    slots = [k for k in range(2 * n_beats) if k % 2 == 0 or rng.random() < 0.5]
+    times = t0 + np.array(slots) * beat / 2
+    y = render(times, rng.choice([45, 47, 48, 50, 52, 55, 57, 60], times.size), sr=sr,
+               duration_s=t0 + n_beats * beat + 1.5)
+    beats = t0 + np.arange(n_beats) * beat
+    cn = charting.chart_notes(y, sr)
+    assert cn.bpm == pytest.approx(180, abs=2)
+    assert _on_beats(cn.difficulties["expert"], beats)[0] >= times.size - 4   # the 8ths too
+    for name in ("medium", "easy"):
+        count, on_beat = _on_beats(cn.difficulties[name], beats)
+        assert n_beats - 3 <= count <= n_beats and on_beat >= 0.95
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_easy_levels_keep_the_beat_when_the_tracker_takes_the_and(seed):
+    # 140 BPM 8ths: a new pitch on each beat, the same pitch picked again twice as loud on the
+    # "and". The tracker follows the loud "and"s; thinned on its beats, Medium would keep 53 /
+    # 73 % of its notes on the beat (seeds 0 / 4). The beats are where the new pitches come.
+    sr, beat, t0, n_beats = 22050, 60.0 / 140.0, 0.5, 48
+    rng = np.random.default_rng(seed)
+    pitches = rng.choice([45, 47, 48, 50, 52, 53, 55, 57, 59, 60], n_beats)
+    beats = t0 + np.arange(n_beats) * beat
+    seconds = t0 + n_beats * beat + 1.5
+    y = (render(beats, pitches, sr=sr, duration_s=seconds, seed=seed)
+         + 2.0 * render(beats + beat / 2, pitches, sr=sr, duration_s=seconds, seed=seed + 1))
+    cn = charting.chart_notes(y.astype(np.float32), sr)
+    assert np.min(np.abs(cn.beats[:, None] - beats[None]), axis=1).min() > 0.1  # on the "and"
+    count, on_beat = _on_beats(cn.difficulties["medium"], beats)
+    assert count >= 0.7 * n_beats and on_beat >= 0.9
+
+
+def test_counting_beats_follows_new_pitches_and_halves_a_sparse_chart():
+    tm = note_analysis.TempoMap(120.0, np.arange(64) * 0.5)
+    # Notes on the "and" of beats 0-31, on the beat from 32 on: the counted beat follows them.
+    times = np.concatenate([np.arange(32) * 0.5 + 0.25, 16.0 + np.arange(32) * 0.5])
+    beats, beat_s = charting.counting_beats(tm, times, np.full(64, 0.5), n_expert=128)
+    assert beat_s == 0.5 and beats.size == 64
+    np.testing.assert_allclose(beats[:24], np.arange(24) * 0.5 + 0.25)
+    np.testing.assert_allclose(beats[40:], 20.0 + np.arange(24) * 0.5)
+    # Fewer than 1.2 Expert notes per tracked beat (180 BPM): every other tracked beat, the odd
+    # ones, where the notes with new partials are (the even ones bring none).
+    fast = note_analysis.TempoMap(180.0, np.arange(64) / 3)
+    times = np.arange(64) / 3
+    share = np.where(np.arange(64) % 2 == 1, 0.8, 0.0)
+    beats, beat_s = charting.counting_beats(fast, times, share, n_expert=64)
+    assert beat_s == pytest.approx(2 / 3)
+    np.testing.assert_allclose(beats, (2 * np.arange(32) + 1) / 3)
+    # ... unless the half tempo would be under MIN_COUNTING_BPM (150 BPM: 75).
+    slow = note_analysis.TempoMap(150.0, np.arange(64) * 0.4)
+    assert charting.counting_beats(slow, times * 1.2, share, n_expert=64)[1] == 0.4
+
+
 def test_silence_gives_empty_difficulties():
     cn = charting.chart_notes(np.zeros(22050 * 12, np.float32), 22050)
     assert all(len(v) == 0 for v in cn.difficulties.values())

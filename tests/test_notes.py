@@ -229,3 +229,25 @@ def test_charting_imports_no_heavy_modules():
             "print(sorted(m for m in ('scipy.signal', 'librosa', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_alternate_pulses_takes_the_parity_with_more_weight_nearby():
+    pulses = np.arange(40) * 0.25
+    # Notes on even pulses (heavier) up to 5 s, then on odd ones; one stray odd note early.
+    times = np.concatenate([np.arange(0, 5.0, 0.5), [1.25], np.arange(5.25, 10.0, 0.5)])
+    order = np.argsort(times)
+    weight = np.concatenate([np.ones(10), [3.0], np.ones(10)])[order]
+    out = notes.alternate_pulses(pulses, times[order], weight, window=4)
+    assert out.size == 20
+    np.testing.assert_allclose(out[:8], np.arange(8) * 0.5)
+    np.testing.assert_allclose(out[12:], 6.25 + np.arange(8) * 0.5)
+    # A note off every pulse counts nowhere; ties (nothing near) keep the even pulses.
+    np.testing.assert_allclose(notes.alternate_pulses(pulses, np.array([0.11]), np.ones(1)),
+                               pulses[::2])
+    with pytest.raises(notes.NotesError):
+        notes.alternate_pulses(pulses, np.zeros(3), np.ones(2))
+    # Fewer pairs than the window (a short song), and none at all.
+    few = notes.alternate_pulses(pulses[:6], np.array([0.25, 0.75, 1.25]), np.ones(3))
+    np.testing.assert_allclose(few, [0.25, 0.75, 1.25])
+    assert notes.alternate_pulses(pulses[:1], np.array([0.0]), np.ones(1)).size == 0
+
