@@ -187,14 +187,7 @@ class OnsetStream:
         """
         if not 0 <= n <= min(self.capacity, self.frames_done):
             raise FeatureError(f"asked for {n} frames; {min(self.capacity, self.frames_done)} kept")
-        if out is None:
-            out = np.empty(n, dtype=np.float32)
-        end = self.frames_done % self.capacity
-        first = min(n, end)
-        out[n - first:n] = self._ring[end - first:end]
-        if n > first:
-            out[:n - first] = self._ring[self.capacity - (n - first):]
-        return out
+        return _ring_tail(self._ring, self.frames_done, n, out)
 
     def latest_bands(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
         """The last ``n`` rows of coarse bands (oldest first, shape (n, N_BANDS), uint8),
@@ -202,14 +195,7 @@ class OnsetStream:
         kept = self._band_ring.shape[0]
         if not 0 <= n <= min(kept, self.rows_done):
             raise FeatureError(f"asked for {n} band rows; {min(kept, self.rows_done)} kept")
-        if out is None:
-            out = np.empty((n, N_BANDS), dtype=np.uint8)
-        end = self.rows_done % kept
-        first = min(n, end)
-        out[n - first:n] = self._band_ring[end - first:end]
-        if n > first:
-            out[:n - first] = self._band_ring[kept - (n - first):]
-        return out
+        return _ring_tail(self._band_ring, self.rows_done, n, out)
 
     def _shift(self) -> None:
         # Keep only what the next frame still needs.
@@ -250,6 +236,19 @@ class OnsetStream:
         pool[:] = 0.0
 
 
+def _ring_tail(ring: np.ndarray, done: int, n: int, out: np.ndarray | None) -> np.ndarray:
+    """The last ``n`` of the ``done`` items written to ``ring`` (item ``i`` at ``i % len``),
+    oldest first, copied into ``out`` if given."""
+    if out is None:
+        out = np.empty((n,) + ring.shape[1:], dtype=ring.dtype)
+    end = done % ring.shape[0]
+    first = min(n, end)
+    out[n - first:n] = ring[end - first:end]
+    if n > first:
+        out[:n - first] = ring[ring.shape[0] - (n - first):]
+    return out
+
+
 def _mono(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim == 2:
@@ -281,19 +280,20 @@ def onset_envelope(y: np.ndarray, sr: int) -> np.ndarray:
     >>> int(np.argmax(onset_envelope(y, sr)))
     50
     """
-    y = _mono(y)
-    n_frames = -(-y.shape[0] * FRAME_RATE // int(sr))
-    stream = _whole(y, sr, n_frames)
+    stream, n_frames = _whole(y, sr)
     return stream.latest(stream.frames_done)[:n_frames]
 
 
-def _whole(y: np.ndarray, sr: int, n_frames: int) -> OnsetStream:
-    """An :class:`OnsetStream` fed all of mono ``y`` (``n_frames`` frames) and flushed."""
+def _whole(y: np.ndarray, sr: int) -> tuple[OnsetStream, int]:
+    """An :class:`OnsetStream` fed all of ``y`` (downmixed) and flushed, and the number of
+    frames the signal itself spans."""
+    y = _mono(y)
+    n_frames = -(-y.shape[0] * FRAME_RATE // int(sr))
     # flush() pads in 512-sample blocks, which may complete a few frames past the end: keep room.
     stream = OnsetStream(sr, capacity=n_frames + 16 + BAND_POOL)
     stream.push(y)
     stream.flush()
-    return stream
+    return stream, n_frames
 
 
 def sync_reference(y: np.ndarray, sr: int) -> SyncReference:
@@ -314,9 +314,7 @@ def sync_reference(y: np.ndarray, sr: int) -> SyncReference:
     >>> ref.frame_rate, ref.envelope.shape, ref.band_rate, ref.bands.shape
     (100.0, (100,), 10.0, (10, 24))
     """
-    y = _mono(y)
-    n_frames = -(-y.shape[0] * FRAME_RATE // int(sr))
-    stream = _whole(y, sr, n_frames)
+    stream, n_frames = _whole(y, sr)
     n_rows = n_frames // BAND_POOL
     return SyncReference(envelope=stream.latest(stream.frames_done)[:n_frames],
                          frame_rate=float(FRAME_RATE),
