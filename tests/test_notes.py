@@ -147,6 +147,38 @@ def test_sixteenth_slots_on_the_beat_grid():
     assert notes.sixteenth_slots(times, np.array([1.0])).tolist() == [-1] * times.size
 
 
+def test_snap_to_grid_puts_onsets_on_the_grid_they_were_played_on():
+    rng = np.random.default_rng(3)
+
+    def heard_on(played, beats):
+        heard = played + rng.uniform(-0.005, 0.005, played.size)   # a detected onset: +-5 ms
+        tracked = beats + rng.uniform(-0.006, 0.006, beats.size)   # a tracked beat: +-6 ms
+        return np.abs(notes.snap_to_grid(heard, tracked) - played), np.abs(heard - played)
+
+    # 16ths at 120 BPM.
+    snapped, heard = heard_on(1.0 + np.arange(150) * 0.125, 1.0 + np.arange(40) * 0.5)
+    assert np.median(snapped) < 0.001 and snapped.max() < 0.0025 < heard.max()
+    # 16ths speeding up from 120 to 126 BPM: never further off than heard.
+    beat_at = lambda b: 0.5 + b * 0.5 - 0.0003 * b ** 2            # noqa: E731
+    snapped, heard = heard_on(beat_at(np.arange(4, 160) / 4), beat_at(np.arange(41)))
+    assert np.median(snapped) < np.median(heard)
+    # 8th-note triplets at 170 BPM sit 29 ms from the nearest 16th: they go on the triplet grid.
+    beat_s = 60 / 170
+    snapped, _ = heard_on(1.0 + np.arange(3, 120) * beat_s / 3, 1.0 + np.arange(42) * beat_s)
+    assert snapped.max() < 0.0025
+    # A beat track that slips (one beat 80 ms late) moves no note away from where it was played.
+    played = 1.0 + np.arange(150) * 0.125
+    beats = 1.0 + np.arange(40) * 0.5
+    beats[20] += 0.08
+    assert np.abs(notes.snap_to_grid(played, beats) - played).max() < 0.005
+    # Notes in free time (uniformly anywhere) are left where they were heard.
+    free = np.sort(rng.uniform(0, 20, 120))
+    assert np.mean(notes.snap_to_grid(free, np.arange(0, 21, 0.5)) == free) >= 0.95
+    # No grid, no onsets.
+    assert notes.snap_to_grid(free, np.array([1.0])).tolist() == free.tolist()
+    assert notes.snap_to_grid(np.zeros(0), np.arange(10.0)).size == 0
+
+
 def test_repeat_consensus_lowers_what_the_repeats_lack_and_nothing_else():
     # 32 beats of a riff repeated every bar (strong onsets on beats and "and"s), plus one weak
     # stray 16th in bar 2 that no other bar has; a flat spectrogram makes every bar sound alike.

@@ -8,6 +8,9 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
 - note-onset F-measure (``mir_eval.onset.f_measure``; a chord counts once) at ±50 ms and ±100 ms,
   at the best global shift of the human chart within ±80 ms (2 ms steps; human charts sit a
   constant few tens of ms off the audio), chosen on the ±50 ms score and reported;
+- timing: the median absolute deviation (ms) of the matched notes' time differences from
+  their median, i.e. how far from the human chart's grid the notes sit once the song's offset is
+  taken out;
 - notes/s (distinct onset times per second of audio) of both charts and their ratio;
 - the seconds ``chart_notes`` took (wall and CPU), and the audio duration;
 - with ``--basic-pitch``: the same Expert scores for basic-pitch's notes on the mix, and its time
@@ -59,7 +62,22 @@ def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
     f, p, r, shift = best
     f100 = mir_eval.onset.f_measure(reference + shift, estimate, window=0.1)[0]
     return {"f50": round(f, 4), "p50": round(p, 4), "r50": round(r, 4), "f100": round(f100, 4),
-            "shift_ms": round(shift * 1000)}
+            "shift_ms": round(shift * 1000),
+            "timing_ms": round(timing_spread(reference + shift, estimate) * 1000, 2)}
+
+
+def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """How far the notes that match (±50 ms) sit from the human ones once the song's constant
+    offset is taken out: the median absolute deviation of their time differences (seconds).
+    Human notes are on the chart's tempo grid, so this is also how evenly the generated notes
+    are placed."""
+    import mir_eval
+
+    pairs = mir_eval.util.match_events(reference, estimate, 0.05)
+    if not pairs:
+        return float("nan")
+    diff = np.array([estimate[j] - reference[i] for i, j in pairs])
+    return float(np.median(np.abs(diff - np.median(diff))))
 
 
 def mix_of(folder: Path) -> tuple[np.ndarray, int]:
@@ -129,7 +147,7 @@ def summary(results: list[dict]) -> dict:
                 if "f50" in r["difficulties"][name] and not r["difficulties"][name].get("copied")]
         if rows:
             out[name] = {k: round(float(np.mean([row[k] for row in rows])), 4)
-                         for k in ("f50", "f100", "density_ratio")}
+                         for k in ("f50", "f100", "density_ratio", "timing_ms")}
             ratios = [row["density_ratio"] for row in rows]
             out[name].update({"songs": len(rows), "density_ratio_min": min(ratios),
                               "density_ratio_max": max(ratios)})
