@@ -705,46 +705,56 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
         return out
     beat = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, beats.size - 2)
     period = beats[beat + 1] - beats[beat]
-    slots, residuals = [], []
+    grids = []
     for d in divisions:
-        phase = (times - beats[beat]) / period * d
-        slots.append(beat * d + np.round(phase))               # grid index, 1/d beat units
-        residuals.append((phase - np.round(phase)) * period / d)
+        phase = (times - beats[beat]) / period * d             # in 1/d beats since the beat
+        nearest = np.round(phase)
+        grids.append((beat * d + nearest,                      # grid index, 1/d beat units
+                      np.abs(phase - nearest) * period / d <= tolerance_s))
     first = np.searchsorted(beat, np.arange(beats.size - 1), side="left")
     last = np.searchsorted(beat, np.arange(beats.size - 1), side="right")
     lo = np.searchsorted(beat, np.arange(beats.size - 1) - window_beats, side="left")
     hi = np.searchsorted(beat, np.arange(beats.size - 1) + window_beats, side="right")
     for i in np.flatnonzero(last > first):
         best = None
-        for k, r in zip(slots, residuals):
-            near = np.abs(r[lo[i]:hi[i]]) <= tolerance_s
+        for k, near_grid in grids:
+            near = near_grid[lo[i]:hi[i]]
             if near.sum() < 6 or near.mean() < on_grid:
                 continue
             line = _grid_line(k[lo[i]:hi[i]][near], times[lo[i]:hi[i]][near], inlier_s)
-            if line is not None and line[1] <= max_spread_s and (best is None or line[2] > best[1][2]):
+            if line is not None and line[2] <= max_spread_s and (best is None or line[3] > best[1][3]):
                 best = (k, line)
         if best is not None:
-            k, (fit, _, _) = best
-            grid = fit(k[first[i]:last[i]])
+            k, (a, b, _, _) = best
+            grid = a + b * k[first[i]:last[i]]
             moved = np.abs(times[first[i]:last[i]] - grid) <= tolerance_s
             out[first[i]:last[i]][moved] = grid[moved]
     return out
 
 
 def _grid_line(slots: np.ndarray, times: np.ndarray, inlier_s: float):
-    """``times ≈ p(slots)``, ``p`` a line, by least squares, refitted on the points within
-    ``inlier_s`` (a quadratic, for drifting tempi, bends towards onsets a beat-tracker glitch
-    mislabels): ``(p, median |residual| of those, their count)``, or None with fewer than 6 of
-    them on 2 slots."""
-    if np.unique(slots).size < 2:
+    """``times ≈ a + b * slots`` by least squares, refitted on the points within ``inlier_s``
+    (a quadratic, for drifting tempi, bends towards onsets a beat-tracker slip mislabels):
+    ``(a, b, median |residual| of those, their count)``, or None with fewer than 6 of them on
+    2 slots."""
+    a, b = _line(slots, times)
+    inliers = np.abs(times - a - b * slots) <= inlier_s
+    if inliers.sum() < 6:
         return None
-    fit = np.polynomial.Polynomial.fit(slots, times, 1)
-    inliers = np.abs(times - fit(slots)) <= inlier_s
-    if inliers.sum() < 6 or np.unique(slots[inliers]).size < 2:
+    a, b = _line(slots[inliers], times[inliers])
+    if b == 0.0:
         return None
-    fit = np.polynomial.Polynomial.fit(slots[inliers], times[inliers], 1)
-    spread = float(np.median(np.abs(times[inliers] - fit(slots[inliers]))))
-    return fit, spread, int(inliers.sum())
+    spread = float(np.median(np.abs(times[inliers] - a - b * slots[inliers])))
+    return a, b, spread, int(inliers.sum())
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Intercept and slope of the least-squares line through ``(x, y)``; slope 0 if ``x`` is
+    constant."""
+    dx = x - x.mean()
+    var = float(dx @ dx)
+    slope = float(dx @ (y - y.mean())) / var if var > 0 else 0.0
+    return float(y.mean() - slope * x.mean()), slope
 
 
 def alternate_pulses(pulses: np.ndarray, times: np.ndarray, weight: np.ndarray, *,
