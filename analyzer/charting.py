@@ -204,8 +204,10 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
                                             metre[on_chart], share[on_chart], score[on_chart])
     pitches, _ = _notes.onset_pitches(spec, times)
     held = _held_until(times, pitches, _notes.ring_durations(spec, times, pitches))
-    # Notes go on the beat grid where the music is on one: a detected onset is a frame or so off.
-    times = _notes.snap_to_grid(times, tempo.beats)
+    # Notes go on the beat grid where the music is on one: a detected onset is a frame or so off,
+    # a tracked beat too. The grid is fitted to the onsets; the beats move onto it with them.
+    grid = _notes.snap_to_grid(times, tempo.beats)
+    times, tempo = grid.times, _notes.TempoMap(tempo.bpm, grid.beats)
     beat_s = tempo.beat_s
     expert = _notes.strongest_apart(times, score, min_gap_s=RULES["expert"].gap_s(beat_s))
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.

@@ -42,10 +42,10 @@ import numpy as np
 
 __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
-    "Spectrogram", "Onsets", "TempoMap", "PitchedNote", "analysis_spectrogram", "onset_strength",
-    "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats", "onset_pitches",
-    "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank", "pulse_clarity",
-    "envelope_contrast", "new_partials", "sixteenth_slots", "repeat_consensus",
+    "Spectrogram", "Onsets", "TempoMap", "Snapped", "PitchedNote", "analysis_spectrogram",
+    "onset_strength", "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats",
+    "onset_pitches", "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank",
+    "pulse_clarity", "envelope_contrast", "new_partials", "sixteenth_slots", "repeat_consensus",
     "alternate_pulses", "snap_to_grid",
 ]
 
@@ -117,6 +117,15 @@ class TempoMap:
     def beat_s(self) -> float:
         """Seconds per beat."""
         return 60.0 / self.bpm
+
+
+@dataclass(frozen=True, eq=False)
+class Snapped:
+    """What :func:`snap_to_grid` gives: onset times and beat times (seconds), each moved onto
+    the grid fitted around it where the music is on one."""
+
+    times: np.ndarray
+    beats: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -664,8 +673,9 @@ def sixteenth_slots(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
 
 def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, ...] = (4, 3),
                  tolerance_s: float = 0.035, window_beats: int = 4, on_grid: float = 0.7,
-                 inlier_s: float = 0.015, max_spread_s: float = 0.01) -> np.ndarray:
-    """Onset times moved onto the beat grid where the music is on one; elsewhere unchanged.
+                 inlier_s: float = 0.015, max_spread_s: float = 0.01) -> Snapped:
+    """Onset and beat times moved onto the beat grid where the music is on one; elsewhere
+    unchanged.
 
     A tracked beat sits on a frame and jitters by one; an onset too. So the grid is not the
     tracked beats subdivided but a line fitted to the onsets themselves: around each beat
@@ -675,8 +685,8 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
     is the local grid, and the subdivision whose line holds more of the onsets is the one
     played. The music is on a grid there when at least ``on_grid`` of the window's onsets are
     near a grid point and the inliers sit within ``max_spread_s`` of the line (median); then
-    each onset of that beat within ``tolerance_s`` of the line moves onto it. Rubato, free
-    time or a wrong beat track leaves the onsets where they were heard.
+    each onset of that beat, and the beat itself, within ``tolerance_s`` of the line moves onto
+    it. Rubato, free time or a wrong beat track leaves them where they were heard.
 
     Parameters
     ----------
@@ -687,29 +697,30 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
 
     Returns
     -------
-    np.ndarray [shape=(n,)]
-        The times, snapped where the grid holds them. Two onsets can land on one grid point.
+    Snapped
+        ``times`` [shape=(n,)] and ``beats`` [shape=(m,)], snapped where the grid holds them.
+        Two onsets can land on one grid point.
 
     Examples
     --------
     >>> beats = np.arange(0, 20, 0.5) + np.tile([0.0, 0.006, -0.006, 0.0], 10)  # a jittery track
     >>> grid = np.arange(1, 151) * 0.125                    # 16ths at 120 BPM
     >>> times = grid + np.tile([0.004, -0.005, 0.001], 50)  # as detected: +-5 ms
-    >>> float(np.abs(snap_to_grid(times, beats) - grid).max()) < 1e-3
+    >>> float(np.abs(snap_to_grid(times, beats).times - grid).max()) < 1e-3
     True
     """
     times = np.asarray(times, dtype=np.float64)
     beats = np.asarray(beats, dtype=np.float64)
-    out = times.copy()
+    out, out_beats = times.copy(), beats.copy()
     if beats.size < 2 or times.size == 0:
-        return out
+        return Snapped(out, out_beats)
     beat = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, beats.size - 2)
     period = beats[beat + 1] - beats[beat]
     grids = []
     for d in divisions:
         phase = (times - beats[beat]) / period * d             # in 1/d beats since the beat
         nearest = np.round(phase)
-        grids.append((beat * d + nearest,                      # grid index, 1/d beat units
+        grids.append((d, beat * d + nearest,                   # grid index, 1/d beat units
                       np.abs(phase - nearest) * period / d <= tolerance_s))
     first = np.searchsorted(beat, np.arange(beats.size - 1), side="left")
     last = np.searchsorted(beat, np.arange(beats.size - 1), side="right")
@@ -717,19 +728,23 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
     hi = np.searchsorted(beat, np.arange(beats.size - 1) + window_beats, side="right")
     for i in np.flatnonzero(last > first):
         best = None
-        for k, near_grid in grids:
+        for d, k, near_grid in grids:
             near = near_grid[lo[i]:hi[i]]
             if near.sum() < 6 or near.mean() < on_grid:
                 continue
             line = _grid_line(k[lo[i]:hi[i]][near], times[lo[i]:hi[i]][near], inlier_s)
-            if line is not None and line[2] <= max_spread_s and (best is None or line[3] > best[1][3]):
-                best = (k, line)
+            if line is not None and line[2] <= max_spread_s and (best is None or line[3] > best[2][3]):
+                best = (d, k, line)
         if best is not None:
-            k, (a, b, _, _) = best
+            d, k, (a, b, _, _) = best
             grid = a + b * k[first[i]:last[i]]
             moved = np.abs(times[first[i]:last[i]] - grid) <= tolerance_s
             out[first[i]:last[i]][moved] = grid[moved]
-    return out
+            if abs(a + b * i * d - beats[i]) <= tolerance_s:
+                out_beats[i] = a + b * i * d
+    if np.any(np.diff(out_beats) <= 0):     # never reorders real beats; a guard all the same
+        out_beats = beats.copy()
+    return Snapped(out, out_beats)
 
 
 def _grid_line(slots: np.ndarray, times: np.ndarray, inlier_s: float):

@@ -6,6 +6,7 @@ import pytest
 
 from analyzer import charting
 from analyzer import notes as note_analysis
+from analyzer.formats.tempo import TempoMap
 from analyzer.stems import Stems
 from chart_store.chart import DIFFICULTIES, Chart, ChartMeta, Note
 from tests.plucked import render, riff
@@ -49,6 +50,11 @@ def test_notes_are_on_the_grid_the_riff_was_played_on(riff_120, charted):
     pairs = mir_eval.util.match_events(riff_120.times, found, 0.05)
     offset = np.array([found[j] - riff_120.times[i] for i, j in pairs])
     assert np.median(np.abs(offset - np.median(offset))) < 0.001
+    # The beats moved onto the same grid: exported (notes.mid, .sm), the notes fall on 16th-note
+    # ticks of the tempo map made from them (about half do on the tracked beats).
+    tempo = TempoMap.from_beats(charted.beats, resolution=480)
+    ticks = np.array([tempo.tick_at(t) for t in found])
+    assert np.mean(np.abs((ticks + 60) % 120 - 60) <= 2) >= 0.95
 
 
 def test_tempo_and_beats(riff_120, charted):

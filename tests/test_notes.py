@@ -153,11 +153,14 @@ def test_snap_to_grid_puts_onsets_on_the_grid_they_were_played_on():
     def heard_on(played, beats):
         heard = played + rng.uniform(-0.005, 0.005, played.size)   # a detected onset: +-5 ms
         tracked = beats + rng.uniform(-0.006, 0.006, beats.size)   # a tracked beat: +-6 ms
-        return np.abs(notes.snap_to_grid(heard, tracked) - played), np.abs(heard - played)
+        return np.abs(notes.snap_to_grid(heard, tracked).times - played), np.abs(heard - played)
 
-    # 16ths at 120 BPM.
+    # 16ths at 120 BPM; the tracked beats move onto the grid too.
     snapped, heard = heard_on(1.0 + np.arange(150) * 0.125, 1.0 + np.arange(40) * 0.5)
     assert np.median(snapped) < 0.001 and snapped.max() < 0.0025 < heard.max()
+    tracked = 1.0 + np.arange(40) * 0.5 + rng.uniform(-0.006, 0.006, 40)
+    grid = notes.snap_to_grid(1.0 + np.arange(150) * 0.125, tracked)
+    assert np.abs(grid.beats - (1.0 + np.arange(40) * 0.5))[:37].max() < 0.001
     # 16ths speeding up from 120 to 126 BPM: never further off than heard.
     beat_at = lambda b: 0.5 + b * 0.5 - 0.0003 * b ** 2            # noqa: E731
     snapped, heard = heard_on(beat_at(np.arange(4, 160) / 4), beat_at(np.arange(41)))
@@ -170,13 +173,13 @@ def test_snap_to_grid_puts_onsets_on_the_grid_they_were_played_on():
     played = 1.0 + np.arange(150) * 0.125
     beats = 1.0 + np.arange(40) * 0.5
     beats[20] += 0.08
-    assert np.abs(notes.snap_to_grid(played, beats) - played).max() < 0.005
+    assert np.abs(notes.snap_to_grid(played, beats).times - played).max() < 0.005
     # Notes in free time (uniformly anywhere) are left where they were heard.
     free = np.sort(rng.uniform(0, 20, 120))
-    assert np.mean(notes.snap_to_grid(free, np.arange(0, 21, 0.5)) == free) >= 0.95
+    assert np.mean(notes.snap_to_grid(free, np.arange(0, 21, 0.5)).times == free) >= 0.95
     # No grid, no onsets.
-    assert notes.snap_to_grid(free, np.array([1.0])).tolist() == free.tolist()
-    assert notes.snap_to_grid(np.zeros(0), np.arange(10.0)).size == 0
+    assert notes.snap_to_grid(free, np.array([1.0])).times.tolist() == free.tolist()
+    assert notes.snap_to_grid(np.zeros(0), np.arange(10.0)).times.size == 0
 
 
 def test_repeat_consensus_lowers_what_the_repeats_lack_and_nothing_else():
