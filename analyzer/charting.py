@@ -14,7 +14,10 @@ How difficulties are made (the rule, and where its numbers come from)
 Which onsets are charted: those whose strength x metrical weight (on the beat > on the 8th >
 elsewhere) x tonal weight (the share of new partials the onset brings, see
 :func:`analyzer.notes.new_partials`) reaches :data:`ONSET_THRESHOLD`, once lowered where the bars
-that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`).
+that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). They and the
+beats are then moved onto the grid fitted to them where the music is on one
+(:func:`analyzer.notes.snap_to_grid`: a detected onset and a tracked beat are a frame or so
+off), and every difficulty is made from the snapped notes.
 
 Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
 ``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy

@@ -727,43 +727,59 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
     lo = np.searchsorted(beat, np.arange(beats.size - 1) - window_beats, side="left")
     hi = np.searchsorted(beat, np.arange(beats.size - 1) + window_beats, side="right")
     for i in np.flatnonzero(last > first):
-        best = None
+        best: tuple[int, np.ndarray, _GridLine] | None = None
         for d, k, near_grid in grids:
             near = near_grid[lo[i]:hi[i]]
             if near.sum() < 6 or near.mean() < on_grid:
                 continue
-            line = _grid_line(k[lo[i]:hi[i]][near], times[lo[i]:hi[i]][near], inlier_s)
-            if line is not None and line[2] <= max_spread_s and (best is None or line[3] > best[2][3]):
+            line = _GridLine.fit(k[lo[i]:hi[i]][near], times[lo[i]:hi[i]][near], inlier_s)
+            if (line is not None and line.spread <= max_spread_s
+                    and (best is None or line.inliers > best[2].inliers)):
                 best = (d, k, line)
-        if best is not None:
-            d, k, (a, b, _, _) = best
-            grid = a + b * k[first[i]:last[i]]
-            moved = np.abs(times[first[i]:last[i]] - grid) <= tolerance_s
-            out[first[i]:last[i]][moved] = grid[moved]
-            if abs(a + b * i * d - beats[i]) <= tolerance_s:
-                out_beats[i] = a + b * i * d
+        if best is None:
+            continue
+        d, k, line = best
+        grid = line.at(k[first[i]:last[i]])
+        moved = np.abs(times[first[i]:last[i]] - grid) <= tolerance_s
+        out[first[i]:last[i]][moved] = grid[moved]
+        if abs(line.at(i * d) - beats[i]) <= tolerance_s:
+            out_beats[i] = line.at(i * d)
     if np.any(np.diff(out_beats) <= 0):     # never reorders real beats; a guard all the same
         out_beats = beats.copy()
     return Snapped(out, out_beats)
 
 
-def _grid_line(slots: np.ndarray, times: np.ndarray, inlier_s: float):
-    """``times ≈ a + b * slots`` by least squares, refitted on the points within ``inlier_s``
-    (a quadratic, for drifting tempi, bends towards onsets a beat-tracker slip mislabels):
-    ``(a, b, median |residual| of those, their count)``, or None with fewer than 6 of them on
-    2 slots."""
-    a, b = _line(slots, times)
-    inliers = np.abs(times - a - b * slots) <= inlier_s
-    if inliers.sum() < 6:
-        return None
-    a, b = _line(slots[inliers], times[inliers])
-    if b == 0.0:
-        return None
-    spread = float(np.median(np.abs(times[inliers] - a - b * slots[inliers])))
-    return a, b, spread, int(inliers.sum())
+@dataclass(frozen=True)
+class _GridLine:
+    """A local beat grid, ``time = intercept + slope * slot`` (seconds; slots in 1/d beats), and
+    how well the onsets it was fitted to sit on it."""
+
+    intercept: float
+    slope: float
+    spread: float       # median |residual| of the inliers, seconds
+    inliers: int
+
+    def at(self, slots):
+        return self.intercept + self.slope * slots
+
+    @classmethod
+    def fit(cls, slots: np.ndarray, times: np.ndarray, inlier_s: float) -> _GridLine | None:
+        """Least squares, refitted on the points within ``inlier_s`` of the first fit; None with
+        fewer than 6 of them or all on one slot. A line, not a quadratic that would follow a
+        drifting tempo further: a quadratic bends towards the onsets a beat-tracker slip
+        mislabels."""
+        intercept, slope = _least_squares_line(slots, times)
+        inliers = np.abs(times - intercept - slope * slots) <= inlier_s
+        if inliers.sum() < 6:
+            return None
+        intercept, slope = _least_squares_line(slots[inliers], times[inliers])
+        if slope == 0.0:
+            return None
+        residual = times[inliers] - intercept - slope * slots[inliers]
+        return cls(intercept, slope, float(np.median(np.abs(residual))), int(inliers.sum()))
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Intercept and slope of the least-squares line through ``(x, y)``; slope 0 if ``x`` is
     constant."""
     dx = x - x.mean()
