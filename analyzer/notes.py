@@ -673,7 +673,7 @@ def sixteenth_slots(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
 
 def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, ...] = (4, 3),
                  tolerance_s: float = 0.035, window_beats: int = 4, on_grid: float = 0.7,
-                 inlier_s: float = 0.015, max_spread_s: float = 0.01) -> Snapped:
+                 inlier_s: float = 0.015, max_spread_s: float = 0.005) -> Snapped:
     """Onset and beat times moved onto the beat grid where the music is on one; elsewhere
     unchanged.
 
@@ -684,9 +684,10 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
     index and time; a least-squares line through them (refitted on those within ``inlier_s``)
     is the local grid, and the subdivision whose line holds more of the onsets is the one
     played. The music is on a grid there when at least ``on_grid`` of the window's onsets are
-    near a grid point and the inliers sit within ``max_spread_s`` of the line (median); then
-    each onset of that beat, and the beat itself, within ``tolerance_s`` of the line moves onto
-    it. Rubato, free time or a wrong beat track leaves them where they were heard.
+    near a grid point and the inliers sit within ``max_spread_s`` of the line (median: about a
+    detected onset's own jitter); then each onset of that beat, and the beat itself, within
+    ``inlier_s`` of the line moves onto it. Rubato, a drifting tempo, free time or a wrong beat
+    track leaves them where they were heard.
 
     Parameters
     ----------
@@ -740,9 +741,9 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
             continue
         d, k, line = best
         grid = line.at(k[first[i]:last[i]])
-        moved = np.abs(times[first[i]:last[i]] - grid) <= tolerance_s
+        moved = np.abs(times[first[i]:last[i]] - grid) <= inlier_s
         out[first[i]:last[i]][moved] = grid[moved]
-        if abs(line.at(i * d) - beats[i]) <= tolerance_s:
+        if abs(line.at(i * d) - beats[i]) <= inlier_s:
             out_beats[i] = line.at(i * d)
     if np.any(np.diff(out_beats) <= 0):     # never reorders real beats; a guard all the same
         out_beats = beats.copy()
