@@ -10,7 +10,8 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   constant few tens of ms off the audio), chosen on the ±50 ms score and reported;
 - timing: the median absolute deviation (ms) of the matched notes' time differences from
   their median, i.e. how far from the human chart's grid the notes sit once the song's offset is
-  taken out;
+  taken out; and the share of the generated notes an export puts on a 16th note of its tempo
+  map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
 - notes/s (distinct onset times per second of audio) of both charts and their ratio;
 - the seconds ``chart_notes`` took (wall and CPU), and the audio duration;
 - with ``--basic-pitch``: the same Expert scores for basic-pitch's notes on the mix, and its time
@@ -38,9 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+from analyzer.formats.tempo import TempoMap
 from benchmarks.data import dev_songs_dir, songs_dir
 
 EVALUATED = ("expert", "hard", "medium", "easy")
+#: Exported tempo maps use Clone Hero's resolution; a note within a 20th of a 16th is on it.
+TICKS_PER_BEAT = 480
+ON_GRID_TICKS = 6
 SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
 
 
@@ -64,6 +69,18 @@ def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
     return {"f50": round(f, 4), "p50": round(p, 4), "r50": round(r, 4), "f100": round(f100, 4),
             "shift_ms": round(shift * 1000),
             "timing_ms": round(timing_spread(reference + shift, estimate) * 1000, 2)}
+
+
+def on_sixteenths(times: np.ndarray, tempo) -> float:
+    """Share of ``times`` within :data:`ON_GRID_TICKS` of a 16th note of ``tempo`` (an
+    :class:`analyzer.formats.tempo.TempoMap`): how many notes an export (notes.mid, .sm) puts on
+    the grid a charting editor shows."""
+    if times.size == 0:
+        return float("nan")
+    sixteenth = TICKS_PER_BEAT // 4
+    ticks = np.array([tempo.tick_at(t) for t in times])
+    off = np.abs((ticks + sixteenth / 2) % sixteenth - sixteenth / 2)
+    return float(np.mean(off <= ON_GRID_TICKS))
 
 
 def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -122,6 +139,7 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
               "chart_notes_wall_s": round(wall, 3), "chart_notes_cpu_s": round(cpu, 3),
               "realtime_factor": round(duration / wall, 1), "bpm": round(generated.bpm, 2),
               "difficulties": {}}
+    exported = TempoMap.from_beats(generated.beats, resolution=TICKS_PER_BEAT)
     harder: list[np.ndarray] = []
     for name in EVALUATED:
         ref = onset_times(human.get(name, ()))
@@ -133,7 +151,8 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
             entry["copied"] = True   # scored, left out of the means
         entry.update({"human_notes_per_s": round(ref.size / duration, 3),
                       "generated_notes_per_s": round(est.size / duration, 3),
-                      "density_ratio": round(est.size / max(ref.size, 1), 3)})
+                      "density_ratio": round(est.size / max(ref.size, 1), 3),
+                      "on_sixteenths": round(on_sixteenths(est, exported), 4)})
         result["difficulties"][name] = entry
     if with_basic_pitch:
         result["basic_pitch_expert"] = basic_pitch_scores(y, sr, onset_times(human["expert"]))
@@ -147,7 +166,8 @@ def summary(results: list[dict]) -> dict:
                 if "f50" in r["difficulties"][name] and not r["difficulties"][name].get("copied")]
         if rows:
             out[name] = {k: round(float(np.mean([row[k] for row in rows])), 4)
-                         for k in ("f50", "f100", "density_ratio", "timing_ms")}
+                         for k in ("f50", "f100", "density_ratio", "timing_ms",
+                                   "on_sixteenths")}
             ratios = [row["density_ratio"] for row in rows]
             out[name].update({"songs": len(rows), "density_ratio_min": min(ratios),
                               "density_ratio_max": max(ratios)})
