@@ -290,12 +290,10 @@ def _metrical_weights(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
     weights = np.full(times.shape, METRE_WEIGHTS[2])
     if beats.size < 2 or times.size == 0:
         return weights
-    idx = np.clip(np.searchsorted(beats, times) - 1, 0, beats.size - 2)
-    period = beats[idx + 1] - beats[idx]
-    phase = (times - beats[idx]) / period            # beats since the previous beat
-    frac = phase - np.round(phase)                   # distance to the nearest beat, in beats
-    half = phase * 2 - np.round(phase * 2)           # ... to the nearest 8th, in 8ths
-    tol = GRID_TOLERANCE_S / period
+    at = _notes.beat_phase(times, beats)
+    frac = at.phase - np.round(at.phase)             # distance to the nearest beat, in beats
+    half = at.phase * 2 - np.round(at.phase * 2)     # ... to the nearest 8th, in 8ths
+    tol = GRID_TOLERANCE_S / at.period
     weights[np.abs(half) * 0.5 <= tol] = METRE_WEIGHTS[1]
     weights[np.abs(frac) <= tol] = METRE_WEIGHTS[0]
     return weights

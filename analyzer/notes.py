@@ -15,6 +15,8 @@ API
   (a picked note brings new partials; a drum hit over a held chord does not).
 - :func:`sixteenth_slots` / :func:`repeat_consensus` — onsets on the 16th grid of the beats, and
   their scores lowered where the bars that sound the same do not repeat them.
+- :func:`beat_phase` / :func:`snap_to_grid` — where times fall between the beats; onsets and
+  beats moved onto the grid fitted to them where the music is on one.
 - :func:`alternate_pulses` — every other pulse, the parity the onsets favour (which of the
   beats and the 8ths between them a charter counts as the beat).
 - :func:`ring_durations` — how long each onset's pitch keeps sounding (sustain candidates).
@@ -42,11 +44,12 @@ import numpy as np
 
 __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
-    "Spectrogram", "Onsets", "TempoMap", "Snapped", "PitchedNote", "analysis_spectrogram",
-    "onset_strength", "detect_onsets", "strongest_apart", "estimate_tempo", "track_beats",
-    "onset_pitches", "ring_durations", "transcribe", "basic_pitch_session", "mel_filterbank",
-    "pulse_clarity", "envelope_contrast", "new_partials", "sixteenth_slots", "repeat_consensus",
-    "alternate_pulses", "snap_to_grid",
+    "Spectrogram", "Onsets", "TempoMap", "BeatPhase", "Snapped", "PitchedNote",
+    "analysis_spectrogram", "onset_strength", "detect_onsets", "strongest_apart",
+    "estimate_tempo", "track_beats", "onset_pitches", "ring_durations", "transcribe",
+    "basic_pitch_session", "mel_filterbank", "pulse_clarity", "envelope_contrast",
+    "new_partials", "sixteenth_slots", "repeat_consensus", "alternate_pulses", "beat_phase",
+    "snap_to_grid",
 ]
 
 #: Everything here runs at basic-pitch's rate: enough bandwidth for onsets, half the cost of 44.1k.
@@ -117,6 +120,18 @@ class TempoMap:
     def beat_s(self) -> float:
         """Seconds per beat."""
         return 60.0 / self.bpm
+
+
+@dataclass(frozen=True, eq=False)
+class BeatPhase:
+    """Where times fall on a beat grid (:func:`beat_phase`): the beat each follows (``beat``,
+    an index; the first before the grid, the last but one after it), the beats since it
+    (``phase``, fractional; outside the grid it extrapolates) and that beat's length in seconds
+    (``period``). Arrays shaped like the times."""
+
+    beat: np.ndarray
+    phase: np.ndarray
+    period: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -650,6 +665,22 @@ def new_partials(spec: Spectrogram, frames: np.ndarray, *, before: tuple[int, in
     return np.where(count > 0, (new & ~near_old).sum(axis=0) / np.maximum(count, 1), 0.0)
 
 
+def beat_phase(times: np.ndarray, beats: np.ndarray) -> BeatPhase:
+    """Each time's place between the beats around it (``beats``: at least 2, ascending, s).
+
+    Examples
+    --------
+    >>> bp = beat_phase(np.array([0.25, 1.2]), np.array([0.0, 0.5, 1.0]))
+    >>> bp.beat, bp.phase
+    (array([0, 1]), array([0.5, 1.4]))
+    """
+    times = np.asarray(times, dtype=np.float64)
+    beats = np.asarray(beats, dtype=np.float64)
+    beat = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, beats.size - 2)
+    period = beats[beat + 1] - beats[beat]
+    return BeatPhase(beat, (times - beats[beat]) / period, period)
+
+
 def sixteenth_slots(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """The 16th note of the beat grid nearest each time: ``4 * i + k`` for the ``k``-th 16th
     after beat ``i`` (``k`` = 4 is the next beat's slot); -1 before the first beat or after the
@@ -664,11 +695,9 @@ def sixteenth_slots(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
     beats = np.asarray(beats, dtype=np.float64)
     if beats.size < 2:
         return np.full(times.shape, -1, np.int64)
-    idx = np.searchsorted(beats, times, side="right") - 1
-    inside = (idx >= 0) & (times <= beats[-1])
-    i = np.clip(idx, 0, beats.size - 2)
-    phase = (times - beats[i]) / (beats[i + 1] - beats[i])
-    return np.where(inside, 4 * i + np.round(phase * 4).astype(np.int64), -1)
+    at = beat_phase(times, beats)
+    inside = (times >= beats[0]) & (times <= beats[-1])
+    return np.where(inside, 4 * at.beat + np.round(at.phase * 4).astype(np.int64), -1)
 
 
 def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, ...] = (4, 3),
@@ -715,18 +744,18 @@ def snap_to_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, 
     out, out_beats = times.copy(), beats.copy()
     if beats.size < 2 or times.size == 0:
         return Snapped(out, out_beats)
-    beat = np.clip(np.searchsorted(beats, times, side="right") - 1, 0, beats.size - 2)
-    period = beats[beat + 1] - beats[beat]
+    at = beat_phase(times, beats)
     grids = []
     for d in divisions:
-        phase = (times - beats[beat]) / period * d             # in 1/d beats since the beat
+        phase = at.phase * d                                   # in 1/d beats since the beat
         nearest = np.round(phase)
-        grids.append((d, beat * d + nearest,                   # grid index, 1/d beat units
-                      np.abs(phase - nearest) * period / d <= tolerance_s))
-    first = np.searchsorted(beat, np.arange(beats.size - 1), side="left")
-    last = np.searchsorted(beat, np.arange(beats.size - 1), side="right")
-    lo = np.searchsorted(beat, np.arange(beats.size - 1) - window_beats, side="left")
-    hi = np.searchsorted(beat, np.arange(beats.size - 1) + window_beats, side="right")
+        grids.append((d, at.beat * d + nearest,                # grid index, 1/d beat units
+                      np.abs(phase - nearest) * at.period / d <= tolerance_s))
+    each = np.arange(beats.size - 1)
+    first = np.searchsorted(at.beat, each, side="left")
+    last = np.searchsorted(at.beat, each, side="right")
+    lo = np.searchsorted(at.beat, each - window_beats, side="left")
+    hi = np.searchsorted(at.beat, each + window_beats, side="right")
     for i in np.flatnonzero(last > first):
         best: tuple[int, np.ndarray, _GridLine] | None = None
         for d, k, near_grid in grids:
