@@ -13,6 +13,10 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   taken out; and the share of the generated notes an export puts on a 16th note of its tempo
   map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
 - notes/s (distinct onset times per second of audio) of both charts and their ratio;
+- how the matched notes are played (:func:`feel_scores`): whether the lanes move the same way
+  note to note as the human's (against the same generated moves shuffled: what lanes that ignore
+  the melody would score), and how many notes are sustains and chords in each chart, with the
+  F-measure of those two labels over the matched notes;
 - the seconds ``chart_notes`` took (wall and CPU), and the audio duration;
 - with ``--basic-pitch``: the same Expert scores for basic-pitch's notes on the mix, and its time
   (the measurement behind charting from onsets rather than from a transcription).
@@ -53,6 +57,54 @@ SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
 def onset_times(notes) -> np.ndarray:
     """Distinct note start times (a chord is one onset), seconds, ascending."""
     return np.unique(np.round([n.t for n in notes], 4))
+
+
+def onset_shapes(notes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct onset (as :func:`onset_times`): the mean lane of its notes, whether it is a
+    chord, whether it is sustained."""
+    times = onset_times(notes)
+    at = np.searchsorted(times, np.round([n.t for n in notes], 4))
+    count = np.bincount(at, minlength=times.size)
+    lane = np.bincount(at, weights=[n.lane for n in notes], minlength=times.size) / count
+    held = np.bincount(at, weights=[n.dur > 0 for n in notes], minlength=times.size) > 0
+    return lane, count > 1, held
+
+
+def feel_scores(human, generated, shift_s: float) -> dict:
+    """How the notes both charts have (matched at ±50 ms, ``shift_s`` applied to the human
+    chart) are played.
+
+    - ``lane_motion``: over consecutive matched onsets that follow each other in both charts,
+      the share whose lane moves the same way (left, same lane, right; a chord's lane is its
+      mean) in both; ``lane_motion_chance``: the same with the generated moves shuffled (mean
+      of 20 seeded permutations), what lanes that ignore the melody would score.
+    - ``sustained`` and ``chords``: the share of the onsets that are sustains / chords in the
+      human and the generated chart, and the F-measure of the label over the matched onsets.
+    """
+    import mir_eval
+
+    ref, est = onset_times(human), onset_times(generated)
+    pairs = sorted(mir_eval.util.match_events(ref + shift_s, est, 0.05))
+    if len(pairs) < 2:
+        return {}
+    hi, gi = np.array(pairs).T
+    h_lane, h_chord, h_held = onset_shapes(human)
+    g_lane, g_chord, g_held = onset_shapes(generated)
+    follows = (np.diff(hi) == 1) & (np.diff(gi) == 1)
+    h_move = np.sign(np.diff(h_lane[hi]))[follows]
+    g_move = np.sign(np.diff(g_lane[gi]))[follows]
+    rng = np.random.default_rng(0)
+    chance = np.mean([np.mean(h_move == rng.permutation(g_move)) for _ in range(20)])
+
+    def f1(a, b):
+        return float(2 * np.sum(a & b) / max(a.sum() + b.sum(), 1))
+
+    out = {"lane_motion": round(float(np.mean(h_move == g_move)), 4) if follows.any() else None,
+           "lane_motion_chance": round(float(chance), 4) if follows.any() else None}
+    for name, h, g in (("sustained", h_held, g_held), ("chords", h_chord, g_chord)):
+        out[name] = {"human": round(float(h.mean()), 4), "generated": round(float(g.mean()), 4),
+                     "f1": round(f1(h[hi], g[gi]), 4)}
+    return out
 
 
 def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
@@ -147,6 +199,9 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
         copied = any(np.array_equal(ref, h) for h in harder)
         harder.append(ref)
         entry = best_shift_scores(ref, est) if ref.size else {}
+        if ref.size:
+            entry["feel"] = feel_scores(human[name], generated.difficulties[name],
+                                        entry["shift_ms"] / 1000)
         if copied:
             entry["copied"] = True   # scored, left out of the means
         entry.update({"human_notes_per_s": round(ref.size / duration, 3),
@@ -157,6 +212,19 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
     if with_basic_pitch:
         result["basic_pitch_expert"] = basic_pitch_scores(y, sr, onset_times(human["expert"]))
     return result
+
+
+def _mean_feel(rows: list[dict]) -> dict:
+    """The means of :func:`feel_scores`' figures over the songs that have them."""
+    feels = [row["feel"] for row in rows if row.get("feel", {}).get("lane_motion") is not None]
+    if not feels:
+        return {}
+    out = {k: round(float(np.mean([f[k] for f in feels])), 4)
+           for k in ("lane_motion", "lane_motion_chance")}
+    for label in ("sustained", "chords"):
+        out[label] = {k: round(float(np.mean([f[label][k] for f in feels])), 4)
+                      for k in ("human", "generated", "f1")}
+    return out
 
 
 def summary(results: list[dict]) -> dict:
@@ -170,7 +238,7 @@ def summary(results: list[dict]) -> dict:
                                    "on_sixteenths")}
             ratios = [row["density_ratio"] for row in rows]
             out[name].update({"songs": len(rows), "density_ratio_min": min(ratios),
-                              "density_ratio_max": max(ratios)})
+                              "density_ratio_max": max(ratios), "feel": _mean_feel(rows)})
     total_audio = sum(r["duration_s"] for r in results)
     total_wall = sum(r["chart_notes_wall_s"] for r in results)
     bp = [r["basic_pitch_expert"] for r in results if "basic_pitch_expert" in r]
@@ -205,6 +273,24 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def feel_table(report: dict) -> str:
+    """A Markdown table of the means of :func:`feel_scores` per set and difficulty."""
+    lines = ["| set | difficulty | lane motion (chance) | sustained: human / generated, F1 "
+             "| chords: human / generated, F1 |", "|---" * 5 + "|"]
+    for set_name, part in report["sets"].items():
+        for name in EVALUATED:
+            feel = part["mean"].get(name, {}).get("feel")
+            if not feel:
+                continue
+            held, chords = feel["sustained"], feel["chords"]
+            lines.append(
+                f"| {set_name} | {name} | {feel['lane_motion']:.2f} "
+                f"({feel['lane_motion_chance']:.2f}) | {held['human']:.2f} / "
+                f"{held['generated']:.2f}, {held['f1']:.2f} | {chords['human']:.2f} / "
+                f"{chords['generated']:.2f}, {chords['f1']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("songs_pos", nargs="?", metavar="SONGS_DIR",
@@ -216,7 +302,8 @@ def main(argv=None) -> int:
     parser.add_argument("--basic-pitch", action="store_true",
                         help="also score basic-pitch's notes (ONNX) on the mix against Expert")
     parser.add_argument("--table", action="store_true",
-                        help="also print a Markdown table (F ±50 ms, density ratio) to stderr")
+                        help="also print Markdown tables to stderr: F ±50 ms (density ratio), and "
+                             "lane motion, sustains and chords")
     args = parser.parse_args(argv)
     explicit = args.songs or args.songs_pos
     if explicit:
@@ -237,6 +324,7 @@ def main(argv=None) -> int:
     print(text)
     if args.table:
         print(table(report), file=sys.stderr)
+        print(feel_table(report), file=sys.stderr)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n")
     return 0
