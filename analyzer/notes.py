@@ -11,6 +11,8 @@ API
 - :func:`pulse_clarity` / :func:`envelope_contrast` — whether an envelope has a beat, and peaks
   that stand out (stationary noise has neither).
 - :func:`onset_pitches` — the dominant pitch (MIDI) right after each onset, by harmonic summation.
+- :func:`onset_similarity` — how much each onset sounds like the previous one (a repeat or a
+  change of note, for the lanes).
 - :func:`new_partials` — how much of the spectrum's tonal peaks right after each onset are new
   (a picked note brings new partials; a drum hit over a held chord does not).
 - :func:`sixteenth_slots` / :func:`repeat_consensus` — onsets on the 16th grid of the beats, and
@@ -46,7 +48,7 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "BeatPhase", "Snapped", "PitchedNote",
     "analysis_spectrogram", "onset_strength", "detect_onsets", "strongest_apart",
-    "estimate_tempo", "track_beats", "onset_pitches", "ring_durations", "transcribe",
+    "estimate_tempo", "track_beats", "onset_pitches", "onset_similarity", "ring_durations", "transcribe",
     "basic_pitch_session", "mel_filterbank", "pulse_clarity", "envelope_contrast",
     "new_partials", "sixteenth_slots", "repeat_consensus", "alternate_pulses", "beat_phase",
     "snap_to_grid",
@@ -554,10 +556,15 @@ def _salience_matrix(pitches: np.ndarray, n_harmonics: int = 6, decay: float = 0
     return w
 
 
-def _pitch_salience(spec: Spectrogram, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pitches = np.arange(MIDI_RANGE[0], MIDI_RANGE[1] + 1)
-    frames = np.clip(frames, 0, spec.n_frames - 1)
-    return pitches, _salience_matrix(pitches) @ spec.log_magnitude(frames=frames)
+def _after_onsets(spec: Spectrogram, times: np.ndarray, settle_s: float, window_s: float,
+                  bins=slice(None)) -> np.ndarray:
+    """The log-magnitude spectrum (``bins``, onsets) averaged over ``window_s`` seconds starting
+    ``settle_s`` after each onset: the note's sound past its pick noise."""
+    first = np.round((times + settle_s) * FRAME_RATE).astype(int)
+    width = max(1, int(round(window_s * FRAME_RATE)))
+    frames = np.clip((first[:, None] + np.arange(width)[None, :]).ravel(), 0, spec.n_frames - 1)
+    cells = spec.log_magnitude(bins, frames)
+    return cells.reshape(cells.shape[0], times.size, width).mean(axis=2)
 
 
 def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
@@ -587,11 +594,8 @@ def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.0
     times = np.asarray(times, dtype=np.float64)
     if times.size == 0:
         return np.zeros(0, np.int64), np.zeros(0)
-    first = np.round((times + settle_s) * FRAME_RATE).astype(int)
-    width = max(1, int(round(window_s * FRAME_RATE)))
-    frames = (first[:, None] + np.arange(width)[None, :]).ravel()
-    pitches, sal = _pitch_salience(spec, frames)
-    sal = sal.reshape(pitches.size, times.size, width).mean(axis=2)
+    pitches = np.arange(MIDI_RANGE[0], MIDI_RANGE[1] + 1)
+    sal = _salience_matrix(pitches) @ _after_onsets(spec, times, settle_s, window_s)
     best = np.argmax(sal, axis=0)
     # Continuity: when the previous note's pitch scores within ``stickiness`` of the best, it is
     # the same note again (a chugged chord's partials shift a little from hit to hit).
@@ -599,6 +603,58 @@ def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.0
         if sal[best[i - 1], i] >= (1.0 - stickiness) * sal[best[i], i]:
             best[i] = best[i - 1]
     return pitches[best].astype(np.int64), sal[best, np.arange(times.size)]
+
+
+def onset_similarity(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
+                     window_s: float = 0.05, max_hz: float = 4300.0,
+                     partial_bins: int = 12) -> np.ndarray:
+    """How much each onset sounds like the one before, -1..1.
+
+    Each onset's log-magnitude spectrum below ``max_hz`` (averaged as :func:`onset_pitches`
+    does) is compared with the previous onset's twice, and the two cosine similarities are
+    averaged:
+
+    - the spectrum less its mean: its broad shape (a palm-muted chug against an open chord, a
+      band that drops out);
+    - the spectrum less its running mean over ``±partial_bins`` bins (±260 Hz): where its
+      partials sit (two notes of one timbre differ here only).
+
+    A chord struck again sounds the same whatever else the band plays over it; a new chord or
+    note does not. On a mix this tells a repeat from a change where the dominant pitch cannot
+    (a guitar's low notes are a few bins apart, and the bass and a second guitar shift the
+    winner). Measured on the 8 songs of ``benchmarks/chart_quality`` at the human Expert onsets:
+    it marks "same lane as the previous note" with AUC 0.64-0.80 on 7 songs (0.51 on one whose
+    charter moves the lane on most repeats), where the dominant pitch's "unchanged" is right no
+    more often than chance.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)]
+        The first onset, with none before it, gets 0.
+
+    Examples
+    --------
+    >>> sr = ANALYSIS_SR; t = np.arange(sr // 4) / sr
+    >>> note = lambda f: sum(np.sin(2 * np.pi * f * h * t) / h for h in range(1, 7)) * np.exp(-6 * t)
+    >>> hit = np.random.default_rng(0).standard_normal(t.size) * np.exp(-30 * t)   # a drum
+    >>> y = np.concatenate([note(110), note(110), note(110) + hit, note(147)])  # A2 A2 A2 D3
+    >>> np.round(onset_similarity(analysis_spectrogram(y, sr), np.arange(4) * 0.25), 1)
+    array([0. , 1. , 0.8, 0.3])
+    """
+    times = np.asarray(times, dtype=np.float64)
+    out = np.zeros(times.size)
+    if times.size < 2:
+        return out
+    top_bin = int(max_hz * N_FFT / ANALYSIS_SR) + 1
+    s = _after_onsets(spec, times, settle_s, window_s, bins=slice(0, top_bin))
+    width = 2 * partial_bins + 1
+    padded = np.pad(s, ((partial_bins, partial_bins), (0, 0)), mode="edge")
+    running = np.cumsum(np.pad(padded, ((1, 0), (0, 0))), axis=0)
+    local_mean = (running[width:] - running[:-width]) / width
+    for centred in (s - s.mean(axis=0, keepdims=True), s - local_mean):
+        norm = np.maximum(np.linalg.norm(centred, axis=0), 1e-9)
+        out[1:] += np.sum(centred[:, 1:] * centred[:, :-1], axis=0) / (norm[1:] * norm[:-1]) / 2
+    return out
 
 
 def new_partials(spec: Spectrogram, frames: np.ndarray, *, before: tuple[int, int] = (-5, -1),

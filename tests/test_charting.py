@@ -118,6 +118,42 @@ def test_lanes_follow_the_melody():
             assert move < 0
 
 
+def test_a_note_that_is_no_repeat_moves_even_when_its_pitch_estimate_does_not():
+    times = np.arange(6) * 0.5
+    pitches = np.full(6, 45)
+    held = charting.assign_lanes(times, pitches, lanes=5)
+    assert np.all(held == held[0])                         # unchanged pitch: a repeat
+    repeats = np.array([False, True, False, False, True, False])
+    lanes = charting.assign_lanes(times, pitches, lanes=5, repeats=repeats)
+    moves = np.diff(lanes)
+    assert np.all(moves[repeats[1:]] == 0) and np.all(moves[~repeats[1:]] != 0)
+    with pytest.raises(charting.ChartingError):
+        charting.assign_lanes(times, pitches, repeats=repeats[:3])
+
+
+def test_lanes_follow_a_melody_the_dominant_pitch_misses():
+    # A melody plucked over a louder low E struck with every note: the dominant pitch is the E
+    # throughout, so only how each note sounds tells a repeated note from a new one.
+    sr, n = 22050, 64
+    times = 0.5 + np.arange(n) * 0.25
+    melody = np.tile([64, 64, 69, 67, 67, 71, 64, 74], n // 8)
+    y = (2 * render(times, np.full(n, 40), sr=sr, duration_s=18.0)
+         + render(times, melody, sr=sr, duration_s=18.0, seed=1))
+    expert = charting.chart_notes(y, sr).difficulties["expert"]
+    assert {note.pitch for note in expert} <= {40, 47}    # the E (and a power chord's fifth)
+    at = np.array([note.t for note in expert])
+    starts = np.unique(at)
+    played = np.round((starts - 0.5) / 0.25).astype(int)
+    lanes = np.array([np.mean([n.lane for n in expert if n.t == t]) for t in starts])
+    follows = np.diff(played) == 1
+    assert follows.sum() >= 0.7 * n                       # (some clean re-plucks are dropped)
+    repeated = (np.diff(melody[played]) == 0)[follows]
+    moved = (np.diff(lanes) != 0)[follows]
+    assert not moved[repeated].any()                      # a repeat stays in its lane
+    assert moved[~repeated].mean() >= 0.6                 # most new notes move (none did
+    # when lanes followed the pitch estimate alone)
+
+
 def test_lanes_are_relative_to_the_register_played():
     # The same riff an octave and a half higher sits in the same lanes.
     times = np.arange(16) * 0.25

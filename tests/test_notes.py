@@ -56,6 +56,21 @@ def test_pitches_at_onsets_are_the_played_notes():
     assert np.all(salience > 0)
 
 
+def test_onset_similarity_tells_a_repeated_note_from_a_new_one():
+    sr = 22050
+    times = np.array([0.5, 1.0, 1.5, 2.0, 2.5])
+    y = render(times, [45, 45, 45, 50, 45], sr=sr, duration_s=3.5)
+    hit = np.random.default_rng(1).standard_normal(int(0.1 * sr)) * np.exp(-np.arange(int(0.1 * sr)) / (0.02 * sr))
+    y[int(1.5 * sr):int(1.6 * sr)] += 0.1 * hit           # a drum over the third A
+    spec = notes.analysis_spectrogram(y, sr)
+    sim = notes.onset_similarity(spec, times)
+    assert sim[0] == 0.0                                  # nothing before the first
+    assert sim[1] > 0.95 and sim[2] > 0.6                 # the same note, then under a drum
+    assert sim[3] < 0.4 and sim[4] < 0.4                  # a new note, and back
+    assert notes.onset_similarity(spec, np.zeros(0)).shape == (0,)
+    assert np.array_equal(notes.onset_similarity(spec, np.array([1.0])), [0.0])
+
+
 @pytest.mark.parametrize("midi", [40, 52, 64, 76])
 def test_pitch_over_the_guitar_range(midi):
     sr = 22050
