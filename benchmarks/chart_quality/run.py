@@ -80,6 +80,9 @@ def feel_scores(human, generated, shift_s: float) -> dict:
       of 20 seeded permutations), what lanes that ignore the melody would score.
     - ``sustained`` and ``chords``: the share of the onsets that are sustains / chords in the
       human and the generated chart, and the F-measure of the label over the matched onsets.
+    - ``lane_moves`` and ``lane_returns`` (whole charts, not only the matched notes): the share
+      of consecutive onsets whose lane changes, and of those after which the next onset goes
+      straight back (a trill between two lanes), in the human and the generated chart.
     """
     import mir_eval
 
@@ -104,7 +107,20 @@ def feel_scores(human, generated, shift_s: float) -> dict:
     for name, h, g in (("sustained", h_held, g_held), ("chords", h_chord, g_chord)):
         out[name] = {"human": round(float(h.mean()), 4), "generated": round(float(g.mean()), 4),
                      "f1": round(f1(h[hi], g[gi]), 4)}
+    for name, index in (("lane_moves", 0), ("lane_returns", 1)):
+        out[name] = {"human": round(lane_changes(h_lane)[index], 4),
+                     "generated": round(lane_changes(g_lane)[index], 4)}
     return out
+
+
+def lane_changes(lanes: np.ndarray) -> tuple[float, float]:
+    """Of consecutive onsets (``lanes``: each onset's lane), the share whose lane changes, and the
+    share of those changes that the next onset undoes (back to the lane before)."""
+    moved = np.diff(lanes) != 0
+    if moved.size < 2 or not moved[:-1].any():
+        return float(moved.mean()) if moved.size else 0.0, 0.0
+    back = moved[:-1] & moved[1:] & (lanes[2:] == lanes[:-2])
+    return float(moved.mean()), float(back.sum() / moved[:-1].sum())
 
 
 def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
@@ -221,9 +237,9 @@ def _mean_feel(rows: list[dict]) -> dict:
         return {}
     out = {k: round(float(np.mean([f[k] for f in feels])), 4)
            for k in ("lane_motion", "lane_motion_chance")}
-    for label in ("sustained", "chords"):
+    for label in ("sustained", "chords", "lane_moves", "lane_returns"):
         out[label] = {k: round(float(np.mean([f[label][k] for f in feels])), 4)
-                      for k in ("human", "generated", "f1")}
+                      for k in feels[0][label]}
     return out
 
 
@@ -275,17 +291,20 @@ def table(report: dict) -> str:
 
 def feel_table(report: dict) -> str:
     """A Markdown table of the means of :func:`feel_scores` per set and difficulty."""
-    lines = ["| set | difficulty | lane motion (chance) | sustained: human / generated, F1 "
-             "| chords: human / generated, F1 |", "|---" * 5 + "|"]
+    lines = ["| set | difficulty | lane motion (chance) | lane moves, straight back: human / "
+             "generated | sustained: human / generated, F1 | chords: human / generated, F1 |",
+             "|---" * 6 + "|"]
     for set_name, part in report["sets"].items():
         for name in EVALUATED:
             feel = part["mean"].get(name, {}).get("feel")
             if not feel:
                 continue
             held, chords = feel["sustained"], feel["chords"]
+            moves, back = feel["lane_moves"], feel["lane_returns"]
             lines.append(
                 f"| {set_name} | {name} | {feel['lane_motion']:.2f} "
-                f"({feel['lane_motion_chance']:.2f}) | {held['human']:.2f} / "
+                f"({feel['lane_motion_chance']:.2f}) | {moves['human']:.2f}, {back['human']:.2f}"
+                f" / {moves['generated']:.2f}, {back['generated']:.2f} | {held['human']:.2f} / "
                 f"{held['generated']:.2f}, {held['f1']:.2f} | {chords['human']:.2f} / "
                 f"{chords['generated']:.2f}, {chords['f1']:.2f} |")
     return "\n".join(lines)
