@@ -71,6 +71,24 @@ def test_onset_similarity_tells_a_repeated_note_from_a_new_one():
     assert np.array_equal(notes.onset_similarity(spec, np.array([1.0])), [0.0])
 
 
+def test_onset_intervals_follow_a_riff_played_over_a_drone():
+    # Power chords (root and fifth) over a louder low E: the dominant pitch stays the E, the
+    # partials of the chords move by the intervals played.
+    sr = 22050
+    roots = np.array([52, 57, 55, 55, 60, 54, 59, 64])   # leaps within ±7 semitones
+    times = 0.5 + np.arange(roots.size) * 0.4
+    y = (2 * render(times, np.full(roots.size, 40), sr=sr, duration_s=4.0)
+         + render(times, roots, sr=sr, duration_s=4.0, seed=1)
+         + render(times, roots + 7, sr=sr, duration_s=4.0, seed=2))
+    spec = notes.analysis_spectrogram(y, sr)
+    assert set(notes.onset_pitches(spec, times)[0]) == {40}
+    intervals = notes.onset_intervals(spec, times)
+    np.testing.assert_array_equal(intervals, np.r_[0, np.diff(roots)])
+    silence = notes.analysis_spectrogram(np.zeros(sr, np.float32), sr)
+    np.testing.assert_array_equal(notes.onset_intervals(silence, np.array([0.2, 0.5])), [0, 0])
+    assert notes.onset_intervals(spec, np.zeros(0)).shape == (0,)
+
+
 @pytest.mark.parametrize("midi", [40, 52, 64, 76])
 def test_pitch_over_the_guitar_range(midi):
     sr = 22050
