@@ -5,7 +5,8 @@ API
 - :func:`chart_notes` — ``(y, sr, *, stems=None, lanes=5) -> ChartNotes``, the analyzer's entry.
 - :class:`ChartNotes` — beat times, tempo, and a tuple of :class:`~chart_store.chart.Note` per
   difficulty (``mask`` None, ``stem`` set).
-- :func:`assign_lanes` — pitches → lanes that follow the melody.
+- :func:`assign_lanes` — a pitch contour → lanes that follow the melody (:func:`chart_notes`
+  gives it the intervals the notes' partials move by, and which notes repeat the one before).
 - :func:`counting_beats` — the beats the easier difficulties are thinned on.
 - :data:`RULES` — what distinguishes the difficulties (:class:`DifficultyRule`).
 
@@ -311,15 +312,16 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
                  repeats: np.ndarray | None = None) -> np.ndarray:
     """Lanes that follow the melody.
 
-    A note's lane is where its pitch sits in the range of pitches played within ``±context_s``
+    ``pitches`` are MIDI numbers or any contour in semitones (only differences and ranges are
+    read). A note's lane is where its pitch sits in the range of pitches played within ``±context_s``
     (about the 10th..90th percentile mapped onto the lanes), so a riff spreads over all lanes whatever its
     register. Then, note to note: a repeat stays in the same lane, a higher pitch moves right and
     a lower one left (at least one lane unless at the edge), and notes closer than ``fast_s``
     move at most two lanes (a hand can follow that).
 
     ``repeats`` (bool, one per note) says which notes repeat the one before; without it, those
-    whose pitch is unchanged. A note that is no repeat although its pitch estimate is unchanged
-    (a mix's dominant pitch often is) moves one lane the way the lanes last moved, turning at
+    whose pitch is unchanged. A note that is no repeat although its pitch is unchanged (no
+    direction is known) moves one lane the way the lanes last moved, turning at
     the edges: lanes that moved back and forth instead turned a run of such notes into a trill
     (on the 8 songs of ``benchmarks/chart_quality``, Expert, a move straight back after a move
     on 14-21 % of the notes, against 9-16 % in the human charts; 5-7 % this way).
