@@ -313,18 +313,18 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
     """Lanes that follow the melody.
 
     ``pitches`` are MIDI numbers or any contour in semitones (only differences and ranges are
-    read). A note's lane is where its pitch sits in the range of pitches played within ``±context_s``
-    (about the 10th..90th percentile mapped onto the lanes), so a riff spreads over all lanes whatever its
-    register. Then, note to note: a repeat stays in the same lane, a higher pitch moves right and
-    a lower one left (at least one lane unless at the edge), and notes closer than ``fast_s``
-    move at most two lanes (a hand can follow that).
+    read). A note's lane is where its pitch sits in the range of pitches played within
+    ``±context_s`` (about the 10th..90th percentile mapped onto the lanes), so a riff spreads
+    over all lanes whatever its register. Then, note to note: a repeat stays in the same lane, a
+    higher pitch moves right and a lower one left (at least one lane unless at the edge), and
+    notes closer than ``fast_s`` move at most two lanes (a hand can follow that).
 
     ``repeats`` (bool, one per note) says which notes repeat the one before; without it, those
     whose pitch is unchanged. A note that is no repeat although its pitch is unchanged (no
-    direction is known) moves one lane the way the lanes last moved, turning at
-    the edges: lanes that moved back and forth instead turned a run of such notes into a trill
-    (on the 8 songs of ``benchmarks/chart_quality``, Expert, a move straight back after a move
-    on 14-21 % of the notes, against 9-16 % in the human charts; 5-7 % this way).
+    direction is known) moves one lane the way the lanes last moved, turning at the edges:
+    lanes that moved back and forth instead turned a run of such notes into a trill (on the 8
+    songs of ``benchmarks/chart_quality``, Expert, a move straight back after a move on 14-21 %
+    of the notes, against 9-16 % in the human charts; 5-7 % this way).
 
     Returns
     -------
@@ -362,18 +362,19 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
         lane = int(np.clip(np.round(target), 0, lanes - 1))
         if i:
             prev, step = out[i - 1], np.sign(pitches[i] - pitches[i - 1])
-            if not repeats[i] and step == 0:
-                # No direction from the pitch: carry on the way the lanes last moved (a run, not
-                # a trill between two lanes), turning at the edge.
-                step = last_step or (1 if prev < middle else -1)
-                if (step > 0 and prev >= lanes - 1) or (step < 0 and prev <= 0):
-                    step = -step
             if repeats[i]:
                 lane = prev
-            elif step > 0 and lane <= prev:
-                lane = min(prev + 1, lanes - 1)
-            elif step < 0 and lane >= prev:
-                lane = max(prev - 1, 0)
+            else:
+                if step == 0:
+                    # No direction from the pitch: carry on the way the lanes last moved (a run,
+                    # not a trill between two lanes), turning at the edge.
+                    step = last_step or (1 if prev < middle else -1)
+                    if (step > 0 and prev >= lanes - 1) or (step < 0 and prev <= 0):
+                        step = -step
+                if step > 0 and lane <= prev:
+                    lane = min(prev + 1, lanes - 1)
+                elif step < 0 and lane >= prev:
+                    lane = max(prev - 1, 0)
             if times[i] - times[i - 1] < fast_s:
                 lane = int(np.clip(lane, prev - 2, prev + 2))
             if lane != prev:
@@ -392,10 +393,11 @@ def _repeats(spec: _notes.Spectrogram, times: np.ndarray, pitches: np.ndarray) -
     different notes are as alike as a dense mix's repeats), so the threshold sits between this
     difficulty's 10th and 90th percentile of similarity.
 
-    Measured with ``benchmarks/chart_quality`` on its development songs (lane motion: the share
-    of consecutive matched notes whose lane moves the way the human's does, left, same or right;
-    the same with the moves shuffled in brackets): Expert 0.35 (0.36) with the pitch alone, 0.41
-    (0.34) with the sound; Hard 0.41 (0.44) -> 0.40 (0.37). Split 0.2 / 0.3 / 0.5 gave Expert
+    Measured with ``benchmarks/chart_quality`` on its development songs, lanes still following
+    the pitch estimates (lane motion: the share of consecutive matched notes whose lane moves the
+    way the human's does, left, same or right; the same with the moves shuffled in brackets):
+    Expert 0.35 (0.36) with the pitch alone, 0.41 (0.34) with the sound; Hard 0.41 (0.44) ->
+    0.40 (0.37). Split 0.2 / 0.3 / 0.5 gave Expert
     0.37 / 0.40 / 0.39, Hard 0.41 / 0.41 / 0.36; a cost for the gap to the previous note (fast
     notes repeat more) changed nothing beyond noise.
     """
