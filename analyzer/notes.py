@@ -49,7 +49,8 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "BeatPhase", "Snapped", "PitchedNote",
     "analysis_spectrogram", "onset_strength", "detect_onsets", "strongest_apart",
-    "estimate_tempo", "track_beats", "onset_pitches", "onset_similarity", "onset_intervals", "ring_durations", "transcribe",
+    "estimate_tempo", "track_beats", "onset_pitches", "onset_similarity", "onset_intervals",
+    "ring_durations", "transcribe",
     "basic_pitch_session", "mel_filterbank", "pulse_clarity", "envelope_contrast",
     "new_partials", "sixteenth_slots", "repeat_consensus", "alternate_pulses", "beat_phase",
     "snap_to_grid",
@@ -636,7 +637,8 @@ def onset_similarity(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 
     Examples
     --------
     >>> sr = ANALYSIS_SR; t = np.arange(sr // 4) / sr
-    >>> note = lambda f: sum(np.sin(2 * np.pi * f * h * t) / h for h in range(1, 7)) * np.exp(-6 * t)
+    >>> note = lambda f: (sum(np.sin(2 * np.pi * f * h * t) / h for h in range(1, 7))
+    ...                   * np.exp(-6 * t))
     >>> hit = np.random.default_rng(0).standard_normal(t.size) * np.exp(-30 * t)   # a drum
     >>> y = np.concatenate([note(110), note(110), note(110) + hit, note(147)])  # A2 A2 A2 D3
     >>> np.round(onset_similarity(analysis_spectrogram(y, sr), np.arange(4) * 0.25), 1)
@@ -702,7 +704,8 @@ def onset_intervals(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0
     match = np.stack([np.sum(before[max(0, -lag):n - max(0, lag)]
                              * after[max(0, lag):n - max(0, -lag)], axis=0) for lag in lags])
     # No partials on one side (silence, noise): no interval rather than the first lag tried.
-    out[1:] = np.where(match.max(axis=0) > 0, lags[np.argmax(match, axis=0)], 0) / steps_per_semitone
+    best = np.where(match.max(axis=0) > 0, lags[np.argmax(match, axis=0)], 0)
+    out[1:] = best / steps_per_semitone
     return out
 
 
