@@ -128,6 +128,9 @@ GRID_TOLERANCE_S = 0.02
 #: the 90th percentile of the difficulty's similarities (how alike its different notes are, and
 #: how alike its repeats are). See :func:`_repeats`.
 REPEAT_SPLIT = 0.4
+#: ... and one at least this alike is a repeat whatever the spread (a recording of one note
+#: played again and again has no "different notes" for the split to find).
+REPEAT_SURE = 0.9
 #: A recording is charted only if its onset envelope has a beat (pulse clarity) or peaks that
 #: stand out (contrast). Stationary noise has neither (pulse 0.04-0.1, contrast 1.5-2.1) and is
 #: charted empty, like silence; songs score pulse 0.4-0.76 and contrast 3-5, a song under white
@@ -405,8 +408,8 @@ def _repeats(spec: _notes.Spectrogram, times: np.ndarray, pitches: np.ndarray) -
     if times.size < 2:
         return np.zeros(times.size, bool)
     unlike, alike = np.percentile(similarity[1:], [10, 90])
-    return ((np.diff(pitches, prepend=-1) == 0)
-            & (similarity >= unlike + REPEAT_SPLIT * (alike - unlike)))
+    threshold = min(unlike + REPEAT_SPLIT * (alike - unlike), REPEAT_SURE)
+    return (np.diff(pitches, prepend=-1) == 0) & (similarity >= threshold)
 
 
 def _contour(spec: _notes.Spectrogram, times: np.ndarray, repeats: np.ndarray) -> np.ndarray:

@@ -131,6 +131,14 @@ def test_a_note_that_is_no_repeat_moves_even_when_its_pitch_estimate_does_not():
         charting.assign_lanes(times, pitches, repeats=repeats[:3])
 
 
+def test_one_note_played_again_and_again_stays_in_one_lane():
+    sr = 22050
+    times = np.cumsum(np.random.default_rng(3).uniform(0.3, 1.2, 24))
+    y = render(times, np.full(times.size, 45), sr=sr, duration_s=times[-1] + 2.0)
+    for notes in charting.chart_notes(y, sr).difficulties.values():
+        assert len({n.lane for n in notes if n.pitch == 45}) <= 1
+
+
 def test_lanes_follow_a_melody_the_dominant_pitch_misses():
     # A melody plucked over a louder low E struck with every note: the dominant pitch is the E
     # throughout, so only how each note sounds tells a repeated note from a new one.
