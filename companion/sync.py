@@ -545,10 +545,6 @@ class Synchronizer:
         return None if clock is None else clock.chart_time(stream_s)
 
     # -- internals ----------------------------------------------------------------------------
-    def _ref_slice(self, start: int, length: int) -> np.ndarray:
-        start = min(max(start + self._pad, 0), self._ref.size - length)
-        return self._ref[start:start + length]
-
     def _local(self, live, start_frame, offset_s, radius, kind, *, prior=True, inside=False,
                min_score=None):
         """Search ``radius`` frames around ``offset_s``, preferring peaks near it (``prior``);

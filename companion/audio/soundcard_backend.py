@@ -510,10 +510,6 @@ class SoundcardSink(Sink):
         when ours goes away; None off PulseAudio)."""
         return self._writer.device_name() if self._writer is not None else None
 
-    def measured_latency_s(self) -> float:
-        """The server's current latency estimate for this stream, seconds (Linux only)."""
-        return float(self._player.latency)
-
     def close(self):
         if self._open:
             self._open = False

@@ -85,7 +85,6 @@ class OverlayWindow(pyglet.window.Window):
         if style.x is not None and style.y is not None:
             self.set_location(style.x, style.y)
         self.state_source = state_source
-        self.look = style
         self.key_queue = key_queue
         self.control = control or OverlayControl()
         self.video_offset_s = video_offset_ms / 1000.0
