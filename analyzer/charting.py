@@ -29,8 +29,9 @@ difficulty is a shortest allowed gap in beats (Expert: a 16th, Hard: an 8th, Med
 weight (on the beat > on the 8th > elsewhere). Expert counts the tracked beats; the easier
 levels count the beats a charter would (:func:`counting_beats`: half a beat later where the new
 pitches come on the tracker's "and", half the tempo where the tracker doubled it), with the
-metrical weight squared. Easier levels also use fewer lanes (Easy 3, Medium 4
-of 5, as those charts do) and fewer chords; a note whose pitch goes on through repeats that a level
+metrical weight squared. Easier levels also use fewer lanes (Hard and Medium 4 of 5, Easy 3,
+as those charts do: the 8 songs' human Hard charts put 0-5 % of their notes on the orange lane,
+Medium none) and fewer chords; a note whose pitch goes on through repeats that a level
 drops is held as a sustain there (a chugged chord becomes one held chord), so sustains grow more
 common as levels get easier, as in human charts (two of the benchmark songs: Expert 21-35 % of
 notes, Easy 56-67 %).
@@ -77,7 +78,7 @@ class DifficultyRule:
 RULES: dict[str, DifficultyRule] = {
     "expert": DifficultyRule(min_gap_beats=0.25, lanes_drop=0, chord_strength=1.2,
                              sustain_beats=0.5),
-    "hard": DifficultyRule(min_gap_beats=0.5, lanes_drop=0, chord_strength=1.2,
+    "hard": DifficultyRule(min_gap_beats=0.5, lanes_drop=1, chord_strength=1.2,
                            sustain_beats=0.5),
     "medium": DifficultyRule(min_gap_beats=0.75, lanes_drop=1, chord_strength=1.6,
                              sustain_beats=0.75),
@@ -87,6 +88,12 @@ RULES: dict[str, DifficultyRule] = {
 
 #: Fastest lane changes a player can follow: notes closer than this many beats move <= 2 lanes.
 FAST_BEATS = 0.5
+#: How a charter spreads notes over five lanes, low to high: the mean of the human Expert charts
+#: of the development songs of ``benchmarks/chart_quality`` (the benchmark songs' charter leans
+#: further left, orange 0.03-0.11). Other lane counts take the same profile
+#: (:func:`_lane_edges`): four lanes 0.23 / 0.38 / 0.28 / 0.11, as in the human Hard and Medium
+#: charts there (0.21-0.22 / 0.36-0.39 / 0.27-0.30 / 0.12-0.14).
+LANE_SHARES = (0.16, 0.30, 0.31, 0.17, 0.06)
 #: Detected onsets jitter by a frame or two: a gap may be this fraction shorter than the rule's.
 GAP_SLACK = 0.2
 #: Onset strength (the envelope's 99th percentile is 1) an onset on the beat with a typical
@@ -317,17 +324,19 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
 
     ``pitches`` are MIDI numbers or any contour in semitones (only differences and ranges are
     read). A note's lane is where its pitch sits in the range of pitches played within
-    ``±context_s`` (about the 10th..90th percentile mapped onto the lanes), so a riff spreads
-    over all lanes whatever its register. Then, note to note: a repeat stays in the same lane, a
-    higher pitch moves right and a lower one left (at least one lane unless at the edge), and
-    notes closer than ``fast_s`` move at most two lanes (a hand can follow that).
+    ``±context_s`` (2nd..98th percentile), spread as a charter spreads notes
+    (:data:`LANE_SHARES`: the top lane is for the highest notes), so a riff uses the lanes
+    whatever its register. Then, note to note: a repeat stays in the same lane, a higher pitch
+    moves right and a lower one left (one lane at least, unless at the edge or more than one
+    lane past where the pitch sits, where the note stays), and notes closer than ``fast_s``
+    move at most two lanes (a hand can follow that).
 
     ``repeats`` (bool, one per note) says which notes repeat the one before; without it, those
     whose pitch is unchanged. A note that is no repeat although its pitch is unchanged (no
-    direction is known) moves one lane the way the lanes last moved, turning at the edges:
-    lanes that moved back and forth instead turned a run of such notes into a trill (on the 8
-    songs of ``benchmarks/chart_quality``, Expert, a move straight back after a move on 14-21 %
-    of the notes, against 9-16 % in the human charts; 5-7 % this way).
+    direction is known) moves one lane the way the lanes last moved, turning at the lowest lane
+    and below the top one: lanes that moved back and forth instead turned a run of such notes
+    into a trill (on the 8 songs of ``benchmarks/chart_quality``, Expert, a move straight back
+    after a move on 14-21 % of the notes, against 9-16 % in the human charts; 5-7 % this way).
 
     Returns
     -------
@@ -336,10 +345,10 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
     Examples
     --------
     >>> assign_lanes(np.arange(6) * 0.5, np.array([40, 45, 45, 52, 47, 40]), lanes=5)
-    array([0, 2, 2, 4, 2, 0])
+    array([0, 1, 1, 4, 2, 0])
     >>> assign_lanes(np.arange(6) * 0.5, np.array([40, 45, 45, 52, 47, 40]), lanes=5,
     ...              repeats=np.array([False, False, False, False, False, False]))
-    array([0, 2, 3, 4, 2, 0])
+    array([0, 1, 2, 4, 2, 0])
     """
     times = np.asarray(times, dtype=np.float64)
     pitches = np.asarray(pitches, dtype=np.float64)
@@ -353,37 +362,48 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
         repeats = np.r_[False, pitches[1:] == pitches[:-1]]
     elif np.shape(repeats) != times.shape:
         raise ChartingError("repeats must have one value per note")
+    edges = _lane_edges(lanes)
     middle = (lanes - 1) / 2
     last_step = 0
     lo_idx = np.searchsorted(times, times - context_s)
     hi_idx = np.searchsorted(times, times + context_s, side="right")
     for i in range(n):
         window = np.sort(pitches[lo_idx[i]:hi_idx[i]])
-        lo = window[int(0.1 * (window.size - 1))]
-        hi = window[int(np.ceil(0.9 * (window.size - 1)))]
-        target = middle if hi <= lo else (pitches[i] - lo) / (hi - lo) * (lanes - 1)
-        lane = int(np.clip(np.round(target), 0, lanes - 1))
+        lo = window[int(0.02 * (window.size - 1))]
+        hi = window[int(np.ceil(0.98 * (window.size - 1)))]
+        place = 0.5 if hi <= lo else (pitches[i] - lo) / (hi - lo)
+        lane = sits = int(np.searchsorted(edges, place, side="right"))
         if i:
             prev, step = out[i - 1], np.sign(pitches[i] - pitches[i - 1])
             if repeats[i]:
                 lane = prev
             else:
+                top, bottom = min(sits + 1, lanes - 1), max(sits - 1, 0)
                 if step == 0:
                     # No direction from the pitch: carry on the way the lanes last moved (a run,
-                    # not a trill between two lanes), turning at the edge.
+                    # not a trill between two lanes), turning at its ends.
                     step = last_step or (1 if prev < middle else -1)
-                    if (step > 0 and prev >= lanes - 1) or (step < 0 and prev <= 0):
+                    if (step > 0 and prev >= min(top, lanes - 2)) or (step < 0 and prev <= bottom):
                         step = -step
+                # At least one lane the pitch's way, but never two past where it sits.
                 if step > 0 and lane <= prev:
-                    lane = min(prev + 1, lanes - 1)
+                    lane = prev + 1 if prev < top else prev
                 elif step < 0 and lane >= prev:
-                    lane = max(prev - 1, 0)
+                    lane = prev - 1 if prev > bottom else prev
             if times[i] - times[i - 1] < fast_s:
                 lane = int(np.clip(lane, prev - 2, prev + 2))
             if lane != prev:
                 last_step = int(np.sign(lane - prev))
         out[i] = lane
     return out
+
+
+def _lane_edges(lanes: int) -> np.ndarray:
+    """Where in the range of pitches (0 lowest, 1 highest) each lane after the first begins, so
+    that pitches spread evenly over the range fill the lanes as :data:`LANE_SHARES` says."""
+    cumulative = np.concatenate([[0.0], np.cumsum(LANE_SHARES)]) / np.sum(LANE_SHARES)
+    return np.interp(np.arange(1, lanes) / lanes, np.linspace(0, 1, len(LANE_SHARES) + 1),
+                     cumulative)
 
 
 def _repeats(spec: _notes.Spectrogram, times: np.ndarray, pitches: np.ndarray) -> np.ndarray:

@@ -164,6 +164,20 @@ def test_lanes_follow_a_melody_the_dominant_pitch_misses():
     # pitch estimate alone)
 
 
+def test_lanes_are_filled_as_a_charter_fills_them():
+    # A long wandering melody: most notes in the lower lanes, the top lane for the highest ones
+    # (human Expert charts put 3-11 % of their notes on orange), and never a move against the
+    # melody.
+    rng = np.random.default_rng(0)
+    times = np.arange(400) * 0.25
+    pitches = 40 + np.cumsum(rng.choice([-3, -2, -1, 1, 2, 3], times.size))
+    lanes = charting.assign_lanes(times, pitches, lanes=5)
+    share = np.bincount(lanes, minlength=5) / lanes.size
+    assert share[4] <= 0.12 and np.all(share[:4] >= 0.1)
+    steps, moves = np.sign(np.diff(pitches)), np.sign(np.diff(lanes))
+    assert not np.any(moves == -steps)
+
+
 def test_lanes_are_relative_to_the_register_played():
     # The same riff an octave and a half higher sits in the same lanes.
     times = np.arange(16) * 0.25

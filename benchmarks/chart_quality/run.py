@@ -83,6 +83,9 @@ def feel_scores(human, generated, shift_s: float) -> dict:
     - ``lane_moves`` and ``lane_returns`` (whole charts, not only the matched notes): the share
       of consecutive onsets whose lane changes, and of those after which the next onset goes
       straight back (a trill between two lanes), in the human and the generated chart.
+    - ``lane_use`` (whole charts): the share of the notes in each lane, low to high, in both
+      charts, and ``l1``, the sum of their absolute differences (0: the same spread; 2: no lane
+      in common).
     """
     import mir_eval
 
@@ -110,7 +113,16 @@ def feel_scores(human, generated, shift_s: float) -> dict:
     for name, index in (("lane_moves", 0), ("lane_returns", 1)):
         out[name] = {"human": round(lane_changes(h_lane)[index], 4),
                      "generated": round(lane_changes(g_lane)[index], 4)}
+    h_use, g_use = lane_use(human), lane_use(generated)
+    out["lane_use"] = {"human": [round(float(x), 4) for x in h_use],
+                       "generated": [round(float(x), 4) for x in g_use],
+                       "l1": round(float(np.abs(h_use - g_use).sum()), 4)}
     return out
+
+
+def lane_use(notes, lanes: int = 7) -> np.ndarray:
+    """Share of ``notes`` in each lane (a chord's notes each count), lanes 0..``lanes``-1."""
+    return np.bincount([n.lane for n in notes], minlength=lanes)[:lanes] / max(len(notes), 1)
 
 
 def lane_changes(lanes: np.ndarray) -> tuple[float, float]:
@@ -237,8 +249,8 @@ def _mean_feel(rows: list[dict]) -> dict:
         return {}
     out = {k: round(float(np.mean([f[k] for f in feels])), 4)
            for k in ("lane_motion", "lane_motion_chance")}
-    for label in ("sustained", "chords", "lane_moves", "lane_returns"):
-        out[label] = {k: round(float(np.mean([f[label][k] for f in feels])), 4)
+    for label in ("sustained", "chords", "lane_moves", "lane_returns", "lane_use"):
+        out[label] = {k: np.round(np.mean([f[label][k] for f in feels], axis=0), 4).tolist()
                       for k in feels[0][label]}
     return out
 
@@ -292,19 +304,22 @@ def table(report: dict) -> str:
 def feel_table(report: dict) -> str:
     """A Markdown table of the means of :func:`feel_scores` per set and difficulty."""
     lines = ["| set | difficulty | lane motion (chance) | lane moves, straight back: human / "
-             "generated | sustained: human / generated, F1 | chords: human / generated, F1 |",
-             "|---" * 6 + "|"]
+             "generated | lane use: human / generated (L1) | sustained: human / generated, F1 "
+             "| chords: human / generated, F1 |", "|---" * 7 + "|"]
     for set_name, part in report["sets"].items():
         for name in EVALUATED:
             feel = part["mean"].get(name, {}).get("feel")
             if not feel:
                 continue
             held, chords = feel["sustained"], feel["chords"]
-            moves, back = feel["lane_moves"], feel["lane_returns"]
+            moves, back, use = feel["lane_moves"], feel["lane_returns"], feel["lane_use"]
+            spread = " / ".join(" ".join(f"{x:.2f}" for x in use[k][:5])
+                                for k in ("human", "generated"))
             lines.append(
                 f"| {set_name} | {name} | {feel['lane_motion']:.2f} "
                 f"({feel['lane_motion_chance']:.2f}) | {moves['human']:.2f}, {back['human']:.2f}"
-                f" / {moves['generated']:.2f}, {back['generated']:.2f} | {held['human']:.2f} / "
+                f" / {moves['generated']:.2f}, {back['generated']:.2f} | {spread} "
+                f"({use['l1']:.2f}) | {held['human']:.2f} / "
                 f"{held['generated']:.2f}, {held['f1']:.2f} | {chords['human']:.2f} / "
                 f"{chords['generated']:.2f}, {chords['f1']:.2f} |")
     return "\n".join(lines)
