@@ -336,7 +336,7 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
     direction is known) moves one lane the way the lanes last moved, turning at the lowest lane
     and below the top one: lanes that moved back and forth instead turned a run of such notes
     into a trill (on the 8 songs of ``benchmarks/chart_quality``, Expert, a move straight back
-    after a move on 14-21 % of the notes, against 9-16 % in the human charts; 5-7 % this way).
+    after a move on 14-21 % of the notes, against 9-16 % in the human charts; 9-14 % this way).
 
     Returns
     -------
