@@ -1,0 +1,51 @@
+"""benchmarks.chart_quality.run: the figures that compare a generated chart with a human one,
+on small charts whose answers are known."""
+import numpy as np
+import pytest
+
+from benchmarks.chart_quality.run import feel_scores, lane_changes, lane_use, onset_shapes
+from chart_store.chart import Note
+
+
+def _chart(rows):
+    """Notes from (t, lane, dur) rows; rows with the same t are a chord."""
+    return tuple(Note(t, dur, lane, 60, "guitar") for t, lane, dur in rows)
+
+
+def test_a_chord_is_one_onset_at_its_mean_lane():
+    lane, chord, held = onset_shapes(_chart([(0.0, 0, 0), (0.0, 1, 0.5), (1.0, 3, 0)]))
+    np.testing.assert_array_equal(lane, [0.5, 3.0])
+    np.testing.assert_array_equal(chord, [True, False])
+    np.testing.assert_array_equal(held, [True, False])
+
+
+def test_lane_changes_count_moves_and_moves_undone():
+    moved, undone = lane_changes(np.array([0, 1, 0, 0, 2, 3]))
+    assert moved == pytest.approx(4 / 5)          # 0>1, 1>0, 0>2, 2>3
+    assert undone == pytest.approx(1 / 3)         # of the moves followed by a move, 0>1 is undone
+    assert lane_changes(np.array([2])) == (0.0, 0.0)
+
+
+def test_lane_use_is_the_share_of_notes_per_lane():
+    use = lane_use(_chart([(0.0, 0, 0), (0.5, 0, 0), (1.0, 2, 0), (1.5, 4, 0)]), lanes=5)
+    np.testing.assert_allclose(use, [0.5, 0, 0.25, 0, 0.25])
+
+
+def test_a_copy_of_the_human_chart_plays_exactly_like_it():
+    human = _chart([(0.0, 0, 0), (0.5, 1, 0), (1.0, 1, 0.4), (1.0, 2, 0.4), (2.0, 4, 0),
+                    (2.5, 3, 0), (3.0, 3, 0.6)])
+    feel = feel_scores(human, human, 0.0)
+    assert feel["lane_motion"] == 1.0
+    assert feel["sustained"] == {"human": 0.3333, "generated": 0.3333, "f1": 1.0}   # 2 of 6
+    assert feel["chords"]["f1"] == 1.0
+    assert feel["lane_use"]["l1"] == 0.0
+
+
+def test_lanes_mirrored_move_the_other_way_and_shifted_notes_still_match():
+    rows = [(0.5 * k, lane, 0) for k, lane in enumerate([0, 1, 2, 3, 4, 3, 2, 1, 0, 1])]
+    human = _chart(rows)
+    mirrored = _chart([(t + 0.03, 4 - lane, dur) for t, lane, dur in rows])   # 30 ms late
+    feel = feel_scores(human, mirrored, 0.03)
+    assert feel["lane_motion"] == 0.0             # every move the other way
+    assert 0.0 < feel["lane_motion_chance"] < 1.0
+    assert feel["lane_use"]["l1"] == pytest.approx(0.4)
