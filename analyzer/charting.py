@@ -227,6 +227,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # a tracked beat too. The grid is fitted to the onsets; the beats move onto it with them.
     grid = _notes.snap_to_grid(times, tempo.beats)
     times, tempo = grid.times, _notes.TempoMap(tempo.bpm, grid.beats)
+    sound = _notes.onset_spectra(spec, times)     # what each note's lane is judged on
     beat_s = tempo.beat_s
     expert = _notes.strongest_apart(times, score, min_gap_s=RULES["expert"].gap_s(beat_s))
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.
@@ -240,8 +241,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
             times, thin_score, min_gap_s=rule.gap_s(counted_s))
         n_lanes = max(3, lanes - rule.lanes_drop)
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
-        repeats = _repeats(spec, times[keep], pitches[keep])
-        lane = assign_lanes(times[keep], _contour(spec, times[keep], repeats), lanes=n_lanes,
+        repeats = _repeats(sound[:, keep], pitches[keep])
+        lane = assign_lanes(times[keep], _contour(sound[:, keep], repeats), lanes=n_lanes,
                             fast_s=FAST_BEATS * beat_s, repeats=repeats)
         chord = (strength[keep] >= rule.chord_strength) & (metre[keep] >= METRE_WEIGHTS[1])
         difficulties[name] = _notes_of(times[keep], lane, pitches[keep], held[keep], chord,
@@ -406,9 +407,10 @@ def _lane_edges(lanes: int) -> np.ndarray:
                      cumulative)
 
 
-def _repeats(spec: _notes.Spectrogram, times: np.ndarray, pitches: np.ndarray) -> np.ndarray:
+def _repeats(sound: np.ndarray, pitches: np.ndarray) -> np.ndarray:
     """Which notes repeat the one before (bool, shape (n,)): the same pitch estimate, and a
-    sound as alike as :data:`REPEAT_SPLIT` says.
+    sound (``sound``: :func:`analyzer.notes.onset_spectra` of the notes) as alike as
+    :data:`REPEAT_SPLIT` says.
 
     On a mix the dominant pitch rarely changes where the guitar's notes do (the bass and a second
     guitar win the harmonic sum), so the pitch alone keeps lanes still where a charter moves them.
@@ -424,15 +426,15 @@ def _repeats(spec: _notes.Spectrogram, times: np.ndarray, pitches: np.ndarray) -
     0.37 / 0.40 / 0.39, Hard 0.41 / 0.41 / 0.36; a cost for the gap to the previous note (fast
     notes repeat more) changed nothing beyond noise.
     """
-    similarity = _notes.onset_similarity(spec, times)
-    if times.size < 2:
-        return np.zeros(times.size, bool)
+    similarity = _notes.onset_similarity(sound)
+    if similarity.size < 2:
+        return np.zeros(similarity.size, bool)
     unlike, alike = np.percentile(similarity[1:], [10, 90])
     threshold = min(unlike + REPEAT_SPLIT * (alike - unlike), REPEAT_SURE)
     return (np.diff(pitches, prepend=-1) == 0) & (similarity >= threshold)
 
 
-def _contour(spec: _notes.Spectrogram, times: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+def _contour(sound: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     """The melody's contour (semitones from the first note) that the lanes follow: the
     intervals by which each note's partials moved from the previous note's
     (:func:`analyzer.notes.onset_intervals`), none at a repeat.
@@ -443,7 +445,7 @@ def _contour(spec: _notes.Spectrogram, times: np.ndarray, repeats: np.ndarray) -
     moving the human's way, chance in brackets): 0.429 (0.36) with the pitch estimates, 0.476
     (0.37) with this contour.
     """
-    return np.cumsum(np.where(repeats, 0.0, _notes.onset_intervals(spec, times)))
+    return np.cumsum(np.where(repeats, 0.0, _notes.onset_intervals(sound)))
 
 
 def _held_until(times: np.ndarray, pitches: np.ndarray, rings: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ API
 - :func:`pulse_clarity` / :func:`envelope_contrast` — whether an envelope has a beat, and peaks
   that stand out (stationary noise has neither).
 - :func:`onset_pitches` — the dominant pitch (MIDI) right after each onset, by harmonic summation.
-- :func:`onset_similarity` / :func:`onset_intervals` — how much each onset sounds like the
-  previous one (a repeat or a change of note), and by how many semitones its partials moved
-  (the melody's contour): what lanes follow.
+- :func:`onset_spectra` / :func:`onset_similarity` / :func:`onset_intervals` — how each onset
+  sounds; how much like the previous one (a repeat or a change of note), and by how many
+  semitones its partials moved (the melody's contour): what lanes follow.
 - :func:`new_partials` — how much of the spectrum's tonal peaks right after each onset are new
   (a picked note brings new partials; a drum hit over a held chord does not).
 - :func:`sixteenth_slots` / :func:`repeat_consensus` — onsets on the 16th grid of the beats, and
@@ -49,7 +49,8 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "BeatPhase", "Snapped", "PitchedNote",
     "analysis_spectrogram", "onset_strength", "detect_onsets", "strongest_apart",
-    "estimate_tempo", "track_beats", "onset_pitches", "onset_similarity", "onset_intervals",
+    "estimate_tempo", "track_beats", "onset_pitches", "onset_spectra", "onset_similarity",
+    "onset_intervals",
     "ring_durations", "transcribe",
     "basic_pitch_session", "mel_filterbank", "pulse_clarity", "envelope_contrast",
     "new_partials", "sixteenth_slots", "repeat_consensus", "alternate_pulses", "beat_phase",
@@ -607,14 +608,29 @@ def onset_pitches(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.0
     return pitches[best].astype(np.int64), sal[best, np.arange(times.size)]
 
 
-def onset_similarity(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
-                     window_s: float = 0.05, max_hz: float = 4300.0,
-                     partial_bins: int = 12) -> np.ndarray:
+def onset_spectra(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
+                  window_s: float = 0.05, max_hz: float = 4300.0) -> np.ndarray:
+    """How each onset's note sounds: the log-magnitude spectrum below ``max_hz``, averaged over
+    ``window_s`` seconds from ``settle_s`` after the onset (past the pick noise, as
+    :func:`onset_pitches` reads it). What :func:`onset_similarity` and :func:`onset_intervals`
+    compare; computed once, any subset of its columns (the notes a difficulty keeps) is again
+    valid input for them.
+
+    Returns
+    -------
+    np.ndarray [shape=(bins, n)]
+        ``bins`` STFT bins from 0 Hz up to ``max_hz``.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    return _after_onsets(spec, times, settle_s, window_s,
+                         bins=slice(0, int(max_hz * N_FFT / ANALYSIS_SR) + 1))
+
+
+def onset_similarity(spectra: np.ndarray, *, partial_bins: int = 12) -> np.ndarray:
     """How much each onset sounds like the one before, -1..1.
 
-    Each onset's log-magnitude spectrum below ``max_hz`` (averaged as :func:`onset_pitches`
-    does) is compared with the previous onset's twice, and the two cosine similarities are
-    averaged:
+    Each onset's spectrum (``spectra``, from :func:`onset_spectra`) is compared with the
+    previous onset's twice, and the two cosine similarities are averaged:
 
     - the spectrum less its mean: its broad shape (a palm-muted chug against an open chord, a
       band that drops out);
@@ -641,39 +657,37 @@ def onset_similarity(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 
     ...                   * np.exp(-6 * t))
     >>> hit = np.random.default_rng(0).standard_normal(t.size) * np.exp(-30 * t)   # a drum
     >>> y = np.concatenate([note(110), note(110), note(110) + hit, note(147)])  # A2 A2 A2 D3
-    >>> np.round(onset_similarity(analysis_spectrogram(y, sr), np.arange(4) * 0.25), 1)
+    >>> sound = onset_spectra(analysis_spectrogram(y, sr), np.arange(4) * 0.25)
+    >>> np.round(onset_similarity(sound), 1)
     array([0. , 1. , 0.8, 0.3])
     """
-    times = np.asarray(times, dtype=np.float64)
-    out = np.zeros(times.size)
-    if times.size < 2:
+    out = np.zeros(spectra.shape[1])
+    if out.size < 2:
         return out
-    top_bin = int(max_hz * N_FFT / ANALYSIS_SR) + 1
-    s = _after_onsets(spec, times, settle_s, window_s, bins=slice(0, top_bin))
-    for centred in (s - s.mean(axis=0, keepdims=True), s - _running_mean(s, partial_bins)):
+    for centred in (spectra - spectra.mean(axis=0, keepdims=True),
+                    spectra - _running_mean(spectra, partial_bins)):
         norm = np.maximum(np.linalg.norm(centred, axis=0), 1e-9)
         out[1:] += np.sum(centred[:, 1:] * centred[:, :-1], axis=0) / (norm[1:] * norm[:-1]) / 2
     return out
 
 
-def onset_intervals(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.03,
-                    window_s: float = 0.05, fmin: float = 100.0, fmax: float = 4000.0,
+def onset_intervals(spectra: np.ndarray, *, fmin: float = 100.0, fmax: float = 4000.0,
                     steps_per_semitone: int = 3, max_semitones: float = 7.0) -> np.ndarray:
     """The interval from each onset's note to the next one's, in semitones, from how far the
     pattern of partials moved.
 
-    Each onset's log-magnitude spectrum (averaged as :func:`onset_pitches` does) is resampled
-    onto a log-frequency axis (``fmin``..``fmax``, ``steps_per_semitone`` points a semitone),
-    its running mean over ±2 semitones taken out and what stays above it kept: the partials.
-    The interval is the shift (within ±``max_semitones``; a wider leap reads as a smaller one) at
-    which the previous onset's partials best line up with this one's. A transposed chord or riff
-    moves all its partials by the same
-    interval, whatever its root, so this follows a melody on a mix where the dominant pitch
-    sticks to the bass or a second guitar. Measured on the 8 songs of
-    ``benchmarks/chart_quality`` at the human Expert onsets: where the human lane moves, the
-    interval's sign says which way on 53-77 % of the moves it gives a direction for (39-94 %
-    of them), and the lanes it makes move the human's way on 0.476 of consecutive notes on the
-    development songs against 0.429 with the pitch estimate (see ``analyzer.charting``).
+    Each onset's spectrum (``spectra``, from :func:`onset_spectra`, reaching at least ``fmax``)
+    is resampled onto a log-frequency axis (``fmin``..``fmax``, ``steps_per_semitone`` points a
+    semitone), its running mean over ±2 semitones taken out and what stays above it kept: the
+    partials. The interval is the shift (within ±``max_semitones``; a wider leap reads as a
+    smaller one) at which the previous onset's partials best line up with this one's. A
+    transposed chord or riff moves all its partials by the same interval, whatever its root, so
+    this follows a melody on a mix where the dominant pitch sticks to the bass or a second
+    guitar. Measured on the 8 songs of ``benchmarks/chart_quality`` at the human Expert onsets:
+    where the human lane moves, the interval's sign says which way on 53-77 % of the moves it
+    gives a direction for (39-94 % of them), and the lanes it makes move the human's way on
+    0.476 of consecutive notes on the development songs against 0.429 with the pitch estimate
+    (see ``analyzer.charting``).
 
     Returns
     -------
@@ -687,15 +701,16 @@ def onset_intervals(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0
     >>> chord = lambda f: sum(np.sin(2 * np.pi * f * k * h * t) / h
     ...                       for k in (1, 1.5) for h in range(1, 7))   # a power chord
     >>> y = np.concatenate([chord(110.0), chord(147.0), chord(123.5), chord(123.5)])
-    >>> onset_intervals(analysis_spectrogram(y, sr), np.arange(4) * 0.25)   # A, D, B, B
+    >>> onset_intervals(onset_spectra(analysis_spectrogram(y, sr), np.arange(4) * 0.25))
     array([ 0.,  5., -3.,  0.])
     """
-    times = np.asarray(times, dtype=np.float64)
-    out = np.zeros(times.size)
-    if times.size < 2:
+    out = np.zeros(spectra.shape[1])
+    if out.size < 2:
         return out
     to_log = _log_frequency_matrix(fmin, fmax, steps_per_semitone)
-    s = to_log @ _after_onsets(spec, times, settle_s, window_s, bins=slice(0, to_log.shape[1]))
+    if spectra.shape[0] < to_log.shape[1]:
+        raise NotesError(f"onset spectra stop below {fmax:g} Hz")
+    s = to_log @ spectra[:to_log.shape[1]]
     partials = np.maximum(s - _running_mean(s, 2 * steps_per_semitone), 0.0)
     before, after = partials[:, :-1], partials[:, 1:]
     n = partials.shape[0]

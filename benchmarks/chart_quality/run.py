@@ -110,9 +110,9 @@ def feel_scores(human, generated, shift_s: float) -> dict:
     for name, h, g in (("sustained", h_held, g_held), ("chords", h_chord, g_chord)):
         out[name] = {"human": round(float(h.mean()), 4), "generated": round(float(g.mean()), 4),
                      "f1": round(f1(h[hi], g[gi]), 4)}
-    for name, index in (("lane_moves", 0), ("lane_returns", 1)):
-        out[name] = {"human": round(lane_changes(h_lane)[index], 4),
-                     "generated": round(lane_changes(g_lane)[index], 4)}
+    (h_moves, h_back), (g_moves, g_back) = lane_changes(h_lane), lane_changes(g_lane)
+    out["lane_moves"] = {"human": round(h_moves, 4), "generated": round(g_moves, 4)}
+    out["lane_returns"] = {"human": round(h_back, 4), "generated": round(g_back, 4)}
     h_use, g_use = lane_use(human), lane_use(generated)
     out["lane_use"] = {"human": [round(float(x), 4) for x in h_use],
                        "generated": [round(float(x), 4) for x in g_use],
