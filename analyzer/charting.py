@@ -145,6 +145,20 @@ REPEAT_SURE = 0.9
 #: steady beat has a high contrast (see analyzer.notes.pulse_clarity / envelope_contrast).
 MIN_PULSE_CLARITY = 0.2
 MIN_CONTRAST = 2.5
+#: Separated stems that hold the charted instrument, in order of preference (Demucs names).
+STEM_CHARTED = ("guitar", "other")
+#: With such a stem, an onset of the mix counts by the geometric mean of its strength and tonal
+#: weight in the mix (1 - STEM_WEIGHT) and in the stem (STEM_WEIGHT): the stem tells a picked
+#: note from a drum hit over a held chord, the mix keeps each onset's timing and the charter's
+#: view of the whole band. The notes must then reach STEM_ONSET_THRESHOLD. Chosen on the
+#: development songs with their real guitar stem, alone and with the backing leaking in at
+#: gains 0.1-0.35 (a separator's bleed), by ``benchmarks.chart_quality.run --guitar-stem``:
+#: Expert F 0.703 (mix alone) -> 0.737-0.784 with densities 0.89-1.10x (weights 0.5 / 0.75 / 1
+#: and thresholds 0.40-0.50 measured; README there). Charting the stem alone (what this path did
+#: before) scores as well on those songs but 0.56-0.73 on the benchmark songs, whose charter
+#: simplifies what the guitar plays, and charts a guitar track with long rests as noise.
+STEM_WEIGHT = 0.75
+STEM_ONSET_THRESHOLD = 0.45
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,16 +170,21 @@ class ChartNotes:
     difficulties: dict[str, tuple[Note, ...]] = field(default_factory=dict)
 
 
-def _source(y, sr, stems):
-    """The audio to chart and the name of its stem.
+def _charted_stem(stems):
+    """The separated stem of the charted instrument, as ``(name, audio, sr)``, or None.
 
-    Demucs' "other" stem holds the guitars and keys without drums or bass: chart it. The HPSS
-    fallback's "other" loses the pick attacks to its "drums" stem: charting it scored Expert F
-    0.698 against 0.728 for the mix on the benchmark songs, so with HPSS the mix is charted.
+    Demucs' 6-source model has a "guitar" stem; its 4-source ``htdemucs`` puts guitars and keys in
+    "other" (without drums, bass or vocals). The HPSS fallback's "other" is no guitar stem: it
+    loses the pick attacks to "drums", and weighing the mix's onsets by it (as below) left Expert
+    F where it was (dev 0.697-0.705 against 0.703; benchmarks/chart_quality/README.md), so with
+    HPSS the mix alone is charted.
     """
-    if stems is not None and getattr(stems, "method", None) == "demucs" and "other" in stems:
-        return stems["other"], int(stems.sr), "other"
-    return y, sr, "mix"
+    if stems is None or getattr(stems, "method", None) != "demucs":
+        return None
+    for name in STEM_CHARTED:
+        if name in stems:
+            return name, stems[name], int(stems.sr)
+    return None
 
 
 def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartNotes:
@@ -178,8 +197,10 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     sr : int
         Sample rate of ``y`` (Hz).
     stems : analyzer.stems.Stems, optional
-        Separated stems; with Demucs stems the "other" stem (guitars, keys) is charted and the
-        notes name it as their ``stem``, otherwise the mix is ("mix").
+        Separated stems. With Demucs' "guitar" (or else "other": guitars and keys) stem, the
+        mix's onsets are weighed by that stem's (:data:`STEM_WEIGHT`), the notes' pitches and
+        sustains are read from it, and the notes name it as their ``stem``; otherwise the mix
+        alone is charted ("mix").
     lanes : int
         Lanes of the chart, 4..7.
 
@@ -201,8 +222,9 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     """
     if not MIN_LANES <= lanes <= MAX_LANES:
         raise ChartingError(f"lanes must be {MIN_LANES}..{MAX_LANES}, got {lanes}")
-    audio, audio_sr, stem = _source(y, sr, stems)
-    spec = _notes.analysis_spectrogram(audio, audio_sr)
+    # Onsets, beats and the bars' repeats are the mix's: drums keep the beat, and a separated
+    # stem smears attacks. A stem of the charted instrument says which onsets are its own.
+    spec = _notes.analysis_spectrogram(y, sr)
     env = _notes.onset_strength(spec)
     if (_notes.pulse_clarity(env) < MIN_PULSE_CLARITY
             and _notes.envelope_contrast(env) < MIN_CONTRAST):
@@ -216,24 +238,33 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # and one that brings no new partials (a drum hit over a held chord) too.
     metre = _metrical_weights(onsets.times, tempo.beats)
     share = _notes.new_partials(spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64))
-    score = onsets.strength * metre * _tonal_factor(share)
+    strength, tonal = onsets.strength, _tonal_factor(share)
+    note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
+    charted = _charted_stem(stems)
+    if charted is not None:
+        stem, audio, audio_sr = charted
+        note_spec = _notes.analysis_spectrogram(audio, audio_sr)
+        strength, tonal = _weighed_by_stem(note_spec, onsets.times, strength, tonal)
+        threshold = STEM_ONSET_THRESHOLD
+    score = strength * metre * tonal
     # ... and one that the bars repeating this one do not have (their score ranks as before).
-    on_chart = _notes.repeat_consensus(spec, onsets.times, score, tempo.beats) >= ONSET_THRESHOLD
-    times, strength, metre, share, score = (onsets.times[on_chart], onsets.strength[on_chart],
-                                            metre[on_chart], share[on_chart], score[on_chart])
-    pitches, _ = _notes.onset_pitches(spec, times)
-    held = _held_until(times, pitches, _notes.ring_durations(spec, times, pitches))
+    on_chart = _notes.repeat_consensus(spec, onsets.times, score, tempo.beats) >= threshold
+    times, strength, metre, share, tonal, score = (
+        onsets.times[on_chart], strength[on_chart], metre[on_chart], share[on_chart],
+        tonal[on_chart], score[on_chart])
+    # Pitch, rings and sound are the charted instrument's (the stem's where there is one).
+    pitches, _ = _notes.onset_pitches(note_spec, times)
+    held = _held_until(times, pitches, _notes.ring_durations(note_spec, times, pitches))
     # Notes go on the beat grid where the music is on one: a detected onset is a frame or so off,
     # a tracked beat too. The grid is fitted to the onsets; the beats move onto it with them.
     grid = _notes.snap_to_grid(times, tempo.beats)
     times, tempo = grid.times, _notes.TempoMap(tempo.bpm, grid.beats)
-    sound = _notes.onset_spectra(spec, times)     # what each note's lane is judged on
+    sound = _notes.onset_spectra(note_spec, times)    # what each note's lane is judged on
     beat_s = tempo.beat_s
     expert = _notes.strongest_apart(times, score, min_gap_s=RULES["expert"].gap_s(beat_s))
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.
     counted, counted_s = counting_beats(tempo, times, share, n_expert=expert.size)
-    thin_score = (strength * _tonal_factor(share)
-                  * _metrical_weights(times, counted) ** THIN_METRE_POWER)
+    thin_score = strength * tonal * _metrical_weights(times, counted) ** THIN_METRE_POWER
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
@@ -296,6 +327,17 @@ def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.n
         pulses = np.column_stack([beats, beats + periods / 2]).ravel()
     return _notes.alternate_pulses(pulses, times, new_partials,
                                    window=COUNTING_WINDOW_BEATS), beat_s
+
+
+def _weighed_by_stem(stem_spec, times, strength, tonal):
+    """The mix's onset strengths and tonal weights at ``times``, weighed with what the stem
+    (:data:`STEM_CHARTED`) finds there: geometric means, the stem's weight :data:`STEM_WEIGHT`.
+    An onset the stem does not hear at all is not charted."""
+    mine = _notes.envelope_near(_notes.onset_strength(stem_spec), times)
+    own_tonal = _tonal_factor(_notes.new_partials(
+        stem_spec, np.round(times * _notes.FRAME_RATE).astype(np.int64)))
+    return (strength ** (1.0 - STEM_WEIGHT) * mine ** STEM_WEIGHT,
+            tonal ** (1.0 - STEM_WEIGHT) * own_tonal ** STEM_WEIGHT)
 
 
 def _tonal_factor(new_partials):

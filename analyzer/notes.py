@@ -6,6 +6,7 @@ API
 - :func:`mel_filterbank` — librosa's default (Slaney) mel filters, in NumPy.
 - :func:`onset_strength` — log-mel spectral flux (frames at :data:`FRAME_RATE`).
 - :func:`detect_onsets` — onset times and strengths from that envelope (:class:`Onsets`).
+- :func:`envelope_near` — an envelope's peak near given times (a stem's word on the mix's onsets).
 - :func:`strongest_apart` — the strongest events no two closer than a gap (onsets, thinning).
 - :func:`estimate_tempo` / :func:`track_beats` — tempo (BPM) and beat times (:class:`TempoMap`).
 - :func:`pulse_clarity` / :func:`envelope_contrast` — whether an envelope has a beat, and peaks
@@ -48,7 +49,7 @@ import numpy as np
 __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "BeatPhase", "Snapped", "PitchedNote",
-    "analysis_spectrogram", "onset_strength", "detect_onsets", "strongest_apart",
+    "analysis_spectrogram", "onset_strength", "detect_onsets", "envelope_near", "strongest_apart",
     "estimate_tempo", "track_beats", "onset_pitches", "onset_spectra", "onset_similarity",
     "onset_intervals",
     "ring_durations", "transcribe",
@@ -325,6 +326,44 @@ def detect_onsets(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
                            & (env >= threshold) & (env > 0))
     peaks = peaks[strongest_apart(peaks / frame_rate, env[peaks], min_gap_s=min_gap_s)]
     return Onsets(peaks / frame_rate, env[peaks])
+
+
+def envelope_near(envelope: np.ndarray, times: np.ndarray, *, radius_s: float = 0.025,
+                  frame_rate: float = FRAME_RATE) -> np.ndarray:
+    """The highest value of ``envelope`` within ``±radius_s`` of each time.
+
+    How strong a second recording of the same music (a separated stem) finds onsets found in the
+    first: its peak may sit a frame or two away.
+
+    Parameters
+    ----------
+    envelope : np.ndarray [shape=(frames,)]
+        An onset envelope (:func:`onset_strength`), frames at ``frame_rate``.
+    times : np.ndarray [shape=(n,)]
+        Seconds.
+    radius_s : float
+        Half the window, seconds (0.025: two frames either side).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)]
+        0 for times past the envelope's end.
+
+    Examples
+    --------
+    >>> env = np.zeros(100); env[50] = 1.0
+    >>> envelope_near(env, np.array([50, 52, 60]) / FRAME_RATE)
+    array([1., 1., 0.])
+    """
+    envelope = np.asarray(envelope)
+    frames = np.round(np.asarray(times, dtype=np.float64) * frame_rate).astype(np.int64)
+    if envelope.size == 0 or frames.size == 0:
+        return np.zeros(frames.shape)
+    radius = int(round(radius_s * frame_rate))
+    window = frames[:, None] + np.arange(-radius, radius + 1)
+    inside = (window >= 0) & (window < envelope.size)
+    values = np.where(inside, envelope[np.clip(window, 0, envelope.size - 1)], 0.0)
+    return values.max(axis=1).astype(np.float64)
 
 
 def strongest_apart(times: np.ndarray, strength: np.ndarray, *, min_gap_s: float) -> np.ndarray:

@@ -239,10 +239,52 @@ def test_demucs_other_stem_is_charted_and_named():
     expert = cn.difficulties["expert"]
     assert {n.stem for n in expert} == {"other"}
     assert mir_eval.onset.f_measure(r.times, _onsets(expert), window=0.05)[0] >= 0.8
-    # HPSS stems leave the mix charted (measured better; see analyzer.charting._source).
+    # HPSS stems leave the mix charted (measured better; see analyzer.charting._charted_stem).
     hpss = Stems({"other": r.y, "drums": noise}, r.sr, "hpss")
     assert {n.stem for n in charting.chart_notes(r.y, r.sr, stems=hpss).difficulties["expert"]} \
         == {"mix"}
+
+
+def _drums(times, size, sr, *, seed=0):
+    """Noise bursts (a snare-like hit, 80 ms) at ``times``."""
+    rng = np.random.default_rng(seed)
+    drums = np.zeros(size, np.float32)
+    for hit in times:
+        i, n = int(hit * sr), int(0.08 * sr)
+        drums[i:i + n] += rng.standard_normal(n) * np.exp(-50.0 * np.arange(n) / sr)
+    return drums
+
+
+def test_a_guitar_stem_keeps_the_drums_off_the_chart_while_the_mix_times_the_notes():
+    # A riff for 8 bars, then 6 bars where only the drums play; a hit on every 8th throughout.
+    r = riff(bpm=120, bars=14, seed=3)
+    guitar = r.y.copy()
+    guitar[int((r.t0 + 16.0) * r.sr):] *= 1e-3                       # the guitar rests
+    played = r.times[r.times < r.t0 + 16.0]
+    hits = r.t0 + 0.25 * np.arange(int(28 / 0.25))
+    drums = 0.1 * _drums(hits, guitar.size, r.sr)
+    mix = guitar + drums
+    resting = hits[hits > r.t0 + 16.2]
+
+    def charted(stems=None):
+        expert = charting.chart_notes(mix, r.sr, stems=stems).difficulties["expert"]
+        times = _onsets(expert)
+        return expert, times[times < r.t0 + 16.2], times[times > r.t0 + 16.2]
+
+    # The mix alone charts the drums where the guitar rests, and some between its notes ...
+    _, riff_alone, rest_alone = charted()
+    assert len(mir_eval.util.match_events(resting, rest_alone, 0.05)) >= 0.8 * resting.size
+    # ... a guitar stem (the drums leaking in, as a separator leaves them) keeps them off.
+    stems = Stems({"other": drums, "guitar": guitar + 0.2 * drums}, r.sr, "demucs")
+    expert, riff_notes, rest_notes = charted(stems)
+    assert {n.stem for n in expert} == {"guitar"}                    # preferred to "other"
+    assert rest_notes.size == 0
+    f, precision, _ = mir_eval.onset.f_measure(played, riff_notes, window=0.05)
+    assert precision >= 0.95
+    assert f >= mir_eval.onset.f_measure(played, riff_alone, window=0.05)[0]
+    # The notes are timed by the mix's onsets.
+    matched = mir_eval.util.match_events(played, riff_notes, 0.05)
+    assert np.median(np.abs([riff_notes[j] - played[i] for i, j in matched])) <= 0.01
 
 
 def test_drum_hits_over_a_held_chord_are_not_charted_but_picked_notes_are():

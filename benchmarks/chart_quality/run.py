@@ -21,10 +21,15 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
 - with ``--basic-pitch``: the same Expert scores for basic-pitch's notes on the mix, and its time
   (the measurement behind charting from onsets rather than from a transcription).
 
+With ``--guitar-stem BLEED`` the songs are charted as the Demucs path charts them, with a guitar
+stem beside the mix: guitar.ogg itself (``0``) or with the rest of the song leaking in at gain
+BLEED (``0.1``-``0.35``: roughly -20 to -3 dB of backing against the guitar in these songs), a
+stand-in for a separator's output (no Demucs weights can be fetched where this was built).
+
 Usage::
 
     nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [--set dev|bench|both]
-        [--songs DIR] [--json-out FILE] [--basic-pitch]
+        [--songs DIR] [--json-out FILE] [--basic-pitch] [--guitar-stem BLEED] [--table]
 
 ``--set bench`` (the default) scores the 4 benchmark songs (:func:`benchmarks.data.songs_dir`),
 ``--set dev`` the 4 development songs constants are tuned on (:func:`benchmarks.data.dev_songs_dir`),
@@ -179,17 +184,32 @@ def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 def mix_of(folder: Path) -> tuple[np.ndarray, int]:
     """song.ogg + guitar.ogg (and any other stem .ogg) summed, mono, at the file rate."""
+    guitar, backing, sr = _parts(folder)
+    return guitar + backing, sr
+
+
+def guitar_stem_of(folder: Path, bleed: float) -> tuple[np.ndarray, int]:
+    """What a separator's guitar stem of :func:`mix_of` might be: guitar.ogg with the rest of the
+    mix leaking in at gain ``bleed`` (0: a perfect separation)."""
+    guitar, backing, sr = _parts(folder)
+    return guitar + np.float32(bleed) * backing, sr
+
+
+def _parts(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """guitar.ogg and the sum of the folder's other .ogg stems, mono, padded to one length."""
     from analyzer.decode import load
 
-    parts = [load(p) for p in sorted(folder.glob("*.ogg"))]
-    sr = parts[0][1]
-    n = max(len(y) for y, _ in parts)
-    mix = np.zeros(n, np.float32)
-    for y, rate in parts:
+    parts = {p.name: load(p) for p in sorted(folder.glob("*.ogg"))}
+    if "guitar.ogg" not in parts:
+        raise SystemExit(f"{folder}: no guitar.ogg")
+    sr = parts["guitar.ogg"][1]
+    n = max(len(y) for y, _ in parts.values())
+    guitar, backing = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for name, (y, rate) in parts.items():
         if rate != sr:
             raise SystemExit(f"{folder}: stems at different rates")
-        mix[:len(y)] += y
-    return mix, sr
+        (guitar if name == "guitar.ogg" else backing)[:len(y)] += y
+    return guitar, backing, sr
 
 
 def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
@@ -205,15 +225,21 @@ def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
     return scores
 
 
-def evaluate_song(folder: Path, *, with_basic_pitch: bool = False) -> dict:
+def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
+                  guitar_stem: float | None = None) -> dict:
     from analyzer.charting import chart_notes
     from analyzer.formats.folder import read_song_folder
+    from analyzer.stems import Stems
 
     human = read_song_folder(folder).notes.difficulties
     y, sr = mix_of(folder)
     duration = len(y) / sr
+    stems = None
+    if guitar_stem is not None:
+        stem, stem_sr = guitar_stem_of(folder, guitar_stem)
+        stems = Stems({"guitar": stem}, stem_sr, "demucs")
     wall, cpu = time.perf_counter(), time.process_time()
-    generated = chart_notes(y, sr)
+    generated = chart_notes(y, sr, stems=stems)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     result = {"song": folder.name, "duration_s": round(duration, 2),
               "chart_notes_wall_s": round(wall, 3), "chart_notes_cpu_s": round(cpu, 3),
@@ -335,6 +361,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json-out", help="also write the JSON here")
     parser.add_argument("--basic-pitch", action="store_true",
                         help="also score basic-pitch's notes (ONNX) on the mix against Expert")
+    parser.add_argument("--guitar-stem", type=float, metavar="BLEED",
+                        help="chart as with a separator's guitar stem (the Demucs path): "
+                             "guitar.ogg plus the rest of the song at gain BLEED (0: perfect)")
     parser.add_argument("--table", action="store_true",
                         help="also print Markdown tables to stderr: F ±50 ms (density ratio), and "
                              "lane motion, sustains and chords")
@@ -345,13 +374,14 @@ def main(argv=None) -> int:
     else:
         roots = {name: (songs_dir() if name == "bench" else dev_songs_dir())
                  for name in (("dev", "bench") if args.song_set == "both" else (args.song_set,))}
-    report = {"benchmark": "chart_quality", "sets": {}}
+    report = {"benchmark": "chart_quality", "guitar_stem_bleed": args.guitar_stem, "sets": {}}
     for name, root in roots.items():
         folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
                          or (p / "notes.chart").is_file())
         if not folders:
             raise SystemExit(f"no song folders under {root}")
-        results = [evaluate_song(f, with_basic_pitch=args.basic_pitch) for f in folders]
+        results = [evaluate_song(f, with_basic_pitch=args.basic_pitch,
+                                 guitar_stem=args.guitar_stem) for f in folders]
         report["sets"][name] = {"songs_dir": str(root), "songs": results,
                                 "mean": summary(results)}
     text = json.dumps(report)
