@@ -18,7 +18,9 @@ elsewhere) x tonal weight (the share of new partials the onset brings, see
 that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). They and the
 beats are then moved onto the grid fitted to them where the music is on one
 (:func:`analyzer.notes.snap_to_grid`: a detected onset and a tracked beat are a frame or so
-off), and every difficulty is made from the snapped notes.
+off), and every difficulty is made from the snapped notes. With a separated stem of the charted
+instrument (Demucs' "guitar", else its "other"), the onsets are still the mix's, each weighed by
+what the stem hears there (:data:`STEM_WEIGHT`), and pitches, sustains and lanes read the stem.
 
 Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
 ``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy

@@ -10,6 +10,7 @@ import pytest
 
 from analyzer.stems import Stems, StemsError, available_method, separate
 from analyzer.stems import demucs as demucs_stems
+from tests.fixtures.tiny_demucs import TINY_HTDEMUCS, cache_as
 
 SR = 22050
 
@@ -116,11 +117,9 @@ def test_auto_without_weights_is_hpss_fast_and_light(empty_caches, tmp_path):
 
 # --- the real Demucs code path, with a tiny randomly initialised HTDemucs ----------------------
 
-def _tiny_htdemucs_kwargs():
+def _tiny_htdemucs_kwargs(sources=("drums", "bass", "other", "vocals")):
     # ~6k parameters, 8 kHz, 1 s segments: a 3 s clip separates in ~0.2 s on one CPU core.
-    return dict(sources=["drums", "bass", "other", "vocals"], audio_channels=2, channels=4,
-                growth=2, depth=2, nfft=512, t_layers=1, t_heads=1, t_hidden_scale=1.0,
-                dconv_depth=1, dconv_comp=2, segment=1, samplerate=8000)
+    return dict(TINY_HTDEMUCS, sources=list(sources))
 
 
 @pytest.fixture
@@ -155,14 +154,7 @@ def test_demucs_output_follows_input_level(tiny_model, parts):
 
 
 def test_cached_hf_weights_load_offline_and_auto_picks_demucs(tiny_model, empty_caches, parts):
-    from safetensors.torch import save_file
-    snapshot = empty_caches / "models--adefossez--HTDemucs" / "snapshots" / "0123abcd"
-    snapshot.mkdir(parents=True)
-    (snapshot / "htdemucs.yaml").write_text("models: ['tiny0001']\n")
-    metadata = {"klass": "demucs.htdemucs.HTDemucs", "args": "[]",
-                "kwargs": json.dumps(_tiny_htdemucs_kwargs())}
-    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()},
-              str(snapshot / "tiny0001.safetensors"), metadata=metadata)
+    cache_as(empty_caches, "htdemucs", tiny_model, _tiny_htdemucs_kwargs())
 
     assert demucs_stems.weights_cached() and available_method() == "demucs"
     start = time.perf_counter()
@@ -173,6 +165,27 @@ def test_cached_hf_weights_load_offline_and_auto_picks_demucs(tiny_model, empty_
         assert np.array_equal(loaded.state_dict()[key].numpy(), value.numpy()), key
     stems = separate(parts["lead"][:2 * SR], SR)
     assert stems.method == "demucs" and len(stems) == 4
+
+
+def test_the_six_source_model_is_preferred_when_cached_and_its_guitar_is_charted(
+        tiny_model, empty_caches, parts):
+    import torch
+    from demucs.htdemucs import HTDemucs
+
+    from analyzer.charting import chart_notes
+    from tests.plucked import riff
+
+    six = _tiny_htdemucs_kwargs(("drums", "bass", "other", "vocals", "guitar", "piano"))
+    torch.manual_seed(0)
+    cache_as(empty_caches, "htdemucs", tiny_model, _tiny_htdemucs_kwargs())
+    cache_as(empty_caches, "htdemucs_6s", HTDemucs(**six).eval(), six)
+    assert demucs_stems.cached_model() == "htdemucs_6s" and available_method() == "demucs"
+    r = riff(bpm=120, bars=4, sr=SR)
+    stems = separate(r.y, SR)
+    assert stems.method == "demucs" and "guitar" in stems and len(stems) == 6
+    # A random model's "guitar" is no guitar: what is checked is that the chart reads that stem.
+    notes = chart_notes(r.y, SR, stems=stems).difficulties["expert"]
+    assert notes and {n.stem for n in notes} == {"guitar"}
 
 
 def test_legacy_torch_hub_cache_is_checked_without_network(tiny_model, empty_caches, tmp_path):

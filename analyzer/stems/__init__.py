@@ -7,7 +7,8 @@ API
 - :class:`StemsError` — a method was asked for explicitly and cannot run.
 - :func:`available_method` — what ``"auto"`` resolves to, decided without loading anything heavy.
 
-Methods: ``"demucs"`` (Demucs v4 ``htdemucs``: drums, bass, other, vocals; GPU when present, see
+Methods: ``"demucs"`` (Demucs v4 ``htdemucs``: drums, bass, other, vocals, or ``htdemucs_6s``
+with guitar and piano too where its weights are cached; GPU when present, see
 :mod:`analyzer.stems.demucs`), ``"hpss"`` (harmonic/percussive split plus a bass/other split of the
 harmonic part: drums, bass, other; no download, see :mod:`analyzer.stems.hpss`) and ``"none"``.
 Both separators use the same stem names where they overlap, so later stages need not care which ran.
@@ -55,8 +56,9 @@ class Stems:
 
 
 def available_method() -> str:
-    """What ``method="auto"`` runs here: "demucs" when Demucs is installed and its ``htdemucs``
-    weights are already cached (nothing is downloaded or imported to find out), else "hpss".
+    """What ``method="auto"`` runs here: "demucs" when Demucs is installed and the weights of one
+    of its models (:data:`analyzer.stems.demucs.PREFERRED_MODELS`) are already cached (nothing is
+    downloaded or imported to find out), else "hpss".
 
     HPSS earns its second of CPU per 3-minute song through the masks: pitched notes charted from
     the mix take their masks from its "other" stem (:data:`analyzer.masks.HARMONIC_STEM`), which
@@ -64,7 +66,7 @@ def available_method() -> str:
     removed 1.3 dB of the missed guitar instead of 0.3 dB, with a backing 1.1 dB cleaner, than
     masks estimated from the mix alone ("none")."""
     from analyzer.stems import demucs
-    return "demucs" if demucs.installed() and demucs.weights_cached() else "hpss"
+    return "demucs" if demucs.installed() and demucs.cached_model() is not None else "hpss"
 
 
 def separate(y: np.ndarray, sr: int, *, method: str = "auto", model=None,
@@ -81,7 +83,8 @@ def separate(y: np.ndarray, sr: int, *, method: str = "auto", model=None,
         "auto" runs Demucs when it is installed and its weights are cached (or when ``model`` is
         given), else HPSS.
     model : str or demucs model, optional
-        For Demucs: a pretrained model name (default "htdemucs") or an already built model.
+        For Demucs: a pretrained model name (default: the best cached one, else "htdemucs") or an
+        already built model.
     device : str, optional
         Torch device for Demucs ("cuda", "cpu"); default: CUDA when available.
 

@@ -1,7 +1,8 @@
 """Demucs v4 (Hybrid Transformer Demucs) source separation through its own API.
 
-- :func:`installed` / :func:`weights_cached` — fast checks (no torch import, no network), used by
-  ``separate(method="auto")`` to choose Demucs only when it can start at once.
+- :func:`installed` / :func:`weights_cached` / :func:`cached_model` — fast checks (no torch
+  import, no network), used by ``separate(method="auto")`` to choose Demucs only when it can start
+  at once, and the model to run.
 - :func:`load_model` — a pretrained model by name: from the local caches without any network
   access when the weights are there, else via ``demucs.pretrained.get_model`` (which downloads).
 - :func:`separate_demucs` — run a model (by name or an object) with ``demucs.apply.apply_model``.
@@ -19,9 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT_MODEL", "installed", "weights_cached", "load_model", "separate_demucs"]
+__all__ = ["DEFAULT_MODEL", "PREFERRED_MODELS", "installed", "weights_cached", "cached_model",
+           "load_model", "separate_demucs"]
 
+#: The model fetched when none is on disk (drums, bass, other, vocals).
 DEFAULT_MODEL = "htdemucs"
+#: Models used when their weights are already on disk, best first. The 6-source model separates
+#: the guitar, which charts follow (analyzer.charting.STEM_CHARTED) and a missed note removes;
+#: ``htdemucs`` leaves it in "other" with the keys.
+PREFERRED_MODELS = ("htdemucs_6s", DEFAULT_MODEL)
 
 
 def installed() -> bool:
@@ -33,6 +40,11 @@ def installed() -> bool:
 def weights_cached(name: str = DEFAULT_MODEL) -> bool:
     """Whether every weight file of pretrained model ``name`` is already on disk."""
     return _hf_snapshot(name) is not None or _torch_hub_checkpoints(name) is not None
+
+
+def cached_model() -> str | None:
+    """The first of :data:`PREFERRED_MODELS` whose weights are on disk, or None."""
+    return next((name for name in PREFERRED_MODELS if weights_cached(name)), None)
 
 
 def _yaml(path: Path) -> dict:
@@ -128,8 +140,8 @@ def separate_demucs(y: np.ndarray, sr: int, *, model=None, device: str | None = 
     sr : int
         Sample rate of ``y`` (Hz); resampled to the model's rate and back (soxr).
     model : str or demucs model, optional
-        A pretrained name (default :data:`DEFAULT_MODEL`) or a model object (e.g. a freshly built
-        ``demucs.htdemucs.HTDemucs``), used as is.
+        A pretrained name or a model object (e.g. a freshly built ``demucs.htdemucs.HTDemucs``),
+        used as is. Default: :func:`cached_model`, else :data:`DEFAULT_MODEL` (downloaded).
     device : str, optional
         Torch device; default CUDA when available, else CPU.
     shifts : int
@@ -140,7 +152,8 @@ def separate_demucs(y: np.ndarray, sr: int, *, model=None, device: str | None = 
     Returns
     -------
     dict[str, np.ndarray]
-        One array per model source (htdemucs: drums, bass, other, vocals), shaped like ``y``,
+        One array per model source (htdemucs: drums, bass, other, vocals; htdemucs_6s also guitar
+        and piano), shaped like ``y``,
         float32 at ``sr``.
     """
     import soxr
@@ -148,7 +161,7 @@ def separate_demucs(y: np.ndarray, sr: int, *, model=None, device: str | None = 
     from demucs.apply import apply_model
 
     if model is None or isinstance(model, str):
-        model = load_model(model or DEFAULT_MODEL)
+        model = load_model(model or cached_model() or DEFAULT_MODEL)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     y = np.asarray(y, np.float32)

@@ -70,7 +70,7 @@ def run(args) -> int:
     if args.stems == "demucs":  # fail (or download the weights) once, not once per file
         from analyzer.stems import StemsError, demucs
         try:
-            if not demucs.weights_cached():
+            if demucs.cached_model() is None:
                 demucs.load_model()
         except StemsError as error:
             raise CommandError(str(error)) from None
