@@ -7,8 +7,8 @@ API
 - :class:`StemsError` — a method was asked for explicitly and cannot run.
 - :func:`available_method` — what ``"auto"`` resolves to, decided without loading anything heavy.
 
-Methods: ``"demucs"`` (Demucs v4 ``htdemucs``: drums, bass, other, vocals, or ``htdemucs_6s``
-with guitar and piano too where its weights are cached; GPU when present, see
+Methods: ``"demucs"`` (Demucs v4 ``htdemucs_6s``: drums, bass, other, vocals, guitar, piano; or
+the 4-source ``htdemucs`` where only its weights are cached; GPU when present, see
 :mod:`analyzer.stems.demucs`), ``"hpss"`` (harmonic/percussive split plus a bass/other split of the
 harmonic part: drums, bass, other; no download, see :mod:`analyzer.stems.hpss`) and ``"none"``.
 Both separators use the same stem names where they overlap, so later stages need not care which ran.
@@ -83,8 +83,8 @@ def separate(y: np.ndarray, sr: int, *, method: str = "auto", model=None,
         "auto" runs Demucs when it is installed and its weights are cached (or when ``model`` is
         given), else HPSS.
     model : str or demucs model, optional
-        For Demucs: a pretrained model name (default: the best cached one, else "htdemucs") or an
-        already built model.
+        For Demucs: a pretrained model name (default: the best cached one, else "htdemucs_6s")
+        or an already built model.
     device : str, optional
         Torch device for Demucs ("cuda", "cpu"); default: CUDA when available.
 

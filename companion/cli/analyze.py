@@ -16,9 +16,12 @@ be analyzed (unreadable, not audio, silent, shorter than 10 s) is reported and t
 the exit status is then 1.
 
 --stems auto uses Demucs (pip install 'loopjam[separation]') when its weights are already
-downloaded, else a fast harmonic/percussive split that needs no download. With Demucs, the stem
-the notes come from is kept on this machine beside the store (Ogg Vorbis, never uploaded), so
-that "loopjam play" can cancel a missed note's sound outright instead of masking it.
+downloaded, else a fast harmonic/percussive split that needs no download. --stems demucs fetches
+its 6-source model (htdemucs_6s) if no Demucs model is on disk: the notes are charted with its
+guitar stem (else the 4-source model's "other"), which tells the guitar's notes from the drums.
+With Demucs, the stem the notes come from is kept on this machine beside the store (Ogg Vorbis,
+never uploaded), so that "loopjam play" can cancel a missed note's sound outright instead of
+masking it.
 
 examples:
   loopjam analyze ~/Music --jobs 2            a whole library, two files at a time
