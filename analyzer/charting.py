@@ -147,6 +147,10 @@ REPEAT_SURE = 0.9
 #: steady beat has a high contrast (see analyzer.notes.pulse_clarity / envelope_contrast).
 MIN_PULSE_CLARITY = 0.2
 MIN_CONTRAST = 2.5
+#: ... or a sound that changes (analyzer.notes.spectral_change, dB): stationary noise 0.3-0.6,
+#: music 1.7-7. Without it a dense, distorted guitar track on its own (pulse 0.18, contrast 2.3:
+#: chaos_god's guitar.ogg in benchmarks/chart_quality) was charted empty, like noise.
+MIN_SPECTRAL_CHANGE_DB = 1.0
 #: Separated stems that hold the charted instrument, in order of preference (Demucs names).
 STEM_CHARTED = ("guitar", "other")
 #: With such a stem, an onset of the mix counts by the geometric mean of its strength and tonal
@@ -210,7 +214,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     -------
     ChartNotes
         Every difficulty empty (and no beats) for silence and for stationary noise (see
-        :data:`MIN_PULSE_CLARITY`).
+        :data:`MIN_PULSE_CLARITY` and :data:`MIN_SPECTRAL_CHANGE_DB`).
 
     Examples
     --------
@@ -229,7 +233,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     spec = _notes.analysis_spectrogram(y, sr)
     env = _notes.onset_strength(spec)
     if (_notes.pulse_clarity(env) < MIN_PULSE_CLARITY
-            and _notes.envelope_contrast(env) < MIN_CONTRAST):
+            and _notes.envelope_contrast(env) < MIN_CONTRAST
+            and _notes.spectral_change(spec) < MIN_SPECTRAL_CHANGE_DB):
         # Noise: its "onsets" are the envelope's random peaks (~9 notes/s otherwise).
         return ChartNotes(beats=np.zeros(0), bpm=_notes.estimate_tempo(env),
                           difficulties={name: () for name in DIFFICULTIES})

@@ -426,6 +426,42 @@ def test_noise_is_charted_empty_like_silence(seconds):
     Chart(ChartMeta("noise"), dict(cn.difficulties), lanes=5, beats=cn.beats)
 
 
+def _breathy_melody(seconds, sr, seed):
+    """Tones of filtered noise (harmonics 2 % wide, like a breathy flute or a bowed pad), a new
+    pitch every 0.5-1.3 s at random: the change times and the signal."""
+    rng = np.random.default_rng(seed)
+    freqs = np.fft.rfftfreq(8192, 1 / sr)
+    y, changes, t = np.zeros(int(seconds * sr)), [], 0.0
+    while t < seconds:
+        n = int(rng.uniform(0.5, 1.3) * sr)
+        f0 = 440 * 2 ** ((rng.choice([45, 48, 50, 52, 55, 57, 60, 62, 64]) - 69) / 12)
+        gain = sum(0.8 ** h * np.exp(-0.5 * ((freqs - h * f0) / (0.02 * h * f0)) ** 2)
+                   for h in range(1, 12))
+        tone = np.concatenate([np.fft.irfft(np.fft.rfft(rng.standard_normal(8192)) * gain)
+                               for _ in range(n // 8192 + 1)])[:n]
+        fade = np.minimum(1.0, np.minimum(np.arange(n), n - 1 - np.arange(n)) / (0.03 * sr))
+        i = int(t * sr)
+        y[i:i + n] += (tone * fade)[:max(0, y.size - i)]
+        changes.append(t)
+        t += n / sr
+    return np.array(changes[1:]), (0.1 * y / y.std()).astype(np.float32)
+
+
+def test_a_melody_half_buried_in_hiss_is_charted_though_it_has_no_beat():
+    # No beat and no onset that stands out of the hiss's flux: by those two alone it is noise,
+    # as a dense distorted guitar track on its own was (see charting.MIN_SPECTRAL_CHANGE_DB).
+    sr = 22050
+    changes, melody = _breathy_melody(20, sr, seed=0)
+    y = melody + 0.1 * np.random.default_rng(9).standard_normal(melody.size).astype(np.float32)
+    spec = note_analysis.analysis_spectrogram(y, sr)
+    env = note_analysis.onset_strength(spec)
+    assert note_analysis.pulse_clarity(env) < charting.MIN_PULSE_CLARITY
+    assert note_analysis.envelope_contrast(env) < charting.MIN_CONTRAST
+    # ... but its sound keeps changing, and the changes are charted.
+    expert = _onsets(charting.chart_notes(y, sr).difficulties["expert"])
+    assert len(mir_eval.util.match_events(changes, expert, 0.05)) >= 0.5 * changes.size
+
+
 def test_music_under_loud_noise_is_still_charted():
     r = riff(bpm=120, bars=8, seed=7)
     noise = np.random.default_rng(2).standard_normal(r.y.size).astype(np.float32)

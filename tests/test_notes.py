@@ -153,6 +153,17 @@ def test_noise_has_no_pulse_and_no_contrast_but_music_has(kind):
     assert notes.pulse_clarity(notes.onset_strength(notes.analysis_spectrogram(loud, r.sr))) > 0.2
 
 
+def test_only_a_changing_sound_has_spectral_change():
+    sr = notes.ANALYSIS_SR
+    t = np.arange(12 * sr) / sr
+    swelling = _noise("white", 12, sr, seed=6) * (1.0 + 0.8 * np.sin(2 * np.pi * 0.3 * t))
+    for still in [_noise(kind, 12, sr, seed=3) for kind in ("white", "pink", "brown")] + [
+            swelling.astype(np.float32)]:
+        assert notes.spectral_change(notes.analysis_spectrogram(still, sr)) < 0.7
+    r = riff(bpm=140, bars=8, seed=4)
+    assert notes.spectral_change(notes.analysis_spectrogram(r.y, r.sr)) > 2.0
+
+
 def test_new_partials_tell_a_new_note_from_a_drum_hit_over_a_held_chord():
     sr = notes.ANALYSIS_SR
     t = np.arange(6 * sr) / sr
