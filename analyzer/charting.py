@@ -19,8 +19,9 @@ that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). T
 beats are then moved onto the grid fitted to them where the music is on one
 (:func:`analyzer.notes.snap_to_grid`: a detected onset and a tracked beat are a frame or so
 off), and every difficulty is made from the snapped notes. With a separated stem of the charted
-instrument (Demucs' "guitar", else its "other"), the onsets are still the mix's, each weighed by
-what the stem hears there (:data:`STEM_WEIGHT`), and pitches, sustains and lanes read the stem.
+instrument (Demucs' guitar, piano or other stem, the loudest), the onsets are still the mix's,
+each weighed by what the stem hears there (:data:`STEM_WEIGHT`), and pitches, sustains and lanes
+read the stem.
 
 Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
 ``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy
@@ -151,8 +152,13 @@ MIN_CONTRAST = 2.5
 #: music 1.7-7. Without it a dense, distorted guitar track on its own (pulse 0.18, contrast 2.3:
 #: chaos_god's guitar.ogg in benchmarks/chart_quality) was charted empty, like noise.
 MIN_SPECTRAL_CHANGE_DB = 1.0
-#: Separated stems that hold the charted instrument, in order of preference (Demucs names).
-STEM_CHARTED = ("guitar", "other")
+#: Separated stems that may hold the charted instrument (Demucs names); the loudest one is
+#: charted (:func:`_charted_stem`): the guitar in a rock song, the piano in a piano ballad.
+STEM_CHARTED = ("guitar", "piano", "other")
+#: ... if it holds at least this share of the mix's power. A separator leaves an instrument the
+#: song lacks near silent (bleed, ~1 %); weighing the mix's onsets by that would leave the song
+#: without notes, so the mix is charted alone. In the benchmark songs the guitar holds 11-40 %.
+MIN_STEM_SHARE = 0.05
 #: With such a stem, an onset of the mix counts by the geometric mean of its strength and tonal
 #: weight in the mix (1 - STEM_WEIGHT) and in the stem (STEM_WEIGHT): the stem tells a picked
 #: note from a drum hit over a held chord, the mix keeps each onset's timing and the charter's
@@ -176,21 +182,26 @@ class ChartNotes:
     difficulties: dict[str, tuple[Note, ...]] = field(default_factory=dict)
 
 
-def _charted_stem(stems):
+def _charted_stem(stems, y):
     """The separated stem of the charted instrument, as ``(name, audio, sr)``, or None.
 
-    Demucs' 6-source model has a "guitar" stem; its 4-source ``htdemucs`` puts guitars and keys in
-    "other" (without drums, bass or vocals). The HPSS fallback's "other" is no guitar stem: it
-    loses the pick attacks to "drums", and weighing the mix's onsets by it (as below) left Expert
-    F where it was (dev 0.697-0.705 against 0.703; benchmarks/chart_quality/README.md), so with
-    HPSS the mix alone is charted.
+    Demucs' 6-source model has "guitar" and "piano" stems; its 4-source ``htdemucs`` puts guitars
+    and keys in "other" (without drums, bass or vocals). Of those the loudest is charted, if it
+    holds :data:`MIN_STEM_SHARE` of the mix (``y``). The HPSS fallback's "other" is no
+    instrument's stem: it loses the pick attacks to "drums", and weighing the mix's onsets by it
+    left Expert F where it was (dev 0.697-0.705 against 0.703; benchmarks/chart_quality/
+    README.md), so with HPSS the mix alone is charted.
     """
     if stems is None or getattr(stems, "method", None) != "demucs":
         return None
-    for name in STEM_CHARTED:
-        if name in stems:
-            return name, stems[name], int(stems.sr)
-    return None
+    power = {name: float(np.mean(np.square(stems[name], dtype=np.float64)))
+             for name in STEM_CHARTED if name in stems}
+    if not power:
+        return None
+    name = max(power, key=power.get)
+    if power[name] < MIN_STEM_SHARE * float(np.mean(np.square(y, dtype=np.float64))):
+        return None
+    return name, stems[name], int(stems.sr)
 
 
 def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartNotes:
@@ -203,10 +214,10 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     sr : int
         Sample rate of ``y`` (Hz).
     stems : analyzer.stems.Stems, optional
-        Separated stems. With Demucs' "guitar" (or else "other": guitars and keys) stem, the
-        mix's onsets are weighed by that stem's (:data:`STEM_WEIGHT`), the notes' pitches and
-        sustains are read from it, and the notes name it as their ``stem``; otherwise the mix
-        alone is charted ("mix").
+        Separated stems. With Demucs' stem of the charted instrument ("guitar", "piano" or
+        "other": :func:`_charted_stem`), the mix's onsets are weighed by that stem's
+        (:data:`STEM_WEIGHT`), the notes' pitches and sustains are read from it, and the notes
+        name it as their ``stem``; otherwise the mix alone is charted ("mix").
     lanes : int
         Lanes of the chart, 4..7.
 
@@ -247,7 +258,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     share = _notes.new_partials(spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64))
     strength, tonal = onsets.strength, _tonal_factor(share)
     note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
-    charted = _charted_stem(stems)
+    charted = _charted_stem(stems, y)
     if charted is not None:
         stem, audio, audio_sr = charted
         note_spec = _notes.analysis_spectrogram(audio, audio_sr)

@@ -275,9 +275,9 @@ def test_a_guitar_stem_keeps_the_drums_off_the_chart_while_the_mix_times_the_not
     _, riff_alone, rest_alone = charted()
     assert len(mir_eval.util.match_events(resting, rest_alone, 0.05)) >= 0.8 * resting.size
     # ... a guitar stem (the drums leaking in, as a separator leaves them) keeps them off.
-    stems = Stems({"other": drums, "guitar": guitar + 0.2 * drums}, r.sr, "demucs")
+    stems = Stems({"drums": drums, "guitar": guitar + 0.2 * drums}, r.sr, "demucs")
     expert, riff_notes, rest_notes = charted(stems)
-    assert {n.stem for n in expert} == {"guitar"}                    # preferred to "other"
+    assert {n.stem for n in expert} == {"guitar"}
     assert rest_notes.size == 0
     f, precision, _ = mir_eval.onset.f_measure(played, riff_notes, window=0.05)
     assert precision >= 0.95
@@ -285,6 +285,20 @@ def test_a_guitar_stem_keeps_the_drums_off_the_chart_while_the_mix_times_the_not
     # The notes are timed by the mix's onsets.
     matched = mir_eval.util.match_events(played, riff_notes, 0.05)
     assert np.median(np.abs([riff_notes[j] - played[i] for i, j in matched])) <= 0.01
+
+
+def test_the_loudest_instrument_stem_is_charted_and_one_the_song_lacks_is_not():
+    r = riff(bpm=128, bars=6, seed=5)
+    drums = 0.1 * _drums(np.arange(r.t0, r.y.size / r.sr - 1, 60 / 128 / 2), r.y.size, r.sr)
+    bleed = 0.01 * drums                                   # what a separator leaves of nothing
+    piano_song = Stems({"drums": drums, "guitar": bleed, "piano": r.y}, r.sr, "demucs")
+    notes = charting.chart_notes(r.y + drums, r.sr, stems=piano_song).difficulties["expert"]
+    assert notes and {n.stem for n in notes} == {"piano"}
+    # No instrument stem holds MIN_STEM_SHARE of the mix: the mix alone is charted, not the
+    # bleed (which would leave the song without notes).
+    drum_solo = Stems({"drums": drums, "guitar": bleed, "other": bleed}, r.sr, "demucs")
+    notes = charting.chart_notes(drums, r.sr, stems=drum_solo).difficulties["expert"]
+    assert len(notes) >= 20 and {n.stem for n in notes} == {"mix"}
 
 
 def test_drum_hits_over_a_held_chord_are_not_charted_but_picked_notes_are():

@@ -3,7 +3,7 @@
 Run::
 
     nice -n 10 .venv/bin/python -m benchmarks.removal.masking [--songs DIR|dev] [--out DIR]
-        [--quick] [--no-generated | --generated-only] [--only SONG...]
+        [--quick] [--no-generated | --generated-only] [--guitar-stem BLEED] [--only SONG...]
 
 For each song folder of the benchmark set (:func:`benchmarks.data.songs_dir`; ``--songs dev`` for
 the development set constants are tuned on, or any folder of song folders: song.ogg backing,
@@ -14,7 +14,10 @@ guitar.ogg stem, notes.mid; mix = song.ogg + guitar.ogg), the stream is the mix 
   masks from guitar.ogg (:func:`analyzer.masks.attach_masks`); removed by stem cancellation
   (guitar.ogg given to the remover) or by masks only;
 - **generated**: :func:`analyzer.pipeline.analyze_audio` of the mix alone (its own notes, stems
-  and masks), removed by masks.
+  and masks), removed by masks. With ``--guitar-stem BLEED`` it is analyzed as the Demucs path
+  is, with a stand-in for a separated guitar stem (guitar.ogg plus song.ogg at gain BLEED), and
+  also removed by cancelling against that stem (``"cancel"``), as ``loopjam play`` does with
+  the stem Demucs left on the machine.
 
 The player misses everything (``miss-all``), either declared ahead (a bot) or known only when
 the judgement window closes (90 ms after the note, as heard, i.e. ``latency`` later in stream
@@ -256,7 +259,7 @@ def _oracle(stream, g, span, sr, *, per_channel: bool = False) -> dict:
 
 
 def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bool,
-               imported: bool = True, runs=RUNS) -> dict:
+               imported: bool = True, runs=RUNS, guitar_stem: float | None = None) -> dict:
     from analyzer.formats.midi import read_midi
     song, sr = _read(folder / "song.ogg")
     guitar, _ = _read(folder / "guitar.ogg")
@@ -265,7 +268,8 @@ def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bo
     mix = song + guitar
     if quick:  # the first 60 s
         n = 60 * sr
-        mix, guitar = mix[:n], guitar[:n]
+        mix, song, guitar = mix[:n], song[:n], guitar[:n]
+    stem = None if guitar_stem is None else guitar + np.float32(guitar_stem) * song
     with tempfile.TemporaryDirectory() as tmp:
         stream = _vorbis_stream(mix, sr, Path(tmp))
     lag, gain = _align(stream, mix, sr)
@@ -274,7 +278,7 @@ def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bo
 
     if not imported:
         return {"song": folder.name, "seconds": round(n / sr, 1),
-                "generated": _generated(mix, sr, stream, t, g)}
+                "generated": _generated(mix, sr, stream, t, g, stem)}
     human = read_midi(folder / "notes.mid")
     notes = tuple(nt for nt in human.difficulties["expert"] if nt.t < n / sr - 1)
     result = {"song": folder.name, "seconds": round(n / sr, 1), "notes": len(notes),
@@ -316,28 +320,41 @@ def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bo
         result["latency_ms"] = round(1000 * lat / sr, 2)
         outputs[name] = y
     if generated:
-        result["generated"] = _generated(mix, sr, stream, t, g)
+        result["generated"] = _generated(mix, sr, stream, t, g, stem)
     if out_dir is not None and set(RUNS) <= set(runs):
         result["listening"] = _listen(out_dir, folder.name, sr, stream, t, outputs, notes)
     return result
 
 
-def _generated(mix, sr, stream, t, g) -> dict:
-    """A chart analyzed from the mix alone (its own notes and masks), every note missed."""
+def _generated(mix, sr, stream, t, g, stem=None) -> dict:
+    """A chart analyzed from the mix alone (its own notes and masks), every note missed; with
+    ``stem`` (frames, channels at ``sr``: a stand-in for Demucs' guitar stem) analyzed with it as
+    the Demucs path is, and also removed by cancelling against it (``"cancel"``)."""
     import librosa
 
     from analyzer.pipeline import ANALYSIS_SR, analyze_audio
+    from analyzer.stems import Stems
     from chart_store.chart import ChartMeta
-    mono = librosa.resample(mix.mean(axis=1), orig_sr=sr, target_sr=ANALYSIS_SR)
+
+    def mono(x):
+        return librosa.resample(x.mean(axis=1), orig_sr=sr, target_sr=ANALYSIS_SR)
+
+    stems = "auto" if stem is None else Stems({"guitar": mono(stem)}, ANALYSIS_SR, "demucs")
     t0 = time.perf_counter()
-    chart = analyze_audio(mono, ANALYSIS_SR, meta=ChartMeta(title="bench"))
+    chart = analyze_audio(mono(mix), ANALYSIS_SR, meta=ChartMeta(title="bench"), stems=stems)
     seconds = time.perf_counter() - t0
     notes = chart.track("expert").notes
     y, _, cpu = _run(stream, sr, notes, chart.masks, misses="ahead")
     m = y.shape[0]
     span = _span_mask(notes, stream.shape[0], sr)[:m]
-    return {"notes": len(notes), "masked_notes": sum(nt.mask is not None for nt in notes),
-            "analysis_s": round(seconds, 1), **_scores(y, t[:m], g[:m], span)}
+    result = {"notes": len(notes), "masked_notes": sum(nt.mask is not None for nt in notes),
+              "stems": sorted({nt.stem for nt in notes}), "analysis_s": round(seconds, 1),
+              **_scores(y, t[:m], g[:m], span)}
+    if stem is not None:
+        y, _, _ = _run(stream, sr, notes, chart.masks, stems={"guitar": (stem.T, sr)},
+                       misses="ahead")
+        result["cancel"] = _scores(y, t[:m], g[:m], span)
+    return result
 
 
 def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dict:
@@ -390,6 +407,10 @@ def main(argv=None) -> int:
                         help="only the charts generated from the mix")
     parser.add_argument("--runs", nargs="*", default=RUNS, choices=RUNS,
                         help="which removals to run on the imported charts (default: all)")
+    parser.add_argument("--guitar-stem", type=float, metavar="BLEED",
+                        help="analyze the generated charts as the Demucs path does, with a "
+                             "guitar stem: guitar.ogg plus song.ogg at gain BLEED (0: perfect); "
+                             "they are also removed by cancelling against it")
     parser.add_argument("--only", nargs="*",
                         help="song folder names (default: every song of the set)")
     args = parser.parse_args(argv)
@@ -399,13 +420,17 @@ def main(argv=None) -> int:
     for i, name in enumerate(names):
         r = bench_song(root / name, args.out if i == 0 else None, quick=args.quick,
                        generated=not args.no_generated, imported=not args.generated_only,
-                       runs=args.runs)
+                       runs=args.runs, guitar_stem=args.guitar_stem)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.generated_only:
-        print(json.dumps({"summary": {"generated": {
-            m: round(float(np.mean([r["generated"][m] for r in results])), 2)
-            for m in ("removal_db", "backing_sdr_db")}}}), flush=True)
+        summary = {"generated": {m: round(float(np.mean([r["generated"][m] for r in results])), 2)
+                                 for m in ("removal_db", "backing_sdr_db")}}
+        if args.guitar_stem is not None:
+            summary["generated_cancel"] = {
+                m: round(float(np.mean([r["generated"]["cancel"][m] for r in results])), 2)
+                for m in ("removal_db", "backing_sdr_db")}
+        print(json.dumps({"summary": summary}), flush=True)
         return 0
     keys = [k for k in results[0] if isinstance(results[0][k], dict) and "removal_db" in results[0][k]]
     summary = {k: {m: round(float(np.mean([r[k][m] for r in results])), 2)
