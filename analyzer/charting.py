@@ -114,6 +114,14 @@ METRE_WEIGHTS = (1.0, 0.9, 0.75)
 #: of 0.25 scores the same there but halves a clean re-plucked note's weight instead of 0.5.
 NEW_PARTIALS_FLOOR = 0.5
 TYPICAL_NEW_PARTIALS = 0.5
+#: An onset among the HELD_OVER_SIMILAR share of a song's onsets that sound most like the one
+#: before, whose own partials rise by at most HELD_OVER_RISE (log-magnitude units; a song's
+#: median is 0.2-0.37, a clean chord picked again 2-3), is weighed by HELD_OVER_FACTOR
+#: (:func:`_held_over_factor`): most onsets a charter leaves out are drum hits over a chord held
+#: on. Chosen on the development songs (benchmarks/chart_quality, README "Tenth round").
+HELD_OVER_SIMILAR = 0.2
+HELD_OVER_RISE = 0.5
+HELD_OVER_FACTOR = 0.6
 #: Hard, Medium and Easy are thinned on the beats a charter counts (:func:`counting_beats`),
 #: ranked by strength x tonal weight x metrical weight ** THIN_METRE_POWER: charters keep the
 #: notes on the beat there. Dev mean F ±50 ms (benchmarks/chart_quality) at powers 1 / 2 / 3:
@@ -256,7 +264,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # and one that brings no new partials (a drum hit over a held chord) too.
     metre = _metrical_weights(onsets.times, tempo.beats)
     share = _notes.new_partials(spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64))
-    strength, tonal = onsets.strength, _tonal_factor(share)
+    strength, tonal = onsets.strength, _tonal_factor(share) * _held_over_factor(spec, onsets.times)
     note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
     charted = _charted_stem(stems, y)
     if charted is not None:
@@ -356,6 +364,24 @@ def _weighed_by_stem(stem_spec, times, strength, tonal):
         stem_spec, np.round(times * _notes.FRAME_RATE).astype(np.int64)))
     return (strength ** (1.0 - STEM_WEIGHT) * mine ** STEM_WEIGHT,
             tonal ** (1.0 - STEM_WEIGHT) * own_tonal ** STEM_WEIGHT)
+
+
+def _held_over_factor(spec, times):
+    """:data:`HELD_OVER_FACTOR` for the onsets that sound most like the onset before them (the
+    top :data:`HELD_OVER_SIMILAR` of the song's, :func:`analyzer.notes.onset_similarity`) while
+    their own partials hardly rise (:data:`HELD_OVER_RISE`, :func:`analyzer.notes.partial_rise`):
+    a chord held while the drums hit over it. 1 for the others, and for a chord picked again
+    (its partials dip and rise)."""
+    factor = np.ones(times.shape)
+    if times.size < 2:
+        return factor
+    spectra = _notes.onset_spectra(spec, times)
+    similar = _notes.onset_similarity(spectra)
+    rise = _notes.partial_rise(spec, times, spectra)
+    held = ((similar >= np.quantile(similar, 1.0 - HELD_OVER_SIMILAR))
+            & (rise <= HELD_OVER_RISE))
+    factor[held] = HELD_OVER_FACTOR
+    return factor
 
 
 def _tonal_factor(new_partials):

@@ -280,8 +280,8 @@ def test_a_guitar_stem_keeps_the_drums_off_the_chart_while_the_mix_times_the_not
     assert {n.stem for n in expert} == {"guitar"}
     assert rest_notes.size == 0
     f, precision, _ = mir_eval.onset.f_measure(played, riff_notes, window=0.05)
-    assert precision >= 0.95
-    assert f >= mir_eval.onset.f_measure(played, riff_alone, window=0.05)[0]
+    assert precision >= 0.95                                         # no drum hit in the riff
+    assert f >= mir_eval.onset.f_measure(played, riff_alone, window=0.05)[0] - 0.02
     # The notes are timed by the mix's onsets.
     matched = mir_eval.util.match_events(played, riff_notes, 0.05)
     assert np.median(np.abs([riff_notes[j] - played[i] for i, j in matched])) <= 0.01
