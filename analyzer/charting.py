@@ -14,7 +14,8 @@ How difficulties are made (the rule, and where its numbers come from)
 ----------------------------------------------------------------------
 Which onsets are charted: those whose strength x metrical weight (on the beat > on the 8th >
 elsewhere) x tonal weight (the share of new partials the onset brings, see
-:func:`analyzer.notes.new_partials`) reaches :data:`ONSET_THRESHOLD`, once lowered where the bars
+:func:`analyzer.notes.new_partials`, and less for a chord held on while the drums hit over it,
+:func:`_held_over_factor`) reaches :data:`ONSET_THRESHOLD`, once lowered where the bars
 that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). They and the
 beats are then moved onto the grid fitted to them where the music is on one
 (:func:`analyzer.notes.snap_to_grid`: a detected onset and a tracked beat are a frame or so
