@@ -119,7 +119,10 @@ TYPICAL_NEW_PARTIALS = 0.5
 #: before, whose own partials rise by at most HELD_OVER_RISE (log-magnitude units; a song's
 #: median is 0.2-0.37, a clean chord picked again 2-3), is weighed by HELD_OVER_FACTOR
 #: (:func:`_held_over_factor`): most onsets a charter leaves out are drum hits over a chord held
-#: on. Chosen on the development songs (benchmarks/chart_quality, README "Tenth round").
+#: on. Chosen on the development songs (benchmarks/chart_quality, README "Tenth round"). Not
+#: with a separated stem, which tells those hits apart better (dev Expert with it, stem leak
+#: 0 / 0.1 / 0.2 / 0.35: 0.784 / 0.776 / 0.761 / 0.737 without this weight, 0.780 / 0.773 /
+#: 0.760 / 0.734 with it).
 HELD_OVER_SIMILAR = 0.2
 HELD_OVER_RISE = 0.5
 HELD_OVER_FACTOR = 0.6
@@ -265,10 +268,12 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # and one that brings no new partials (a drum hit over a held chord) too.
     metre = _metrical_weights(onsets.times, tempo.beats)
     share = _notes.new_partials(spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64))
-    strength, tonal = onsets.strength, _tonal_factor(share) * _held_over_factor(spec, onsets.times)
+    strength, tonal = onsets.strength, _tonal_factor(share)
     note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
     charted = _charted_stem(stems, y)
-    if charted is not None:
+    if charted is None:
+        tonal = tonal * _held_over_factor(spec, onsets.times)
+    else:  # the stem tells a drum hit over a held chord better (ninth and tenth rounds)
         stem, audio, audio_sr = charted
         note_spec = _notes.analysis_spectrogram(audio, audio_sr)
         strength, tonal = _weighed_by_stem(note_spec, onsets.times, strength, tonal)
