@@ -328,6 +328,31 @@ def test_drum_hits_over_a_held_chord_are_not_charted_but_picked_notes_are():
 
 
 
+def test_a_chord_struck_again_while_it_rings_is_charted_each_time():
+    # A chord on every beat (100 BPM), the earlier strikes ringing on as under a sustain pedal,
+    # the chord changing every two strikes. A strike sounds like the one before and its
+    # partials were sounding already, as under a drum hit over a held chord; but it excites the
+    # strings anew (its own phase, an attack noise), so its partials rise and it stays charted
+    # (charting.HELD_OVER_RISE; weighing every such onset instead drops strikes here).
+    sr, seconds, beat = 22050, 16.0, 0.6
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * sr)) / sr
+    strikes = np.arange(0.5, seconds - 1, beat)
+    chords = [(57, 60, 64), (53, 57, 60), (55, 59, 62), (52, 55, 59)]
+    y = np.zeros_like(t)
+    for k, s in enumerate(strikes):
+        after = t >= s
+        tt = t[after] - s
+        y[after] += np.exp(-1.0 * tt) * np.minimum(1.0, tt / 0.004) * sum(
+            0.5 ** h * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * h * tt + rng.uniform(0, 7))
+            for p in chords[(k // 2) % 4] for h in range(1, 6))
+        i, n = int(s * sr), int(0.02 * sr)
+        y[i:i + n] += 0.5 * rng.standard_normal(n) * np.exp(-np.arange(n) / (0.004 * sr))
+    y = (0.1 * y / np.abs(y).max()).astype(np.float32)
+    expert = _onsets(charting.chart_notes(y, sr).difficulties["expert"])
+    assert len(mir_eval.util.match_events(strikes, expert, 0.05)) >= strikes.size - 2
+
+
 def test_quiet_notes_a_repeated_riff_does_not_repeat_are_not_charted():
     # One bar of 8 notes played 12 times (120 BPM); in bars 3-10 one quieter pluck (half as
     # loud) at a 16th the riff leaves free, a different one each bar: notes no repeat has (a
