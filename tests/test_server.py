@@ -226,6 +226,15 @@ def test_issue_token_from_the_command_line(tmp_path, charts):
     assert ServerStore(db).token_id(done.stdout.strip()) is not None
 
 
+def test_a_token_can_follow_its_option_on_a_command_line(tmp_path):
+    # "--token -abc" reads as a missing argument: no token may start with "-" (a bare URL-safe
+    # one did 1 time in 64; 500 tokens would show one with 99.96 % probability).
+    from chart_store.server.storage import ServerStore
+    store = ServerStore(f"sqlite:///{tmp_path / 'tokens.sqlite3'}")
+    tokens = [store.issue_token(f"user{i}") for i in range(500)]
+    assert all(token.startswith("lj_") for token in tokens) and len(set(tokens)) == 500
+
+
 def test_unknown_chart_is_404(chart_server):
     response = requests.get(chart_server.url + "/charts/" + "0" * 24, timeout=10)
     assert response.status_code == 404 and response.json() == {"error": f"no chart {'0' * 24}"}

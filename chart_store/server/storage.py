@@ -121,8 +121,12 @@ class ServerStore:
         return self._current().identify(items)
 
     def issue_token(self, name: str) -> str:
-        """Create a token called ``name`` and return it (only its hash is stored)."""
-        token = secrets.token_urlsafe(32)
+        """Create a token called ``name`` and return it (only its hash is stored).
+
+        Tokens start with ``lj_``: recognisable in a config file or a leaked log, and never with
+        "-", which a command line would take for an option (``--token -x...``; a bare URL-safe
+        token starts with one 1 time in 64)."""
+        token = "lj_" + secrets.token_urlsafe(32)
         with self.db.transaction():
             if self.db.scalar("SELECT 1 FROM tokens WHERE name = ?", (name,)):
                 raise ValueError(f"a token named {name!r} already exists")
