@@ -267,7 +267,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre),
     # and one that brings no new partials (a drum hit over a held chord) too.
     metre = _metrical_weights(onsets.times, tempo.beats)
-    share = _notes.new_partials(spec, np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64))
+    frames = np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64)
+    share = _notes.new_partials(spec, frames)
     strength, tonal = onsets.strength, _tonal_factor(share)
     note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
     charted = _charted_stem(stems, y)
@@ -276,7 +277,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     else:  # the stem tells a drum hit over a held chord better (ninth and tenth rounds)
         stem, audio, audio_sr = charted
         note_spec = _notes.analysis_spectrogram(audio, audio_sr)
-        strength, tonal = _weighed_by_stem(note_spec, onsets.times, strength, tonal)
+        strength, tonal = _weighed_by_stem(note_spec, onsets.times, frames, strength, tonal)
         threshold = STEM_ONSET_THRESHOLD
     score = strength * metre * tonal
     # ... and one that the bars repeating this one do not have (their score ranks as before).
@@ -361,13 +362,12 @@ def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.n
                                    window=COUNTING_WINDOW_BEATS), beat_s
 
 
-def _weighed_by_stem(stem_spec, times, strength, tonal):
-    """The mix's onset strengths and tonal weights at ``times``, weighed with what the stem
-    (:data:`STEM_CHARTED`) finds there: geometric means, the stem's weight :data:`STEM_WEIGHT`.
-    An onset the stem does not hear at all is not charted."""
+def _weighed_by_stem(stem_spec, times, frames, strength, tonal):
+    """The mix's onset strengths and tonal weights at ``times`` (and their ``frames``), weighed
+    with what the stem (:data:`STEM_CHARTED`) finds there: geometric means, the stem's weight
+    :data:`STEM_WEIGHT`. An onset the stem does not hear at all is not charted."""
     mine = _notes.envelope_near(_notes.onset_strength(stem_spec), times)
-    own_tonal = _tonal_factor(_notes.new_partials(
-        stem_spec, np.round(times * _notes.FRAME_RATE).astype(np.int64)))
+    own_tonal = _tonal_factor(_notes.new_partials(stem_spec, frames))
     return (strength ** (1.0 - STEM_WEIGHT) * mine ** STEM_WEIGHT,
             tonal ** (1.0 - STEM_WEIGHT) * own_tonal ** STEM_WEIGHT)
 

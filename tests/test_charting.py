@@ -245,14 +245,14 @@ def test_demucs_other_stem_is_charted_and_named():
         == {"mix"}
 
 
-def _drums(times, size, sr, *, seed=0):
-    """Noise bursts (a snare-like hit, 80 ms) at ``times``."""
+def _drums(times, size, sr, *, seed=0, decay=50.0):
+    """Noise bursts (a snare-like hit, 80 ms, decaying at ``decay`` per second) at ``times``."""
     rng = np.random.default_rng(seed)
-    drums = np.zeros(size, np.float32)
+    drums = np.zeros(size)
     for hit in times:
         i, n = int(hit * sr), int(0.08 * sr)
-        drums[i:i + n] += rng.standard_normal(n) * np.exp(-50.0 * np.arange(n) / sr)
-    return drums
+        drums[i:i + n] += rng.standard_normal(n) * np.exp(-decay * np.arange(n) / sr)
+    return drums.astype(np.float32)
 
 
 def test_a_guitar_stem_keeps_the_drums_off_the_chart_while_the_mix_times_the_notes():
@@ -309,11 +309,7 @@ def test_drum_hits_over_a_held_chord_are_not_charted_but_picked_notes_are():
     picks = 0.5 + 0.5 * np.arange(22)                                   # a note on every beat
     pitches = np.array([57, 60, 64, 62, 59, 65, 67, 60] * 3)[:picks.size]
     hits = picks[:-1] + 0.25                                            # a drum on every "and"
-    drum = np.zeros_like(t)
-    rng = np.random.default_rng(1)
-    for hit in hits:
-        i, n = int(hit * sr), int(0.08 * sr)
-        drum[i:i + n] += rng.standard_normal(n) * np.exp(-60.0 * np.arange(n) / sr)
+    drum = _drums(hits, t.size, sr, seed=1, decay=60.0)
     y = (0.1 * chord + 0.02 * drum
          + render(picks, pitches, sr=sr, duration_s=seconds, note_s=0.45)).astype(np.float32)
     # On strength and metre alone the hits would be charted (8th-note weight 0.9) ...

@@ -188,13 +188,6 @@ def mix_of(folder: Path) -> tuple[np.ndarray, int]:
     return guitar + backing, sr
 
 
-def guitar_stem_of(folder: Path, bleed: float) -> tuple[np.ndarray, int]:
-    """What a separator's guitar stem of :func:`mix_of` might be: guitar.ogg with the rest of the
-    mix leaking in at gain ``bleed`` (0: a perfect separation)."""
-    guitar, backing, sr = _parts(folder)
-    return guitar + np.float32(bleed) * backing, sr
-
-
 def _parts(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """guitar.ogg and the sum of the folder's other .ogg stems, mono, padded to one length."""
     from analyzer.decode import load
@@ -232,12 +225,13 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
     from analyzer.stems import Stems
 
     human = read_song_folder(folder).notes.difficulties
-    y, sr = mix_of(folder)
+    guitar, backing, sr = _parts(folder)
+    y = guitar + backing
     duration = len(y) / sr
     stems = None
     if guitar_stem is not None:
-        stem, stem_sr = guitar_stem_of(folder, guitar_stem)
-        stems = Stems({"guitar": stem}, stem_sr, "demucs")
+        # What a separator's guitar stem might be: the rest of the mix leaking in at this gain.
+        stems = Stems({"guitar": guitar + np.float32(guitar_stem) * backing}, sr, "demucs")
     wall, cpu = time.perf_counter(), time.process_time()
     generated = chart_notes(y, sr, stems=stems)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
