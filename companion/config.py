@@ -14,9 +14,13 @@ and why (``game.lanes = 9: must be 4..7``). Keys are addressed as ``section.name
 
 Examples
 --------
->>> cfg = load_config()                     # doctest: +SKIP
->>> cfg = cfg.with_value("game.lanes", "6") # parsed and checked
->>> save_config(cfg)
+>>> cfg = load_config()                      # defaults where the file is missing
+>>> cfg = cfg.with_value("game.lanes", "6")  # parsed and checked
+>>> cfg.game.lanes
+6
+>>> cfg.with_value("game.lanes", "9")
+Traceback (most recent call last):
+companion.config.ConfigError: game.lanes = 9: must be 4..7
 """
 from __future__ import annotations
 

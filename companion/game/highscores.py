@@ -28,8 +28,16 @@ class HighScores:
 
     Examples
     --------
-    >>> table = HighScores(tmp_path / "hs.json")  # doctest: +SKIP
-    >>> table.submit("abc123", "expert", engine.results())  # True: first entry is a best
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from companion.game.engine import Results
+    >>> table = HighScores(Path(tempfile.mkdtemp()) / "highscores.json")
+    >>> run = Results(score=5200, accuracy=0.93, hits=52, misses=4, perfect=30, great=15,
+    ...               good=7, max_combo=31, notes=56, sustains_held=3, sustains=5)
+    >>> table.submit("abc123", "expert", run)          # the first entry is the best
+    True
+    >>> table.best("abc123", "expert")["score"]
+    5200
     """
 
     def __init__(self, path: str | Path | None = None):

@@ -12,8 +12,8 @@ Examples
 >>> style = OverlayStyle(width=400, height=600, lane_width=60, hit_line=100, scroll_speed=500)
 >>> note_y(t=2.0, now=1.5, style=style)
 350.0
->>> lane_x(lane=0, lanes=5, style=style)
-80.0
+>>> lane_x(lane=0, lanes=5, style=style)       # 5 lanes of 60 px, centred in 400
+50.0
 """
 from __future__ import annotations
 
