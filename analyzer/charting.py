@@ -19,10 +19,12 @@ elsewhere) x tonal weight (the share of new partials the onset brings, see
 that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). They and the
 beats are then moved onto the grid fitted to them where the music is on one
 (:func:`analyzer.notes.snap_to_grid`: a detected onset and a tracked beat are a frame or so
-off), and every difficulty is made from the snapped notes. With a separated stem of the charted
-instrument (Demucs' guitar, piano or other stem, the loudest), the onsets are still the mix's,
-each weighed by what the stem hears there (:data:`STEM_WEIGHT`), and pitches, sustains and lanes
-read the stem.
+off), and every difficulty is made from the snapped notes. The beats follow the tempo where it
+changes (:func:`analyzer.notes.local_tempo`), and every rule in beats below reads the beat each
+note falls in, so a song that speeds up is thinned at each section's own tempo. With a
+separated stem of the charted instrument (Demucs' guitar, piano or other stem, the loudest), the
+onsets are still the mix's, each weighed by what the stem hears there (:data:`STEM_WEIGHT`), and
+pitches, sustains and lanes read the stem.
 
 Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the four human charts of
 ``benchmarks/chart_quality``: Hard 0.53-0.84x the Expert onsets, Medium 0.30-0.73x, Easy
@@ -73,10 +75,10 @@ class DifficultyRule:
     sustain_beats: float
     min_gap_s: float = 0.06
 
-    def gap_s(self, beat_s: float) -> float:
-        """Shortest gap between two notes at a beat of ``beat_s`` seconds, with the onsets'
-        jitter allowed for (:data:`GAP_SLACK`)."""
-        return max(self.min_gap_s, self.min_gap_beats * beat_s * (1.0 - GAP_SLACK))
+    def gap_s(self, beat_s: float | np.ndarray) -> float | np.ndarray:
+        """Shortest gap between two notes at a beat of ``beat_s`` seconds (one, or each note's),
+        with the onsets' jitter allowed for (:data:`GAP_SLACK`)."""
+        return np.maximum(self.min_gap_s, self.min_gap_beats * np.asarray(beat_s) * (1.0 - GAP_SLACK))
 
 
 RULES: dict[str, DifficultyRule] = {
@@ -293,10 +295,11 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     grid = _notes.snap_to_grid(times, tempo.beats)
     times, tempo = grid.times, _notes.TempoMap(tempo.bpm, grid.beats)
     sound = _notes.onset_spectra(note_spec, times)    # what each note's lane is judged on
-    beat_s = tempo.beat_s
+    beat_s = _beat_lengths(times, tempo.beats)          # each note's: the tempo can change
     expert = _notes.strongest_apart(times, score, min_gap_s=RULES["expert"].gap_s(beat_s))
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.
-    counted, counted_s = counting_beats(tempo, times, share, n_expert=expert.size)
+    counted = counting_beats(tempo, times, share, n_expert=expert.size)
+    counted_s = _beat_lengths(times, counted)
     thin_score = strength * tonal * _metrical_weights(times, counted) ** THIN_METRE_POWER
     difficulties = {}
     for name in DIFFICULTIES:
@@ -307,18 +310,18 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
         repeats = _repeats(sound[:, keep], pitches[keep])
         lane = assign_lanes(times[keep], _contour(sound[:, keep], repeats), lanes=n_lanes,
-                            fast_s=FAST_BEATS * beat_s, repeats=repeats)
+                            fast_s=FAST_BEATS * beat_s[keep], repeats=repeats)
         chord = (strength[keep] >= rule.chord_strength) & (metre[keep] >= METRE_WEIGHTS[1])
         difficulties[name] = _notes_of(times[keep], lane, pitches[keep], held[keep], chord,
-                                       n_lanes=n_lanes, sustain_s=rule.sustain_beats * beat_s,
-                                       release_s=0.25 * beat_s, stem=stem)
+                                       n_lanes=n_lanes,
+                                       sustain_s=rule.sustain_beats * beat_s[keep],
+                                       release_s=0.25 * beat_s[keep], stem=stem)
     return ChartNotes(beats=tempo.beats, bpm=tempo.bpm, difficulties=difficulties)
 
 
 def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.ndarray, *,
-                   n_expert: int) -> tuple[np.ndarray, float]:
-    """The beats a charter counts, which Hard, Medium and Easy are thinned on: beat times and
-    seconds per beat.
+                   n_expert: int) -> np.ndarray:
+    """The beats a charter counts, which Hard, Medium and Easy are thinned on (times, s).
 
     A beat tracker can settle half a beat off (on the "and", where a metal band's drums and
     guitars accent) and at twice the tempo a charter counts (its range is 100-220 BPM). Charters
@@ -343,23 +346,31 @@ def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.n
     Examples
     --------
     >>> tm = _notes.TempoMap(120.0, np.arange(64) * 0.5)   # notes on the "and" of every beat
-    >>> beats, beat_s = counting_beats(tm, np.arange(64) * 0.5 + 0.25, np.full(64, 0.5),
-    ...                                n_expert=128)
-    >>> beats[:3], beat_s
-    (array([0.25, 0.75, 1.25]), 0.5)
+    >>> counting_beats(tm, np.arange(64) * 0.5 + 0.25, np.full(64, 0.5), n_expert=128)[:3]
+    array([0.25, 0.75, 1.25])
     """
     beats = np.asarray(tempo.beats, dtype=np.float64)
-    beat_s = tempo.beat_s
     if beats.size < 2:
-        return beats, beat_s
+        return beats
     if n_expert < HALF_TIME_NOTES_PER_BEAT * beats.size and tempo.bpm / 2 >= MIN_COUNTING_BPM:
-        pulses, beat_s = beats, 2 * beat_s
+        pulses = beats
     else:
         # The 8ths: each tracked beat, then the midpoint to the next (the last period repeats).
         periods = np.diff(beats, append=2 * beats[-1] - beats[-2])
         pulses = np.column_stack([beats, beats + periods / 2]).ravel()
-    return _notes.alternate_pulses(pulses, times, new_partials,
-                                   window=COUNTING_WINDOW_BEATS), beat_s
+    return _notes.alternate_pulses(pulses, times, new_partials, window=COUNTING_WINDOW_BEATS)
+
+
+def _beat_lengths(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """The length (s) of the beat each of ``times`` falls in (the nearest beat's outside): the
+    median of the five beats around it, so that where the counted beat moves to the "and"
+    (:func:`counting_beats`) and one beat is half as long, the tempo is not taken to double."""
+    if beats.size < 2:
+        return np.full(times.shape, 60.0 / 120.0)
+    lengths = np.diff(beats)
+    padded = np.pad(lengths, 2, mode="edge")
+    typical = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    return typical[_notes.beat_phase(times, beats).beat]
 
 
 def _weighed_by_stem(stem_spec, times, frames, strength, tonal):
@@ -411,7 +422,7 @@ def _metrical_weights(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
 
 
 def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
-                 context_s: float = 4.0, fast_s: float = 0.25,
+                 context_s: float = 4.0, fast_s: float | np.ndarray = 0.25,
                  repeats: np.ndarray | None = None) -> np.ndarray:
     """Lanes that follow the melody.
 
@@ -422,7 +433,7 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
     whatever its register. Then, note to note: a repeat stays in the same lane, a higher pitch
     moves right and a lower one left (one lane at least, unless at the edge or more than one
     lane past where the pitch sits, where the note stays), and notes closer than ``fast_s``
-    move at most two lanes (a hand can follow that).
+    (seconds; one, or each note's) move at most two lanes (a hand can follow that).
 
     ``repeats`` (bool, one per note) says which notes repeat the one before; without it, those
     whose pitch is unchanged. A note that is no repeat although its pitch is unchanged (no
@@ -447,6 +458,7 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
     pitches = np.asarray(pitches, dtype=np.float64)
     if times.shape != pitches.shape:
         raise ChartingError("times and pitches must have the same shape")
+    fast = np.broadcast_to(np.asarray(fast_s, dtype=np.float64), times.shape)
     n = times.size
     out = np.zeros(n, np.int64)
     if n == 0:
@@ -483,7 +495,7 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
                     lane = prev + 1 if prev < top else prev
                 elif step < 0 and lane >= prev:
                     lane = prev - 1 if prev > bottom else prev
-            if times[i] - times[i - 1] < fast_s:
+            if times[i] - times[i - 1] < fast[i]:
                 lane = int(np.clip(lane, prev - 2, prev + 2))
             if lane != prev:
                 last_step = int(np.sign(lane - prev))
@@ -556,13 +568,13 @@ def _held_until(times: np.ndarray, pitches: np.ndarray, rings: np.ndarray) -> np
 def _notes_of(times, lanes, pitches, held, chord, *, n_lanes, sustain_s, release_s,
               stem) -> tuple[Note, ...]:
     """Note records: a sustain for a note whose sound is held at least ``sustain_s`` (ending
-    ``release_s`` before the next note, so a player can let go), a power chord (root and fifth
-    in adjacent lanes) where ``chord``."""
+    ``release_s`` before the next note, so a player can let go; both one per note), a power
+    chord (root and fifth in adjacent lanes) where ``chord``."""
     out: list[Note] = []
     nxt = np.append(times[1:], np.inf)
     for i, t in enumerate(times):
-        dur = min(held[i] - t, nxt[i] - t - release_s)
-        dur = float(dur) if held[i] - t >= sustain_s and dur >= sustain_s / 2 else 0.0
+        dur = min(held[i] - t, nxt[i] - t - release_s[i])
+        dur = float(dur) if held[i] - t >= sustain_s[i] and dur >= sustain_s[i] / 2 else 0.0
         lane, pitch = int(lanes[i]), int(pitches[i])
         if chord[i]:
             # A power chord: root and fifth in adjacent lanes (always reachable), the fifth right.

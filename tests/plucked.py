@@ -65,3 +65,30 @@ def riff(*, bpm: float = 120.0, bars: int = 8, sr: int = 22050, seed: int = 0,
     duration = t0 + bars * 16 * slot + 1.5
     y = render(times, pitches, sr=sr, duration_s=duration, seed=seed)
     return Riff(y, sr, np.array(times), np.array(pitches), float(bpm), t0)
+
+
+@dataclass(frozen=True)
+class TempoChange:
+    """A riff that changes tempo once: ``y`` at ``sr`` Hz, note ``times`` (s), the true ``beats``
+    (s) and the time of the change ``change_s`` (the first beat at the new tempo)."""
+
+    y: np.ndarray
+    sr: int
+    times: np.ndarray
+    beats: np.ndarray
+    change_s: float
+
+
+def tempo_change(first_bpm: float, second_bpm: float, *, bars: int = 12, sr: int = 22050,
+                 seed: int = 0) -> TempoChange:
+    """:func:`riff` at ``first_bpm`` for ``bars`` bars, then another at ``second_bpm``."""
+    first = riff(bpm=first_bpm, bars=bars, sr=sr, seed=seed)
+    change = first.t0 + bars * 4 * 60.0 / first_bpm
+    second = riff(bpm=second_bpm, bars=bars, sr=sr, seed=seed + 1, t0=0.0)
+    times = np.concatenate([first.times, change + second.times])
+    pitches = np.concatenate([first.pitches, second.pitches])
+    beats = np.concatenate([first.t0 + np.arange(bars * 4) * 60.0 / first_bpm,
+                            change + np.arange(bars * 4) * 60.0 / second_bpm])
+    duration = change + bars * 4 * 60.0 / second_bpm + 1.5
+    return TempoChange(render(times, pitches, sr=sr, duration_s=duration, seed=seed), sr, times,
+                       beats, change)

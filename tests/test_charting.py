@@ -9,7 +9,7 @@ from analyzer import notes as note_analysis
 from analyzer.formats.tempo import TempoMap
 from analyzer.stems import Stems
 from chart_store.chart import DIFFICULTIES, Chart, ChartMeta, Note
-from tests.plucked import render, riff
+from tests.plucked import render, riff, tempo_change
 
 
 @pytest.fixture(scope="module")
@@ -428,8 +428,8 @@ def test_counting_beats_follows_new_pitches_and_halves_a_sparse_chart():
     tm = note_analysis.TempoMap(120.0, np.arange(64) * 0.5)
     # Notes on the "and" of beats 0-31, on the beat from 32 on: the counted beat follows them.
     times = np.concatenate([np.arange(32) * 0.5 + 0.25, 16.0 + np.arange(32) * 0.5])
-    beats, beat_s = charting.counting_beats(tm, times, np.full(64, 0.5), n_expert=128)
-    assert beat_s == 0.5 and beats.size == 64
+    beats = charting.counting_beats(tm, times, np.full(64, 0.5), n_expert=128)
+    assert beats.size == 64
     np.testing.assert_allclose(beats[:24], np.arange(24) * 0.5 + 0.25)
     np.testing.assert_allclose(beats[40:], 20.0 + np.arange(24) * 0.5)
     # Fewer than 1.2 Expert notes per tracked beat (180 BPM): every other tracked beat, the odd
@@ -437,12 +437,31 @@ def test_counting_beats_follows_new_pitches_and_halves_a_sparse_chart():
     fast = note_analysis.TempoMap(180.0, np.arange(64) / 3)
     times = np.arange(64) / 3
     share = np.where(np.arange(64) % 2 == 1, 0.8, 0.0)
-    beats, beat_s = charting.counting_beats(fast, times, share, n_expert=64)
-    assert beat_s == pytest.approx(2 / 3)
+    beats = charting.counting_beats(fast, times, share, n_expert=64)
     np.testing.assert_allclose(beats, (2 * np.arange(32) + 1) / 3)
     # ... unless the half tempo would be under MIN_COUNTING_BPM (150 BPM: 75).
     slow = note_analysis.TempoMap(150.0, np.arange(64) * 0.4)
-    assert charting.counting_beats(slow, times * 1.2, share, n_expert=64)[1] == 0.4
+    np.testing.assert_allclose(np.diff(charting.counting_beats(slow, times * 1.2, share,
+                                                               n_expert=64)), 0.4)
+
+
+@pytest.mark.parametrize("first, second", [(110, 150), (150, 110)])
+def test_a_song_that_changes_tempo_is_charted_at_each_tempo(first, second):
+    song = tempo_change(first, second)
+    cn = charting.chart_notes(song.y, song.sr)
+    truth = song.beats[song.beats <= song.times[-1]]
+    assert mir_eval.beat.f_measure(truth, cn.beats) >= 0.95
+    for name, rule in charting.RULES.items():
+        found = _onsets(cn.difficulties[name])
+        for part, bpm in ((found < song.change_s, first), (found >= song.change_s, second)):
+            # Each level's shortest gap is in the beats of its own section (an Easy note a
+            # quarter apart at 110 BPM, 0.55 s, is no closer than 0.8 of it).
+            gaps = np.diff(found[part]) / (60.0 / bpm)
+            assert gaps.min() >= rule.min_gap_beats * (1 - charting.GAP_SLACK) - 0.02, name
+    expert = _onsets(cn.difficulties["expert"])
+    for part in (song.times < song.change_s, song.times >= song.change_s):
+        near = (expert >= song.times[part][0] - 0.05) & (expert <= song.times[part][-1] + 0.05)
+        assert mir_eval.onset.f_measure(song.times[part], expert[near])[0] >= 0.75
 
 
 def test_silence_gives_empty_difficulties():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analyzer import notes
-from tests.plucked import render, riff
+from tests.plucked import render, riff, tempo_change
 
 
 def _f(reference, estimate, window=0.05):
@@ -108,6 +108,35 @@ def test_tempo_and_beats_of_a_steady_riff(bpm):
     assert tempo.bpm == pytest.approx(bpm, rel=0.02)
     truth = r.beats[r.beats <= r.times[-1]]
     assert _f(truth, tempo.beats, window=0.03) >= 0.9
+
+
+@pytest.mark.parametrize("first, second", [(110, 150), (140, 105)])
+def test_the_tempo_and_the_beats_follow_a_change_of_tempo(first, second):
+    song = tempo_change(first, second)
+    env = notes.onset_strength(notes.analysis_spectrogram(song.y, song.sr))
+    tempo = notes.local_tempo(env)
+    frame = lambda t: int(t * notes.FRAME_RATE)
+    assert tempo[frame(song.change_s / 2)] == pytest.approx(first, rel=0.01)
+    assert tempo[frame((song.change_s + song.times[-1]) / 2)] == pytest.approx(second, rel=0.01)
+    # The change is found within a window or two of where it is.
+    changed = np.flatnonzero(np.abs(np.diff(tempo)) > 1)
+    assert changed.size == 1 and abs(changed[0] / notes.FRAME_RATE - song.change_s) <= 2.5
+    truth = song.beats[song.beats <= song.times[-1]]
+    assert _f(truth, notes.track_beats(env).beats, window=0.03) >= 0.9
+
+
+def test_a_syncopated_figure_is_no_change_of_tempo():
+    # 3+3+2 16ths over two beats at 140 BPM for 16 beats (it repeats every 2.67 8ths, not at a
+    # slower tempo), then a riff on the beat: one tempo throughout.
+    sixteenth = 60.0 / 140 / 4
+    figure = 0.5 + np.concatenate([k * 8 * sixteenth + np.array([0, 3, 6]) * sixteenth
+                                   for k in range(8)])
+    rest = riff(bpm=140, bars=8, seed=3, t0=figure[-1] + 2 * sixteenth)
+    times = np.concatenate([figure, rest.times])
+    y = render(times, np.full(times.size, 45), sr=22050, duration_s=rest.y.size / 22050)
+    env = notes.onset_strength(notes.analysis_spectrogram(y, 22050))
+    tempo = notes.local_tempo(env)
+    assert np.all(np.abs(tempo / 140 - 1) < 0.01)
 
 
 def test_slow_songs_are_counted_in_double_time():
