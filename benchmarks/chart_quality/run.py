@@ -26,10 +26,16 @@ stem beside the mix: guitar.ogg itself (``0``) or with the rest of the song leak
 BLEED (``0.1``-``0.35``: roughly -20 to -3 dB of backing against the guitar in these songs), a
 stand-in for a separator's output (no Demucs weights can be fetched where this was built).
 
+With ``--tempo-change FACTOR`` each song changes tempo halfway: from the human chart's beat
+nearest the middle on, the mix (and the stem) plays FACTOR times as fast (ffmpeg's ``atempo``,
+which keeps the pitch) and the human notes move with it. The songs here are each played at one
+tempo; this measures how the charting holds up on one that is not.
+
 Usage::
 
     nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [--set dev|bench|both]
-        [--songs DIR] [--json-out FILE] [--basic-pitch] [--guitar-stem BLEED] [--table]
+        [--songs DIR] [--json-out FILE] [--basic-pitch] [--guitar-stem BLEED]
+        [--tempo-change FACTOR] [--table]
 
 ``--set bench`` (the default) scores the 4 benchmark songs (:func:`benchmarks.data.songs_dir`),
 ``--set dev`` the 4 development songs constants are tuned on (:func:`benchmarks.data.dev_songs_dir`),
@@ -41,7 +47,9 @@ difficulty's (one dev song's charter copied Expert into Hard and Medium) is scor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -205,6 +213,26 @@ def _parts(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
     return guitar, backing, sr
 
 
+def faster_from(y: np.ndarray, sr: int, cut_s: float, factor: float) -> np.ndarray:
+    """``y`` as it is up to ``cut_s``, then ``factor`` times as fast at the same pitch (ffmpeg's
+    ``atempo``, a waveform-similarity overlap-add that keeps attacks sharp)."""
+    cut = int(round(cut_s * sr))
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
+         "-filter:a", f"atempo={factor}", "-f", "f32le", "-ar", str(sr), "-ac", "1", "pipe:1"],
+        input=np.ascontiguousarray(y[cut:], dtype=np.float32).tobytes(), capture_output=True,
+        check=True)
+    return np.concatenate([y[:cut], np.frombuffer(out.stdout, np.float32)])
+
+
+def moved_notes(notes, cut_s: float, factor: float) -> tuple:
+    """Human notes after ``cut_s`` where they fall once the audio there is ``factor`` times as
+    fast (and their sustains that much shorter)."""
+    def at(t):
+        return t if t < cut_s else cut_s + (t - cut_s) / factor
+    return tuple(dataclasses.replace(n, t=at(n.t), dur=at(n.t + n.dur) - at(n.t)) for n in notes)
+
+
 def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
     """The alternative measured against onset detection: basic-pitch's notes on the mix."""
     from analyzer.notes import basic_pitch_session, transcribe
@@ -219,13 +247,21 @@ def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
 
 
 def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
-                  guitar_stem: float | None = None) -> dict:
+                  guitar_stem: float | None = None, tempo_change: float | None = None) -> dict:
     from analyzer.charting import chart_notes
     from analyzer.formats.folder import read_song_folder
     from analyzer.stems import Stems
 
-    human = read_song_folder(folder).notes.difficulties
+    chart = read_song_folder(folder).notes
+    human = chart.difficulties
     guitar, backing, sr = _parts(folder)
+    change = {}
+    if tempo_change is not None:
+        beats = chart.beats(len(guitar) / sr)
+        cut_s = float(beats[np.argmin(np.abs(beats - len(guitar) / sr / 2))])
+        guitar, backing = (faster_from(part, sr, cut_s, tempo_change) for part in (guitar, backing))
+        human = {name: moved_notes(notes, cut_s, tempo_change) for name, notes in human.items()}
+        change = {"tempo_change": {"at_s": round(cut_s, 3), "factor": tempo_change}}
     y = guitar + backing
     duration = len(y) / sr
     stems = None
@@ -238,7 +274,7 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
     result = {"song": folder.name, "duration_s": round(duration, 2),
               "chart_notes_wall_s": round(wall, 3), "chart_notes_cpu_s": round(cpu, 3),
               "realtime_factor": round(duration / wall, 1), "bpm": round(generated.bpm, 2),
-              "difficulties": {}}
+              **change, "difficulties": {}}
     exported = TempoMap.from_beats(generated.beats, resolution=TICKS_PER_BEAT)
     harder: list[np.ndarray] = []
     for name in EVALUATED:
@@ -358,6 +394,9 @@ def main(argv=None) -> int:
     parser.add_argument("--guitar-stem", type=float, metavar="BLEED",
                         help="chart as with a separator's guitar stem (the Demucs path): "
                              "guitar.ogg plus the rest of the song at gain BLEED (0: perfect)")
+    parser.add_argument("--tempo-change", type=float, metavar="FACTOR",
+                        help="change each song's tempo halfway: from the middle on, FACTOR times "
+                             "as fast (1.25: 25 %% faster; 0.8: slower), the human notes moved too")
     parser.add_argument("--table", action="store_true",
                         help="also print Markdown tables to stderr: F ±50 ms (density ratio), and "
                              "lane motion, sustains and chords")
@@ -368,14 +407,18 @@ def main(argv=None) -> int:
     else:
         roots = {name: (songs_dir() if name == "bench" else dev_songs_dir())
                  for name in (("dev", "bench") if args.song_set == "both" else (args.song_set,))}
-    report = {"benchmark": "chart_quality", "guitar_stem_bleed": args.guitar_stem, "sets": {}}
+    if args.tempo_change is not None and not 0.5 <= args.tempo_change <= 2.0:
+        parser.error("--tempo-change must be 0.5..2")
+    report = {"benchmark": "chart_quality", "guitar_stem_bleed": args.guitar_stem,
+              "tempo_change": args.tempo_change, "sets": {}}
     for name, root in roots.items():
         folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
                          or (p / "notes.chart").is_file())
         if not folders:
             raise SystemExit(f"no song folders under {root}")
         results = [evaluate_song(f, with_basic_pitch=args.basic_pitch,
-                                 guitar_stem=args.guitar_stem) for f in folders]
+                                 guitar_stem=args.guitar_stem, tempo_change=args.tempo_change)
+                   for f in folders]
         report["sets"][name] = {"songs_dir": str(root), "songs": results,
                                 "mean": summary(results)}
     text = json.dumps(report)
