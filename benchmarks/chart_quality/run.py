@@ -31,11 +31,16 @@ nearest the middle on, the mix (and the stem) plays FACTOR times as fast (ffmpeg
 which keeps the pitch) and the human notes move with it. The songs here are each played at one
 tempo; this measures how the charting holds up on one that is not.
 
+With ``--loud-master DB`` each mix goes through a brickwall limiter first (ffmpeg's
+``alimiter``: DB of input gain, ceiling -1 dBFS, 5 ms attack, 50 ms release), as a commercial
+"loud" master is: these songs' mixes have a crest factor of 13-15 dB, loud commercial metal
+masters 7-9 dB.
+
 Usage::
 
     nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [--set dev|bench|both]
         [--songs DIR] [--json-out FILE] [--basic-pitch] [--guitar-stem BLEED]
-        [--tempo-change FACTOR] [--table]
+        [--tempo-change FACTOR] [--loud-master DB] [--table]
 
 ``--set bench`` (the default) scores the 4 benchmark songs (:func:`benchmarks.data.songs_dir`),
 ``--set dev`` the 4 development songs constants are tuned on (:func:`benchmarks.data.dev_songs_dir`),
@@ -217,12 +222,23 @@ def faster_from(y: np.ndarray, sr: int, cut_s: float, factor: float) -> np.ndarr
     """``y`` as it is up to ``cut_s``, then ``factor`` times as fast at the same pitch (ffmpeg's
     ``atempo``, a waveform-similarity overlap-add that keeps attacks sharp)."""
     cut = int(round(cut_s * sr))
+    return np.concatenate([y[:cut], _ffmpeg_filtered(y[cut:], sr, f"atempo={factor}")])
+
+
+def limited(y: np.ndarray, sr: int, gain_db: float) -> np.ndarray:
+    """``y`` through a brickwall limiter with ``gain_db`` of input gain (a loud master)."""
+    return _ffmpeg_filtered(y, sr, f"alimiter=level_in={10 ** (gain_db / 20):.4f}:limit=0.89:"
+                                   "attack=5:release=50:level=disabled")
+
+
+def _ffmpeg_filtered(y: np.ndarray, sr: int, audio_filter: str) -> np.ndarray:
+    """Mono float ``y`` through one ffmpeg audio filter, at the same rate."""
     out = subprocess.run(
         ["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
-         "-filter:a", f"atempo={factor}", "-f", "f32le", "-ar", str(sr), "-ac", "1", "pipe:1"],
-        input=np.ascontiguousarray(y[cut:], dtype=np.float32).tobytes(), capture_output=True,
+         "-filter:a", audio_filter, "-f", "f32le", "-ar", str(sr), "-ac", "1", "pipe:1"],
+        input=np.ascontiguousarray(y, dtype=np.float32).tobytes(), capture_output=True,
         check=True)
-    return np.concatenate([y[:cut], np.frombuffer(out.stdout, np.float32)])
+    return np.frombuffer(out.stdout, np.float32)
 
 
 def moved_notes(notes, cut_s: float, factor: float) -> tuple:
@@ -247,7 +263,8 @@ def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
 
 
 def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
-                  guitar_stem: float | None = None, tempo_change: float | None = None) -> dict:
+                  guitar_stem: float | None = None, tempo_change: float | None = None,
+                  loud_master: float | None = None) -> dict:
     from analyzer.charting import chart_notes
     from analyzer.formats.folder import read_song_folder
     from analyzer.stems import Stems
@@ -265,6 +282,8 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
         human = {name: moved_notes(notes, cut_s, tempo_change) for name, notes in human.items()}
         change = {"tempo_change": {"at_s": round(cut_s, 3), "factor": tempo_change}}
     y = guitar + backing
+    if loud_master is not None:
+        y = limited(y, sr, loud_master)
     duration = len(y) / sr
     stems = None
     if guitar_stem is not None:
@@ -399,6 +418,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tempo-change", type=float, metavar="FACTOR",
                         help="change each song's tempo halfway: from the middle on, FACTOR times "
                              "as fast (1.25: 25 %% faster; 0.8: slower), the human notes moved too")
+    parser.add_argument("--loud-master", type=float, metavar="DB",
+                        help="put each mix through a brickwall limiter with DB of input gain "
+                             "first (a loud commercial master; 8: crest factor about 7 dB)")
     parser.add_argument("--table", action="store_true",
                         help="also print Markdown tables to stderr: F ±50 ms (density ratio), and "
                              "lane motion, sustains and chords")
@@ -412,14 +434,15 @@ def main(argv=None) -> int:
     if args.tempo_change is not None and not 0.5 <= args.tempo_change <= 2.0:
         parser.error("--tempo-change must be 0.5..2")
     report = {"benchmark": "chart_quality", "guitar_stem_bleed": args.guitar_stem,
-              "tempo_change": args.tempo_change, "sets": {}}
+              "tempo_change": args.tempo_change, "loud_master_db": args.loud_master, "sets": {}}
     for name, root in roots.items():
         folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
                          or (p / "notes.chart").is_file())
         if not folders:
             raise SystemExit(f"no song folders under {root}")
         results = [evaluate_song(f, with_basic_pitch=args.basic_pitch,
-                                 guitar_stem=args.guitar_stem, tempo_change=args.tempo_change)
+                                 guitar_stem=args.guitar_stem, tempo_change=args.tempo_change,
+                                 loud_master=args.loud_master)
                    for f in folders]
         report["sets"][name] = {"songs_dir": str(root), "songs": results,
                                 "mean": summary(results)}
