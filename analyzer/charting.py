@@ -31,8 +31,10 @@ Human guitar charts (Frets on Fire / Guitar Hero conventions, checked on the fou
 0.25-0.65x; shortest gap Expert a 16th note, Hard an 8th, Medium and Easy mostly a quarter) thin
 notes by *metre*, not by a fixed ratio: fast runs go first, notes on strong beats stay. So each
 difficulty is a shortest allowed gap in beats (Expert: a 16th, Hard: an 8th, Medium: a dotted
-8th, Easy: a quarter), filled greedily by priority = onset strength x tonal weight x metrical
-weight (on the beat > on the 8th > elsewhere). Expert counts the tracked beats; the easier
+8th, Easy: a quarter; where the music divides the beat in three, a shuffle, Hard's is a triplet
+8th and Medium's a quarter-note triplet), filled greedily by priority = onset strength x tonal
+weight x metrical weight (on the beat > on the 8th, or on a third of the beat in triplet time >
+elsewhere). Expert counts the tracked beats; the easier
 levels count the beats a charter would (:func:`counting_beats`: half a beat later where the new
 pitches come on the tracker's "and", half the tempo where the tracker doubled it), with the
 metrical weight squared. Easier levels also use fewer lanes (Hard and Medium 4 of 5, Easy 3,
@@ -63,33 +65,39 @@ class ChartingError(ValueError):
 class DifficultyRule:
     """How one difficulty differs from Expert.
 
-    ``min_gap_beats``: shortest gap between two notes, in beats (never under ``min_gap_s``);
-    ``lanes_drop``: lanes fewer than the chart's (at least 3 stay); ``chord_strength``: an onset
+    ``min_gap_beats``: shortest gap between two notes, in beats (never under ``min_gap_s``), and
+    ``triplet_gap_beats`` where the beat is divided in three (:func:`analyzer.notes.triplet_feel`:
+    a shuffle's swung 8th is a third of a beat from the next beat); ``lanes_drop``: lanes fewer than the chart's (at least 3 stay); ``chord_strength``: an onset
     at least this strong (the envelope's 99th percentile is 1) on a beat or 8th becomes a two-note
     chord (inf: no chords); ``sustain_beats``: a note that rings at least this long is a sustain.
     """
 
     min_gap_beats: float
+    triplet_gap_beats: float
     lanes_drop: int
     chord_strength: float
     sustain_beats: float
     min_gap_s: float = 0.06
 
-    def gap_s(self, beat_s: float | np.ndarray) -> float | np.ndarray:
+    def gap_s(self, beat_s: float | np.ndarray,
+              in_triplets: bool | np.ndarray = False) -> float | np.ndarray:
         """Shortest gap between two notes at a beat of ``beat_s`` seconds (one, or each note's),
-        with the onsets' jitter allowed for (:data:`GAP_SLACK`)."""
-        return np.maximum(self.min_gap_s, self.min_gap_beats * np.asarray(beat_s) * (1.0 - GAP_SLACK))
+        in straight or triplet time, with the onsets' jitter allowed for (:data:`GAP_SLACK`)."""
+        beats = np.where(in_triplets, self.triplet_gap_beats, self.min_gap_beats)
+        return np.maximum(self.min_gap_s, beats * np.asarray(beat_s) * (1.0 - GAP_SLACK))
 
 
+#: In triplet time a 16th becomes a triplet 16th's neighbour (Expert keeps its gap: a triplet 8th
+#: passes it), an 8th a triplet 8th, a dotted 8th a quarter-note triplet.
 RULES: dict[str, DifficultyRule] = {
-    "expert": DifficultyRule(min_gap_beats=0.25, lanes_drop=0, chord_strength=1.2,
-                             sustain_beats=0.5),
-    "hard": DifficultyRule(min_gap_beats=0.5, lanes_drop=1, chord_strength=1.2,
-                           sustain_beats=0.5),
-    "medium": DifficultyRule(min_gap_beats=0.75, lanes_drop=1, chord_strength=1.6,
-                             sustain_beats=0.75),
-    "easy": DifficultyRule(min_gap_beats=1.0, lanes_drop=2, chord_strength=np.inf,
-                           sustain_beats=1.0),
+    "expert": DifficultyRule(min_gap_beats=0.25, triplet_gap_beats=0.25, lanes_drop=0,
+                             chord_strength=1.2, sustain_beats=0.5),
+    "hard": DifficultyRule(min_gap_beats=0.5, triplet_gap_beats=1 / 3, lanes_drop=1,
+                           chord_strength=1.2, sustain_beats=0.5),
+    "medium": DifficultyRule(min_gap_beats=0.75, triplet_gap_beats=2 / 3, lanes_drop=1,
+                             chord_strength=1.6, sustain_beats=0.75),
+    "easy": DifficultyRule(min_gap_beats=1.0, triplet_gap_beats=1.0, lanes_drop=2,
+                           chord_strength=np.inf, sustain_beats=1.0),
 }
 
 #: Fastest lane changes a player can follow: notes closer than this many beats move <= 2 lanes.
@@ -268,7 +276,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     tempo = _notes.track_beats(env)
     # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre),
     # and one that brings no new partials (a drum hit over a held chord) too.
-    metre = _metrical_weights(onsets.times, tempo.beats)
+    feel = _notes.triplet_feel(onsets.times, onsets.strength, tempo.beats)
+    metre = _metrical_weights(onsets.times, tempo.beats, feel)
     frames = np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64)
     share = _notes.new_partials(spec, frames)
     strength, tonal = onsets.strength, _tonal_factor(share)
@@ -300,12 +309,15 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.
     counted = counting_beats(tempo, times, share, n_expert=expert.size)
     counted_s = _beat_lengths(times, counted)
-    thin_score = strength * tonal * _metrical_weights(times, counted) ** THIN_METRE_POWER
+    counted_feel = _notes.triplet_feel(times, strength, counted)
+    in_triplets = counted_feel[_notes.beat_phase(times, counted).beat] if counted.size > 1 else False
+    thin_score = (strength * tonal
+                  * _metrical_weights(times, counted, counted_feel) ** THIN_METRE_POWER)
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
         keep = expert if name == "expert" else _notes.strongest_apart(
-            times, thin_score, min_gap_s=rule.gap_s(counted_s))
+            times, thin_score, min_gap_s=rule.gap_s(counted_s, in_triplets))
         n_lanes = max(3, lanes - rule.lanes_drop)
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
         repeats = _repeats(sound[:, keep], pitches[keep])
@@ -407,16 +419,22 @@ def _tonal_factor(new_partials):
     return (NEW_PARTIALS_FLOOR + new_partials) / (NEW_PARTIALS_FLOOR + TYPICAL_NEW_PARTIALS)
 
 
-def _metrical_weights(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
-    """:data:`METRE_WEIGHTS` of each onset from its position between the surrounding beats."""
+def _metrical_weights(times: np.ndarray, beats: np.ndarray,
+                      feel: np.ndarray | None = None) -> np.ndarray:
+    """:data:`METRE_WEIGHTS` of each onset from its position between the surrounding beats; in
+    the beats ``feel`` flags as triplet time (:func:`analyzer.notes.triplet_feel`) the thirds of
+    the beat take the 8th's weight."""
     weights = np.full(times.shape, METRE_WEIGHTS[2])
     if beats.size < 2 or times.size == 0:
         return weights
     at = _notes.beat_phase(times, beats)
     frac = at.phase - np.round(at.phase)             # distance to the nearest beat, in beats
-    half = at.phase * 2 - np.round(at.phase * 2)     # ... to the nearest 8th, in 8ths
+    half = (at.phase * 2 - np.round(at.phase * 2)) / 2    # ... to the nearest 8th, in beats
+    if feel is not None:
+        third = (at.phase * 3 - np.round(at.phase * 3)) / 3
+        half = np.where(feel[at.beat], third, half)
     tol = GRID_TOLERANCE_S / at.period
-    weights[np.abs(half) * 0.5 <= tol] = METRE_WEIGHTS[1]
+    weights[np.abs(half) <= tol] = METRE_WEIGHTS[1]
     weights[np.abs(frac) <= tol] = METRE_WEIGHTS[0]
     return weights
 

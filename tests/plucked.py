@@ -92,3 +92,15 @@ def tempo_change(first_bpm: float, second_bpm: float, *, bars: int = 12, sr: int
     duration = change + bars * 4 * 60.0 / second_bpm + 1.5
     return TempoChange(render(times, pitches, sr=sr, duration_s=duration, seed=seed), sr, times,
                        beats, change)
+
+
+def shuffle(*, bpm: float = 130.0, bars: int = 16, sr: int = 22050, seed: int = 0,
+            t0: float = 0.5) -> Riff:
+    """A shuffle: swung 8ths, a note on every beat and two thirds of the way to the next."""
+    rng = np.random.default_rng(seed)
+    scale = np.array([45, 47, 48, 50, 52, 53, 55, 57, 59, 60])
+    beat = 60.0 / bpm
+    times = t0 + (np.arange(bars * 4)[:, None] + np.array([0.0, 2 / 3])).ravel() * beat
+    pitches = rng.choice(scale, times.size)
+    y = render(times, pitches, sr=sr, duration_s=t0 + bars * 4 * beat + 1.5, seed=seed)
+    return Riff(y, sr, times, pitches, float(bpm), t0)

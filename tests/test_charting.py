@@ -9,7 +9,7 @@ from analyzer import notes as note_analysis
 from analyzer.formats.tempo import TempoMap
 from analyzer.stems import Stems
 from chart_store.chart import DIFFICULTIES, Chart, ChartMeta, Note
-from tests.plucked import render, riff, tempo_change
+from tests.plucked import render, riff, shuffle, tempo_change
 
 
 @pytest.fixture(scope="module")
@@ -462,6 +462,21 @@ def test_a_song_that_changes_tempo_is_charted_at_each_tempo(first, second):
     for part in (song.times < song.change_s, song.times >= song.change_s):
         near = (expert >= song.times[part][0] - 0.05) & (expert <= song.times[part][-1] + 0.05)
         assert mir_eval.onset.f_measure(song.times[part], expert[near])[0] >= 0.75
+
+
+@pytest.mark.parametrize("bpm", [100, 130, 160])
+def test_a_shuffle_keeps_its_swung_notes_down_to_hard(bpm):
+    # Swung 8ths are a third of a beat before the next beat: in straight time that is closer
+    # than Hard's 8th, and off the 8th-note grid the metrical weight favours.
+    song = shuffle(bpm=bpm, seed=bpm)
+    cn = charting.chart_notes(song.y, song.sr)
+    for name in ("expert", "hard"):
+        found = _onsets(cn.difficulties[name])
+        recall = mir_eval.onset.f_measure(song.times, found)[2]
+        assert recall >= 0.8, name
+    # Medium keeps the beats: its gap is a quarter-note triplet.
+    medium = _onsets(cn.difficulties["medium"])
+    assert np.diff(medium).min() >= (2 / 3) * (60 / bpm) * (1 - charting.GAP_SLACK) - 0.02
 
 
 def test_silence_gives_empty_difficulties():

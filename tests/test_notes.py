@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analyzer import notes
-from tests.plucked import render, riff, tempo_change
+from tests.plucked import render, riff, shuffle, tempo_change
 
 
 def _f(reference, estimate, window=0.05):
@@ -137,6 +137,23 @@ def test_a_syncopated_figure_is_no_change_of_tempo():
     env = notes.onset_strength(notes.analysis_spectrogram(y, 22050))
     tempo = notes.local_tempo(env)
     assert np.all(np.abs(tempo / 140 - 1) < 0.01)
+
+
+def test_triplet_feel_is_found_where_the_music_swings_and_only_there():
+    straight = riff(bpm=130, bars=8, seed=4, fill=0.5)
+    swung = shuffle(bpm=130, bars=8, seed=5, t0=straight.t0 + 8 * 4 * 60 / 130)
+    times = np.concatenate([straight.times, swung.times])
+    y = render(times, np.concatenate([straight.pitches, swung.pitches]), sr=22050,
+               duration_s=swung.y.size / 22050)
+    env = notes.onset_strength(notes.analysis_spectrogram(y, 22050))
+    found = notes.detect_onsets(env, threshold=0.1)
+    beats = notes.track_beats(env).beats
+    feel = notes.triplet_feel(found.times, found.strength, beats)
+    change = swung.t0
+    # Away from the change (the window reaches 4 beats either side), each half is what it is.
+    far = np.abs(beats - change) > 5 * 60 / 130
+    assert not feel[far & (beats < change)].any()
+    assert feel[far & (beats > change) & (beats < swung.times[-1])].all()
 
 
 def test_slow_songs_are_counted_in_double_time():
