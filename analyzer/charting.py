@@ -67,9 +67,10 @@ class DifficultyRule:
 
     ``min_gap_beats``: shortest gap between two notes, in beats (never under ``min_gap_s``), and
     ``triplet_gap_beats`` where the beat is divided in three (:func:`analyzer.notes.triplet_feel`:
-    a shuffle's swung 8th is a third of a beat from the next beat); ``lanes_drop``: lanes fewer than the chart's (at least 3 stay); ``chord_strength``: an onset
-    at least this strong (the envelope's 99th percentile is 1) on a beat or 8th becomes a two-note
-    chord (inf: no chords); ``sustain_beats``: a note that rings at least this long is a sustain.
+    a shuffle's swung 8th is a third of a beat from the next beat); ``lanes_drop``: lanes fewer
+    than the chart's (at least 3 stay); ``chord_strength``: an onset at least this strong (the
+    envelope's 99th percentile is 1) on a beat or 8th becomes a two-note chord (inf: no chords);
+    ``sustain_beats``: a note that rings at least this long is a sustain.
     """
 
     min_gap_beats: float
@@ -87,8 +88,8 @@ class DifficultyRule:
         return np.maximum(self.min_gap_s, beats * np.asarray(beat_s) * (1.0 - GAP_SLACK))
 
 
-#: In triplet time a 16th becomes a triplet 16th's neighbour (Expert keeps its gap: a triplet 8th
-#: passes it), an 8th a triplet 8th, a dotted 8th a quarter-note triplet.
+#: In triplet time Hard's 8th becomes a triplet 8th and Medium's dotted 8th a quarter-note
+#: triplet; Expert's 16th (shorter than a triplet 8th) and Easy's quarter stay.
 RULES: dict[str, DifficultyRule] = {
     "expert": DifficultyRule(min_gap_beats=0.25, triplet_gap_beats=0.25, lanes_drop=0,
                              chord_strength=1.2, sustain_beats=0.5),
@@ -310,7 +311,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     counted = counting_beats(tempo, times, share, n_expert=expert.size)
     counted_s = _beat_lengths(times, counted)
     counted_feel = _notes.triplet_feel(times, strength, counted)
-    in_triplets = counted_feel[_notes.beat_phase(times, counted).beat] if counted.size > 1 else False
+    in_triplets = (counted_feel[_notes.beat_phase(times, counted).beat] if counted.size > 1
+                   else False)
     thin_score = (strength * tonal
                   * _metrical_weights(times, counted, counted_feel) ** THIN_METRE_POWER)
     difficulties = {}

@@ -55,11 +55,10 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "MIDI_RANGE", "NotesError",
     "Spectrogram", "Onsets", "TempoMap", "BeatPhase", "Snapped", "PitchedNote",
     "analysis_spectrogram", "onset_strength", "detect_onsets", "envelope_near", "strongest_apart",
-    "estimate_tempo", "local_tempo", "track_beats", "onset_pitches", "onset_spectra", "onset_similarity",
-    "onset_intervals",
-    "ring_durations", "transcribe",
-    "basic_pitch_session", "mel_filterbank", "pulse_clarity", "envelope_contrast", "spectral_change",
-    "new_partials", "partial_rise", "sixteenth_slots", "repeat_consensus", "alternate_pulses", "beat_phase",
+    "estimate_tempo", "local_tempo", "track_beats", "onset_pitches", "onset_spectra",
+    "onset_similarity", "onset_intervals", "ring_durations", "transcribe", "basic_pitch_session",
+    "mel_filterbank", "pulse_clarity", "envelope_contrast", "spectral_change", "new_partials",
+    "partial_rise", "sixteenth_slots", "repeat_consensus", "alternate_pulses", "beat_phase",
     "snap_to_grid", "triplet_feel",
 ]
 
@@ -638,7 +637,8 @@ def local_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     x = _smooth(env, _gaussian(0.01 * frame_rate))
     width = max(3, int(frame_rate))
     x = x - _smooth(x, np.full(width, 1.0 / width))
-    steps = np.arange(-int(np.log(TEMPO_RANGE) / TEMPO_STEP), int(np.log(TEMPO_RANGE) / TEMPO_STEP) + 1)
+    reach = int(np.log(TEMPO_RANGE) / TEMPO_STEP)
+    steps = np.arange(-reach, reach + 1)
     periods = 60.0 * frame_rate / bpm * np.exp(steps * TEMPO_STEP)
     window = np.hanning(max(4, int(TEMPO_WINDOW_S * frame_rate)))
     size = 1 << int(np.ceil(np.log2(2 * window.size)))
