@@ -149,21 +149,24 @@ def render_preview(chart, *, difficulty: str | None = None, y: np.ndarray | None
     px_s = plot_w / row_s
     radius = max(3, _LANE_H // 2 - 2)
     for row in range(n_rows):
+        # Every row has the same scale; the last one stops at end_s, part of the way across.
         t0 = start_s + row * row_s
-        t1 = t0 + row_s
+        t1 = min(t0 + row_s, end_s)
+        row_w = max(1, int(round((t1 - t0) * px_s)))
+        right = _LEFT + row_w - 1
         top = title_h + row * row_h
         lanes_top = top + _SPEC_H
         if y is not None:
-            strip = _spectrogram_strip(y, sr, t0, t1, plot_w, _SPEC_H)
+            strip = _spectrogram_strip(y, sr, t0, t1, row_w, _SPEC_H)
         else:
             env = chart.sync.envelope if chart.sync is not None else None
             rate = chart.sync.frame_rate if chart.sync is not None else 100.0
-            strip = _envelope_strip(env, rate, t0, t1, plot_w, _SPEC_H)
+            strip = _envelope_strip(env, rate, t0, t1, row_w, _SPEC_H)
         image.paste(Image.fromarray(strip), (_LEFT, top))
-        draw.rectangle([_LEFT, lanes_top, width - 1, lanes_top + lanes_h - 1], fill=(32, 32, 38))
+        draw.rectangle([_LEFT, lanes_top, right, lanes_top + lanes_h - 1], fill=(32, 32, 38))
         for lane in range(chart.lanes):
             ly = lanes_top + lane * _LANE_H + _LANE_H // 2
-            draw.line([_LEFT, ly, width - 1, ly], fill=(60, 60, 70))
+            draw.line([_LEFT, ly, right, ly], fill=(60, 60, 70))
         # beat grid through spectrogram and lanes; every 4th beat brighter
         for i in np.flatnonzero((chart.beats >= t0) & (chart.beats < t1)):
             x = _LEFT + (chart.beats[i] - t0) * px_s
@@ -176,13 +179,13 @@ def render_preview(chart, *, difficulty: str | None = None, y: np.ndarray | None
                 draw.text((4, top + _hz_to_row(hz, _SPEC_H) - 5), f"{hz:>4} Hz" if hz < 1000
                           else f"{hz // 1000} kHz", fill=(160, 160, 170), font=font)
         for note in track.notes_between(t0 - 30.0, t1):
-            if note.end < t0 or note.t >= t1 + radius / px_s:
+            if note.end < t0 or note.t >= t1 + (radius / px_s if t1 < end_s else 0.0):
                 continue
             colour = LANE_COLOURS[note.lane % len(LANE_COLOURS)]
             x = _LEFT + (note.t - t0) * px_s
             ly = lanes_top + note.lane * _LANE_H + _LANE_H // 2
             if note.dur > 0:
-                x_end = min(_LEFT + (note.end - t0) * px_s, width - 1)
+                x_end = min(_LEFT + (note.end - t0) * px_s, right)
                 draw.rectangle([max(x, _LEFT), ly - 2, x_end, ly + 2],
                                fill=tuple(c // 2 + 40 for c in colour))
             if note.t >= t0:

@@ -59,3 +59,17 @@ def test_cli_preview_writes_png_rows(tmp_path, capsys):
     assert main(["chart", "preview", str(chart_file), "-o", str(png), "--difficulty",
                  "easy"]) == 1
     assert "no easy difficulty" in capsys.readouterr().err
+
+
+def test_the_last_row_stops_at_the_end_asked_for():
+    # 0-3.2 s in rows of 2 s: the second row is drawn to 3.2 s and no further (the 3.5 s notes
+    # are past the end), at the same scale as the first.
+    chart = _chart()
+    image = np.asarray(preview.render_preview(chart, end_s=3.2, row_s=2.0, width=1200))
+    one_row = preview._SPEC_H + 5 * preview._LANE_H + preview._LABEL_H + preview._GAP
+    lanes_mid = 30 + one_row + preview._SPEC_H + 2 * preview._LANE_H
+    px_s = (1200 - preview._LEFT) / 2.0
+    end_x = preview._LEFT + int(1.2 * px_s)
+    background = tuple(image[0, -1])
+    assert tuple(image[lanes_mid, end_x - 5]) != background     # the lanes run to 3.2 s
+    assert (image[30 + one_row:, end_x + 5:] == background).all()   # and stop there
