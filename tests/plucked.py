@@ -104,3 +104,20 @@ def shuffle(*, bpm: float = 130.0, bars: int = 16, sr: int = 22050, seed: int = 
     pitches = rng.choice(scale, times.size)
     y = render(times, pitches, sr=sr, duration_s=t0 + bars * 4 * beat + 1.5, seed=seed)
     return Riff(y, sr, times, pitches, float(bpm), t0)
+
+
+def tempo_ramp(first_bpm: float, last_bpm: float, *, beats: int = 160, sr: int = 22050,
+               seed: int = 0, fill: float = 0.4, t0: float = 0.5) -> TempoChange:
+    """A riff whose tempo moves steadily from ``first_bpm`` to ``last_bpm`` over ``beats``
+    beats (an accelerando or ritardando); ``change_s`` is its middle."""
+    rng = np.random.default_rng(seed)
+    scale = np.array([45, 47, 48, 50, 52, 53, 55, 57, 59, 60])
+    bpm = np.linspace(first_bpm, last_bpm, beats)
+    beat_times = t0 + np.concatenate([[0.0], np.cumsum(60.0 / bpm[:-1])])
+    times = []
+    for start, end in zip(beat_times[:-1], beat_times[1:]):
+        times += [start + q * (end - start) / 4 for q in range(4) if q == 0 or rng.random() < fill]
+    times = np.array(times)
+    y = render(times, rng.choice(scale, times.size), sr=sr, duration_s=beat_times[-1] + 1.5,
+               seed=seed)
+    return TempoChange(y, sr, times, beat_times[:-1], float(np.median(beat_times)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analyzer import notes
-from tests.plucked import render, riff, shuffle, tempo_change
+from tests.plucked import render, riff, shuffle, tempo_change, tempo_ramp
 
 
 def _f(reference, estimate, window=0.05):
@@ -123,6 +123,13 @@ def test_the_tempo_and_the_beats_follow_a_change_of_tempo(first, second):
     assert changed.size == 1 and abs(changed[0] / notes.FRAME_RATE - song.change_s) <= 2.5
     truth = song.beats[song.beats <= song.times[-1]]
     assert _f(truth, notes.track_beats(env).beats, window=0.03) >= 0.9
+
+
+def test_the_beats_follow_a_tempo_that_speeds_up_steadily():
+    # 100 -> 160 BPM over 160 beats: at one tempo the beat tracker loses it (beat F 0.63-0.67).
+    song = tempo_ramp(100, 160)
+    env = notes.onset_strength(notes.analysis_spectrogram(song.y, song.sr))
+    assert mir_eval.beat.f_measure(song.beats, notes.track_beats(env).beats) >= 0.95
 
 
 def test_a_syncopated_figure_is_no_change_of_tempo():
