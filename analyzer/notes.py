@@ -138,14 +138,15 @@ class Onsets:
 
 @dataclass(frozen=True, eq=False)
 class TempoMap:
-    """The beat grid: beat times in seconds (ascending) and the global tempo in BPM."""
+    """The beat grid: beat times in seconds (ascending; they follow the tempo where it changes,
+    :func:`local_tempo`) and the song's tempo in BPM (:func:`estimate_tempo`)."""
 
     bpm: float
     beats: np.ndarray
 
     @property
     def beat_s(self) -> float:
-        """Seconds per beat."""
+        """Seconds per beat at the song's tempo (a beat's own length: ``np.diff(beats)``)."""
         return 60.0 / self.bpm
 
 
