@@ -450,14 +450,19 @@ def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
     return np.fft.irfft(spectrum * np.conj(spectrum), size)[:max_lag]
 
 
-def _pulse_autocorrelation(env: np.ndarray, frame_rate: float, max_lag: int) -> np.ndarray:
-    """Autocorrelation (lags 0..max_lag-1, lag 0 = 1, all 0 for a flat envelope) of the onset
-    envelope's fast part: peaks widened to ~20 ms (a sharp click's autocorrelation peak is
-    narrower than a frame, so whole-frame lags would miss it) and the slow loudness trend
-    removed, so sections of different density do not dominate."""
+def _pulse_part(env: np.ndarray, frame_rate: float) -> np.ndarray:
+    """The onset envelope's fast part, whose periodicity is the beat: peaks widened to ~20 ms
+    (a sharp click's autocorrelation peak is narrower than a frame, so whole-frame lags would miss
+    it) and the slow loudness trend removed, so sections of different density do not dominate."""
     env = _smooth(env, _gaussian(0.01 * frame_rate))
     width = max(3, int(frame_rate))
-    env = env - _smooth(env, np.full(width, 1.0 / width))
+    return env - _smooth(env, np.full(width, 1.0 / width))
+
+
+def _pulse_autocorrelation(env: np.ndarray, frame_rate: float, max_lag: int) -> np.ndarray:
+    """Autocorrelation (lags 0..max_lag-1, lag 0 = 1, all 0 for a flat envelope) of
+    :func:`_pulse_part`."""
+    env = _pulse_part(env, frame_rate)
     ac = _autocorrelation(env, min(max_lag, env.size))
     return ac / ac[0] if ac[0] > 0 else np.zeros_like(ac)
 
@@ -600,7 +605,8 @@ def local_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
                 bpm: float | None = None) -> np.ndarray:
     """The tempo at each frame (BPM), for songs that change tempo.
 
-    The onset envelope's fast part (as :func:`estimate_tempo` reads it) is cut into Hann windows
+    The onset envelope's fast part (:func:`_pulse_part`, as :func:`estimate_tempo` reads it) is
+    cut into Hann windows
     of :data:`TEMPO_WINDOW_S`; each window scores every beat period within
     :data:`TEMPO_RANGE` of the song's tempo (``bpm``, else :func:`estimate_tempo`) by its
     autocorrelation at one and at two periods (two periods tell a beat from a syncopated figure:
@@ -635,9 +641,7 @@ def local_tempo(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     env = np.asarray(envelope, dtype=np.float64)
     if bpm is None:
         bpm = estimate_tempo(env, frame_rate=frame_rate)
-    x = _smooth(env, _gaussian(0.01 * frame_rate))
-    width = max(3, int(frame_rate))
-    x = x - _smooth(x, np.full(width, 1.0 / width))
+    x = _pulse_part(env, frame_rate)
     reach = int(np.log(TEMPO_RANGE) / TEMPO_STEP)
     steps = np.arange(-reach, reach + 1)
     periods = 60.0 * frame_rate / bpm * np.exp(steps * TEMPO_STEP)
@@ -698,14 +702,16 @@ def track_beats(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,
     (120, array([0.2, 0.7, 1.2]))
     """
     env = np.asarray(envelope, dtype=np.float64)
-    tempo = local_tempo(env, frame_rate=frame_rate) if bpm is None else None
-    bpm = estimate_tempo(env, frame_rate=frame_rate) if bpm is None else bpm
+    steady = bpm is not None
+    bpm = bpm if steady else estimate_tempo(env, frame_rate=frame_rate)
     # Beats span the music: from the first to the last frame that is at least a tenth as strong
     # as the envelope's loud frames (a noise floor is not music).
     active = np.flatnonzero(env >= 0.1 * np.percentile(env, 99)) if np.any(env > 0) else []
     if len(active) == 0:
         return TempoMap(float(bpm), np.zeros(0))
-    period = 60.0 * frame_rate / (np.full(env.size, bpm) if tempo is None else tempo)
+    tempo = (np.full(env.size, bpm) if steady
+             else local_tempo(env, frame_rate=frame_rate, bpm=bpm))
+    period = 60.0 * frame_rate / tempo
     # Local score: the envelope smoothed over +-1/32 of a period (timing jitter of the beat).
     width = max(1, int(round(60.0 * frame_rate / bpm / 32)))
     kernel = np.exp(-0.5 * (np.arange(-2 * width, 2 * width + 1) / width) ** 2)

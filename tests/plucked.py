@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The pitches riffs are drawn from (MIDI): A minor from A2 to C4.
+SCALE = np.array([45, 47, 48, 50, 52, 53, 55, 57, 59, 60])
+
 
 @dataclass(frozen=True)
 class Riff:
@@ -55,13 +58,12 @@ def riff(*, bpm: float = 120.0, bars: int = 8, sr: int = 22050, seed: int = 0,
          fill: float = 0.4, t0: float = 0.5) -> Riff:
     """A riff on a 16th grid: every beat has a note, other 16ths with probability ``fill``."""
     rng = np.random.default_rng(seed)
-    scale = np.array([45, 47, 48, 50, 52, 53, 55, 57, 59, 60])
     slot = 60.0 / bpm / 4
     times, pitches = [], []
     for k in range(bars * 16):
         if k % 4 == 0 or rng.random() < fill:
             times.append(t0 + k * slot)
-            pitches.append(int(rng.choice(scale)))
+            pitches.append(int(rng.choice(SCALE)))
     duration = t0 + bars * 16 * slot + 1.5
     y = render(times, pitches, sr=sr, duration_s=duration, seed=seed)
     return Riff(y, sr, np.array(times), np.array(pitches), float(bpm), t0)
@@ -98,10 +100,9 @@ def shuffle(*, bpm: float = 130.0, bars: int = 16, sr: int = 22050, seed: int = 
             t0: float = 0.5) -> Riff:
     """A shuffle: swung 8ths, a note on every beat and two thirds of the way to the next."""
     rng = np.random.default_rng(seed)
-    scale = np.array([45, 47, 48, 50, 52, 53, 55, 57, 59, 60])
     beat = 60.0 / bpm
     times = t0 + (np.arange(bars * 4)[:, None] + np.array([0.0, 2 / 3])).ravel() * beat
-    pitches = rng.choice(scale, times.size)
+    pitches = rng.choice(SCALE, times.size)
     y = render(times, pitches, sr=sr, duration_s=t0 + bars * 4 * beat + 1.5, seed=seed)
     return Riff(y, sr, times, pitches, float(bpm), t0)
 
@@ -111,13 +112,12 @@ def tempo_ramp(first_bpm: float, last_bpm: float, *, beats: int = 160, sr: int =
     """A riff whose tempo moves steadily from ``first_bpm`` to ``last_bpm`` over ``beats``
     beats (an accelerando or ritardando); ``change_s`` is its middle."""
     rng = np.random.default_rng(seed)
-    scale = np.array([45, 47, 48, 50, 52, 53, 55, 57, 59, 60])
     bpm = np.linspace(first_bpm, last_bpm, beats)
     beat_times = t0 + np.concatenate([[0.0], np.cumsum(60.0 / bpm[:-1])])
     times = []
     for start, end in zip(beat_times[:-1], beat_times[1:]):
         times += [start + q * (end - start) / 4 for q in range(4) if q == 0 or rng.random() < fill]
     times = np.array(times)
-    y = render(times, rng.choice(scale, times.size), sr=sr, duration_s=beat_times[-1] + 1.5,
+    y = render(times, rng.choice(SCALE, times.size), sr=sr, duration_s=beat_times[-1] + 1.5,
                seed=seed)
     return TempoChange(y, sr, times, beat_times[:-1], float(np.median(beat_times)))

@@ -395,6 +395,12 @@ def _listen(out_dir: Path, song: str, sr: int, stream, t, outputs, notes) -> dic
             "backing_gain": pumping, "musical_noise_blips_per_s": noise}
 
 
+def _mean_scores(scores: list[dict]) -> dict:
+    """Mean removal and backing SDR (dB) over songs' score dicts (:func:`_scores`)."""
+    return {m: round(float(np.mean([s[m] for s in scores])), 2)
+            for m in ("removal_db", "backing_sdr_db")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--songs", help="folder of song folders, or 'dev' for the development "
@@ -424,20 +430,15 @@ def main(argv=None) -> int:
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.generated_only:
-        summary = {"generated": {m: round(float(np.mean([r["generated"][m] for r in results])), 2)
-                                 for m in ("removal_db", "backing_sdr_db")}}
+        summary = {"generated": _mean_scores([r["generated"] for r in results])}
         if args.guitar_stem is not None:
-            summary["generated_cancel"] = {
-                m: round(float(np.mean([r["generated"]["cancel"][m] for r in results])), 2)
-                for m in ("removal_db", "backing_sdr_db")}
+            summary["generated_cancel"] = _mean_scores([r["generated"]["cancel"] for r in results])
         print(json.dumps({"summary": summary}), flush=True)
         return 0
     keys = [k for k in results[0] if isinstance(results[0][k], dict) and "removal_db" in results[0][k]]
-    summary = {k: {m: round(float(np.mean([r[k][m] for r in results])), 2)
-                   for m in ("removal_db", "backing_sdr_db")} for k in keys}
+    summary = {k: _mean_scores([r[k] for r in results]) for k in keys}
     if "generated" in results[0]:
-        summary["generated"] = {m: round(float(np.mean([r["generated"][m] for r in results])), 2)
-                                for m in ("removal_db", "backing_sdr_db")}
+        summary["generated"] = _mean_scores([r["generated"] for r in results])
     if "autoplay" in results[0]:
         summary["autoplay_snr_db_min"] = min(r["autoplay"]["snr_db"] for r in results)
     if "latency_ms" in results[0]:
