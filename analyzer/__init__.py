@@ -1,4 +1,5 @@
-"""Audio in, charts out: decoding, features, stems, notes, charting, masks, chart formats.
+"""Audio in, charts out: decoding, features, stems, onsets, beats, notes, charting, masks, chart
+formats.
 
 Depends on :mod:`chart_store` only.
 """

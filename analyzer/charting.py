@@ -18,9 +18,9 @@ elsewhere) x tonal weight (the share of new partials the onset brings, see
 :func:`_held_over_factor`) reaches :data:`ONSET_THRESHOLD`, once lowered where the bars
 that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). They and the
 beats are then moved onto the grid fitted to them where the music is on one
-(:func:`analyzer.notes.snap_to_grid`: a detected onset and a tracked beat are a frame or so
+(:func:`analyzer.beats.snap_to_grid`: a detected onset and a tracked beat are a frame or so
 off), and every difficulty is made from the snapped notes. The beats follow the tempo where it
-changes (:func:`analyzer.notes.local_tempo`), and every rule in beats below reads the beat each
+changes (:func:`analyzer.beats.local_tempo`), and every rule in beats below reads the beat each
 note falls in, so a song that speeds up is thinned at each section's own tempo. With a
 separated stem of the charted instrument (Demucs' guitar, piano or other stem, the loudest), the
 onsets are still the mix's, each weighed by what the stem hears there (:data:`STEM_WEIGHT`), and
@@ -51,7 +51,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES, Note
+from analyzer import beats as _beats
 from analyzer import notes as _notes
+from analyzer import onsets as _onsets
 
 __all__ = ["chart_notes", "ChartNotes", "DifficultyRule", "RULES", "assign_lanes", "ChartingError",
            "counting_beats"]
@@ -66,7 +68,7 @@ class DifficultyRule:
     """How one difficulty differs from Expert.
 
     ``min_gap_beats``: shortest gap between two notes, in beats (never under ``min_gap_s``), and
-    ``triplet_gap_beats`` where the beat is divided in three (:func:`analyzer.notes.triplet_feel`:
+    ``triplet_gap_beats`` where the beat is divided in three (:func:`analyzer.beats.triplet_feel`:
     a shuffle's swung 8th is a third of a beat from the next beat); ``lanes_drop``: lanes fewer
     than the chart's (at least 3 stay); ``chord_strength``: an onset at least this strong (the
     envelope's 99th percentile is 1) on a beat or 8th becomes a two-note chord (inf: no chords);
@@ -168,10 +170,10 @@ REPEAT_SURE = 0.9
 #: stand out (contrast). Stationary noise has neither (pulse 0.04-0.1, contrast 1.5-2.1) and is
 #: charted empty, like silence; songs score pulse 0.4-0.76 and contrast 3-5, a song under white
 #: noise as loud as itself still 0.28 and 1.8 (charted with Expert F 0.83), sparse music without a
-#: steady beat has a high contrast (see analyzer.notes.pulse_clarity / envelope_contrast).
+#: steady beat has a high contrast (see analyzer.beats.pulse_clarity / envelope_contrast).
 MIN_PULSE_CLARITY = 0.2
 MIN_CONTRAST = 2.5
-#: ... or a sound that changes (analyzer.notes.spectral_change, dB): stationary noise 0.3-0.6,
+#: ... or a sound that changes (analyzer.onsets.spectral_change, dB): stationary noise 0.3-0.6,
 #: music 1.7-7. Without it a dense, distorted guitar track on its own (pulse 0.18, contrast 2.3:
 #: chaos_god's guitar.ogg in benchmarks/chart_quality) was charted empty, like noise.
 MIN_SPECTRAL_CHANGE_DB = 1.0
@@ -264,22 +266,22 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
         raise ChartingError(f"lanes must be {MIN_LANES}..{MAX_LANES}, got {lanes}")
     # Onsets, beats and the bars' repeats are the mix's: drums keep the beat, and a separated
     # stem smears attacks. A stem of the charted instrument says which onsets are its own.
-    spec = _notes.analysis_spectrogram(y, sr)
-    env = _notes.onset_strength(spec)
-    if (_notes.pulse_clarity(env) < MIN_PULSE_CLARITY
-            and _notes.envelope_contrast(env) < MIN_CONTRAST
-            and _notes.spectral_change(spec) < MIN_SPECTRAL_CHANGE_DB):
+    spec = _onsets.analysis_spectrogram(y, sr)
+    env = _onsets.onset_strength(spec)
+    if (_beats.pulse_clarity(env) < MIN_PULSE_CLARITY
+            and _onsets.envelope_contrast(env) < MIN_CONTRAST
+            and _onsets.spectral_change(spec) < MIN_SPECTRAL_CHANGE_DB):
         # Noise: its "onsets" are the envelope's random peaks (~9 notes/s otherwise).
-        return ChartNotes(beats=np.zeros(0), bpm=_notes.estimate_tempo(env),
+        return ChartNotes(beats=np.zeros(0), bpm=_beats.estimate_tempo(env),
                           difficulties={name: () for name in DIFFICULTIES})
     # Candidates down to weak onsets: what the repeats of a bar hold (REPEAT_CANDIDATE_STRENGTH).
-    onsets = _notes.detect_onsets(env, threshold=REPEAT_CANDIDATE_STRENGTH)
-    tempo = _notes.track_beats(env)
+    onsets = _onsets.detect_onsets(env, threshold=REPEAT_CANDIDATE_STRENGTH)
+    tempo = _beats.track_beats(env)
     # Off the 8th-note grid an onset must be stronger to be charted (charters favour the metre),
     # and one that brings no new partials (a drum hit over a held chord) too.
-    feel = _notes.triplet_feel(onsets.times, onsets.strength, tempo.beats)
+    feel = _beats.triplet_feel(onsets.times, onsets.strength, tempo.beats)
     metre = _metrical_weights(onsets.times, tempo.beats, feel)
-    frames = np.round(onsets.times * _notes.FRAME_RATE).astype(np.int64)
+    frames = np.round(onsets.times * _onsets.FRAME_RATE).astype(np.int64)
     share = _notes.new_partials(spec, frames)
     strength, tonal = onsets.strength, _tonal_factor(share)
     note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
@@ -288,7 +290,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
         tonal = tonal * _held_over_factor(spec, onsets.times)
     else:  # the stem tells a drum hit over a held chord better (ninth and tenth rounds)
         stem, audio, audio_sr = charted
-        note_spec = _notes.analysis_spectrogram(audio, audio_sr)
+        note_spec = _onsets.analysis_spectrogram(audio, audio_sr)
         strength, tonal = _weighed_by_stem(note_spec, onsets.times, frames, strength, tonal)
         threshold = STEM_ONSET_THRESHOLD
     score = strength * metre * tonal
@@ -302,23 +304,23 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     held = _held_until(times, pitches, _notes.ring_durations(note_spec, times, pitches))
     # Notes go on the beat grid where the music is on one: a detected onset is a frame or so off,
     # a tracked beat too. The grid is fitted to the onsets; the beats move onto it with them.
-    grid = _notes.snap_to_grid(times, tempo.beats)
-    times, tempo = grid.times, _notes.TempoMap(tempo.bpm, grid.beats)
+    grid = _beats.snap_to_grid(times, tempo.beats)
+    times, tempo = grid.times, _beats.TempoMap(tempo.bpm, grid.beats)
     sound = _notes.onset_spectra(note_spec, times)    # what each note's lane is judged on
     beat_s = _beat_lengths(times, tempo.beats)          # each note's: the tempo can change
-    expert = _notes.strongest_apart(times, score, min_gap_s=RULES["expert"].gap_s(beat_s))
+    expert = _onsets.strongest_apart(times, score, min_gap_s=RULES["expert"].gap_s(beat_s))
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.
     counted = counting_beats(tempo, times, share, n_expert=expert.size)
     counted_s = _beat_lengths(times, counted)
-    counted_feel = _notes.triplet_feel(times, strength, counted)
-    in_triplets = (counted_feel[_notes.beat_phase(times, counted).beat] if counted.size > 1
+    counted_feel = _beats.triplet_feel(times, strength, counted)
+    in_triplets = (counted_feel[_beats.beat_phase(times, counted).beat] if counted.size > 1
                    else False)
     thin_score = (strength * tonal
                   * _metrical_weights(times, counted, counted_feel) ** THIN_METRE_POWER)
     difficulties = {}
     for name in DIFFICULTIES:
         rule = RULES[name]
-        keep = expert if name == "expert" else _notes.strongest_apart(
+        keep = expert if name == "expert" else _onsets.strongest_apart(
             times, thin_score, min_gap_s=rule.gap_s(counted_s, in_triplets))
         n_lanes = max(3, lanes - rule.lanes_drop)
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
@@ -333,7 +335,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     return ChartNotes(beats=tempo.beats, bpm=tempo.bpm, difficulties=difficulties)
 
 
-def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.ndarray, *,
+def counting_beats(tempo: _beats.TempoMap, times: np.ndarray, new_partials: np.ndarray, *,
                    n_expert: int) -> np.ndarray:
     """The beats a charter counts, which Hard, Medium and Easy are thinned on (times, s).
 
@@ -348,7 +350,7 @@ def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.n
       :data:`MIN_COUNTING_BPM`;
     - phase: of the tracked beats and the 8ths between them (of every other tracked beat at half
       tempo), the ones where the charted onsets bring more new partials within
-      :data:`COUNTING_WINDOW_BEATS` beats (:func:`analyzer.notes.alternate_pulses`).
+      :data:`COUNTING_WINDOW_BEATS` beats (:func:`analyzer.beats.alternate_pulses`).
 
     Measured on the development songs of ``benchmarks/chart_quality`` against their MIDI tempo
     maps: the beats counted sit on the human beat for 86 % of "Escape from chaosland" (tracked
@@ -359,7 +361,7 @@ def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.n
 
     Examples
     --------
-    >>> tm = _notes.TempoMap(120.0, np.arange(64) * 0.5)   # notes on the "and" of every beat
+    >>> tm = _beats.TempoMap(120.0, np.arange(64) * 0.5)   # notes on the "and" of every beat
     >>> counting_beats(tm, np.arange(64) * 0.5 + 0.25, np.full(64, 0.5), n_expert=128)[:3]
     array([0.25, 0.75, 1.25])
     """
@@ -372,7 +374,7 @@ def counting_beats(tempo: _notes.TempoMap, times: np.ndarray, new_partials: np.n
         # The 8ths: each tracked beat, then the midpoint to the next (the last period repeats).
         periods = np.diff(beats, append=2 * beats[-1] - beats[-2])
         pulses = np.column_stack([beats, beats + periods / 2]).ravel()
-    return _notes.alternate_pulses(pulses, times, new_partials, window=COUNTING_WINDOW_BEATS)
+    return _beats.alternate_pulses(pulses, times, new_partials, window=COUNTING_WINDOW_BEATS)
 
 
 def _beat_lengths(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
@@ -384,14 +386,14 @@ def _beat_lengths(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
     lengths = np.diff(beats)
     padded = np.pad(lengths, 2, mode="edge")
     typical = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
-    return typical[_notes.beat_phase(times, beats).beat]
+    return typical[_beats.beat_phase(times, beats).beat]
 
 
 def _weighed_by_stem(stem_spec, times, frames, strength, tonal):
     """The mix's onset strengths and tonal weights at ``times`` (and their ``frames``), weighed
     with what the stem (:data:`STEM_CHARTED`) finds there: geometric means, the stem's weight
     :data:`STEM_WEIGHT`. An onset the stem does not hear at all is not charted."""
-    mine = _notes.envelope_near(_notes.onset_strength(stem_spec), times)
+    mine = _onsets.envelope_near(_onsets.onset_strength(stem_spec), times)
     own_tonal = _tonal_factor(_notes.new_partials(stem_spec, frames))
     return (strength ** (1.0 - STEM_WEIGHT) * mine ** STEM_WEIGHT,
             tonal ** (1.0 - STEM_WEIGHT) * own_tonal ** STEM_WEIGHT)
@@ -424,12 +426,12 @@ def _tonal_factor(new_partials):
 def _metrical_weights(times: np.ndarray, beats: np.ndarray,
                       feel: np.ndarray | None = None) -> np.ndarray:
     """:data:`METRE_WEIGHTS` of each onset from its position between the surrounding beats; in
-    the beats ``feel`` flags as triplet time (:func:`analyzer.notes.triplet_feel`) the thirds of
+    the beats ``feel`` flags as triplet time (:func:`analyzer.beats.triplet_feel`) the thirds of
     the beat take the 8th's weight."""
     weights = np.full(times.shape, METRE_WEIGHTS[2])
     if beats.size < 2 or times.size == 0:
         return weights
-    at = _notes.beat_phase(times, beats)
+    at = _beats.beat_phase(times, beats)
     frac = at.phase - np.round(at.phase)             # distance to the nearest beat, in beats
     half = (at.phase * 2 - np.round(at.phase * 2)) / 2    # ... to the nearest 8th, in beats
     if feel is not None:
@@ -578,7 +580,7 @@ def _held_until(times: np.ndarray, pitches: np.ndarray, rings: np.ndarray) -> np
     difficulty that drops the repeats)."""
     ends = times + rings
     held = ends.copy()
-    joined = (pitches[1:] == pitches[:-1]) & (ends[:-1] >= times[1:] - 2.0 / _notes.FRAME_RATE)
+    joined = (pitches[1:] == pitches[:-1]) & (ends[:-1] >= times[1:] - 2.0 / _onsets.FRAME_RATE)
     for i in range(times.size - 2, -1, -1):
         if joined[i]:
             held[i] = held[i + 1]

@@ -4,8 +4,10 @@ import mir_eval
 import numpy as np
 import pytest
 
+from analyzer import beats as beat_analysis
 from analyzer import charting
 from analyzer import notes as note_analysis
+from analyzer import onsets as onset_analysis
 from analyzer.formats.tempo import TempoMap
 from analyzer.stems import Stems
 from chart_store.chart import DIFFICULTIES, Chart, ChartMeta, Note
@@ -313,8 +315,8 @@ def test_drum_hits_over_a_held_chord_are_not_charted_but_picked_notes_are():
     y = (0.1 * chord + 0.02 * drum
          + render(picks, pitches, sr=sr, duration_s=seconds, note_s=0.45)).astype(np.float32)
     # On strength and metre alone the hits would be charted (8th-note weight 0.9) ...
-    found = note_analysis.detect_onsets(
-        note_analysis.onset_strength(note_analysis.analysis_spectrogram(y, sr)), threshold=0.1)
+    found = onset_analysis.detect_onsets(
+        onset_analysis.onset_strength(onset_analysis.analysis_spectrogram(y, sr)), threshold=0.1)
     at_hits = [found.strength[np.argmin(np.abs(found.times - h))] for h in hits]
     assert min(at_hits) * charting.METRE_WEIGHTS[1] >= charting.ONSET_THRESHOLD
     # ... but they bring no new partials over the held chord, and the picked notes do.
@@ -366,13 +368,13 @@ def test_quiet_notes_a_repeated_riff_does_not_repeat_are_not_charted():
          + 0.5 * render(ghosts, rng.choice([59, 60, 62, 64], ghosts.size), sr=sr,
                         duration_s=seconds, seed=1)).astype(np.float32)
     # On strength, metre and new partials alone the ghosts would be charted ...
-    spec = note_analysis.analysis_spectrogram(y, sr)
-    env = note_analysis.onset_strength(spec)
-    found = note_analysis.detect_onsets(env, threshold=0.1)
+    spec = onset_analysis.analysis_spectrogram(y, sr)
+    env = onset_analysis.onset_strength(spec)
+    found = onset_analysis.detect_onsets(env, threshold=0.1)
     score = (found.strength
-             * charting._metrical_weights(found.times, note_analysis.track_beats(env).beats)
+             * charting._metrical_weights(found.times, beat_analysis.track_beats(env).beats)
              * charting._tonal_factor(note_analysis.new_partials(
-                 spec, np.round(found.times * note_analysis.FRAME_RATE).astype(np.int64))))
+                 spec, np.round(found.times * onset_analysis.FRAME_RATE).astype(np.int64))))
     alone = found.times[score >= charting.ONSET_THRESHOLD]
     assert len(mir_eval.util.match_events(ghosts, alone, 0.05)) >= 6
     # ... but the bars that repeat theirs do not have them; the riff's notes stay.
@@ -425,7 +427,7 @@ def test_easy_levels_keep_the_beat_when_the_tracker_takes_the_and(seed):
 
 
 def test_counting_beats_follows_new_pitches_and_halves_a_sparse_chart():
-    tm = note_analysis.TempoMap(120.0, np.arange(64) * 0.5)
+    tm = beat_analysis.TempoMap(120.0, np.arange(64) * 0.5)
     # Notes on the "and" of beats 0-31, on the beat from 32 on: the counted beat follows them.
     times = np.concatenate([np.arange(32) * 0.5 + 0.25, 16.0 + np.arange(32) * 0.5])
     beats = charting.counting_beats(tm, times, np.full(64, 0.5), n_expert=128)
@@ -434,13 +436,13 @@ def test_counting_beats_follows_new_pitches_and_halves_a_sparse_chart():
     np.testing.assert_allclose(beats[40:], 20.0 + np.arange(24) * 0.5)
     # Fewer than 1.2 Expert notes per tracked beat (180 BPM): every other tracked beat, the odd
     # ones, where the notes with new partials are (the even ones bring none).
-    fast = note_analysis.TempoMap(180.0, np.arange(64) / 3)
+    fast = beat_analysis.TempoMap(180.0, np.arange(64) / 3)
     times = np.arange(64) / 3
     share = np.where(np.arange(64) % 2 == 1, 0.8, 0.0)
     beats = charting.counting_beats(fast, times, share, n_expert=64)
     np.testing.assert_allclose(beats, (2 * np.arange(32) + 1) / 3)
     # ... unless the half tempo would be under MIN_COUNTING_BPM (150 BPM: 75).
-    slow = note_analysis.TempoMap(150.0, np.arange(64) * 0.4)
+    slow = beat_analysis.TempoMap(150.0, np.arange(64) * 0.4)
     np.testing.assert_allclose(np.diff(charting.counting_beats(slow, times * 1.2, share,
                                                                n_expert=64)), 0.4)
 
@@ -522,10 +524,10 @@ def test_a_melody_half_buried_in_hiss_is_charted_though_it_has_no_beat():
     sr = 22050
     changes, melody = _breathy_melody(20, sr, seed=0)
     y = melody + 0.1 * np.random.default_rng(9).standard_normal(melody.size).astype(np.float32)
-    spec = note_analysis.analysis_spectrogram(y, sr)
-    env = note_analysis.onset_strength(spec)
-    assert note_analysis.pulse_clarity(env) < charting.MIN_PULSE_CLARITY
-    assert note_analysis.envelope_contrast(env) < charting.MIN_CONTRAST
+    spec = onset_analysis.analysis_spectrogram(y, sr)
+    env = onset_analysis.onset_strength(spec)
+    assert beat_analysis.pulse_clarity(env) < charting.MIN_PULSE_CLARITY
+    assert onset_analysis.envelope_contrast(env) < charting.MIN_CONTRAST
     # ... but its sound keeps changing, and the changes are charted.
     expert = _onsets(charting.chart_notes(y, sr).difficulties["expert"])
     assert len(mir_eval.util.match_events(changes, expert, 0.05)) >= 0.5 * changes.size

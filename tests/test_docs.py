@@ -32,7 +32,8 @@ MODULES = _modules()
 
 def test_the_examples_are_found():
     examples = 0
-    for name in ("analyzer.notes", "analyzer.charting", "chart_store.chart"):
+    for name in ("analyzer.onsets", "analyzer.beats", "analyzer.notes", "analyzer.charting",
+                 "chart_store.chart"):
         tests = doctest.DocTestFinder().find(importlib.import_module(name))
         examples += sum(len(t.examples) for t in tests)
     assert examples >= 20

@@ -1,6 +1,5 @@
 """analyzer.stems: HPSS fallback on signals with known parts, the real Demucs code path with a
 tiny randomly initialised model, and how "auto" chooses without network or heavy imports."""
-import json
 import subprocess
 import sys
 import time

@@ -6,7 +6,7 @@ which onsets to chart. The hand rule charts an onset when strength x metre weigh
 fifth round's hand rule: the repeat consensus of the sixth round, which :mod:`analyzer.charting`
 applies since, is not in it, so its hand-rule rows score 0.003-0.004 below ``run.py``'s now):
 
-- candidates: the onsets of the mix down to strength 0.15 (`analyzer.notes.detect_onsets`),
+- candidates: the onsets of the mix down to strength 0.15 (`analyzer.onsets.detect_onsets`),
   each with a feature vector from what the charter already computes or could cheaply
   (:data:`FEATURES`): log strength, log metre and tonal weights, the log hand score; strength
   relative to the max / median and its rank among the candidates within ±0.5/1/2 s, candidates
@@ -94,18 +94,20 @@ def _band_means(rise: np.ndarray, hz: np.ndarray) -> list[np.ndarray]:
 
 def song_candidates(folder: Path) -> Song:
     """Decode the mix, find the candidates and compute their features (as the charter would)."""
+    from analyzer import beats as B
     from analyzer import charting as C
     from analyzer import notes as N
+    from analyzer import onsets as O
     from analyzer.formats.folder import read_song_folder
 
     human_charts = read_song_folder(folder).notes.difficulties
     y, sr = mix_of(folder)
-    spec = N.analysis_spectrogram(y, sr)
-    env = N.onset_strength(spec)
-    onsets = N.detect_onsets(env, threshold=CANDIDATE_FLOOR)
-    tempo = N.track_beats(env)
+    spec = O.analysis_spectrogram(y, sr)
+    env = O.onset_strength(spec)
+    onsets = O.detect_onsets(env, threshold=CANDIDATE_FLOOR)
+    tempo = B.track_beats(env)
     t, s = onsets.times, onsets.strength
-    frames = np.round(t * N.FRAME_RATE).astype(np.int64)
+    frames = np.round(t * O.FRAME_RATE).astype(np.int64)
     metre = C._metrical_weights(t, tempo.beats)
     tonal = C._tonal_factor(N.new_partials(spec, frames))
     beat = tempo.beat_s
@@ -130,10 +132,10 @@ def song_candidates(folder: Path) -> Song:
 
     rise = mean_log(1, 4) - mean_log(-5, -1)
     lag2 = np.maximum(mean_log(0, 1) - mean_log(-2, -1), 0.0)
-    hz = np.arange(rise.shape[0]) * N.ANALYSIS_SR / N.N_FFT                 # bin frequencies
+    hz = np.arange(rise.shape[0]) * O.ANALYSIS_SR / O.N_FFT                 # bin frequencies
     for k, (a, b) in enumerate(zip(_band_means(rise, hz), _band_means(lag2, hz))):
         f[f"band{k}"], f[f"lag2band{k}"] = a, b
-    edges = np.geomspace(60.0, N.ANALYSIS_SR / 2, 17)
+    edges = np.geomspace(60.0, O.ANALYSIS_SR / 2, 17)
     for k in range(16):
         f[f"b16_{k}"] = rise[(hz >= edges[k]) & (hz < edges[k + 1])].mean(axis=0)
     f["valley"] = np.array([env[max(0, i - 6):i].min() if i > 0 else 0.0 for i in frames]) / s
@@ -153,11 +155,11 @@ def chart(song: Song, score: np.ndarray, threshold: float, name: str = "expert")
     """Onset times of one difficulty: candidates with ``score >= threshold``, thinned by the
     charter's gap rule for ``name`` (strongest ``score`` first), as ``chart_notes`` does."""
     from analyzer import charting as C
-    from analyzer import notes as N
+    from analyzer import onsets as O
 
     rule = C.RULES[name]
     on = score >= threshold
-    return song.times[on][N.strongest_apart(song.times[on], score[on],
+    return song.times[on][O.strongest_apart(song.times[on], score[on],
                                             min_gap_s=rule.gap_s(song.beat_s))]
 
 
