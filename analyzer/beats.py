@@ -26,8 +26,8 @@ from .onsets import FRAME_RATE, NotesError
 
 __all__ = [
     "TempoMap", "BeatPhase", "Snapped", "estimate_tempo", "local_tempo", "track_beats",
-    "pulse_clarity", "beat_phase", "sixteenth_slots", "snap_to_grid", "triplet_feel",
-    "alternate_pulses",
+    "pulse_clarity", "beat_phase", "sixteenth_slots", "snap_to_grid", "steady_beats", "on_grid",
+    "triplet_feel", "alternate_pulses",
 ]
 
 
@@ -48,6 +48,20 @@ TEMPO_STEP = 0.0025
 #: to 130 are followed to the window of the change.
 TEMPO_CHANGE_COST = 2.0
 TEMPO_DRIFT_COST = 8.0
+#: A chart's beats are published as a charter's tempo map (:func:`steady_beats`): stretches of
+#: one tempo, each a line that holds at least STEADY_SHARE of the tracked beats within
+#: STEADY_TOLERANCE_S (a tracked beat jitters by a frame or two where 16ths blur the beat) ...
+STEADY_TOLERANCE_S = 0.025
+STEADY_SHARE = 0.75
+#: ... and consecutive stretches of at least STEADY_MIN_BEATS beats that one line holds as
+#: well, each in phase or half a beat out (a tracker that moved to the "and" and back), are one
+#: grid. All 8 songs of benchmarks/chart_quality are played to a click (their human charts hold
+#: one tempo): their tracked beats fall into 3-20 such stretches, at the charts' tempo within
+#: 0.05 %, each in phase or half a beat out with the others.
+STEADY_MIN_BEATS = 16
+#: A grid reaches over the tracked beats beside it that keep its tempo: as many beats, their
+#: own tempo (a line through them) within STEADY_DRIFT of the grid's.
+STEADY_DRIFT = 0.02
 
 
 @dataclass(frozen=True, eq=False)
@@ -491,6 +505,196 @@ def _least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     var = float(dx @ dx)
     slope = float(dx @ (y - y.mean())) / var if var > 0 else 0.0
     return float(y.mean() - slope * x.mean()), slope
+
+
+def steady_beats(beats: np.ndarray, *, tolerance_s: float = STEADY_TOLERANCE_S,
+                 share: float = STEADY_SHARE, min_beats: int = STEADY_MIN_BEATS) -> np.ndarray:
+    """The beats as a charter's tempo map: a few stretches of constant tempo, not one tempo a
+    beat.
+
+    Tracked beats jitter by a frame or two and a tracker slips to the "and" for a few bars, so
+    their tempo changes at every beat (an export would write hundreds of tempo changes; human
+    charts of songs played to a click hold one). The beats are cut into the longest stretches
+    a line fits (each holding ``share`` of its beats within ``tolerance_s``, its first and last
+    among them); consecutive stretches of at least ``min_beats`` beats are one grid where one
+    line through all their beats, each stretch on its beats or half a beat out (a tracker that
+    moved to the "and" and back), holds ``share`` of them; the grid takes the phase most of
+    them hold. Grids reach over the tracked beats around them that keep their tempo; elsewhere
+    (a change of tempo, a break) the tracked beats stay. A song that speeds up steadily keeps
+    many short stretches, each within ``tolerance_s`` of the beats.
+
+    Parameters
+    ----------
+    beats : np.ndarray [shape=(n,)]
+        Tracked beat times (seconds, ascending), e.g. :func:`track_beats`.
+
+    Returns
+    -------
+    np.ndarray [shape=(m,)]
+        Beat times (seconds, ascending), evenly spaced along each grid.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> beats = np.arange(200) * 0.4 + rng.uniform(-0.012, 0.012, 200)    # 150 BPM, jittery
+    >>> beats[80:120] += 0.2                                  # 40 beats tracked on the "and"
+    >>> steady = steady_beats(beats)
+    >>> steady.size, round(60 / float(np.diff(steady).max()), 2), round(float(steady[100]), 2)
+    (200, 150.0, 40.0)
+    """
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.size < min_beats:
+        return beats.copy()
+    index = np.arange(beats.size, dtype=np.float64)
+    stretches = _line_stretches(beats, tolerance_s, share)
+    grids: list[tuple[float, float, float, float]] = []       # intercept, period, first, last (s)
+    members: list[list[tuple[int, int]]] = []
+    for first, last in (s for s in stretches if s[1] - s[0] >= min_beats - 1):
+        if members:
+            a, p, held = _grid_of(beats, members[-1] + [(first, last)], *grids[-1][:2],
+                                  tolerance_s)
+            if held >= share:
+                members[-1].append((first, last))
+                grids[-1] = (a, p, grids[-1][2], beats[last])
+                continue
+        intercept, period, _ = _robust_line(index[first:last + 1], beats[first:last + 1],
+                                            tolerance_s)
+        members.append([(first, last)])
+        grids.append((intercept + period * first, period, beats[first], beats[last]))
+    grids = _widened(beats, grids, tolerance_s, share)
+    # Each grid's beats in place of the tracked beats it spans, the tracked beats elsewhere.
+    points, outside = [], np.ones(beats.size, bool)
+    for a, p, start, end in grids:
+        points.append(a + p * np.arange(np.round((start - a) / p), np.round((end - a) / p) + 1))
+        outside &= (beats < start) | (beats > end)
+    # Outside the grids, each stretch of a few beats keeps one tempo (a tempo that moves on).
+    rest = beats.copy()
+    for first, last in stretches:
+        if last - first >= 3 and outside[first:last + 1].all():
+            a, p, _ = _robust_line(index[first:last + 1], beats[first:last + 1], tolerance_s)
+            rest[first:last + 1] = a + p * index[first:last + 1]
+    merged = np.sort(np.concatenate(points + [rest[outside]]))
+    merged = merged[merged >= min(0.0, beats[0])]       # a grid starts no earlier than the audio
+    closest = 0.5 * float(np.median(np.diff(beats)))
+    kept = [merged[0]]
+    for t in merged[1:]:                     # where a grid meets tracked beats or the next grid
+        if t - kept[-1] >= closest:
+            kept.append(t)
+    return np.array(kept)
+
+
+def _widened(beats: np.ndarray, grids: list[tuple[float, float, float, float]],
+             tolerance: float, share: float) -> list[tuple[float, float, float, float]]:
+    """``grids`` (intercept, period, first and last beat, s) reaching over the tracked beats
+    between them, and before the first and after the last, where those beats keep the
+    neighbouring grid's tempo: ``share`` of them within ``tolerance`` of its beats or "and"s, or
+    as many beats as it has there (an intro whose figure the tracker wandered in, a fill
+    between two stretches). The earlier grid is tried first."""
+    grids = list(grids)
+    for i in range(len(grids) + 1):
+        lo = grids[i - 1][3] if i > 0 else -np.inf
+        hi = grids[i][2] if i < len(grids) else np.inf
+        gap = beats[(beats > lo) & (beats < hi)]
+        if gap.size == 0:
+            continue
+        for j in (i - 1, i):
+            if not 0 <= j < len(grids):
+                continue
+            a, p, start, end = grids[j]
+            halves = np.round(2.0 * (gap - a) / p)
+            near = np.mean(np.abs(gap - a - halves * p / 2.0) <= tolerance) >= share
+            # Or as many beats as the grid would have there, the tracker wandering around it,
+            # not drifting away (a tempo that moves on).
+            count = abs(gap.size - 1 - (gap[-1] - gap[0]) / p) <= max(1.0, 0.05 * gap.size)
+            drift = gap.size >= 4 and abs(
+                _least_squares_line(np.arange(gap.size, dtype=np.float64), gap)[1] / p - 1.0
+            ) > STEADY_DRIFT
+            if near or (count and not drift):
+                grids[j] = (a, p, min(start, gap[0]), max(end, gap[-1]))
+                break
+    return grids
+
+
+def _robust_line(x: np.ndarray, y: np.ndarray,
+                 tolerance: float) -> tuple[float, float, np.ndarray]:
+    """Intercept and slope of the line through the points within ``tolerance`` of it (least
+    squares, refitted three times on the last fit's inliers), and which points those are."""
+    intercept, slope = _least_squares_line(x, y)
+    inliers = np.abs(y - intercept - slope * x) <= tolerance
+    for _ in range(3):
+        if inliers.sum() < 2:
+            break
+        intercept, slope = _least_squares_line(x[inliers], y[inliers])
+        inliers = np.abs(y - intercept - slope * x) <= tolerance
+    return intercept, slope, inliers
+
+
+def _line_stretches(beats: np.ndarray, tolerance: float, share: float) -> list[tuple[int, int]]:
+    """Consecutive ``(first, last)`` beat indices, each the longest stretch from ``first`` on
+    that a line holds (:func:`_robust_line`: ``share`` of its beats, both ends included)."""
+    index = np.arange(beats.size, dtype=np.float64)
+
+    def holds(first: int, last: int) -> bool:
+        inliers = _robust_line(index[first:last + 1], beats[first:last + 1], tolerance)[2]
+        return bool(inliers.mean() >= share and inliers[0] and inliers[-1])
+
+    stretches, first = [], 0
+    while first < beats.size:
+        last, step = min(first + 1, beats.size - 1), 1
+        while last + step < beats.size and holds(first, last + step):   # gallop, then bisect
+            last += step
+            step *= 2
+        bad = min(last + step, beats.size)
+        while bad - last > 1:
+            middle = (last + bad) // 2
+            if holds(first, middle):
+                last = middle
+            else:
+                bad = middle
+        stretches.append((first, last))
+        first = last + 1
+    return stretches
+
+
+def _grid_of(beats: np.ndarray, parts: list[tuple[int, int]], intercept: float, period: float,
+             tolerance: float) -> tuple[float, float, float]:
+    """One grid through the beats of ``parts`` (stretches of beat indices, each on a line) and
+    the share of those beats it holds within ``tolerance``: ``(intercept, period, share)``,
+    beat ``k`` at ``intercept + period * k`` seconds.
+
+    Each stretch starts on the beat or the "and" of the grid given nearest its first beat and
+    counts whole beats from there; the grid is the line through them all (:func:`_robust_line`),
+    on the phase most of them hold."""
+    halves = np.concatenate([np.round(2.0 * (beats[a] - intercept) / period)
+                             + 2 * np.arange(b - a + 1) for a, b in parts])
+    t = np.concatenate([beats[a:b + 1] for a, b in parts])
+    intercept, half, held = _robust_line(halves, t, tolerance)
+    on_and = np.count_nonzero(halves[held] % 2) > np.count_nonzero(held) / 2
+    return intercept + half * on_and, 2.0 * half, float(held.mean())
+
+
+def on_grid(times: np.ndarray, beats: np.ndarray, *, divisions: tuple[int, ...] = (4, 3),
+            tolerance_s: float = 0.01) -> np.ndarray:
+    """``times`` moved onto the nearest ``1/d`` of a beat (each ``d`` in ``divisions``: 16ths and
+    8th-note triplets by default) where one is within ``tolerance_s``; elsewhere unchanged.
+
+    Examples
+    --------
+    >>> on_grid(np.array([0.128, 0.3, 0.502]), np.array([0.0, 0.5, 1.0]))
+    array([0.125, 0.3  , 0.5  ])
+    """
+    times = np.asarray(times, dtype=np.float64)
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.size < 2:
+        return times.copy()
+    at = beat_phase(times, beats)
+    inside = (times >= beats[0]) & (times <= beats[-1])
+    best, gap = times.copy(), np.full(times.shape, np.inf)
+    for d in divisions:
+        grid = beats[at.beat] + np.round(at.phase * d) / d * at.period
+        closer = inside & (np.abs(grid - times) < gap)
+        best[closer], gap[closer] = grid[closer], np.abs(grid - times)[closer]
+    return np.where(gap <= tolerance_s, best, times)
 
 
 def triplet_feel(times: np.ndarray, weight: np.ndarray, beats: np.ndarray, *,

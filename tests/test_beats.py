@@ -4,8 +4,9 @@ import mir_eval
 import numpy as np
 import pytest
 
-from analyzer.beats import (alternate_pulses, estimate_tempo, local_tempo, sixteenth_slots,
-                            snap_to_grid, track_beats, triplet_feel)
+from analyzer.beats import (alternate_pulses, estimate_tempo, local_tempo, on_grid,
+                            sixteenth_slots, snap_to_grid, steady_beats, track_beats,
+                            triplet_feel)
 from analyzer.onsets import (FRAME_RATE, NotesError, analysis_spectrogram, detect_onsets,
                              onset_strength)
 from tests.plucked import render, riff, shuffle, tempo_change, tempo_ramp
@@ -88,6 +89,47 @@ def test_sixteenth_slots_on_the_beat_grid():
     np.testing.assert_array_equal(sixteenth_slots(times, beats),
                                   [-1, 0, 1, 6, 8, 10, 12, -1])
     assert sixteenth_slots(times, np.array([1.0])).tolist() == [-1] * times.size
+
+
+def _tempos(beats):
+    """How many stretches of one tempo (to the microsecond) the beats make."""
+    return 1 + int(np.count_nonzero(np.abs(np.diff(np.diff(beats))) > 1e-6))
+
+
+def test_steady_beats_keep_one_tempo_where_the_tracker_wandered():
+    # 300 beats at 150 BPM tracked as a tracker does on a dense mix: jittery by up to 20 ms, on
+    # the "and" for 30 beats twice, lost in an intro (+-20 % a beat) and a fill.
+    rng = np.random.default_rng(3)
+    truth = 0.37 + np.arange(300) * 0.4
+    tracked = truth + rng.uniform(-0.02, 0.02, truth.size)
+    tracked[60:90] += 0.2
+    tracked[200:230] += 0.2
+    tracked[:24] += rng.uniform(-0.08, 0.08, 24)
+    tracked[140:146] += np.array([0.1, -0.1, 0.12, -0.05, 0.09, 0.0])
+    steady = steady_beats(tracked)
+    assert _tempos(steady) == 1 and steady.size == truth.size
+    assert np.abs(steady - truth).max() < 0.003
+
+
+def test_steady_beats_follow_a_change_of_tempo_and_a_tempo_that_moves():
+    rng = np.random.default_rng(4)
+    change = np.r_[np.arange(48) * 60 / 110, 47 * 60 / 110 + np.arange(1, 49) * 60 / 150]
+    steady = steady_beats(change + rng.uniform(-0.012, 0.012, change.size))
+    assert _tempos(steady) <= 3 and np.abs(steady - change).max() < 0.005
+    # From 100 to 160 BPM over 160 beats: stretches of one tempo, each beat within 30 ms.
+    ramp = np.r_[0.0, np.cumsum(60 / np.linspace(100, 160, 159))]
+    steady = steady_beats(ramp + rng.uniform(-0.006, 0.006, ramp.size))
+    assert steady.size == ramp.size and np.abs(steady - ramp).max() < 0.03
+    assert _tempos(steady) <= 40
+
+
+def test_on_grid_moves_only_what_is_near_a_16th_or_a_triplet():
+    beats = np.arange(9) * 0.5
+    times = np.array([0.13, 0.33, 0.4, 0.79, 4.2])   # near 1/4, near 2/3, neither, 3/4, after
+    np.testing.assert_allclose(on_grid(times, beats, tolerance_s=0.01),
+                               [0.125, 1 / 3, 0.4, 0.79, 4.2])
+    np.testing.assert_allclose(on_grid(times, beats, tolerance_s=0.05)[3], 0.75)
+    assert on_grid(times, beats[:1]).tolist() == times.tolist()
 
 
 def test_snap_to_grid_puts_onsets_on_the_grid_they_were_played_on():

@@ -52,9 +52,11 @@ def test_notes_are_on_the_grid_the_riff_was_played_on(riff_120, charted):
     pairs = mir_eval.util.match_events(riff_120.times, found, 0.05)
     offset = np.array([found[j] - riff_120.times[i] for i, j in pairs])
     assert np.median(np.abs(offset - np.median(offset))) < 0.001
-    # The beats moved onto the same grid: exported (notes.mid, .sm), the notes fall on 16th-note
-    # ticks of the tempo map made from them (about half do on the tracked beats).
+    # The chart is published on one tempo, as a charter would write it: exported (notes.mid,
+    # .sm), its tempo map holds 120 BPM (and a pickup to the first beat), and the notes fall on
+    # its 16th-note ticks (about half do on the tracked beats).
     tempo = TempoMap.from_beats(charted.beats, resolution=480)
+    assert len(tempo.ticks) <= 2 and 60 / tempo.beat_s[-1] == pytest.approx(120, abs=0.05)
     ticks = np.array([tempo.tick_at(t) for t in found])
     assert np.mean(np.abs((ticks + 60) % 120 - 60) <= 2) >= 0.95
 

@@ -293,6 +293,21 @@ def test_tempo_map_from_beats_is_exact_and_splits_slow_beats():
     assert tempo.seconds(tempo.tick_at(1.2345)) == pytest.approx(1.2345, abs=1e-12)
 
 
+def test_a_steady_tempo_is_written_as_one_tempo():
+    beats = 0.34 + np.arange(1000) * 60 / 180.001      # a chart on one tempo, from 0.34 s
+    tempo = TempoMap.from_beats(beats)
+    assert len(tempo.ticks) == 2                        # the pickup to the first beat, then one
+    assert 60 / tempo.beat_s[1] == pytest.approx(180.001, abs=1e-3)   # whole microseconds
+    grid = tempo.beat_times(beats[-1] + 0.01)[1:]
+    assert np.abs(grid - beats).max() < 0.5e-6 * beats.size    # 0.5 us a beat at most
+    # Where the tempo changes, a new run starts; a jittery tempo is exact beat by beat.
+    two = np.r_[beats[:100], beats[99] + np.arange(1, 101) * 0.3]
+    assert len(TempoMap.from_beats(two).ticks) == 3
+    jitter = beats + np.random.default_rng(0).uniform(-0.005, 0.005, beats.size)
+    grid = TempoMap.from_beats(jitter).beat_times(jitter[-1] + 0.01)[1:]
+    assert np.abs(grid - jitter).max() < 1e-6
+
+
 def test_absurd_tempo_is_an_error_not_a_hang():
     chart = parse_midi(midi_bytes([("PART GUITAR", [(0, 1, 96)])], tempos=((0, 1),)))
     with pytest.raises(FormatError, match="more than 60000 beats"):

@@ -94,8 +94,11 @@ class TempoMap:
         Tick 0 is time 0. The stretch before the first beat becomes whole beats at the first
         beat's tempo (a pickup); after the last beat the last tempo goes on. Beats longer than
         ``max_beat_s`` are split evenly so every tick stays short (see :data:`MAX_EXPORT_BEAT_S`).
-        Tempos are whole microseconds a beat (what MIDI stores), rounded so that the error never
-        accumulates: every grid time is within 0.5 µs × ticks/beat of the wanted time.
+        Beats of one length (to the microsecond: a steady tempo map, as
+        :func:`analyzer.beats.steady_beats` publishes) are one tempo change, in whole microseconds
+        a beat (what MIDI stores), rounded so that the error never accumulates: the end of each
+        run of beats lands within 0.5 µs of its wanted time, the beats inside it within 0.5 µs
+        × the beats since its start (0.5 ms after 1,000 beats).
 
         Parameters
         ----------
@@ -119,11 +122,21 @@ class TempoMap:
         for a, b in zip(beats[:-1], beats[1:]):
             parts = math.ceil((b - a) / max_beat_s - 1e-9)
             grid += [a + (b - a) * k / parts for k in range(1, parts + 1)]
-        # Whole microseconds per beat, each chosen so the running sum stays on the wanted grid.
-        lengths = np.diff(np.round(np.asarray(grid) * 1e6)).tolist()
-        lengths.append(lengths[-1] if lengths else round(min(DEFAULT_BEAT_S, max_beat_s) * 1e6))
-        lengths = [max(1.0, x) for x in lengths]
-        changes = [(k * resolution, x / 1e6) for k, x in enumerate(lengths)]
+        # One tempo for each run of beats of one length (to the microsecond), in whole
+        # microseconds a beat, each run's chosen so that its end lands on the wanted time.
+        wanted = np.asarray(grid) * 1e6
+        if wanted.size < 2:
+            return cls.from_changes(resolution, [(0, min(DEFAULT_BEAT_S, max_beat_s))])
+        lengths = np.diff(wanted)
+        starts = [0]
+        for k in range(1, lengths.size):
+            if abs(lengths[k] - lengths[starts[-1]]) > 1.0:
+                starts.append(k)
+        changes, written = [], 0.0
+        for start, end in zip(starts, starts[1:] + [lengths.size]):
+            micros = max(1.0, round((wanted[end] - written) / (end - start)))
+            changes.append((start * resolution, micros / 1e6))
+            written += micros * (end - start)
         return cls.from_changes(resolution, changes)
 
     @property

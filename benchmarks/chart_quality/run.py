@@ -12,6 +12,10 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   their median, i.e. how far from the human chart's grid the notes sit once the song's offset is
   taken out; and the share of the generated notes an export puts on a 16th note of its tempo
   map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
+- the tempo map: how many tempo changes an export of the chart writes (the human charts here
+  have one tempo each), and the share of the chart's beats within 10 ms of a beat of the human
+  chart's tempo map at its best constant offset (the human beats halved where the human counts
+  in half time);
 - notes/s (distinct onset times per second of audio) of both charts and their ratio;
 - how the matched notes are played (:func:`feel_scores`): whether the lanes move the same way
   note to note as the human's (against the same generated moves shuffled: what lanes that ignore
@@ -68,6 +72,7 @@ EVALUATED = ("expert", "hard", "medium", "easy")
 #: Exported tempo maps use Clone Hero's resolution; a note within a 20th of a 16th is on it.
 TICKS_PER_BEAT = 480
 ON_GRID_TICKS = 6
+ON_BEAT_S = 0.01
 SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
 
 
@@ -179,6 +184,25 @@ def on_sixteenths(times: np.ndarray, tempo) -> float:
     ticks = np.array([tempo.tick_at(t) for t in times])
     off = np.abs((ticks + sixteenth / 2) % sixteenth - sixteenth / 2)
     return float(np.mean(off <= ON_GRID_TICKS))
+
+
+def on_human_beats(beats: np.ndarray, human_beats: np.ndarray) -> float:
+    """Share of ``beats`` within :data:`ON_BEAT_S` of a beat of the human chart's tempo map
+    (``human_beats``, split into as many as the chart counts in one: a human chart of a 190 BPM
+    song in 95 BPM counts one beat for two), at the best constant offset (2 ms steps over a
+    beat): whether the chart keeps the human's tempo and keeps it steady. Any offset, as two of
+    the human maps here (Escape from chaosland, Metal madness) sit 0.4 beat off their own notes."""
+    if beats.size < 2 or human_beats.size < 2:
+        return float("nan")
+    per = max(1, round(float(np.median(np.diff(human_beats)) / np.median(np.diff(beats)))))
+    k = np.arange(human_beats.size)
+    human = np.interp(np.arange(0, k[-1] + 1e-9, 1 / per), k, human_beats)
+    nearest = np.clip(np.searchsorted(human, beats), 1, human.size - 1)
+    before, after = beats - human[nearest - 1], beats - human[nearest]
+    period = float(np.median(np.diff(human)))
+    return max(float(np.mean(np.minimum(np.abs(before - shift), np.abs(after - shift))
+                             <= ON_BEAT_S))
+               for shift in np.arange(-period / 2, period / 2, 0.002))
 
 
 def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -314,6 +338,9 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
                       "density_ratio": round(est.size / max(ref.size, 1), 3),
                       "on_sixteenths": round(on_sixteenths(est, exported), 4)})
         result["difficulties"][name] = entry
+    result["tempo_map"] = {
+        "changes": len(exported.ticks),
+        "on_human_beats": round(on_human_beats(generated.beats, chart.beats(duration + 1.0)), 4)}
     if with_basic_pitch:
         result["basic_pitch_expert"] = basic_pitch_scores(y, sr, onset_times(human["expert"]))
     return result
@@ -344,6 +371,11 @@ def summary(results: list[dict]) -> dict:
             ratios = [row["density_ratio"] for row in rows]
             out[name].update({"songs": len(rows), "density_ratio_min": min(ratios),
                               "density_ratio_max": max(ratios), "feel": _mean_feel(rows)})
+    maps = [r["tempo_map"] for r in results]
+    out["tempo_map"] = {"changes": round(float(np.mean([m["changes"] for m in maps])), 2),
+                        "changes_max": max(m["changes"] for m in maps),
+                        "on_human_beats": round(float(np.nanmean([m["on_human_beats"]
+                                                                   for m in maps])), 4)}
     total_audio = sum(r["duration_s"] for r in results)
     total_wall = sum(r["chart_notes_wall_s"] for r in results)
     bp = [r["basic_pitch_expert"] for r in results if "basic_pitch_expert" in r]
@@ -375,6 +407,22 @@ def table(report: dict) -> str:
         mean = part["mean"]
         lines.append(f"| {set_name} | **mean** | "
                      + " | ".join(cell(mean.get(d, {})) for d in EVALUATED) + " |")
+    return "\n".join(lines)
+
+
+def tempo_table(report: dict) -> str:
+    """A Markdown table of each song's exported tempo map: its tempo changes, and its beats on
+    the human chart's beats (:func:`on_human_beats`)."""
+    lines = ["| set | song | tempo changes in the export | beats on the human beats (±10 ms) |",
+             "|---|---|---|---|"]
+    for set_name, part in report["sets"].items():
+        for song in part["songs"]:
+            m = song["tempo_map"]
+            lines.append(f"| {set_name} | {song['song']} | {m['changes']} | "
+                         f"{m['on_human_beats']:.2f} |")
+        m = part["mean"]["tempo_map"]
+        lines.append(f"| {set_name} | **mean** | {m['changes']:.1f} (max {m['changes_max']}) | "
+                     f"{m['on_human_beats']:.2f} |")
     return "\n".join(lines)
 
 
@@ -452,6 +500,7 @@ def main(argv=None) -> int:
     if args.table:
         print(table(report), file=sys.stderr)
         print(feel_table(report), file=sys.stderr)
+        print(tempo_table(report), file=sys.stderr)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n")
     return 0
