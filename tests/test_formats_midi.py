@@ -300,6 +300,9 @@ def test_a_steady_tempo_is_written_as_one_tempo():
     assert 60 / tempo.beat_s[1] == pytest.approx(180.001, abs=1e-3)   # whole microseconds
     grid = tempo.beat_times(beats[-1] + 0.01)[1:]
     assert np.abs(grid - beats).max() < 0.5e-6 * beats.size    # 0.5 us a beat at most
+    # A first beat 45 ms in joins the pickup: 127 BPM, not a 45 ms beat at 1300 BPM.
+    early = TempoMap.from_beats(0.045 + np.arange(100) * 60 / 140)
+    assert len(early.ticks) == 2 and 2 / 3 * 140 < 60 / early.beat_s[0] < 140
     # Where the tempo changes, a new run starts; a jittery tempo is exact beat by beat.
     two = np.r_[beats[:100], beats[99] + np.arange(1, 101) * 0.3]
     assert len(TempoMap.from_beats(two).ticks) == 3

@@ -92,7 +92,8 @@ class TempoMap:
         """A tempo map whose quarter-note beats fall on ``beats`` (seconds), for export.
 
         Tick 0 is time 0. The stretch before the first beat becomes whole beats at the first
-        beat's tempo (a pickup); after the last beat the last tempo goes on. Beats longer than
+        beat's tempo (a pickup; under half a beat joins the first beat, so the pickup's tempo
+        stays within 2/3 to 2 times the first's); after the last beat the last tempo goes on. Beats longer than
         ``max_beat_s`` are split evenly so every tick stays short (see :data:`MAX_EXPORT_BEAT_S`).
         Beats of one length (to the microsecond: a steady tempo map, as
         :func:`analyzer.beats.steady_beats` publishes) are one tempo change, in whole microseconds
@@ -115,6 +116,8 @@ class TempoMap:
         if beats.size == 0:
             return cls(resolution)
         first = beats[1] - beats[0] if beats.size > 1 else DEFAULT_BEAT_S
+        if beats.size > 1 and 0 < beats[0] < first / 2:
+            beats = beats[1:]      # under half a beat before the first: it joins the pickup
         grid = [0.0]
         if beats[0] > 0:
             pickup = max(1, round(beats[0] / first), math.ceil(beats[0] / max_beat_s - 1e-9))
