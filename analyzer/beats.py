@@ -574,7 +574,7 @@ def steady_beats(beats: np.ndarray, *, tolerance_s: float = STEADY_TOLERANCE_S,
             a, p, _ = _robust_line(index[first:last + 1], beats[first:last + 1], tolerance_s)
             rest[first:last + 1] = a + p * index[first:last + 1]
     merged = np.sort(np.concatenate(points + [rest[outside]]))
-    merged = merged[merged >= min(0.0, beats[0])]       # a grid starts no earlier than the audio
+    merged = np.maximum(merged, min(0.0, beats[0]))     # a grid's first beat may fit just before 0
     closest = 0.5 * float(np.median(np.diff(beats)))
     kept = [merged[0]]
     for t in merged[1:]:                     # where a grid meets tracked beats or the next grid

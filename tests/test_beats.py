@@ -111,11 +111,15 @@ def test_steady_beats_keep_one_tempo_where_the_tracker_wandered():
     assert np.abs(steady - truth).max() < 0.003
 
 
-def test_steady_beats_follow_a_change_of_tempo_and_a_tempo_that_moves():
+def test_steady_beats_follow_a_change_of_tempo_a_break_and_a_tempo_that_moves():
     rng = np.random.default_rng(4)
     change = np.r_[np.arange(48) * 60 / 110, 47 * 60 / 110 + np.arange(1, 49) * 60 / 150]
     steady = steady_beats(change + rng.uniform(-0.012, 0.012, change.size))
     assert _tempos(steady) <= 3 and np.abs(steady - change).max() < 0.005
+    # A break of 1.3 beats: two grids at one tempo, out of phase, and the beat between them.
+    pause = 0.5 + np.r_[np.arange(40) * 0.5, 19.5 + 0.65 + np.arange(40) * 0.5]
+    steady = steady_beats(pause + rng.uniform(-0.015, 0.015, pause.size))
+    assert _tempos(steady) == 3 and np.abs(steady - pause).max() < 0.006
     # From 100 to 160 BPM over 160 beats: stretches of one tempo, each beat within 30 ms.
     ramp = np.r_[0.0, np.cumsum(60 / np.linspace(100, 160, 159))]
     steady = steady_beats(ramp + rng.uniform(-0.006, 0.006, ramp.size))
