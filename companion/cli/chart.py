@@ -78,7 +78,12 @@ def summary(chart) -> list[str]:
     beats = f"beats     {len(chart.beats)}"
     if len(chart.beats) > 1:
         import numpy as np
-        beats += f" (about {60.0 / float(np.median(np.diff(chart.beats))):.0f} BPM)"
+        # The tempo of most beats, and how many stretches of one tempo (to the microsecond) the
+        # tempo map has: what an export writes as tempo changes.
+        lengths = np.diff(chart.beats)
+        tempos = 1 + int(np.count_nonzero(np.abs(np.diff(lengths)) > 1e-6))
+        beats += f", {60.0 / float(np.median(lengths)):.2f} BPM" + (
+            f" ({tempos} tempos)" if tempos > 1 else "")
     lines += [beats, "notes" if chart.difficulties else "notes     none"]
     for name, track in chart.difficulties.items():
         stems = sorted({note.stem for note in track})
