@@ -24,7 +24,7 @@ changes (:func:`analyzer.beats.local_tempo`), and every rule in beats below read
 note falls in, so a song that speeds up is thinned at each section's own tempo. The chart is
 published on a charter's tempo map: the fewest stretches of one tempo the tracked beats fit
 (:func:`analyzer.beats.steady_beats`; one tempo for a song played to a click, where the tracker
-wandered), with the notes on its 16ths and triplets where they are within :data:`ON_GRID_S`. With a
+wandered), the notes on its 16ths and triplets where they are within :data:`ON_GRID_S`. With a
 separated stem of the charted instrument (Demucs' guitar, piano or other stem, the loudest), the
 onsets are still the mix's, each weighed by what the stem hears there (:data:`STEM_WEIGHT`), and
 pitches, sustains and lanes read the stem.
@@ -316,8 +316,9 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # a tracked beat too. The grid is fitted to the onsets; the beats move onto it with them.
     grid = _beats.snap_to_grid(times, tempo.beats)
     tempo = _beats.TempoMap(tempo.bpm, grid.beats)
-    # The chart is published on a charter's tempo map (a few stretches of one tempo), and its
-    # notes on that map's 16ths and triplets where they are within a few ms of one.
+    # The chart is published on a charter's tempo map (a few stretches of one tempo), its notes
+    # on that map's 16ths and triplets where they are within ON_GRID_S of one. The rules below
+    # read the tracked beats: charting on a steadier grid chose no better notes (README there).
     published = _beats.steady_beats(grid.beats)
     times = _beats.on_grid(grid.times, published, tolerance_s=ON_GRID_S)
     sound = _notes.onset_spectra(note_spec, times)    # what each note's lane is judged on

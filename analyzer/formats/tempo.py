@@ -93,9 +93,9 @@ class TempoMap:
 
         Tick 0 is time 0. The stretch before the first beat becomes whole beats at the first
         beat's tempo (a pickup; under half a beat joins the first beat, so the pickup's tempo
-        stays within 2/3 to 2 times the first's); after the last beat the last tempo goes on. Beats longer than
-        ``max_beat_s`` are split evenly so every tick stays short (see :data:`MAX_EXPORT_BEAT_S`).
-        Beats of one length (to the microsecond: a steady tempo map, as
+        stays within 2/3 to 2 times the first's); after the last beat the last tempo goes on.
+        Beats longer than ``max_beat_s`` are split evenly so every tick stays short (see
+        :data:`MAX_EXPORT_BEAT_S`). Beats of one length (to the microsecond: a steady tempo map, as
         :func:`analyzer.beats.steady_beats` publishes) are one tempo change, in whole microseconds
         a beat (what MIDI stores), rounded so that the error never accumulates: the end of each
         run of beats lands within 0.5 µs of its wanted time, the beats inside it within 0.5 µs
