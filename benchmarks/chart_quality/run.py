@@ -14,8 +14,8 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
 - the tempo map: how many tempo changes an export of the chart writes (the human charts here
   have one tempo each), and the share of the chart's beats within 10 ms of a beat of the human
-  chart's tempo map at its best constant offset (the human beats halved where the human counts
-  in half time);
+  chart's tempo map, each run of 64 beats at its best constant offset (the human beats halved
+  where the human counts in half time);
 - notes/s (distinct onset times per second of audio) of both charts and their ratio;
 - how the matched notes are played (:func:`feel_scores`): whether the lanes move the same way
   note to note as the human's (against the same generated moves shuffled: what lanes that ignore
@@ -186,12 +186,14 @@ def on_sixteenths(times: np.ndarray, tempo) -> float:
     return float(np.mean(off <= ON_GRID_TICKS))
 
 
-def on_human_beats(beats: np.ndarray, human_beats: np.ndarray) -> float:
+def on_human_beats(beats: np.ndarray, human_beats: np.ndarray, *, window: int = 64) -> float:
     """Share of ``beats`` within :data:`ON_BEAT_S` of a beat of the human chart's tempo map
     (``human_beats``, split into as many as the chart counts in one: a human chart of a 190 BPM
-    song in 95 BPM counts one beat for two), at the best constant offset (2 ms steps over a
-    beat): whether the chart keeps the human's tempo and keeps it steady. Any offset, as two of
-    the human maps here (Escape from chaosland, Metal madness) sit 0.4 beat off their own notes."""
+    song in 95 BPM counts one beat for two), each run of ``window`` beats at its best constant
+    offset (2 ms steps over a beat): whether the chart keeps the human's tempo and keeps it
+    steady. Any offset, as two of the human maps here (Escape from chaosland, Metal madness) sit
+    0.4 beat off their own notes, and one per run, as such an offset in seconds changes with the
+    tempo (``--tempo-change``)."""
     if beats.size < 2 or human_beats.size < 2:
         return float("nan")
     per = max(1, round(float(np.median(np.diff(human_beats)) / np.median(np.diff(beats)))))
@@ -200,9 +202,13 @@ def on_human_beats(beats: np.ndarray, human_beats: np.ndarray) -> float:
     nearest = np.clip(np.searchsorted(human, beats), 1, human.size - 1)
     before, after = beats - human[nearest - 1], beats - human[nearest]
     period = float(np.median(np.diff(human)))
-    return max(float(np.mean(np.minimum(np.abs(before - shift), np.abs(after - shift))
-                             <= ON_BEAT_S))
-               for shift in np.arange(-period / 2, period / 2, 0.002))
+    held = 0
+    for a in range(0, beats.size, window):
+        b, c = before[a:a + window], after[a:a + window]
+        held += max(int(np.count_nonzero(np.minimum(np.abs(b - shift), np.abs(c - shift))
+                                         <= ON_BEAT_S))
+                    for shift in np.arange(-period / 2, period / 2, 0.002))
+    return held / beats.size
 
 
 def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -265,11 +271,17 @@ def _ffmpeg_filtered(y: np.ndarray, sr: int, audio_filter: str) -> np.ndarray:
     return np.frombuffer(out.stdout, np.float32)
 
 
+def moved_times(times, cut_s: float, factor: float):
+    """Times (s) after ``cut_s`` where they fall once the audio there is ``factor`` times as
+    fast."""
+    return np.where(np.asarray(times) < cut_s, times, cut_s + (np.asarray(times) - cut_s) / factor)
+
+
 def moved_notes(notes, cut_s: float, factor: float) -> tuple:
     """Human notes after ``cut_s`` where they fall once the audio there is ``factor`` times as
     fast (and their sustains that much shorter)."""
     def at(t):
-        return t if t < cut_s else cut_s + (t - cut_s) / factor
+        return float(moved_times(t, cut_s, factor))
     return tuple(dataclasses.replace(n, t=at(n.t), dur=at(n.t + n.dur) - at(n.t)) for n in notes)
 
 
@@ -297,13 +309,14 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
     human = chart.difficulties
     guitar, backing, sr = _parts(folder)
     change = {}
+    human_beats = chart.beats(len(guitar) / sr + 1.0)
     if tempo_change is not None:
-        beats = chart.beats(len(guitar) / sr)
-        cut_s = float(beats[np.argmin(np.abs(beats - len(guitar) / sr / 2))])
+        cut_s = float(human_beats[np.argmin(np.abs(human_beats - len(guitar) / sr / 2))])
         guitar, backing = (faster_from(part, sr, cut_s, tempo_change) for part in (guitar, backing))
         n = min(len(guitar), len(backing))        # atempo's output length varies by a few ms
         guitar, backing = guitar[:n], backing[:n]
         human = {name: moved_notes(notes, cut_s, tempo_change) for name, notes in human.items()}
+        human_beats = moved_times(human_beats, cut_s, tempo_change)
         change = {"tempo_change": {"at_s": round(cut_s, 3), "factor": tempo_change}}
     y = guitar + backing
     if loud_master is not None:
@@ -340,7 +353,7 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
         result["difficulties"][name] = entry
     result["tempo_map"] = {
         "changes": len(exported.ticks),
-        "on_human_beats": round(on_human_beats(generated.beats, chart.beats(duration + 1.0)), 4)}
+        "on_human_beats": round(on_human_beats(generated.beats, human_beats), 4)}
     if with_basic_pitch:
         result["basic_pitch_expert"] = basic_pitch_scores(y, sr, onset_times(human["expert"]))
     return result
