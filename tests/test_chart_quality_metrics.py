@@ -3,7 +3,8 @@ on small charts whose answers are known."""
 import numpy as np
 import pytest
 
-from benchmarks.chart_quality.run import feel_scores, lane_changes, lane_use, onset_shapes
+from benchmarks.chart_quality.run import (feel_scores, lane_changes, lane_use, on_human_beats,
+                                         onset_shapes)
 from chart_store.chart import Note
 
 
@@ -49,3 +50,14 @@ def test_lanes_mirrored_move_the_other_way_and_shifted_notes_still_match():
     assert feel["lane_motion"] == 0.0             # every move the other way
     assert 0.0 < feel["lane_motion_chance"] < 1.0
     assert feel["lane_use"]["l1"] == pytest.approx(0.4)
+
+
+def test_beats_on_the_human_beats_at_any_offset_and_in_half_time():
+    human = 0.1 + np.arange(110) * 0.6                       # 100 BPM, counted in half time
+    ours = 0.1 + 0.17 + np.arange(200) * 0.3                 # 200 BPM, 0.17 s off: all on it
+    assert on_human_beats(ours, human) == pytest.approx(1.0)
+    jitter = ours + np.tile([0.0, 0.025, -0.025, 0.0], 50)  # half of them 25 ms off
+    assert on_human_beats(jitter, human) == pytest.approx(0.5)
+    # A break that moves the phase: each 64 beats at their own offset.
+    moved = np.r_[ours[:128], ours[127] + 0.05 + np.arange(1, 73) * 0.3]
+    assert on_human_beats(moved, human) == pytest.approx(1.0)
