@@ -563,24 +563,29 @@ def steady_beats(beats: np.ndarray, *, tolerance_s: float = STEADY_TOLERANCE_S,
         grids.append((intercept + period * first, period, beats[first], beats[last]))
     grids = _widened(beats, grids, tolerance_s, share)
     # Each grid's beats in place of the tracked beats it spans, the tracked beats elsewhere.
-    points, outside = [], np.ones(beats.size, bool)
+    times, spacing, outside = [], [], np.ones(beats.size, bool)
     for a, p, start, end in grids:
-        points.append(a + p * np.arange(np.round((start - a) / p), np.round((end - a) / p) + 1))
+        k = np.arange(np.round((start - a) / p), np.round((end - a) / p) + 1)
+        times.append(a + p * k)
+        spacing.append(np.full(k.size, p))
         outside &= (beats < start) | (beats > end)
     # Outside the grids, each stretch of a few beats keeps one tempo (a tempo that moves on).
     rest = beats.copy()
     for first, last in stretches:
         if last - first >= 3 and outside[first:last + 1].all():
             a, p, _ = _robust_line(index[first:last + 1], beats[first:last + 1], tolerance_s)
-            rest[first:last + 1] = a + p * index[first:last + 1]
-    merged = np.sort(np.concatenate(points + [rest[outside]]))
-    merged = np.maximum(merged, min(0.0, beats[0]))     # a grid's first beat may fit just before 0
-    closest = 0.5 * float(np.median(np.diff(beats)))
-    kept = [merged[0]]
-    for t in merged[1:]:                     # where a grid meets tracked beats or the next grid
-        if t - kept[-1] >= closest:
-            kept.append(t)
-    return np.array(kept)
+            if p > 0:
+                rest[first:last + 1] = a + p * index[first:last + 1]
+    times.append(rest[outside])
+    spacing.append(np.zeros(np.count_nonzero(outside)))   # tracked beats never crowd each other
+    order = np.argsort(np.concatenate(times), kind="stable")
+    merged = np.maximum(np.concatenate(times)[order], min(0.0, beats[0]))  # a first beat may fit
+    spacing = np.concatenate(spacing)[order]                               # just before 0 s
+    kept = [0]
+    for i in range(1, merged.size):          # where a grid meets tracked beats or the next grid
+        if merged[i] - merged[kept[-1]] >= 0.5 * max(spacing[i], spacing[kept[-1]], 1e-3):
+            kept.append(i)
+    return merged[kept]
 
 
 def _widened(beats: np.ndarray, grids: list[tuple[float, float, float, float]],

@@ -3,6 +3,8 @@ tempo holds, changes or drifts, the grid notes snap to, triplet feel and the cou
 import mir_eval
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.beats import (alternate_pulses, estimate_tempo, local_tempo, on_grid,
                             sixteenth_slots, snap_to_grid, steady_beats, track_beats,
@@ -125,6 +127,17 @@ def test_steady_beats_follow_a_change_of_tempo_a_break_and_a_tempo_that_moves():
     steady = steady_beats(ramp + rng.uniform(-0.006, 0.006, ramp.size))
     assert steady.size == ramp.size and np.abs(steady - ramp).max() < 0.03
     assert _tempos(steady) <= 40
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0.15, 2.0), min_size=0, max_size=300), st.floats(0.0, 5.0))
+def test_steady_beats_of_any_beats_are_beats(gaps, start):
+    # Whatever a tracker gives (beats at least 0.15 s apart, as at 220 BPM pushed 40 % faster),
+    # the published beats are ascending, finite and never before 0 s.
+    beats = start + np.cumsum(gaps)
+    steady = steady_beats(beats)
+    assert np.all(np.isfinite(steady)) and np.all(np.diff(steady) > 0)
+    assert steady.size == 0 or steady[0] >= 0.0
 
 
 def test_on_grid_moves_only_what_is_near_a_16th_or_a_triplet():
