@@ -9,6 +9,9 @@ API
   of the grid nearest each.
 - :func:`snap_to_grid` — onsets and beats moved onto the grid fitted to them where the music is
   on one.
+- :func:`steady_beats` / :func:`on_grid` — the beats as a charter's tempo map (a few stretches
+  of one tempo: what a chart is published and exported with), and times moved onto its 16ths
+  and triplets where they are near one.
 - :func:`triplet_feel` — the beats where the music divides the beat in three (a shuffle).
 - :func:`alternate_pulses` — every other pulse, the parity the onsets favour (which of the
   beats and the 8ths between them a charter counts as the beat).
