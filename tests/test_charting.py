@@ -410,6 +410,24 @@ def test_a_slow_song_tracked_at_twice_its_tempo_is_thinned_at_its_own():
         assert n_beats - 3 <= count <= n_beats and on_beat >= 0.95
 
 
+def test_expert_of_a_song_counted_at_half_time_has_no_32nds():
+    # 90 BPM, tracked at 180: a note on every beat, on some 8ths, and on some beats a grace
+    # note a 32nd later (83 ms). Expert's shortest gap is a 16th of the beat a charter counts,
+    # 90 BPM: the grace notes go, the beats stay. At the tracked 180 BPM's 16th (83 ms) they
+    # were all charted.
+    sr, beat, t0, n_beats = 22050, 60.0 / 90.0, 0.5, 48
+    rng = np.random.default_rng(1)
+    beats = t0 + np.arange(n_beats) * beat
+    eighths = beats[rng.random(n_beats) < 0.4] + beat / 2
+    graces = beats[::4] + beat / 8
+    times = np.sort(np.r_[beats, eighths, graces])
+    y = render(times, rng.choice([45, 48, 50, 52, 55, 57], times.size), sr=sr,
+               duration_s=t0 + n_beats * beat + 1.5)
+    expert = charting.chart_notes(y, sr).difficulties["expert"]
+    assert np.diff(_onsets(expert)).min() > 0.15
+    assert _on_beats(expert, beats)[0] >= n_beats - 3
+
+
 @pytest.mark.parametrize("seed", [0, 4])
 def test_easy_levels_keep_the_beat_when_the_tracker_takes_the_and(seed):
     # 140 BPM 8ths: a new pitch on each beat, the same pitch picked again twice as loud on the
