@@ -42,10 +42,10 @@ levels count the beats a charter would (:func:`counting_beats`: half a beat late
 pitches come on the tracker's "and", half the tempo where the tracker doubled it), with the
 metrical weight squared. Where a charter counts half the tracked tempo, Expert's shortest gap is
 a 16th of that beat too ("Feelings", 95 BPM tracked at 190: Expert F 0.672 -> 0.680, density
-1.32x -> 1.23x; no other of the 8 songs is counted at half tempo). Easier levels also use fewer lanes (Hard and Medium 4 of 5, Easy 3,
-as those charts do: the 8 songs' human Hard charts put 0-5 % of their notes on the orange lane,
-Medium none) and fewer chords; a note whose pitch goes on through repeats that a level
-drops is held as a sustain there (a chugged chord becomes one held chord), so sustains grow more
+1.32x -> 1.23x; no other of the 8 songs is counted at half tempo). Easier levels also use fewer
+lanes (Hard and Medium 4 of 5, Easy 3, as those charts do: the 8 songs' human Hard charts put
+0-5 % of their notes on the orange lane, Medium none) and fewer chords; a note whose pitch goes
+on through repeats that a level drops is held as a sustain there (a chugged chord becomes one held chord), so sustains grow more
 common as levels get easier, as in human charts (two of the benchmark songs: Expert 21-35 % of
 notes, Easy 56-67 %).
 """
@@ -329,7 +329,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # The easier levels are thinned on the beat a charter counts, not necessarily the tracked one.
     counted = counting_beats(tempo, times, share, n_expert=expert.size)
     counted_s = _beat_lengths(times, counted)
-    if times.size and np.median(counted_s) > 1.5 * np.median(beat_s):   # counted at half tempo
+    if _counted_at_half_tempo(tempo, n_expert=expert.size):
         expert = _onsets.strongest_apart(times, score,
                                          min_gap_s=RULES["expert"].gap_s(counted_s))
     counted_feel = _beats.triplet_feel(times, strength, counted)
@@ -388,13 +388,21 @@ def counting_beats(tempo: _beats.TempoMap, times: np.ndarray, new_partials: np.n
     beats = np.asarray(tempo.beats, dtype=np.float64)
     if beats.size < 2:
         return beats
-    if n_expert < HALF_TIME_NOTES_PER_BEAT * beats.size and tempo.bpm / 2 >= MIN_COUNTING_BPM:
+    if _counted_at_half_tempo(tempo, n_expert=n_expert):
         pulses = beats
     else:
         # The 8ths: each tracked beat, then the midpoint to the next (the last period repeats).
         periods = np.diff(beats, append=2 * beats[-1] - beats[-2])
         pulses = np.column_stack([beats, beats + periods / 2]).ravel()
     return _beats.alternate_pulses(pulses, times, new_partials, window=COUNTING_WINDOW_BEATS)
+
+
+def _counted_at_half_tempo(tempo: _beats.TempoMap, *, n_expert: int) -> bool:
+    """Whether a charter counts half the tracked tempo (:func:`counting_beats`): fewer than
+    :data:`HALF_TIME_NOTES_PER_BEAT` Expert notes a tracked beat, the half no slower than
+    :data:`MIN_COUNTING_BPM`."""
+    return (len(tempo.beats) >= 2 and n_expert < HALF_TIME_NOTES_PER_BEAT * len(tempo.beats)
+            and tempo.bpm / 2 >= MIN_COUNTING_BPM)
 
 
 def _beat_lengths(times: np.ndarray, beats: np.ndarray) -> np.ndarray:

@@ -278,7 +278,8 @@ def partial_rise(spec: Spectrogram, times: np.ndarray, spectra: np.ndarray, *,
     --------
     >>> from analyzer.onsets import analysis_spectrogram
     >>> sr = ANALYSIS_SR; t = np.arange(3 * sr) / sr
-    >>> chord = sum(np.sin(2 * np.pi * f * h * t) * 0.6 ** h for f in (110, 165) for h in range(1, 6))
+    >>> chord = sum(np.sin(2 * np.pi * f * h * t) * 0.6 ** h
+    ...             for f in (110, 165) for h in range(1, 6))
     >>> level = np.exp(-1.5 * np.where(t < 2, t, t - 2))            # struck at 0 s, again at 2 s
     >>> hit = np.random.default_rng(0).standard_normal(t.size) * np.exp(-60 * (t - 1)) * (t >= 1)
     >>> y = (0.2 * chord * level + 0.1 * hit).astype(np.float32)    # a drum over it at 1 s

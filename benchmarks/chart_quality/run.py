@@ -484,8 +484,8 @@ def main(argv=None) -> int:
                              "first (a loud commercial master; 4 or 8: crest factor about 9.4 "
                              "or 8.7 dB, against 13-15 dB for the songs as mixed)")
     parser.add_argument("--table", action="store_true",
-                        help="also print Markdown tables to stderr: F ±50 ms (density ratio), and "
-                             "lane motion, sustains and chords")
+                        help="also print Markdown tables to stderr: F ±50 ms (density ratio); "
+                             "lane motion, sustains and chords; the exported tempo map")
     args = parser.parse_args(argv)
     explicit = args.songs or args.songs_pos
     if explicit:
