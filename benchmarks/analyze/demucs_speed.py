@@ -2,7 +2,8 @@
 
 The pretrained weights cannot be fetched on the machines this runs on, so the model is htdemucs's
 own architecture (the constructor arguments its checkpoint 955717e8 stores) with random weights:
-the same layers, shapes and arithmetic, so the same time. The stems it returns are noise; only
+the same layers, shapes and arithmetic, so the same time. ``--model htdemucs_6s`` (the analyzer's
+default) is the same network with six sources, as its checkpoint 5c90dfd2 has. The stems it returns are noise; only
 their time is measured. The stage is timed through :func:`analyzer.stems.demucs.separate_demucs`,
 the function the analyzer calls (normalisation, ``demucs.apply.apply_model`` with its 7.8 s
 segments and 25 % overlap, copies to and from the device).
@@ -35,7 +36,9 @@ HTDEMUCS_ARCH = dict(
     t_layer_scale=True, t_gelu=True, t_emb="sin", t_max_positions=10000, t_max_period=10000.0,
     t_weight_pos_embed=1.0, t_sparse_self_attn=False, t_sparse_cross_attn=False,
     t_cross_first=False, rescale=0.1)
-HTDEMUCS_SOURCES = ["drums", "bass", "other", "vocals"]
+#: Each model's sources, in its checkpoint's order.
+SOURCES = {"htdemucs": ["drums", "bass", "other", "vocals"],
+           "htdemucs_6s": ["drums", "bass", "other", "vocals", "guitar", "piano"]}
 
 
 def write_mixes(out: Path, song_set: str) -> None:
@@ -56,6 +59,8 @@ def main() -> None:
     parser.add_argument("--write-mixes", type=Path, metavar="DIR",
                         help="write the song set's mixes into DIR and stop")
     parser.add_argument("--set", dest="song_set", choices=("bench", "dev"), default="bench")
+    parser.add_argument("--model", choices=sorted(SOURCES), default="htdemucs_6s",
+                        help="whose architecture to time (default: the analyzer's, htdemucs_6s)")
     parser.add_argument("--device", help="torch device (default: cuda when available)")
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="separate only the first S seconds of each mix (0: all)")
@@ -73,7 +78,7 @@ def main() -> None:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
-    model = HTDemucs(sources=HTDEMUCS_SOURCES, **HTDEMUCS_ARCH).eval()
+    model = HTDemucs(sources=SOURCES[args.model], **HTDEMUCS_ARCH).eval()
     build_s = time.perf_counter() - start
     # First call pays CUDA context, cuDNN/cuBLAS plans and kernel loading: timed on its own.
     y, sr = load(sorted(args.mixes.glob("*.ogg"))[0], mono=False, duration_s=10.0)
@@ -97,7 +102,7 @@ def main() -> None:
                "stems": sorted(stems)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    summary = {"songs": len(rows), "device": device,
+    summary = {"songs": len(rows), "model": args.model, "device": device,
                "device_name": (torch.cuda.get_device_name(device) if device.startswith("cuda")
                                else f"{os.cpu_count()} CPU cores"),
                "torch": torch.__version__, "threads": torch.get_num_threads(),
