@@ -3,8 +3,8 @@ on small charts whose answers are known."""
 import numpy as np
 import pytest
 
-from benchmarks.chart_quality.run import (feel_scores, lane_changes, lane_use, on_human_beats,
-                                         onset_shapes)
+from benchmarks.chart_quality.run import (best_shift_scores, feel_scores, lane_changes, lane_use,
+                                         on_human_beats, onset_shapes)
 from chart_store.chart import Note
 
 
@@ -61,3 +61,16 @@ def test_beats_on_the_human_beats_at_any_offset_and_in_half_time():
     # A break that moves the phase: each 64 beats at their own offset.
     moved = np.r_[ours[:128], ours[127] + 0.05 + np.arange(1, 73) * 0.3]
     assert on_human_beats(moved, human) == pytest.approx(1.0)
+
+
+def test_the_human_offset_is_where_the_notes_line_up_not_the_edge_of_the_best_shifts():
+    # 200 notes on a 16th grid at 180 BPM, the generated ones 12 ms later. F ±50 ms is 1 at every
+    # shift from -38 to +62 ms; with one generated note 40 ms late instead, from -10 ms.
+    rng = np.random.default_rng(3)
+    reference = np.sort(rng.choice(800, 200, replace=False)) * (60 / 180 / 4)
+    estimate = reference + 0.012
+    scores = best_shift_scores(reference, estimate)
+    assert scores["f50"] == 1.0 and scores["offset_ms"] == 12 and scores["timing_ms"] == 0.0
+    estimate = np.sort(np.r_[estimate[1:], reference[0] + 0.040])
+    scores = best_shift_scores(reference, estimate)
+    assert scores["f50"] == 1.0 and scores["shift_ms"] != 12 and scores["offset_ms"] == 12

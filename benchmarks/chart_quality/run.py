@@ -8,8 +8,10 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
 - note-onset F-measure (``mir_eval.onset.f_measure``; a chord counts once) at ±50 ms and ±100 ms,
   at the best global shift of the human chart within ±80 ms (2 ms steps; human charts sit a
   constant few tens of ms off the audio), chosen on the ±50 ms score and reported;
-- timing: the median absolute deviation (ms) of the matched notes' time differences from
-  their median, i.e. how far from the human chart's grid the notes sit once the song's offset is
+- the human chart's offset: that shift plus the median time difference of the notes matched there
+  (the ±50 ms score is flat over a range of shifts and may peak at its edge);
+- timing, at that offset: the median absolute deviation (ms) of the matched notes' time
+  differences from their median, i.e. how far from the human chart's grid the notes sit once the song's offset is
   taken out; and the share of the generated notes an export puts on a 16th note of its tempo
   map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
 - the tempo map: how many tempo changes an export of the chart writes (the human charts here
@@ -159,7 +161,13 @@ def lane_changes(lanes: np.ndarray) -> tuple[float, float]:
 
 
 def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
-    """F (and P, R) at ±50 ms at the best shift of ``reference``, and F at ±100 ms there."""
+    """F (and P, R) at ±50 ms at the best shift of ``reference``, and F at ±100 ms there.
+
+    F ±50 ms is flat over the range of shifts that keeps every match, and its maximum can sit at
+    that range's edge, where a note or two more happen to fall in. So the human chart's offset
+    (``offset_ms``) is that shift plus the median time difference of the notes matched there:
+    the shift that puts the typical matched note on its human note. The timing spread is
+    measured at that offset."""
     import mir_eval
 
     best = None
@@ -169,9 +177,30 @@ def best_shift_scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
             best = (f, p, r, float(shift))
     f, p, r, shift = best
     f100 = mir_eval.onset.f_measure(reference + shift, estimate, window=0.1)[0]
+    matched = matched_differences(reference + shift, estimate)
+    offset = shift + (float(np.median(matched)) if matched.size else 0.0)
     return {"f50": round(f, 4), "p50": round(p, 4), "r50": round(r, 4), "f100": round(f100, 4),
-            "shift_ms": round(shift * 1000),
-            "timing_ms": round(timing_spread(reference + shift, estimate) * 1000, 2)}
+            "shift_ms": round(shift * 1000), "offset_ms": round(offset * 1000),
+            "timing_ms": round(timing_spread(reference + offset, estimate) * 1000, 2)}
+
+
+def matched_differences(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """``estimate - reference`` (s) of each pair of notes that match at ±50 ms."""
+    import mir_eval
+
+    pairs = mir_eval.util.match_events(reference, estimate, 0.05)
+    return np.array([estimate[j] - reference[i] for i, j in pairs], dtype=np.float64)
+
+
+def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """How far the notes that match (±50 ms) sit from the human ones once the song's constant
+    offset is taken out: the median absolute deviation of their time differences (seconds).
+    Human notes are on the chart's tempo grid, so this is also how evenly the generated notes
+    are placed."""
+    diff = matched_differences(reference, estimate)
+    if diff.size == 0:
+        return float("nan")
+    return float(np.median(np.abs(diff - np.median(diff))))
 
 
 def on_sixteenths(times: np.ndarray, tempo) -> float:
@@ -209,20 +238,6 @@ def on_human_beats(beats: np.ndarray, human_beats: np.ndarray, *, window: int = 
                                          <= ON_BEAT_S))
                     for shift in np.arange(-period / 2, period / 2, 0.002))
     return held / beats.size
-
-
-def timing_spread(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """How far the notes that match (±50 ms) sit from the human ones once the song's constant
-    offset is taken out: the median absolute deviation of their time differences (seconds).
-    Human notes are on the chart's tempo grid, so this is also how evenly the generated notes
-    are placed."""
-    import mir_eval
-
-    pairs = mir_eval.util.match_events(reference, estimate, 0.05)
-    if not pairs:
-        return float("nan")
-    diff = np.array([estimate[j] - reference[i] for i, j in pairs])
-    return float(np.median(np.abs(diff - np.median(diff))))
 
 
 def mix_of(folder: Path) -> tuple[np.ndarray, int]:
@@ -343,7 +358,7 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
         entry = best_shift_scores(ref, est) if ref.size else {}
         if ref.size:
             entry["feel"] = feel_scores(human[name], generated.difficulties[name],
-                                        entry["shift_ms"] / 1000)
+                                        entry["offset_ms"] / 1000)
         if copied:
             entry["copied"] = True   # scored, left out of the means
         entry.update({"human_notes_per_s": round(ref.size / duration, 3),
