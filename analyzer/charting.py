@@ -300,6 +300,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     charted = _charted_stem(stems, y)
     if charted is None:
         tonal = tonal * _held_over_factor(spec, onsets.times)
+        # Where the pitched part rests (a drum intro, a break) there is nothing to chart.
+        tonal = np.where(_notes.pitched_rests(spec)[frames], 0.0, tonal)
     else:  # the stem tells a drum hit over a held chord better (ninth and tenth rounds)
         stem, audio, audio_sr = charted
         note_spec = _onsets.analysis_spectrogram(audio, audio_sr)

@@ -1,13 +1,14 @@
 """analyzer.notes on synthetic recordings with exact answers: pitches, how onsets sound,
-new partials, repeats, note lengths, and basic-pitch's real ONNX model."""
+new partials, repeats, note lengths, where the pitched part rests, and basic-pitch's real ONNX
+model."""
 import importlib.util
 
 import numpy as np
 import pytest
 
 from analyzer.notes import (PitchedNote, new_partials, onset_intervals, onset_pitches,
-                            onset_similarity, onset_spectra, repeat_consensus, ring_durations,
-                            transcribe)
+                            onset_similarity, onset_spectra, pitched_rests, repeat_consensus,
+                            ring_durations, transcribe)
 from analyzer.onsets import (ANALYSIS_SR, FRAME_RATE, N_FFT, NotesError, Spectrogram,
                              analysis_spectrogram, detect_onsets, onset_strength)
 from tests.plucked import render, riff
@@ -138,3 +139,34 @@ def test_basic_pitch_onnx_transcribes_a_melody():
     assert [n.pitch for n in strong] == pitches
     np.testing.assert_allclose([n.t for n in strong], times, atol=0.03)
     np.testing.assert_allclose([n.dur for n in strong], 0.45, atol=0.06)
+
+
+def _pitched_rests_of(parts, sr=22050):
+    """notes.pitched_rests of the sum of ``parts`` ((signal, from_s, to_s) each), per second."""
+    y = sum(np.where((t >= a) & (t < b), x, 0.0) for x, a, b in parts
+            for t in [np.arange(x.size) / sr]).astype(np.float32)
+    rests = pitched_rests(analysis_spectrogram(y, sr))
+    per_second = int(round(FRAME_RATE))
+    return rests[:rests.size // per_second * per_second].reshape(-1, per_second).mean(axis=1)
+
+
+def test_pitched_rests_are_where_only_the_drums_play():
+    sr, seconds = 22050, 24
+    t = np.arange(seconds * sr) / sr
+    hits = (np.random.default_rng(0).standard_normal(t.size) * np.exp(-40 * (t % 0.5)))
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 330.0)) * 0.2 * (
+        1 + 0.5 * np.sin(2 * np.pi * 2 * t))                           # strummed twice a second
+    # Drums alone for 6 s, then drums and chords: the intro rests, once a second of it is in.
+    rests = _pitched_rests_of([(hits, 0, seconds), (chord, 6, seconds)], sr)
+    assert rests[1:5].min() == 1.0 and rests[7:].max() == 0.0
+    # A verse where everything is 12 dB softer does not rest: its pitched share holds.
+    soft = 10 ** (-12 / 20)
+    rests = _pitched_rests_of([(hits * soft, 0, 8), (chord * soft, 0, 8), (hits, 8, seconds),
+                               (chord, 8, seconds)], sr)
+    assert rests.max() == 0.0
+    # Nor does a passage where the drums drop out.
+    rests = _pitched_rests_of([(chord, 0, seconds), (hits, 0, 8), (hits, 16, seconds)], sr)
+    assert rests.max() == 0.0
+    # A break where the chords stop and the drums play on rests.
+    rests = _pitched_rests_of([(hits, 0, seconds), (chord, 0, 12), (chord, 18, seconds)], sr)
+    assert rests[13:17].min() == 1.0 and rests[:11].max() == 0.0

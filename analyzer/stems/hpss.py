@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["separate_hpss", "STEM_NAMES"]
+__all__ = ["separate_hpss", "harmonic_mask", "STEM_NAMES"]
 
 #: Stem names, shared with Demucs where they mean the same thing.
 STEM_NAMES = ("drums", "bass", "other")
@@ -57,8 +57,6 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
     >>> bool(np.sum(stems["other"] ** 2) > 10 * np.sum(stems["drums"] ** 2))
     True
     """
-    from scipy import ndimage
-
     y = np.asarray(y, np.float32)
     # ~46 ms frames (1024 at 22.05 kHz, partials ~22 Hz apart) at half overlap: a quarter of
     # the cells of librosa's default 2048/512, for masks that need no finer grid.
@@ -69,10 +67,6 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     low = (1.0 / (1.0 + (freqs / bass_hz) ** 8)).astype(np.float32)  # smooth crossover
     window = _window(n_fft)
-
-    def opening(x, size, axis):
-        return ndimage.maximum_filter1d(ndimage.minimum_filter1d(x, size, axis=axis), size,
-                                        axis=axis)
 
     frames = _frames(y, n_fft)  # a view: (..., n_frames, n_fft)
     n_frames = frames.shape[-2]
@@ -88,9 +82,7 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
         magnitude = np.abs(stft)
         if magnitude.ndim == 3:  # one mask for all channels keeps the stereo image
             magnitude = magnitude.mean(axis=0)
-        harmonic = opening(magnitude, k_time, axis=0) ** power  # (frames, bins)
-        percussive = opening(magnitude, k_freq, axis=1) ** power
-        mask_h = harmonic / np.maximum(harmonic + percussive, np.finfo(np.float32).tiny)
+        mask_h = harmonic_mask(magnitude, k_time, k_freq, power=power)
         keep = slice(f0 - a, f1 - a)
         stft, mask_h = stft[..., keep, :], mask_h[keep]
         _overlap_add(drums, stft * (1.0 - mask_h), f0, window)
@@ -103,6 +95,45 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
     other = y - drums
     other -= bass
     return {"drums": drums, "bass": bass, "other": other}
+
+
+def harmonic_mask(magnitude: np.ndarray, k_time: int, k_freq: int, *,
+                  power: float = 2.0) -> np.ndarray:
+    """The soft mask of the harmonic part of a magnitude spectrogram (1 harmonic, 0 percussive).
+
+    Parameters
+    ----------
+    magnitude : np.ndarray [shape=(frames, bins)]
+    k_time : int
+        Frames a partial must hold to count as harmonic (the time opening's width).
+    k_freq : int
+        Bins a hit must cover at once to count as percussive (the frequency opening's width).
+    power : float
+        Exponent of the soft mask (2: Wiener-like).
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, bins)]
+        In 0..1; the percussive mask is one minus it.
+
+    Examples
+    --------
+    >>> spec = np.zeros((40, 64), np.float32)
+    >>> spec[:, 10] = 1.0          # a partial held throughout
+    >>> spec[20, :] = 1.0          # a hit across every bin
+    >>> mask = harmonic_mask(spec, 9, 9)
+    >>> float(mask[5, 10]), float(mask[20, 40])
+    (1.0, 0.0)
+    """
+    from scipy import ndimage
+
+    def opening(x, size, axis):
+        return ndimage.maximum_filter1d(ndimage.minimum_filter1d(x, size, axis=axis), size,
+                                        axis=axis)
+
+    harmonic = opening(magnitude, k_time, axis=0) ** power
+    percussive = opening(magnitude, k_freq, axis=1) ** power
+    return harmonic / np.maximum(harmonic + percussive, np.finfo(np.float32).tiny)
 
 
 def _window(n_fft: int) -> np.ndarray:
