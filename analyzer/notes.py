@@ -557,24 +557,26 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
     """
     from .stems.hpss import harmonic_mask
 
-    rests = np.zeros(spec.n_frames, bool)
     if spec.n_frames == 0:
-        return rests
-    magnitude = spec.magnitude.T                                   # (frames, bins)
-    k_time = max(3, int(round(0.2 * FRAME_RATE)) | 1)
+        return np.zeros(0, bool)
+    # Every other frame and the bins up to 8 kHz are enough for seconds-long means, at a quarter
+    # of the cost (0.3 s CPU for a 3-minute song).
+    step, rate = 2, FRAME_RATE / 2
+    magnitude = spec.magnitude[:int(8000.0 * N_FFT / ANALYSIS_SR), ::step].T   # (frames, bins)
+    k_time = max(3, int(round(0.2 * rate)) | 1)
     k_freq = max(3, int(round(500.0 * N_FFT / ANALYSIS_SR)) | 1)
     freqs = np.arange(magnitude.shape[1]) * (ANALYSIS_SR / N_FFT)
     above = 1.0 - 1.0 / (1.0 + (freqs / bass_hz) ** 8)            # hpss' own crossover
     pitched = ((harmonic_mask(magnitude, k_time, k_freq) * magnitude) ** 2 @ above)
     # Means over the window, over the frames there are at either end of the recording.
-    window = np.ones(max(1, int(round(window_s * FRAME_RATE))))
-    frames = np.convolve(np.ones(spec.n_frames), window, mode="same")
+    window = np.ones(max(1, int(round(window_s * rate))))
+    frames = np.convolve(np.ones(pitched.size), window, mode="same")
     tiny = np.finfo(np.float32).tiny
     level = 10 * np.log10(np.convolve(pitched, window, mode="same") / frames + tiny)
     mix = np.convolve((magnitude ** 2).sum(axis=1), window, mode="same") / frames
     share = level - 10 * np.log10(mix + tiny)
-    return ((level <= np.median(level) - level_db)
-            & (share <= np.median(share) - share_db))
+    rests = (level <= np.median(level) - level_db) & (share <= np.median(share) - share_db)
+    return np.repeat(rests, step)[:spec.n_frames]
 
 
 def transcribe(y: np.ndarray, sr: int, *, onset_threshold: float = 0.5,
