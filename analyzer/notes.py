@@ -540,9 +540,10 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
 
     Notes
     -----
-    On the 8 songs of ``benchmarks/chart_quality`` it marks 0-7 % of each song: the guitar-less
-    intros of 3 of them and a 13 s passage where the charted guitar plays at -28 dB. The Expert
-    notes generated there are 113, one of them a human chart's note.
+    On the 8 songs of ``benchmarks/chart_quality`` it marks 0-6.4 % of each song: the guitar-less
+    intros of 2 of them and 13 s passages of 2 where the charted guitar plays at -28 to -31 dB.
+    108 Expert notes were generated there, none of them a human chart's note, and no human note
+    is there.
 
     Examples
     --------
