@@ -19,9 +19,10 @@ API
   model. Not used by the default charting (see :mod:`analyzer.onsets` for why);
   ``benchmarks/chart_quality --basic-pitch`` measures it.
 
-Every function reads the analysis spectrogram (:func:`analyzer.onsets.analysis_spectrogram`), most
-of them at onset times from :func:`analyzer.onsets.detect_onsets`. The pitch at each onset only has to
-order lanes, which harmonic summation over that same STFT does for a few milliseconds.
+Every function reads the analysis spectrogram (:func:`analyzer.onsets.analysis_spectrogram`),
+most of them at onset times from :func:`analyzer.onsets.detect_onsets`. The pitch at each onset
+only has to order lanes, which harmonic summation over that same STFT does for a few
+milliseconds.
 """
 from __future__ import annotations
 
