@@ -2,9 +2,9 @@
 
 The pretrained weights cannot be fetched on the machines this runs on, so the model is htdemucs's
 own architecture (the constructor arguments its checkpoint 955717e8 stores) with random weights:
-the same layers, shapes and arithmetic, so the same time. ``--model htdemucs_6s`` (the analyzer's
-default) is the same network with six sources, as its checkpoint 5c90dfd2 has. The stems it returns are noise; only
-their time is measured. The stage is timed through :func:`analyzer.stems.demucs.separate_demucs`,
+the same layers, shapes and arithmetic, so the same time. ``--model htdemucs_6s`` (the
+analyzer's default) is the same network with six sources, as its checkpoint 5c90dfd2 has. The
+stems it returns are noise; only their time is measured. The stage is timed through :func:`analyzer.stems.demucs.separate_demucs`,
 the function the analyzer calls (normalisation, ``demucs.apply.apply_model`` with its 7.8 s
 segments and 25 % overlap, copies to and from the device).
 
