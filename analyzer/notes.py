@@ -514,7 +514,8 @@ def ring_durations(spec: Spectrogram, times: np.ndarray, pitches: np.ndarray, *,
 
 
 def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float = 2.0,
-                  level_db: float = 6.0, share_db: float = 2.0) -> np.ndarray:
+                  level_db: float = 6.0, share_db: float = 2.0,
+                  min_share_db: float = -15.0) -> np.ndarray:
     """Frames where the pitched part of the music above the bass rests: a drum intro, a break.
 
     The harmonic part of the spectrogram (the soft mask of
@@ -523,7 +524,9 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
     A frame rests where that power is ``level_db`` or more under its median over the recording
     *and* its share of the mix's power ``share_db`` or more under the median share. Both, so
     that a quiet verse (quieter throughout, the pitched share as usual) still plays, and so that
-    a passage where the drums drop out (the pitched share up) does too.
+    a passage where the drums drop out (the pitched share up) does too. A recording whose
+    pitched part is under ``min_share_db`` of the mix most of the time (drums alone: the mask's
+    leakage, about -30 dB; songs -1 to -6 dB) has no pitched part to rest.
 
     Parameters
     ----------
@@ -534,6 +537,8 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
         Seconds the powers are averaged over (a rest shorter than about half of it is not one).
     level_db, share_db : float
         How far under their medians the pitched power and its share must both be (dB).
+    min_share_db : float
+        The median share (dB) under which nothing rests.
 
     Returns
     -------
@@ -577,7 +582,9 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
     level = 10 * np.log10(np.convolve(pitched, window, mode="same") / frames + tiny)
     mix = np.convolve((magnitude ** 2).sum(axis=1), window, mode="same") / frames
     share = level - 10 * np.log10(mix + tiny)
-    rests = (level <= np.median(level) - level_db) & (share <= np.median(share) - share_db)
+    typical = np.median(share)
+    rests = ((level <= np.median(level) - level_db) & (share <= typical - share_db)
+             & (typical >= min_share_db))
     return np.repeat(rests, step)[:spec.n_frames]
 
 
