@@ -562,7 +562,7 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
     >>> bool(rests[int(1.0 * FRAME_RATE)]), bool(rests[int(6.0 * FRAME_RATE)])
     (True, False)
     """
-    from .stems.hpss import harmonic_mask
+    from .stems.hpss import bass_weights, harmonic_mask
 
     if spec.n_frames == 0:
         return np.zeros(0, bool)
@@ -570,11 +570,9 @@ def pitched_rests(spec: Spectrogram, *, bass_hz: float = 180.0, window_s: float 
     # of the cost (0.3 s CPU for a 3-minute song).
     step, rate = 2, FRAME_RATE / 2
     magnitude = spec.magnitude[:int(8000.0 * N_FFT / ANALYSIS_SR), ::step].T   # (frames, bins)
-    k_time = max(3, int(round(0.2 * rate)) | 1)
-    k_freq = max(3, int(round(500.0 * N_FFT / ANALYSIS_SR)) | 1)
-    freqs = np.arange(magnitude.shape[1]) * (ANALYSIS_SR / N_FFT)
-    above = 1.0 - 1.0 / (1.0 + (freqs / bass_hz) ** 8)            # hpss' own crossover
-    pitched = ((harmonic_mask(magnitude, k_time, k_freq) * magnitude) ** 2 @ above)
+    bin_hz = ANALYSIS_SR / N_FFT
+    above = 1.0 - bass_weights(np.arange(magnitude.shape[1]) * bin_hz, bass_hz)
+    pitched = (harmonic_mask(magnitude, frame_rate=rate, bin_hz=bin_hz) * magnitude) ** 2 @ above
     # Means over the window, over the frames there are at either end of the recording.
     window = np.ones(max(1, int(round(window_s * rate))))
     frames = np.convolve(np.ones(pitched.size), window, mode="same")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["separate_hpss", "harmonic_mask", "STEM_NAMES"]
+__all__ = ["separate_hpss", "harmonic_mask", "bass_weights", "STEM_NAMES"]
 
 #: Stem names, shared with Demucs where they mean the same thing.
 STEM_NAMES = ("drums", "bass", "other")
@@ -62,17 +62,16 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
     # the cells of librosa's default 2048/512, for masks that need no finer grid.
     n_fft = int(2 ** np.round(np.log2(0.046 * sr)))
     hop = n_fft // 2
-    k_time = max(3, int(round(harmonic_s * sr / hop)) | 1)
-    k_freq = max(3, int(round(percussive_hz * n_fft / sr)) | 1)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    low = (1.0 / (1.0 + (freqs / bass_hz) ** 8)).astype(np.float32)  # smooth crossover
+    resolution = dict(frame_rate=sr / hop, bin_hz=sr / n_fft, harmonic_s=harmonic_s,
+                      percussive_hz=percussive_hz)
+    low = bass_weights(np.fft.rfftfreq(n_fft, 1.0 / sr), bass_hz)
     window = _window(n_fft)
 
     frames = _frames(y, n_fft)  # a view: (..., n_frames, n_fft)
     n_frames = frames.shape[-2]
     # Frames are independent; the time opening reaches k_time - 1 frames either side, so each
     # block is computed with that margin and gives exactly what the whole signal would.
-    block, margin = max(1, int(block_s * sr / hop)), k_time
+    block, margin = max(1, int(block_s * sr / hop)), _opening_widths(**resolution)[0]
     drums = np.zeros((*y.shape[:-1], n_frames + 1, hop), np.float32)
     bass = np.zeros_like(drums)
     for f0 in range(0, n_frames, block):
@@ -82,7 +81,7 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
         magnitude = np.abs(stft)
         if magnitude.ndim == 3:  # one mask for all channels keeps the stereo image
             magnitude = magnitude.mean(axis=0)
-        mask_h = harmonic_mask(magnitude, k_time, k_freq, power=power)
+        mask_h = harmonic_mask(magnitude, **resolution, power=power)
         keep = slice(f0 - a, f1 - a)
         stft, mask_h = stft[..., keep, :], mask_h[keep]
         _overlap_add(drums, stft * (1.0 - mask_h), f0, window)
@@ -97,17 +96,22 @@ def separate_hpss(y: np.ndarray, sr: int, *, harmonic_s: float = 0.2,
     return {"drums": drums, "bass": bass, "other": other}
 
 
-def harmonic_mask(magnitude: np.ndarray, k_time: int, k_freq: int, *,
+def harmonic_mask(magnitude: np.ndarray, *, frame_rate: float, bin_hz: float,
+                  harmonic_s: float = 0.2, percussive_hz: float = 500.0,
                   power: float = 2.0) -> np.ndarray:
     """The soft mask of the harmonic part of a magnitude spectrogram (1 harmonic, 0 percussive).
 
     Parameters
     ----------
     magnitude : np.ndarray [shape=(frames, bins)]
-    k_time : int
-        Frames a partial must hold to count as harmonic (the time opening's width).
-    k_freq : int
-        Bins a hit must cover at once to count as percussive (the frequency opening's width).
+    frame_rate : float
+        Frames per second.
+    bin_hz : float
+        Hz between two bins.
+    harmonic_s : float
+        A partial steadier than this many seconds counts as harmonic.
+    percussive_hz : float
+        A hit spread over more than this many Hz at once counts as percussive.
     power : float
         Exponent of the soft mask (2: Wiener-like).
 
@@ -118,10 +122,10 @@ def harmonic_mask(magnitude: np.ndarray, k_time: int, k_freq: int, *,
 
     Examples
     --------
-    >>> spec = np.zeros((40, 64), np.float32)
+    >>> spec = np.zeros((40, 64), np.float32)   # 23 ms frames, 21.5 Hz bins
     >>> spec[:, 10] = 1.0          # a partial held throughout
     >>> spec[20, :] = 1.0          # a hit across every bin
-    >>> mask = harmonic_mask(spec, 9, 9)
+    >>> mask = harmonic_mask(spec, frame_rate=43.0, bin_hz=21.5)
     >>> float(mask[5, 10]), float(mask[20, 40])
     (1.0, 0.0)
     """
@@ -131,9 +135,23 @@ def harmonic_mask(magnitude: np.ndarray, k_time: int, k_freq: int, *,
         return ndimage.maximum_filter1d(ndimage.minimum_filter1d(x, size, axis=axis), size,
                                         axis=axis)
 
+    k_time, k_freq = _opening_widths(frame_rate, bin_hz, harmonic_s, percussive_hz)
     harmonic = opening(magnitude, k_time, axis=0) ** power
     percussive = opening(magnitude, k_freq, axis=1) ** power
     return harmonic / np.maximum(harmonic + percussive, np.finfo(np.float32).tiny)
+
+
+def bass_weights(freqs: np.ndarray, bass_hz: float) -> np.ndarray:
+    """How much of each frequency (Hz) is "bass": a smooth crossover, 1 below ``bass_hz``, 0.5 at
+    it, 0 an octave above."""
+    return (1.0 / (1.0 + (np.asarray(freqs) / bass_hz) ** 8)).astype(np.float32)
+
+
+def _opening_widths(frame_rate: float, bin_hz: float, harmonic_s: float,
+                    percussive_hz: float) -> tuple[int, int]:
+    """The odd widths (frames, bins) of the time and frequency openings of :func:`harmonic_mask`."""
+    return (max(3, int(round(harmonic_s * frame_rate)) | 1),
+            max(3, int(round(percussive_hz / bin_hz)) | 1))
 
 
 def _window(n_fft: int) -> np.ndarray:

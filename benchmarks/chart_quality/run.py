@@ -11,8 +11,8 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
 - the human chart's offset: that shift plus the median time difference of the notes matched there
   (the ±50 ms score is flat over a range of shifts and may peak at its edge);
 - timing, at that offset: the median absolute deviation (ms) of the matched notes' time
-  differences from their median, i.e. how far from the human chart's grid the notes sit once the song's offset is
-  taken out; and the share of the generated notes an export puts on a 16th note of its tempo
+  differences from their median, i.e. how far from the human chart's grid the notes sit once
+  the song's offset is taken out; and the share of the generated notes an export puts on a 16th note of its tempo
   map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
 - the tempo map: how many tempo changes an export of the chart writes (the human charts here
   have one tempo each), and the share of the chart's beats within 10 ms of a beat of the human
