@@ -40,7 +40,9 @@ weight x metrical weight (on the beat > on the 8th, or on a third of the beat in
 elsewhere). Expert counts the tracked beats; the easier
 levels count the beats a charter would (:func:`counting_beats`: half a beat later where the new
 pitches come on the tracker's "and", half the tempo where the tracker doubled it), with the
-metrical weight squared. Where a charter counts half the tracked tempo, Expert's shortest gap is
+metrical weight squared, and none keeps a larger share of the level above than the human charts
+do (``max_share`` in :data:`RULES`), so the four levels differ where the music moves in 8ths
+or slower. Where a charter counts half the tracked tempo, Expert's shortest gap is
 a 16th of that beat too ("Feelings", 95 BPM tracked at 190: Expert F 0.672 -> 0.680, density
 1.32x -> 1.23x; no other of the 8 songs is counted at half tempo). Easier levels also use fewer
 lanes (Hard and Medium 4 of 5, Easy 3, as those charts do: the 8 songs' human Hard charts put
@@ -77,7 +79,8 @@ class DifficultyRule:
     a shuffle's swung 8th is a third of a beat from the next beat); ``lanes_drop``: lanes fewer
     than the chart's (at least 3 stay); ``chord_strength``: an onset at least this strong (the
     envelope's 99th percentile is 1) on a beat or 8th becomes a two-note chord (inf: no chords);
-    ``sustain_beats``: a note that rings at least this long is a sustain.
+    ``sustain_beats``: a note that rings at least this long is a sustain; ``max_share``: at most
+    this share of the next harder level's notes (the strongest by the thinning score stay).
     """
 
     min_gap_beats: float
@@ -85,6 +88,7 @@ class DifficultyRule:
     lanes_drop: int
     chord_strength: float
     sustain_beats: float
+    max_share: float = 1.0
     min_gap_s: float = 0.06
 
     def gap_s(self, beat_s: float | np.ndarray,
@@ -96,16 +100,21 @@ class DifficultyRule:
 
 
 #: In triplet time Hard's 8th becomes a triplet 8th and Medium's dotted 8th a quarter-note
-#: triplet; Expert's 16th (shorter than a triplet 8th) and Easy's quarter stay.
+#: triplet; Expert's 16th (shorter than a triplet 8th) and Easy's quarter stay. ``max_share`` is
+#: the largest share of the level above that any of the 8 human charts of benchmarks/
+#: chart_quality keeps (Hard 0.53-0.84 of Expert, Medium 0.53-0.87 of Hard, Easy 0.71-0.95 of
+#: Medium; one charter copied Expert to every level and is left out): where the music moves in
+#: 8ths or slower the gaps alone leave the levels alike (60 game-music tracks: Hard kept over 90 %
+#: of Expert on 36, Easy all of Medium on 12), and a player needs four different levels.
 RULES: dict[str, DifficultyRule] = {
     "expert": DifficultyRule(min_gap_beats=0.25, triplet_gap_beats=0.25, lanes_drop=0,
                              chord_strength=1.2, sustain_beats=0.5),
     "hard": DifficultyRule(min_gap_beats=0.5, triplet_gap_beats=1 / 3, lanes_drop=1,
-                           chord_strength=1.2, sustain_beats=0.5),
+                           chord_strength=1.2, sustain_beats=0.5, max_share=0.84),
     "medium": DifficultyRule(min_gap_beats=0.75, triplet_gap_beats=2 / 3, lanes_drop=1,
-                             chord_strength=1.6, sustain_beats=0.75),
+                             chord_strength=1.6, sustain_beats=0.75, max_share=0.87),
     "easy": DifficultyRule(min_gap_beats=1.0, triplet_gap_beats=1.0, lanes_drop=2,
-                           chord_strength=np.inf, sustain_beats=1.0),
+                           chord_strength=np.inf, sustain_beats=1.0, max_share=0.95),
 }
 
 #: Fastest lane changes a player can follow: notes closer than this many beats move <= 2 lanes.
@@ -340,10 +349,13 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     thin_score = (strength * tonal
                   * _metrical_weights(times, counted, counted_feel) ** THIN_METRE_POWER)
     difficulties = {}
-    for name in DIFFICULTIES:
+    above = expert
+    for name in reversed(DIFFICULTIES):                # Expert first: each level thins the one above
         rule = RULES[name]
-        keep = expert if name == "expert" else _onsets.strongest_apart(
-            times, thin_score, min_gap_s=rule.gap_s(counted_s, in_triplets))
+        keep = expert if name == "expert" else _strongest(_onsets.strongest_apart(
+            times, thin_score, min_gap_s=rule.gap_s(counted_s, in_triplets)), thin_score,
+            int(rule.max_share * above.size))
+        above = keep
         n_lanes = max(3, lanes - rule.lanes_drop)
         # Lanes per difficulty: the melody's moves are between the notes this level keeps.
         repeats = _repeats(sound[:, keep], pitches[keep])
@@ -354,7 +366,16 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
                                        n_lanes=n_lanes,
                                        sustain_s=rule.sustain_beats * beat_s[keep],
                                        release_s=0.25 * beat_s[keep], stem=stem)
-    return ChartNotes(beats=published, bpm=tempo.bpm, difficulties=difficulties)
+    return ChartNotes(beats=published, bpm=tempo.bpm,
+                      difficulties={name: difficulties[name] for name in DIFFICULTIES})
+
+
+def _strongest(keep: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` of the indices ``keep`` with the highest ``score`` (ascending; all of them when
+    there are no more than ``n``)."""
+    if keep.size <= n:
+        return keep
+    return np.sort(keep[np.argsort(-score[keep], kind="stable")[:n]])
 
 
 def counting_beats(tempo: _beats.TempoMap, times: np.ndarray, new_partials: np.ndarray, *,
