@@ -255,8 +255,9 @@ class _Sink:
 
 
 def _limit_error(path, limit_s: float) -> DecodeError:
-    return DecodeError(path, f"longer than the {limit_s / 60:g}-minute limit; "
-                             "decode a slice with duration_s")
+    # Said to the command line's user too: a chart is of one song, so no API hint here.
+    return DecodeError(path, f"longer than the {limit_s / 60:g}-minute limit for one song "
+                             "(split a long mix into its tracks)")
 
 
 def _load_soundfile(path, sr, mono, offset_s, duration_s, limit_s):
