@@ -47,9 +47,9 @@ a 16th of that beat too ("Feelings", 95 BPM tracked at 190: Expert F 0.672 -> 0.
 1.32x -> 1.23x; no other of the 8 songs is counted at half tempo). Easier levels also use fewer
 lanes (Hard and Medium 4 of 5, Easy 3, as those charts do: the 8 songs' human Hard charts put
 0-5 % of their notes on the orange lane, Medium none) and fewer chords; a note whose pitch goes
-on through repeats that a level drops is held as a sustain there (a chugged chord becomes one held chord), so sustains grow more
-common as levels get easier, as in human charts (two of the benchmark songs: Expert 21-35 % of
-notes, Easy 56-67 %).
+on through repeats that a level drops is held as a sustain there (a chugged chord becomes one
+held chord), so sustains grow more common as levels get easier, as in human charts (two of the
+benchmark songs: Expert 21-35 % of notes, Easy 56-67 %).
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class DifficultyRule:
 #: chart_quality keeps (Hard 0.53-0.84 of Expert, Medium 0.53-0.87 of Hard, Easy 0.71-0.95 of
 #: Medium; one charter copied Expert to every level and is left out): where the music moves in
 #: 8ths or slower the gaps alone leave the levels alike (60 game-music tracks: Hard kept over 90 %
-#: of Expert on 36, Easy all of Medium on 12), and a player needs four different levels.
+#: of Expert on 36, Easy all of Medium on 11), and a player needs four different levels.
 RULES: dict[str, DifficultyRule] = {
     "expert": DifficultyRule(min_gap_beats=0.25, triplet_gap_beats=0.25, lanes_drop=0,
                              chord_strength=1.2, sustain_beats=0.5),
@@ -350,7 +350,7 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
                   * _metrical_weights(times, counted, counted_feel) ** THIN_METRE_POWER)
     difficulties = {}
     above = expert
-    for name in reversed(DIFFICULTIES):                # Expert first: each level thins the one above
+    for name in reversed(DIFFICULTIES):      # Expert first: each level thins the one above
         rule = RULES[name]
         keep = expert if name == "expert" else _strongest(_onsets.strongest_apart(
             times, thin_score, min_gap_s=rule.gap_s(counted_s, in_triplets)), thin_score,
