@@ -136,6 +136,16 @@ GAP_SLACK = 0.2
 #: Onset strength (the envelope's 99th percentile is 1) an onset on the beat with a typical
 #: share of new partials needs to be charted.
 ONSET_THRESHOLD = 0.35
+#: A master whose crest factor (:func:`analyzer.onsets.crest_factor_db`) is under this went
+#: through a brickwall limiter (the 8 songs of benchmarks/chart_quality: 11.2-12.9 dB as mixed,
+#: 7.9-9.6 dB limited by 4 or 8 dB; 60 game-music tracks 12.4-17.1 from the 10th to the 90th
+#: percentile, 3 of them mastered loud at 10.1-10.5). Its limiter flattens the
+#: loud bands' attacks, so its onsets are read with every mel band counting alike
+#: (``onset_strength(per_band=True)``) at BRICKWALL_ONSET_THRESHOLD. Chosen on the development
+#: songs (README "Loud masters, per band"): Expert F limited by 8 / 4 dB 0.670 / 0.696 ->
+#: 0.693 / 0.695, density 1.34x / 1.28x -> 1.22x / 1.16x; as mixed per band would cost 0.012.
+BRICKWALL_CREST_DB = 10.5
+BRICKWALL_ONSET_THRESHOLD = 0.32
 #: Metrical weights by position in the beat: on the beat, on the 8th, anywhere else. An onset's
 #: strength times its metrical and tonal weights must reach ONSET_THRESHOLD, and ranks it when a
 #: difficulty thins.
@@ -288,7 +298,9 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     # Onsets, beats and the bars' repeats are the mix's: drums keep the beat, and a separated
     # stem smears attacks. A stem of the charted instrument says which onsets are its own.
     spec = _onsets.analysis_spectrogram(y, sr)
-    env = _onsets.onset_strength(spec)
+    charted = _charted_stem(stems, y)
+    brickwalled = charted is None and _onsets.crest_factor_db(y) < BRICKWALL_CREST_DB
+    env = _onsets.onset_strength(spec, per_band=brickwalled)
     if (_beats.pulse_clarity(env) < MIN_PULSE_CLARITY
             and _onsets.envelope_contrast(env) < MIN_CONTRAST
             and _onsets.spectral_change(spec) < MIN_SPECTRAL_CHANGE_DB):
@@ -305,8 +317,8 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     frames = np.round(onsets.times * _onsets.FRAME_RATE).astype(np.int64)
     share = _notes.new_partials(spec, frames)
     strength, tonal = onsets.strength, _tonal_factor(share)
-    note_spec, stem, threshold = spec, "mix", ONSET_THRESHOLD
-    charted = _charted_stem(stems, y)
+    note_spec, stem = spec, "mix"
+    threshold = BRICKWALL_ONSET_THRESHOLD if brickwalled else ONSET_THRESHOLD
     if charted is None:
         tonal = tonal * _held_over_factor(spec, onsets.times)
         # Where the pitched part rests (a drum intro, a break) there is nothing to chart.

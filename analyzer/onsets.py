@@ -6,6 +6,7 @@ API
   22.05 kHz); :func:`to_analysis_rate` — mono audio at that rate.
 - :func:`mel_filterbank` — librosa's default (Slaney) mel filters, in NumPy.
 - :func:`onset_strength` — log-mel spectral flux (frames at :data:`FRAME_RATE`).
+- :func:`crest_factor_db` — peaks over RMS, which tells a brickwalled master.
 - :func:`detect_onsets` — onset times and strengths from that envelope (:class:`Onsets`).
 - :func:`envelope_near` — an envelope's peak near given times (a stem's word on the mix's onsets).
 - :func:`strongest_apart` — the strongest events no two closer than a gap (onsets, thinning).
@@ -37,7 +38,7 @@ __all__ = [
     "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "COMPRESSION", "NotesError",
     "Spectrogram", "Onsets", "analysis_spectrogram", "to_analysis_rate", "mel_filterbank",
     "onset_strength", "detect_onsets", "envelope_near", "strongest_apart", "envelope_contrast",
-    "spectral_change",
+    "spectral_change", "crest_factor_db",
 ]
 
 
@@ -197,7 +198,8 @@ def mel_filterbank(n_mels: int = 128) -> np.ndarray:
     return weights
 
 
-def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.ndarray:
+def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2,
+                   per_band: bool = False) -> np.ndarray:
     """Log-mel spectral flux, normalised so its 99th percentile is 1.
 
     The positive change of compressed mel-band magnitudes (see :data:`COMPRESSION`) between frame
@@ -205,6 +207,12 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.
     picked or strummed note better than one. Normalising by a high percentile rather than the
     maximum keeps one accidental spike (a crash, a click) from shrinking every other onset below
     threshold.
+
+    Each band is compressed relative to the loudest band, so a quiet band's changes count less;
+    with ``per_band`` relative to its own 99.9th percentile (never under -60 dB of the loudest),
+    so every band counts alike. That suits a brickwalled master (:func:`crest_factor_db`),
+    whose limiter flattens the attacks of the loud bands (``analyzer.charting``'s
+    ``BRICKWALL_CREST_DB``).
 
     Returns
     -------
@@ -219,7 +227,12 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.
     True
     """
     bands = np.sqrt(mel_filterbank(n_mels) @ (spec.magnitude ** 2))
-    log_bands = np.log1p(COMPRESSION * bands / max(float(bands.max()), 1e-12))
+    loudest = max(float(bands.max()), 1e-12)
+    if per_band:
+        level = np.percentile(bands, 99.9, axis=1, keepdims=True)
+        log_bands = np.log1p(COMPRESSION * bands / np.maximum(level, 1e-3 * loudest))
+    else:
+        log_bands = np.log1p(COMPRESSION * bands / loudest)
     flux = np.zeros(spec.n_frames, np.float32)
     if spec.n_frames > lag:
         flux[lag:] = np.maximum(0.0, log_bands[:, lag:] - log_bands[:, :-lag]).mean(axis=0)
@@ -229,6 +242,29 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2) -> np.
     # (a lone note) it is noise, so the scale never goes under a tenth of the maximum.
     scale = max(float(np.percentile(flux, 99)), 0.1 * float(flux.max())) if flux.size else 0.0
     return flux / scale if scale > 0 else flux
+
+
+def crest_factor_db(y: np.ndarray) -> float:
+    """How far the peaks stand above the RMS level (dB): the 99.99th percentile of ``|y|`` (of
+    the channels' mean) over the RMS. Music as mixed sits at 11-13 dB and more; a master through
+    a brickwall limiter at 8-10 dB; a steady tone at 3 dB; silence gives ``inf``.
+
+    Examples
+    --------
+    >>> t = np.arange(44100) / 44100
+    >>> round(crest_factor_db(np.sin(2 * np.pi * 441 * t)), 1)
+    3.0
+    >>> round(crest_factor_db(np.random.default_rng(0).standard_normal(441000)), 1)
+    11.8
+    """
+    y = np.asarray(y, dtype=np.float32)
+    y = y.mean(axis=0) if y.ndim == 2 else y
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    if rms == 0.0:
+        return float("inf")
+    magnitude = np.abs(y)
+    k = int(0.9999 * (magnitude.size - 1))
+    return float(20.0 * np.log10(np.partition(magnitude, k)[k] / rms))
 
 
 def detect_onsets(envelope: np.ndarray, *, frame_rate: float = FRAME_RATE,

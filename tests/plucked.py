@@ -121,3 +121,22 @@ def tempo_ramp(first_bpm: float, last_bpm: float, *, beats: int = 160, sr: int =
     y = render(times, rng.choice(SCALE, times.size), sr=sr, duration_s=beat_times[-1] + 1.5,
                seed=seed)
     return TempoChange(y, sr, times, beat_times[:-1], float(np.median(beat_times)))
+
+
+def brickwall(y: np.ndarray, sr: int, *, gain_db: float, ceiling: float = 0.5,
+              release_s: float = 0.05) -> np.ndarray:
+    """``y`` made louder by ``gain_db`` through a brickwall limiter, as a loud master is: no
+    sample over ``ceiling``, the gain cut at once (1 ms blocks) and recovering over
+    ``release_s``."""
+    x = np.asarray(y, dtype=np.float64) * 10 ** (gain_db / 20)
+    block = max(1, sr // 1000)
+    n = -(-x.size // block)
+    peaks = np.abs(np.pad(x, (0, n * block - x.size))).reshape(n, block).max(axis=1)
+    wanted = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+    recover = 1.0 - np.exp(-block / (release_s * sr))
+    gain = np.empty(n)
+    g = 1.0
+    for k in range(n):
+        g = min(wanted[k], g + (1.0 - g) * recover)
+        gain[k] = g
+    return (x * np.repeat(gain, block)[:x.size]).astype(np.float32)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from analyzer.beats import pulse_clarity
-from analyzer.onsets import (ANALYSIS_SR, N_FFT, NotesError, analysis_spectrogram, detect_onsets,
-                             envelope_contrast, mel_filterbank, onset_strength, spectral_change,
-                             strongest_apart)
-from tests.plucked import riff
+from analyzer.onsets import (ANALYSIS_SR, FRAME_RATE, N_FFT, NotesError, analysis_spectrogram,
+                             crest_factor_db, detect_onsets, envelope_contrast, mel_filterbank,
+                             onset_strength, spectral_change, strongest_apart)
+from tests.plucked import brickwall, pluck, riff
 
 
 def _f(reference, estimate, window=0.05):
@@ -81,6 +81,34 @@ def test_only_a_changing_sound_has_spectral_change():
         assert spectral_change(analysis_spectrogram(still, sr)) < 0.7
     r = riff(bpm=140, bars=8, seed=4)
     assert spectral_change(analysis_spectrogram(r.y, r.sr)) > 2.0
+
+def test_per_band_the_attack_of_a_quiet_band_counts_like_a_loud_ones():
+    # A low note, then one three octaves up and 40 dB softer: relative to the loudest band its
+    # attack hardly registers; relative to its own bands it counts about a third as much.
+    sr = ANALYSIS_SR
+    y = np.random.default_rng(0).standard_normal(4 * sr).astype(np.float32) * 1e-4
+    low, high = pluck(45, 0.5, sr), pluck(93, 0.5, sr)
+    y[sr:sr + low.size] += low
+    y[2 * sr:2 * sr + high.size] += 0.01 * high
+
+    def ratio(per_band):
+        env = onset_strength(analysis_spectrogram(y, sr), per_band=per_band)
+        around = [env[int((t - 0.05) * FRAME_RATE):int((t + 0.05) * FRAME_RATE)] for t in (1, 2)]
+        return around[1].max() / around[0].max()
+
+    assert ratio(False) < 0.1
+    assert ratio(True) > 0.25
+
+
+def test_crest_factor_tells_a_brickwalled_master_from_the_mix():
+    # Plucked notes stand 13-14 dB over their RMS; through a brickwall limiter pushing them up
+    # by 8-12 dB, 8-10 dB (the 8 real mixes: 11.2-12.9 dB as mixed, 7.9-9.6 dB limited).
+    song = riff(bpm=140, seed=2)
+    assert crest_factor_db(song.y) > 13
+    for gain_db in (8, 12):
+        assert 7.5 < crest_factor_db(brickwall(song.y, song.sr, gain_db=gain_db)) < 10
+    assert crest_factor_db(np.zeros(100)) == np.inf
+
 
 def test_strongest_apart_keeps_the_strongest_events_apart():
     times = np.array([0.0, 0.05, 0.1, 0.3, 0.32])
