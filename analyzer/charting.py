@@ -16,7 +16,8 @@ Which onsets are charted: those whose strength x metrical weight (on the beat > 
 elsewhere) x tonal weight (the share of new partials the onset brings, see
 :func:`analyzer.notes.new_partials`, and less for a chord held on while the drums hit over it,
 :func:`_held_over_factor`) reaches :data:`ONSET_THRESHOLD`, once lowered where the bars
-that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`). They and the
+that repeat this one lack the onset (:func:`analyzer.notes.repeat_consensus`); a brickwalled
+master (:data:`BRICKWALL_CREST_DB`) is read with every mel band counting alike. They and the
 beats are then moved onto the grid fitted to them where the music is on one
 (:func:`analyzer.beats.snap_to_grid`: a detected onset and a tracked beat are a frame or so
 off), and every difficulty is made from the snapped notes. The beats follow the tempo where it
