@@ -403,6 +403,7 @@ def test_quiet_notes_a_repeated_riff_does_not_repeat_are_not_charted():
     assert len(mir_eval.util.match_events(ghosts, expert, 0.05)) <= 2
     assert len(mir_eval.util.match_events(riff_times, expert, 0.05)) >= riff_times.size - 2
 
+
 def _on_beats(notes, beats, tol=0.03):
     """Distinct note times, and the fraction of them within ``tol`` of a beat."""
     times = _onsets(notes)

@@ -82,6 +82,7 @@ def test_only_a_changing_sound_has_spectral_change():
     r = riff(bpm=140, bars=8, seed=4)
     assert spectral_change(analysis_spectrogram(r.y, r.sr)) > 2.0
 
+
 def test_per_band_the_attack_of_a_quiet_band_counts_like_a_loud_ones():
     # A low note, then one three octaves up and 40 dB softer: relative to the loudest band its
     # attack hardly registers; relative to its own bands it counts about a third as much.
