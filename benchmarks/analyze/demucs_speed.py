@@ -4,9 +4,10 @@ The pretrained weights cannot be fetched on the machines this runs on, so the mo
 own architecture (the constructor arguments its checkpoint 955717e8 stores) with random weights:
 the same layers, shapes and arithmetic, so the same time. ``--model htdemucs_6s`` (the
 analyzer's default) is the same network with six sources, as its checkpoint 5c90dfd2 has. The
-stems it returns are noise; only their time is measured. The stage is timed through :func:`analyzer.stems.demucs.separate_demucs`,
-the function the analyzer calls (normalisation, ``demucs.apply.apply_model`` with its 7.8 s
-segments and 25 % overlap, copies to and from the device).
+stems it returns are noise; only their time is measured. The stage is timed through
+:func:`analyzer.stems.demucs.separate_demucs`, the function the analyzer calls (normalisation,
+``demucs.apply.apply_model`` with its 7.8 s segments and 25 % overlap, copies to and from the
+device).
 
 The mixes are written first on a machine that has the songs, then carried to the GPU machine::
 
@@ -42,7 +43,8 @@ SOURCES = {"htdemucs": ["drums", "bass", "other", "vocals"],
 
 
 def write_mixes(out: Path, song_set: str) -> None:
-    """Write each song folder's mix as ``out/<song>.ogg`` (what ``benchmarks.analyze.speed`` runs)."""
+    """Write each song folder's mix as ``out/<song>.ogg`` (what ``benchmarks.analyze.speed``
+    runs)."""
     from benchmarks.analyze.speed import write_mix
     from benchmarks.data import dev_songs_dir, songs_dir
 

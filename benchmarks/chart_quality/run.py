@@ -12,8 +12,8 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   (the ±50 ms score is flat over a range of shifts and may peak at its edge);
 - timing, at that offset: the median absolute deviation (ms) of the matched notes' time
   differences from their median, i.e. how far from the human chart's grid the notes sit once
-  the song's offset is taken out; and the share of the generated notes an export puts on a 16th note of its tempo
-  map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
+  the song's offset is taken out; and the share of the generated notes an export puts on a 16th
+  note of its tempo map (made from the chart's beats, 480 ticks a beat, within 6 ticks);
 - the tempo map: how many tempo changes an export of the chart writes (the human charts here
   have one tempo each), and the share of the chart's beats within 10 ms of a beat of the human
   chart's tempo map, each run of 64 beats at its best constant offset (the human beats halved
@@ -49,7 +49,8 @@ Usage::
         [--tempo-change FACTOR] [--loud-master DB] [--table]
 
 ``--set bench`` (the default) scores the 4 benchmark songs (:func:`benchmarks.data.songs_dir`),
-``--set dev`` the 4 development songs constants are tuned on (:func:`benchmarks.data.dev_songs_dir`),
+``--set dev`` the 4 development songs constants are tuned on
+(:func:`benchmarks.data.dev_songs_dir`),
 ``--set both`` both, each with its own mean; ``--songs DIR`` scores any folder of song folders
 instead. A difficulty the human chart lacks is not scored; one whose onsets equal a harder
 difficulty's (one dev song's charter copied Expert into Hard and Medium) is scored, marked
