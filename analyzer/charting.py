@@ -301,10 +301,15 @@ def chart_notes(y: np.ndarray, sr: int, *, stems=None, lanes: int = 5) -> ChartN
     spec = _onsets.analysis_spectrogram(y, sr)
     charted = _charted_stem(stems, y)
     brickwalled = charted is None and _onsets.crest_factor_db(y) < BRICKWALL_CREST_DB
-    env = _onsets.onset_strength(spec, per_band=brickwalled)
-    if (_beats.pulse_clarity(env) < MIN_PULSE_CLARITY
-            and _onsets.envelope_contrast(env) < MIN_CONTRAST
-            and _onsets.spectral_change(spec) < MIN_SPECTRAL_CHANGE_DB):
+    env = _onsets.onset_strength(spec)
+    # A held tone or drone has no onsets. (Read per band, as its 3-9 dB crest factor would
+    # ask, the ripple between its partials would count as onsets.)
+    steady = _onsets.is_steady(env)
+    if brickwalled and not steady:
+        env = _onsets.onset_strength(spec, per_band=True)
+    if steady or (_beats.pulse_clarity(env) < MIN_PULSE_CLARITY
+                  and _onsets.envelope_contrast(env) < MIN_CONTRAST
+                  and _onsets.spectral_change(spec) < MIN_SPECTRAL_CHANGE_DB):
         # Noise: its "onsets" are the envelope's random peaks (~9 notes/s otherwise).
         return ChartNotes(beats=np.zeros(0), bpm=_beats.estimate_tempo(env),
                           difficulties={name: () for name in DIFFICULTIES})

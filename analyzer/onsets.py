@@ -6,6 +6,7 @@ API
   22.05 kHz); :func:`to_analysis_rate` — mono audio at that rate.
 - :func:`mel_filterbank` — librosa's default (Slaney) mel filters, in NumPy.
 - :func:`onset_strength` — log-mel spectral flux (frames at :data:`FRAME_RATE`).
+- :func:`is_steady` — whether that envelope is a held tone's, which has no onsets.
 - :func:`crest_factor_db` — peaks over RMS, which tells a brickwalled master.
 - :func:`detect_onsets` — onset times and strengths from that envelope (:class:`Onsets`).
 - :func:`envelope_near` — an envelope's peak near given times (a stem's word on the mix's onsets).
@@ -35,10 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "COMPRESSION", "NotesError",
-    "Spectrogram", "Onsets", "analysis_spectrogram", "to_analysis_rate", "mel_filterbank",
-    "onset_strength", "detect_onsets", "envelope_near", "strongest_apart", "envelope_contrast",
-    "spectral_change", "crest_factor_db",
+    "ANALYSIS_SR", "HOP_LENGTH", "N_FFT", "FRAME_RATE", "COMPRESSION", "MIN_FLUX_SCALE",
+    "NotesError", "Spectrogram", "Onsets", "analysis_spectrogram", "to_analysis_rate",
+    "mel_filterbank", "onset_strength", "is_steady", "detect_onsets", "envelope_near",
+    "strongest_apart", "envelope_contrast", "spectral_change", "crest_factor_db",
 ]
 
 
@@ -55,6 +56,12 @@ FRAME_RATE = ANALYSIS_SR / HOP_LENGTH
 #: within 40 dB of the loudest, linear below, so a faint noise floor or reverb tail changing
 #: is not a note, and a note after a pause is not ten times stronger than one inside a run.
 COMPRESSION = 100.0
+#: The smallest flux (mean change of the compressed bands per frame) that :func:`onset_strength`
+#: scales up to a loud onset. A steady tone's flux is rounding noise and the STFT's ripple
+#: between its partials (0.0006-0.014, also over a noise floor 40 dB down), which scaled to 1
+#: made 4-6 notes/s of nothing; music's is 0.25-0.73 (the 16 song and guitar tracks of
+#: ``benchmarks/chart_quality``), a pad with 300 ms attacks 0.14, one click every 2 s 0.6.
+MIN_FLUX_SCALE = 0.02
 
 
 class NotesError(ValueError):
@@ -217,6 +224,7 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2,
     Returns
     -------
     np.ndarray [shape=(spec.n_frames,), dtype=float32]
+        Its loud onsets (see :func:`is_steady`) are 1, or under 1 for a steady sound.
 
     Examples
     --------
@@ -238,10 +246,29 @@ def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2,
         flux[lag:] = np.maximum(0.0, log_bands[:, lag:] - log_bands[:, :-lag]).mean(axis=0)
     # The last frames' windows run into the padding past the end: a cut-off track is no attack.
     flux[-(N_FFT // (2 * HOP_LENGTH)):] = 0.0
-    # The 99th percentile is a loud onset in music; with fewer onsets than 1 % of the frames
-    # (a lone note) it is noise, so the scale never goes under a tenth of the maximum.
-    scale = max(float(np.percentile(flux, 99)), 0.1 * float(flux.max())) if flux.size else 0.0
-    return flux / scale if scale > 0 else flux
+    return flux / max(_loud_onset(flux), MIN_FLUX_SCALE)
+
+
+def _loud_onset(flux: np.ndarray) -> float:
+    """What a loud onset is in ``flux``: its 99th percentile in music; with fewer onsets than
+    1 % of the frames (a lone note) that is noise, so never under a tenth of the maximum."""
+    return max(float(np.percentile(flux, 99)), 0.1 * float(flux.max())) if flux.size else 0.0
+
+
+def is_steady(envelope: np.ndarray) -> bool:
+    """Whether an :func:`onset_strength` envelope is a steady sound's (a held tone, a drone):
+    its loud onsets were under :data:`MIN_FLUX_SCALE`, so it was not scaled up to them.
+
+    Examples
+    --------
+    >>> sr = ANALYSIS_SR; t = np.arange(5 * sr) / sr
+    >>> is_steady(onset_strength(analysis_spectrogram(np.sin(2 * np.pi * 440 * t), sr)))
+    True
+    >>> y = np.zeros(5 * sr, np.float32); y[sr:sr + 200] = 1.0              # one click
+    >>> is_steady(onset_strength(analysis_spectrogram(y, sr)))
+    False
+    """
+    return _loud_onset(np.asarray(envelope, dtype=np.float64)) < 0.999
 
 
 def crest_factor_db(y: np.ndarray) -> float:

@@ -212,7 +212,7 @@ def analyze_audio(y: np.ndarray, sr: int, *, meta: ChartMeta, stems="auto",
     notes = chart_notes(y, sr, stems=stem_audio, lanes=lanes)
     if not any(notes.difficulties.values()):
         raise NothingToChart("no notes found: no steady beat and no onsets that stand out "
-                             "(noise or ambience?)")
+                             "(noise, a held tone or ambience?)")
     _report(progress, "masks")
     bank, difficulties = attach_masks(notes.difficulties, y=y, sr=sr, stems=stem_audio)
     meta = ChartMeta(title=meta.title, artist=meta.artist, album=meta.album,

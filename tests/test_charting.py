@@ -576,6 +576,23 @@ def test_noise_is_charted_empty_like_silence(seconds):
     Chart(ChartMeta("noise"), dict(cn.difficulties), lanes=5, beats=cn.beats)
 
 
+@pytest.mark.parametrize("tone", ["sine", "harmonics", "hum", "sine over hiss"])
+def test_a_steady_tone_is_charted_empty(tone):
+    # A tone that never changes has no onsets. Its flux is rounding noise and the STFT's ripple
+    # between its partials; scaled up to a loud onset (and read per band, as its 3-9 dB crest
+    # factor asks) that was 4-6 notes/s of nothing.
+    sr = 44100
+    t = np.arange(30 * sr) / sr
+    hiss = np.random.default_rng(0).standard_normal(t.size)
+    y = {"sine": np.round(4096 * np.sin(2 * np.pi * 440 * t)) / 32768,    # 16-bit, as a file
+         "harmonics": sum(0.1 * np.sin(2 * np.pi * 130.8 * h * t) for h in range(1, 7)),
+         "hum": 0.2 * np.sin(2 * np.pi * 60 * t) + 1e-3 * hiss,
+         "sine over hiss": 0.3 * np.sin(2 * np.pi * 440 * t) + 3e-3 * hiss,   # 40 dB down
+         }[tone].astype(np.float32)
+    cn = charting.chart_notes(y, sr)
+    assert all(len(v) == 0 for v in cn.difficulties.values()) and cn.beats.size == 0
+
+
 def _breathy_melody(seconds, sr, seed):
     """Tones of filtered noise (harmonics 2 % wide, like a breathy flute or a bowed pad), a new
     pitch every 0.5-1.3 s at random: the change times and the signal."""

@@ -83,6 +83,17 @@ def test_only_a_changing_sound_has_spectral_change():
     assert spectral_change(analysis_spectrogram(r.y, r.sr)) > 2.0
 
 
+def test_a_steady_tone_has_no_onsets():
+    # Its flux is rounding noise, under MIN_FLUX_SCALE: the envelope stays under 1 (no peak
+    # reaches a loud onset's strength) instead of being scaled up to it. Only the first frames,
+    # where the recording starts mid-cycle, rise above a tenth.
+    sr = ANALYSIS_SR
+    t = np.arange(10 * sr) / sr
+    env = onset_strength(analysis_spectrogram(np.sin(2 * np.pi * 440 * t).astype(np.float32), sr))
+    assert env.max() < 1.0
+    assert env[int(0.1 * FRAME_RATE):].max() < 0.1
+
+
 def test_per_band_the_attack_of_a_quiet_band_counts_like_a_loud_ones():
     # A low note, then one three octaves up and 40 dB softer: relative to the loudest band its
     # attack hardly registers; relative to its own bands it counts about a third as much.
