@@ -42,11 +42,15 @@ With ``--loud-master DB`` each mix goes through a brickwall limiter first (ffmpe
 "loud" master is: these songs' mixes have a crest factor of 13-15 dB, loud commercial masters
 about 8-10 dB (4 dB of gain here gives 9.2-9.6 dB, 8 dB 8.5-8.8 dB).
 
+With ``--codec NAME`` each mix is encoded and decoded by ffmpeg first (last, after the limiter),
+as a user's own files are: ``mp3`` (LAME, 128 kbit/s), ``aac`` (ffmpeg's AAC, 128 kbit/s) or
+``opus`` (libopus, 96 kbit/s).
+
 Usage::
 
     nice -n 10 .venv/bin/python -m benchmarks.chart_quality.run [--set dev|bench|both]
         [--songs DIR] [--json-out FILE] [--basic-pitch] [--guitar-stem BLEED]
-        [--tempo-change FACTOR] [--loud-master DB] [--table]
+        [--tempo-change FACTOR] [--loud-master DB] [--codec mp3|aac|opus] [--table]
 
 ``--set bench`` (the default) scores the 4 benchmark songs (:func:`benchmarks.data.songs_dir`),
 ``--set dev`` the 4 development songs constants are tuned on
@@ -63,6 +67,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,6 +82,10 @@ TICKS_PER_BEAT = 480
 ON_GRID_TICKS = 6
 ON_BEAT_S = 0.01
 SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
+#: ``--codec`` name → ffmpeg's encoder options, then the file's extension.
+CODECS = {"mp3": ("-c:a", "libmp3lame", "-b:a", "128k", "mp3"),
+          "aac": ("-c:a", "aac", "-b:a", "128k", "m4a"),
+          "opus": ("-c:a", "libopus", "-b:a", "96k", "opus")}
 
 
 
@@ -279,12 +288,36 @@ def limited(y: np.ndarray, sr: int, gain_db: float) -> np.ndarray:
 
 def _ffmpeg_filtered(y: np.ndarray, sr: int, audio_filter: str) -> np.ndarray:
     """Mono float ``y`` through one ffmpeg audio filter, at the same rate."""
-    out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
-         "-filter:a", audio_filter, "-f", "f32le", "-ar", str(sr), "-ac", "1", "pipe:1"],
-        input=np.ascontiguousarray(y, dtype=np.float32).tobytes(), capture_output=True,
-        check=True)
-    return np.frombuffer(out.stdout, np.float32)
+    raw = _raw_audio(sr)
+    return np.frombuffer(_ffmpeg([*raw, "-i", "pipe:0", "-filter:a", audio_filter, *raw, "pipe:1"],
+                                 np.ascontiguousarray(y, dtype=np.float32).tobytes()), np.float32)
+
+
+def encoded(y: np.ndarray, sr: int, codec: str) -> np.ndarray:
+    """Mono float ``y`` encoded to a file with one of :data:`CODECS` and decoded again, at the
+    same rate and length. As in a user's file, the audio is first brought under full scale
+    (these mixes of two stems peak at up to +1.2 dB, which ffmpeg's AAC encoder clips), and
+    through a file the decoder drops the encoder's priming samples (through a pipe, mp3 and AAC
+    come back 23-25 ms late)."""
+    y = y / max(1.0, float(np.abs(y).max()) / 0.99)
+    raw = _raw_audio(sr)
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / f"mix.{CODECS[codec][-1]}")
+        _ffmpeg([*raw, "-i", "pipe:0", *CODECS[codec][:-1], path],
+                np.ascontiguousarray(y, dtype=np.float32).tobytes())
+        out = np.frombuffer(_ffmpeg(["-i", path, *raw, "pipe:1"], b""), np.float32)
+    return np.pad(out, (0, max(0, len(y) - len(out))))[:len(y)]
+
+
+def _raw_audio(sr: int) -> list[str]:
+    """ffmpeg's options for mono float32 samples at ``sr`` through a pipe."""
+    return ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
+
+
+def _ffmpeg(args: list[str], data: bytes) -> bytes:
+    """ffmpeg with ``args``, ``data`` on its standard input; its standard output."""
+    return subprocess.run(["ffmpeg", "-v", "error", *args], input=data, capture_output=True,
+                          check=True).stdout
 
 
 def moved_times(times, cut_s: float, factor: float):
@@ -316,7 +349,7 @@ def basic_pitch_scores(y: np.ndarray, sr: int, reference: np.ndarray) -> dict:
 
 def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
                   guitar_stem: float | None = None, tempo_change: float | None = None,
-                  loud_master: float | None = None) -> dict:
+                  loud_master: float | None = None, codec: str | None = None) -> dict:
     from analyzer.charting import chart_notes
     from analyzer.formats.folder import read_song_folder
     from analyzer.stems import Stems
@@ -337,6 +370,8 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
     y = guitar + backing
     if loud_master is not None:
         y = limited(y, sr, loud_master)
+    if codec is not None:
+        y = encoded(y, sr, codec)
     duration = len(y) / sr
     stems = None
     if guitar_stem is not None:
@@ -499,6 +534,9 @@ def main(argv=None) -> int:
                         help="put each mix through a brickwall limiter with DB of input gain "
                              "first (a loud commercial master; 4 or 8: crest factor about 9.4 "
                              "or 8.7 dB, against 13-15 dB for the songs as mixed)")
+    parser.add_argument("--codec", choices=sorted(CODECS),
+                        help="encode and decode each mix first, as a user's file: mp3 or aac at "
+                             "128 kbit/s, opus at 96 kbit/s")
     parser.add_argument("--table", action="store_true",
                         help="also print Markdown tables to stderr: F ±50 ms (density ratio); "
                              "lane motion, sustains and chords; the exported tempo map")
@@ -512,7 +550,8 @@ def main(argv=None) -> int:
     if args.tempo_change is not None and not 0.5 <= args.tempo_change <= 2.0:
         parser.error("--tempo-change must be 0.5..2")
     report = {"benchmark": "chart_quality", "guitar_stem_bleed": args.guitar_stem,
-              "tempo_change": args.tempo_change, "loud_master_db": args.loud_master, "sets": {}}
+              "tempo_change": args.tempo_change, "loud_master_db": args.loud_master,
+              "codec": args.codec, "sets": {}}
     for name, root in roots.items():
         folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
                          or (p / "notes.chart").is_file())
@@ -520,7 +559,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"no song folders under {root}")
         results = [evaluate_song(f, with_basic_pitch=args.basic_pitch,
                                  guitar_stem=args.guitar_stem, tempo_change=args.tempo_change,
-                                 loud_master=args.loud_master)
+                                 loud_master=args.loud_master, codec=args.codec)
                    for f in folders]
         report["sets"][name] = {"songs_dir": str(root), "songs": results,
                                 "mean": summary(results)}
