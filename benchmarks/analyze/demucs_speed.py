@@ -46,11 +46,11 @@ def write_mixes(out: Path, song_set: str) -> None:
     """Write each song folder's mix as ``out/<song>.ogg`` (what ``benchmarks.analyze.speed``
     runs)."""
     from benchmarks.analyze.speed import write_mix
-    from benchmarks.data import dev_songs_dir, songs_dir
+    from benchmarks.data import dev_songs_dir, song_folders, songs_dir
 
     root = songs_dir() if song_set == "bench" else dev_songs_dir()
     out.mkdir(parents=True, exist_ok=True)
-    for folder in sorted(p for p in root.iterdir() if (p / "song.ogg").exists()):
+    for folder in song_folders(root):
         seconds = write_mix(folder, out / f"{folder.name}.ogg")
         print(f"{folder.name}: {seconds:.1f} s", flush=True)
 

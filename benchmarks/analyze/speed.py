@@ -1,7 +1,9 @@
 """Speed of ``loopjam analyze``'s default path on the real songs: wall time, real-time factor,
 peak memory, and where the time goes.
 
-Each song's mix (song.ogg + guitar.ogg, stereo, written as Ogg Vorbis like the originals) is
+Each song's mix (every stem summed, here song.ogg + guitar.ogg; stereo, written as Ogg Vorbis
+like the originals; any Frets on Fire / Clone Hero / YARG song folder, see
+:func:`benchmarks.data.song_parts`) is
 analyzed as an unknown file in a fresh Python process, so the wall time includes interpreter start,
 imports and model loading, as a user running ``loopjam analyze song.ogg`` pays them. Peak memory
 is the child's peak resident set size.
@@ -28,25 +30,21 @@ _STARTED = time.perf_counter()
 
 
 def write_mix(folder: Path, out: Path) -> float:
-    """Sum the song folder's .ogg stems (stereo, file rate) into ``out``; returns its seconds."""
+    """Sum the song folder's stems (stereo, the first stem's rate) into ``out``; returns its
+    seconds."""
     import numpy as np
     import soundfile as sf
 
-    from analyzer.decode import load
+    from benchmarks.data import song_parts
 
-    parts = [load(p, mono=False) for p in sorted(folder.glob("*.ogg"))]
-    sr = parts[0][1]
-    mix = np.zeros((2, max(y.shape[1] for y, _ in parts)), np.float32)
-    for y, rate in parts:
-        assert rate == sr, f"{folder}: stems at different rates"
-        mix[:, :y.shape[1]] += y if y.shape[0] == 2 else y.mean(axis=0)
-    peak = float(np.max(np.abs(mix)))
-    frames = (mix / max(peak, 1.0)).T
+    parts = song_parts(folder, mono=False)
+    mix = parts.mix
+    frames = (mix / max(float(np.max(np.abs(mix))), 1.0)).T
     # libsndfile's Vorbis encoder crashes on very large single writes: feed it in blocks.
-    with sf.SoundFile(out, "w", sr, 2, format="OGG", subtype="VORBIS") as f:
+    with sf.SoundFile(out, "w", parts.sr, 2, format="OGG", subtype="VORBIS") as f:
         for i in range(0, len(frames), 1 << 16):
             f.write(frames[i:i + (1 << 16)])
-    return mix.shape[1] / sr
+    return mix.shape[1] / parts.sr
 
 
 def child(path: str, stems: str) -> None:
@@ -82,11 +80,11 @@ def main() -> None:
     if args.child:
         return child(args.child, args.stems)
 
-    from benchmarks.data import dev_songs_dir, songs_dir
+    from benchmarks.data import dev_songs_dir, song_folders, songs_dir
 
     explicit = args.songs or args.songs_pos
     root = songs_dir(explicit) if explicit or args.song_set == "bench" else dev_songs_dir()
-    folders = sorted(p for p in root.iterdir() if (p / "song.ogg").exists())
+    folders = song_folders(root)
     folders = folders[:args.limit or None]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

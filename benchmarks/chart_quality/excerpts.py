@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.chart_quality.run import best_shift_scores, mix_of, onset_times
-from benchmarks.data import dev_songs_dir, songs_dir
+from benchmarks.data import dev_songs_dir, song_folders, songs_dir
 
 EXCERPTS = 4
 #: Excerpts keep clear of the song's ends by this much, and are scored away from their own
@@ -85,8 +85,7 @@ def main(argv=None) -> int:
              for name in (("dev", "bench") if args.song_set == "both" else (args.song_set,))}
     report = {"benchmark": "chart_quality.excerpts", "excerpts_per_song": EXCERPTS, "sets": {}}
     for name, root in roots.items():
-        folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file())
-        songs = [evaluate_song(folder, args.seconds) for folder in folders]
+        songs = [evaluate_song(folder, args.seconds) for folder in song_folders(root)]
         mean = {str(length): {key: round(float(np.mean([s["lengths"][str(length)][key]
                                                           for s in songs])), 4)
                               for key in ("vs_whole_chart", "vs_human", "whole_chart_vs_human")}

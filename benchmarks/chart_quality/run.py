@@ -1,9 +1,11 @@
 """Chart quality: generated charts of real songs against the human charts of the same songs.
 
-For every song folder (Frets on Fire: song.ogg + guitar.ogg + notes.mid + song.ini) the mix
-``song.ogg + guitar.ogg`` is decoded and charted as an unknown file by
-:func:`analyzer.charting.chart_notes` (default path: no stems). The Expert, Hard and Medium charts
-are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``delay`` applied):
+For every song folder (Frets on Fire, Clone Hero or YARG, at any depth under the songs folder:
+notes.mid or notes.chart, song.ini, a file per stem; :func:`benchmarks.data.song_parts`) every
+stem is summed into the mix a listener hears (here ``song.ogg + guitar.ogg``), which is charted
+as an unknown file by :func:`analyzer.charting.chart_notes` (default path: no stems). The
+Expert, Hard, Medium and Easy charts are compared with the human ones (read by
+:mod:`analyzer.formats`, song.ini ``delay`` applied):
 
 - note-onset F-measure (``mir_eval.onset.f_measure``; a chord counts once) at ±50 ms and ±100 ms,
   at the best global shift of the human chart within ±80 ms (2 ms steps; human charts sit a
@@ -28,7 +30,8 @@ are compared with the human ones (read by :mod:`analyzer.formats`, song.ini ``de
   (the measurement behind charting from onsets rather than from a transcription).
 
 With ``--guitar-stem BLEED`` the songs are charted as the Demucs path charts them, with a guitar
-stem beside the mix: guitar.ogg itself (``0``) or with the rest of the song leaking in at gain
+stem beside the mix: the charted instrument's own stem (guitar.ogg) itself (``0``; a song
+without one stops the run) or with the rest of the song leaking in at gain
 BLEED (``0.1``-``0.35``: roughly -20 to -3 dB of backing against the guitar in these songs), a
 stand-in for a separator's output (no Demucs weights can be fetched where this was built).
 
@@ -74,7 +77,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.formats.tempo import TempoMap
-from benchmarks.data import dev_songs_dir, songs_dir
+from benchmarks.data import dev_songs_dir, song_folders, song_parts, songs_dir
 
 EVALUATED = ("expert", "hard", "medium", "easy")
 #: Exported tempo maps use Clone Hero's resolution; a note within a 20th of a 16th is on it.
@@ -251,26 +254,9 @@ def on_human_beats(beats: np.ndarray, human_beats: np.ndarray, *, window: int = 
 
 
 def mix_of(folder: Path) -> tuple[np.ndarray, int]:
-    """song.ogg + guitar.ogg (and any other stem .ogg) summed, mono, at the file rate."""
-    guitar, backing, sr = _parts(folder)
-    return guitar + backing, sr
-
-
-def _parts(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """guitar.ogg and the sum of the folder's other .ogg stems, mono, padded to one length."""
-    from analyzer.decode import load
-
-    parts = {p.name: load(p) for p in sorted(folder.glob("*.ogg"))}
-    if "guitar.ogg" not in parts:
-        raise SystemExit(f"{folder}: no guitar.ogg")
-    sr = parts["guitar.ogg"][1]
-    n = max(len(y) for y, _ in parts.values())
-    guitar, backing = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    for name, (y, rate) in parts.items():
-        if rate != sr:
-            raise SystemExit(f"{folder}: stems at different rates")
-        (guitar if name == "guitar.ogg" else backing)[:len(y)] += y
-    return guitar, backing, sr
+    """Every stem of the song folder summed, mono, at the first stem's rate."""
+    parts = song_parts(folder)
+    return parts.mix, parts.sr
 
 
 def faster_from(y: np.ndarray, sr: int, cut_s: float, factor: float) -> np.ndarray:
@@ -356,7 +342,10 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
 
     chart = read_song_folder(folder).notes
     human = chart.difficulties
-    guitar, backing, sr = _parts(folder)
+    parts = song_parts(folder)
+    if guitar_stem is not None and not parts.has_stem:
+        raise SystemExit(f"{folder}: --guitar-stem needs the song's own {parts.stem} stem")
+    guitar, backing, sr = parts.instrument, parts.rest, parts.sr
     change = {}
     human_beats = chart.beats(len(guitar) / sr + 1.0)
     if tempo_change is not None:
@@ -553,10 +542,7 @@ def main(argv=None) -> int:
               "tempo_change": args.tempo_change, "loud_master_db": args.loud_master,
               "codec": args.codec, "sets": {}}
     for name, root in roots.items():
-        folders = sorted(p for p in root.iterdir() if (p / "notes.mid").is_file()
-                         or (p / "notes.chart").is_file())
-        if not folders:
-            raise SystemExit(f"no song folders under {root}")
+        folders = song_folders(root)
         results = [evaluate_song(f, with_basic_pitch=args.basic_pitch,
                                  guitar_stem=args.guitar_stem, tempo_change=args.tempo_change,
                                  loud_master=args.loud_master, codec=args.codec)

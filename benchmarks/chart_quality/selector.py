@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.chart_quality.run import EVALUATED, best_shift_scores, mix_of, onset_times
-from benchmarks.data import dev_songs_dir, songs_dir
+from benchmarks.data import dev_songs_dir, song_folders, songs_dir
 
 #: Weakest onset considered (the hand rule's own floor is 0.35 / 1.5 = 0.23).
 CANDIDATE_FLOOR = 0.15
@@ -340,8 +340,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sets = {}
     for set_name, root in (("dev", dev_songs_dir()), ("bench", songs_dir())):
-        sets[set_name] = [song_candidates(f) for f in sorted(root.iterdir())
-                          if (f / "notes.mid").is_file()]
+        sets[set_name] = [song_candidates(f) for f in song_folders(root)]
     report = {"benchmark": "chart_quality.selector", "candidate_floor": CANDIDATE_FLOOR,
               "models": evaluate(sets["dev"], sets["bench"])}
     text = json.dumps(report)

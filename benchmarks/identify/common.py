@@ -42,9 +42,10 @@ class Recording:
     def audio(self, offset_s: float = 0.0, duration_s: float | None = None
               ) -> tuple[np.ndarray, int]:
         """(channels, n) float32 and the sample rate of the mix (or of a slice of it)."""
-        parts = [load(p, mono=False, offset_s=offset_s, duration_s=duration_s)
-                 for p in self.paths]
-        sr = parts[0][1]
+        parts, sr = [], None
+        for path in self.paths:  # at the first stem's rate
+            parts.append(load(path, sr=sr, mono=False, offset_s=offset_s, duration_s=duration_s))
+            sr = parts[-1][1]
         n = min(y.shape[-1] for y, _ in parts)
         ch = max(y.shape[0] for y, _ in parts)
         mix = np.zeros((ch, n), np.float32)
@@ -67,14 +68,17 @@ class Recording:
 
 def benchmark_songs(folder=None) -> list[Recording]:
     """The songs of ``folder`` (default: the 4 benchmark songs, ``benchmarks.data.songs_dir``;
-    ``benchmarks.data.dev_songs_dir()`` gives the development set), mixed song + guitar."""
-    from benchmarks.data import songs_dir
+    ``benchmarks.data.dev_songs_dir()`` gives the development set; any folder of Frets on Fire /
+    Clone Hero / YARG songs), each with every stem mixed (here song + guitar)."""
+    from analyzer.formats import read_song_folder
+    from benchmarks.data import song_folders, songs_dir
 
     root = songs_dir(folder) if folder else SONGS
     if not root.is_dir():
         raise SystemExit("run /work/shared/scripts/fetch-fof-songs.sh first")
-    return [Recording(d.name, (str(d / "song.ogg"), str(d / "guitar.ogg")))
-            for d in sorted(root.iterdir()) if (d / "song.ogg").exists()]
+    songs = [read_song_folder(d) for d in song_folders(root)]
+    return [Recording(song.folder.name, tuple(str(p) for p in song.stems.values()))
+            for song in songs if song.stems]
 
 
 def distractors(min_duration_s: float = 30.0) -> list[Recording]:

@@ -2,14 +2,23 @@
 notes.mid Expert chart exactly.
 
 For every song folder (Debian's fretsonfire-songs-muldjord: song.ogg + guitar.ogg + notes.mid +
-song.ini) :func:`analyzer.formats.import_song` runs the whole import (parse, decode every stem,
-fingerprint and sync reference of the mix, masks when :mod:`analyzer.masks` exists). The Expert
-notes are then checked against an independent reading of notes.mid: mido's own playback clock
-(``for msg in MidiFile``: delta ticks → seconds through its tempo handling), notes 96-100 → lanes
-0-4, song.ini ``delay`` added. Reported per song: note counts (imported vs reference), the largest
-time and sustain-length differences, lanes equal, sustains (length > 1/12 step), seconds to
-import (wall and CPU) and the real-time factor, fingerprint items, masks; and the notes after an
-export to a Clone Hero folder read back (plus the note counts of the StepMania/osu! exports).
+song.ini; any Frets on Fire / Clone Hero / YARG folder at any depth) the whole import
+(:func:`analyzer.formats.import_song`: parse, decode every stem, fingerprint and sync reference
+of the mix, masks) runs. The Expert guitar notes are then checked against an independent reading:
+
+- of ``notes.mid``: mido's own playback clock (``for msg in MidiFile``: delta ticks → seconds
+  through its tempo handling) over the tempo tracks and the guitar track (``PART GUITAR``, else
+  ``T1 GEMS``, else the first track with notes 96-100), notes 96-100 → lanes 0-4;
+- of ``notes.chart`` (when there is no notes.mid): ``[ExpertSingle]`` frets 0-4, ticks to
+  seconds through the ``[SyncTrack]`` tempos, summed here segment by segment;
+
+song.ini ``delay`` (else the .chart ``Offset``) added. Reported per song: note counts (imported
+vs reference), the largest time and sustain-length differences, lanes equal, sustains (longer
+than the sustain cutoff: a 1/12 step in MIDI, none in .chart, or song.ini's
+``sustain_cutoff_threshold``), seconds to import (wall and CPU) and the real-time factor,
+fingerprint items, masks; and the notes after an export to a Clone Hero folder read back (plus
+the note counts of the StepMania/osu! exports). A song with no 5-fret Expert guitar part has
+no reference and is reported as a failure.
 
 Usage::
 
@@ -33,15 +42,34 @@ EXPERT_LOW = 96
 
 
 
-def reference_expert(folder: Path, delay_s: float
+def reference_expert(folder: Path, delay_s: float | None
                      ) -> tuple[list[tuple[float, int, int, float]], int]:
-    """(seconds, lane, length ticks, length seconds) of every Expert note by mido's playback
-    clock, and the file's resolution."""
+    """(seconds, lane, length ticks, length seconds) of every Expert guitar note, read
+    independently of :mod:`analyzer.formats`, and the format's sustain cutoff (ticks: a note
+    this long or shorter is a tap; a 1/12 step in MIDI, none in .chart)."""
+    files = {p.name.lower(): p for p in folder.iterdir()}
+    if "notes.mid" in files:
+        return _midi_reference(files["notes.mid"], delay_s or 0.0)
+    return _chart_reference(files["notes.chart"], delay_s)
+
+
+def _midi_reference(path: Path, delay_s: float) -> tuple[list, int]:
     import mido
 
-    mid = mido.MidiFile(folder / "notes.mid")
+    mid = mido.MidiFile(path)
+    names = [next((m.name.strip().upper() for m in t if m.type == "track_name"), "")
+             for t in mid.tracks]
+    expert = [any(m.type == "note_on" and EXPERT_LOW <= m.note < EXPERT_LOW + 5 for m in t)
+              for t in mid.tracks]
+    if not any(expert):
+        raise ValueError(f"{path.name}: no Expert guitar notes (96-100) to check against")
+    guitar = next((i for name in ("PART GUITAR", "T1 GEMS") for i, n in enumerate(names)
+                   if n == name and expert[i]), expert.index(True))
+    only = mido.MidiFile(ticks_per_beat=mid.ticks_per_beat, type=mid.type)
+    only.tracks = [t for i, t in enumerate(mid.tracks)
+                   if i == guitar or any(m.type == "set_tempo" for m in t)]
     seconds, sounding, notes = 0.0, {}, []
-    for msg in mid:  # messages of all tracks merged, .time in seconds
+    for msg in only:  # messages of those tracks merged, .time in seconds
         seconds += msg.time
         if msg.type in ("note_on", "note_off") and EXPERT_LOW <= msg.note < EXPERT_LOW + 5:
             if msg.type == "note_on" and msg.velocity > 0:
@@ -51,18 +79,43 @@ def reference_expert(folder: Path, delay_s: float
                 notes.append((start + delay_s, msg.note - EXPERT_LOW, seconds - start))
     # Lengths in ticks come from the track itself (mido's merged clock is in seconds).
     ticks, starts, lengths = 0, {}, {}
-    for track in mid.tracks:
-        ticks = 0
-        for msg in track:
-            ticks += msg.time
-            if msg.type in ("note_on", "note_off") and EXPERT_LOW <= msg.note < EXPERT_LOW + 5:
-                if msg.type == "note_on" and msg.velocity > 0:
-                    starts[msg.note] = ticks
-                elif msg.note in starts:
-                    lengths.setdefault(msg.note, []).append(ticks - starts.pop(msg.note))
+    for msg in mid.tracks[guitar]:
+        ticks += msg.time
+        if msg.type in ("note_on", "note_off") and EXPERT_LOW <= msg.note < EXPERT_LOW + 5:
+            if msg.type == "note_on" and msg.velocity > 0:
+                starts[msg.note] = ticks
+            elif msg.note in starts:
+                lengths.setdefault(msg.note, []).append(ticks - starts.pop(msg.note))
     order = {note: iter(values) for note, values in lengths.items()}
     return sorted((t, lane, next(order[lane + EXPERT_LOW]), length) for t, lane, length in
-                  sorted(notes, key=lambda n: n[0])), mid.ticks_per_beat
+                  sorted(notes, key=lambda n: n[0])), mid.ticks_per_beat // 3
+
+
+def _chart_reference(path: Path, delay_s: float | None) -> tuple[list, int]:
+    import re
+
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    sections = dict(re.findall(r"\[(\w+)\]\s*\{([^}]*)\}", text))
+    song = dict(re.findall(r"^\s*(\w+)\s*=\s*\"?([^\"\n]*?)\"?\s*$", sections["Song"], re.M))
+    resolution = int(float(song.get("Resolution", 192)))
+    offset = float(song.get("Offset", 0)) if delay_s is None else delay_s
+    tempos = sorted((int(tick), 60000.0 / float(milli)) for tick, milli in
+                    re.findall(r"^\s*(\d+)\s*=\s*B\s+(\d+)", sections.get("SyncTrack", ""), re.M))
+    tempos = tempos if tempos and tempos[0][0] == 0 else [(0, 0.5), *tempos]
+
+    def seconds(tick: int) -> float:
+        total = 0.0
+        for (start, beat_s), (end, _) in zip(tempos, [*tempos[1:], (tick, 0.0)]):
+            total += (min(end, tick) - start) / resolution * beat_s if start < tick else 0.0
+        return total
+
+    if "ExpertSingle" not in sections:
+        raise ValueError(f"{path.name}: no [ExpertSingle] to check against")
+    notes = [(int(tick), int(fret), int(length)) for tick, fret, length in
+             re.findall(r"^\s*(\d+)\s*=\s*N\s+(\d+)\s+(\d+)", sections["ExpertSingle"], re.M)
+             if int(fret) <= 4]
+    return sorted((seconds(t) + offset, fret, length, seconds(t + length) - seconds(t))
+                  for t, fret, length in notes), 0
 
 
 def export_round_trip(chart) -> dict:
@@ -93,17 +146,20 @@ def export_round_trip(chart) -> dict:
 def check_song(folder: Path) -> dict:
     from analyzer.formats import import_song, read_song_folder
 
-    delay = read_song_folder(folder).ini.delay_s
+    ini = read_song_folder(folder).ini
+    delay = ini.delay_s if "delay" in ini.tags and ini.delay_s != 0 else None
     wall, cpu = time.perf_counter(), time.process_time()
     song = import_song(folder)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     chart = song.chart
-    reference, resolution = reference_expert(folder, delay)
+    reference, cutoff = reference_expert(folder, delay)
+    if ini.sustain_cutoff_ticks is not None:
+        cutoff = ini.sustain_cutoff_ticks
     imported = chart.track("expert").notes
     max_dt = max((abs(a.t - b[0]) for a, b in zip(imported, reference)), default=0.0)
     same_lanes = [n.lane for n in imported] == [r[1] for r in reference]
-    # Sustains: longer than the 1/12-step cutoff, lasting what mido's clock says.
-    ref_durs = [r[3] if r[2] > resolution // 3 else 0.0 for r in reference]
+    # Sustains: longer than the cutoff, lasting what the reference's clock says.
+    ref_durs = [r[3] if r[2] > cutoff else 0.0 for r in reference]
     max_ddur = max((abs(a.dur - d) for a, d in zip(imported, ref_durs)), default=0.0)
     exact = (len(imported) == len(reference) and same_lanes and max_dt < 1e-6
              and max_ddur < 1e-6)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.data import songs_dir
+from benchmarks.data import song_folders, songs_dir
 from benchmarks.live.sync import SR, imported_chart, mix48
 
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="loopjam-bench-rt-"))
     os.environ["LOOPJAM_HOME"] = str(tmp / "home")
-    folders = sorted(d for d in songs_dir(args.songs).iterdir() if (d / "song.ogg").exists())
+    folders = song_folders(songs_dir(args.songs))
     folder = folders[1] if args.song is None else songs_dir(args.songs) / args.song
     LocalStore().put(imported_chart(folder))
     mix = mix48(folder)

@@ -11,9 +11,9 @@ holding the human chart (:func:`analyzer.formats.import_song`: notes from notes.
 and sync reference of the mix) and against one holding the chart generated from the mix
 (:func:`analyzer.pipeline.analyze_audio`). Both charts are cached under the data folder, keyed
 on what :func:`analyzer.features.sync_reference` makes (a change there makes them anew). Streams
-are the mix (song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB, re-encoded with a lossy
-codec at about 96 kbit/s (``--codec``, default opus; encoders delay the signal by a few ms, which
-counts as error here), built as:
+are the mix (every stem summed: song.ogg + guitar.ogg) decoded at 48 kHz stereo at -6 dB,
+re-encoded with a lossy codec at about 96 kbit/s (``--codec``, default opus; encoders delay the
+signal by a few ms, which counts as error here), built as:
 
 - ``start``: playback from a random point, 40 s;
 - ``seek``: 20 s from one random point, then a jump to another, 20 s;
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.data import songs_dir
+from benchmarks.data import song_folders, songs_dir
 from benchmarks.identify.common import CODECS, DATA
 
 SR = 48000
@@ -102,12 +102,9 @@ CHARTS = {"imported": imported_chart, "generated": generated_chart}
 
 def mix48(folder: Path) -> np.ndarray:
     """The song's mix at 48 kHz, (n, 2) float32, at -6 dB."""
-    from analyzer.decode import load
+    from benchmarks.data import song_parts
 
-    parts = [load(folder / name, sr=SR, mono=False)[0] for name in ("song.ogg", "guitar.ogg")]
-    n = min(p.shape[1] for p in parts)
-    mix = sum(np.broadcast_to(p[:, :n], (2, n)) for p in parts)
-    return (0.5 * mix.T).astype(np.float32)
+    return (0.5 * song_parts(folder, mono=False, sr=SR).mix.T).astype(np.float32)
 
 
 def scenario(kind: str, mix: np.ndarray, rng) -> tuple[np.ndarray, list]:
@@ -228,7 +225,7 @@ def main(argv=None) -> int:
     stores = {kind: LocalStore(tmp / f"store-{kind}") for kind in kinds}
     all_errors, idents, relocks = [], [], {"seek": [], "pause": [], "pause-seek": []}
     root = songs_dir(args.songs)
-    folders = sorted(d for d in root.iterdir() if (d / "song.ogg").exists())[:args.limit]
+    folders = song_folders(root)[:args.limit]
     for folder in folders:
         t0 = time.perf_counter()
         for kind in kinds:

@@ -6,11 +6,12 @@ Run::
         [--quick] [--no-generated | --generated-only] [--guitar-stem BLEED] [--only SONG...]
 
 For each song folder of the benchmark set (:func:`benchmarks.data.songs_dir`; ``--songs dev`` for
-the development set constants are tuned on, or any folder of song folders: song.ogg backing,
-guitar.ogg stem, notes.mid; mix = song.ogg + guitar.ogg), the stream is the mix at
+the development set constants are tuned on, or any folder of Frets on Fire / Clone Hero / YARG
+songs with a stem of the charted instrument, :func:`benchmarks.data.song_parts`; here song.ogg
+backing, guitar.ogg stem, notes.mid; mix = song.ogg + guitar.ogg), the stream is the mix at
 -6 dB re-encoded as Ogg Vorbis 160 kbps by ffmpeg (as a streaming service serves it). Charts:
 
-- **imported**: the human Expert chart of notes.mid (:func:`analyzer.formats.midi.read_midi`),
+- **imported**: the human Expert chart (:func:`analyzer.formats.read_song_folder`),
   masks from guitar.ogg (:func:`analyzer.masks.attach_masks`); removed by stem cancellation
   (guitar.ogg given to the remover) or by masks only;
 - **generated**: :func:`analyzer.pipeline.analyze_audio` of the mix alone (its own notes, stems
@@ -54,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.masks import attach_masks, note_spans
-from benchmarks.data import dev_songs_dir, songs_dir
+from benchmarks.data import dev_songs_dir, song_folders, song_parts, songs_dir
 from companion.removal import NoteRemover
 
 JUDGEMENT_S = 0.090
@@ -260,11 +261,12 @@ def _oracle(stream, g, span, sr, *, per_channel: bool = False) -> dict:
 
 def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bool,
                imported: bool = True, runs=RUNS, guitar_stem: float | None = None) -> dict:
-    from analyzer.formats.midi import read_midi
-    song, sr = _read(folder / "song.ogg")
-    guitar, _ = _read(folder / "guitar.ogg")
-    n = min(song.shape[0], guitar.shape[0])
-    song, guitar = song[:n], guitar[:n]
+    from analyzer.formats import read_song_folder
+    parts = song_parts(folder, mono=False)
+    if not parts.has_stem:
+        raise SystemExit(f"{folder}: no {parts.stem} stem to measure its removal against")
+    song, guitar, sr = parts.rest.T, parts.instrument.T, parts.sr   # (n, channels)
+    n = song.shape[0]
     mix = song + guitar
     if quick:  # the first 60 s
         n = 60 * sr
@@ -279,7 +281,7 @@ def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bo
     if not imported:
         return {"song": folder.name, "seconds": round(n / sr, 1),
                 "generated": _generated(mix, sr, stream, t, g, stem)}
-    human = read_midi(folder / "notes.mid")
+    human = read_song_folder(folder).notes
     notes = tuple(nt for nt in human.difficulties["expert"] if nt.t < n / sr - 1)
     result = {"song": folder.name, "seconds": round(n / sr, 1), "notes": len(notes),
               "stream_gain": round(gain, 4), "stream_delay": lag}
@@ -421,7 +423,7 @@ def main(argv=None) -> int:
                         help="song folder names (default: every song of the set)")
     args = parser.parse_args(argv)
     root = dev_songs_dir() if args.songs == "dev" else songs_dir(args.songs)
-    names = args.only or sorted(p.name for p in root.iterdir() if (p / "guitar.ogg").is_file())
+    names = args.only or [p.relative_to(root) for p in song_folders(root)]
     results = []
     for i, name in enumerate(names):
         r = bench_song(root / name, args.out if i == 0 else None, quick=args.quick,
