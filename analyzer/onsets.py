@@ -268,6 +268,7 @@ def is_steady(envelope: np.ndarray) -> bool:
     >>> is_steady(onset_strength(analysis_spectrogram(y, sr)))
     False
     """
+    # Scaled to them, the loud onsets are 1 (up to rounding).
     return _loud_onset(np.asarray(envelope, dtype=np.float64)) < 0.999
 
 
