@@ -2,7 +2,8 @@
 
 API
 ---
-- :func:`find_audio` — the audio files under some paths, recursively, in a stable order.
+- :func:`find_audio` — the audio files under some paths, recursively, in a stable order, and
+  the song folders (Frets on Fire / Clone Hero) left out (:class:`Found`).
 - :func:`source_hash` — content hash of a file (what "already analyzed" means).
 - :func:`analyze_one` — one file → :class:`BatchResult` (what each worker runs).
 - :func:`run_batch` — every file, ``jobs`` worker processes, a callback per finished file.
@@ -26,7 +27,18 @@ from pathlib import Path
 from analyzer.decode import AUDIO_EXTENSIONS, DecodeError
 from chart_store.chart import DEFAULT_LANES
 
-__all__ = ["find_audio", "source_hash", "analyze_one", "run_batch", "BatchResult", "out_names"]
+__all__ = ["find_audio", "Found", "source_hash", "analyze_one", "run_batch", "BatchResult",
+           "out_names"]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What :func:`find_audio` found: the audio files to analyze, and the song folders it left
+    out (each holds a human chart, notes.mid or notes.chart, and its audio files are the stems
+    of one song: ``loopjam import`` takes them)."""
+
+    audio: list[Path]
+    song_folders: list[Path]
 
 
 @dataclass(frozen=True)
@@ -56,22 +68,31 @@ class BatchResult:
                 "elapsed_s": self.elapsed_s, "skipped": self.skipped}
 
 
-def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> list[Path]:
+def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> Found:
     """Audio files named by ``paths``: files as given, folders searched recursively.
 
     Files inside folders count when their extension is in ``extensions`` (hidden files and folders
     are left out); a file named directly is always taken (decoding will say if it is not audio).
-    Duplicates are dropped; the order is the order given, each folder sorted by path.
+    A song folder (one holding notes.mid or notes.chart) is left out with what is under it: its
+    files are stems (song.ogg, guitar.ogg...), not songs, and its chart is a human one. Duplicates
+    are dropped; the order is the order given, each folder sorted by path.
 
     Raises
     ------
     FileNotFoundError
         A path does not exist.
     """
+    from analyzer.formats.folder import CHART_FILES
+
     found: dict[Path, None] = {}
+    songs: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
             for root, dirs, files in os.walk(path):
+                if any(name.lower() in CHART_FILES for name in files):
+                    songs.setdefault(Path(root))
+                    dirs[:] = []
+                    continue
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if not name.startswith(".") and Path(name).suffix.lower() in extensions:
@@ -80,7 +101,7 @@ def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> list[Path]:
             found.setdefault(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
-    return list(found)
+    return Found(list(found), list(songs))
 
 
 def source_hash(path, *, block_bytes: int = 1 << 20) -> str:
@@ -212,7 +233,7 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
     list of BatchResult
         In completion order. Failures are results with ``error`` set, never exceptions.
     """
-    inputs = find_audio(paths)
+    inputs = find_audio(paths).audio
     targets = out_names(inputs, out_dir) if out_dir is not None else {}
     options = dict(stems=stems, lanes=lanes, store=store)
     results = []

@@ -34,13 +34,29 @@ def library(tmp_path):
 def test_find_audio_walks_folders_in_a_stable_order(library, tmp_path):
     root, songs = library
     found = find_audio([root])
-    assert found == [root / "broken.mp3", songs[0], songs[1]]  # files, then sub-folders
+    assert found.audio == [root / "broken.mp3", songs[0], songs[1]]  # files, then sub-folders
+    assert found.song_folders == []
     # a file named directly is taken whatever its extension; duplicates collapse
     odd = tmp_path / "song.audio"
     odd.write_bytes(songs[0].read_bytes())
-    assert find_audio([odd, root / "a", songs[0]]) == [odd, songs[0]]
+    assert find_audio([odd, root / "a", songs[0]]).audio == [odd, songs[0]]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         find_audio([tmp_path / "nowhere"])
+
+
+def test_a_song_folders_stems_are_not_songs(library):
+    # A Clone Hero song folder: its files are one song's stems and its chart a human one
+    # (loopjam import). Analyzed one by one, each stem became a "song" of its own.
+    root, songs = library
+    song = root / "clonehero" / "Artist - Title"
+    _write_song(song / "guitar.ogg", 4)
+    _write_song(song / "song.ogg", 5)
+    (song / "NOTES.CHART").write_text("[Song]\n{\n}\n")
+    found = find_audio([root])
+    assert found.audio == [root / "broken.mp3", songs[0], songs[1]]
+    assert found.song_folders == [song]
+    # named directly, a stem is taken as given
+    assert find_audio([song / "guitar.ogg"]).audio == [song / "guitar.ogg"]
 
 
 def test_source_hash_is_the_content(library, tmp_path):

@@ -53,6 +53,23 @@ def test_a_bad_file_is_reported_at_the_end_and_exits_1(tmp_path, capsys):
     assert "2 of 3 files failed" in captured.err and "short.wav: too short" in captured.err
 
 
+def test_song_folders_are_left_to_loopjam_import(tmp_path, capsys):
+    # A Clone Hero song folder's files are one song's stems: not analyzed one by one, and the
+    # user is told what takes them.
+    song = tmp_path / "lib" / "songs" / "Artist - Title"
+    _song(song / "song.ogg", 7)
+    (song / "notes.mid").write_bytes(b"")
+    assert main(["analyze", str(tmp_path / "lib")]) == 1
+    err = capsys.readouterr().err
+    assert "no audio to analyze: 1 song folder with a human chart left out" in err
+    assert f"'loopjam import {tmp_path / 'lib'}' imports them" in err
+    _song(tmp_path / "lib" / "tune.wav", 8)
+    assert main(["analyze", str(tmp_path / "lib"), "--json", "--stems", "none"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert lines[0] == {"input": str(song), "song_folder": True}
+    assert [line["input"] for line in lines[1:]] == [str(tmp_path / "lib" / "tune.wav")]
+
+
 def test_missing_path_and_empty_folder_are_one_line_errors(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nope")]) == 1
     assert main(["analyze", str(tmp_path)]) == 1

@@ -13,7 +13,9 @@ Folders are searched recursively for audio (wav flac ogg opus mp3 m4a aac wma...
 becomes a chart in the local store; a file whose content was analyzed before is skipped (its
 stored chart is reported), so an interrupted run picks up where it stopped. A file that cannot
 be analyzed (unreadable, not audio, silent, shorter than 10 s) is reported and the rest go on;
-the exit status is then 1.
+the exit status is then 1. Song folders of Frets on Fire / Clone Hero (a notes.mid or
+notes.chart beside the audio) are left out: their files are one song's stems, and
+"loopjam import" takes their human charts.
 
 --stems auto uses Demucs (pip install 'loopjam[separation]') when its weights are already
 downloaded, else a fast harmonic/percussive split that needs no download. --stems demucs fetches
@@ -28,7 +30,7 @@ examples:
   loopjam analyze song.mp3 --out charts/      also write charts/song.chart
   loopjam analyze a.flac b.opus --json        one JSON line per file:
       {"input","chart_id","chart_path","duration_s","notes":{"expert":N,...},"elapsed_s",
-       "skipped"} or {"input","error"}
+       "skipped"} or {"input","error"}; a song folder left out: {"input","song_folder":true}
 """
 
 
@@ -65,11 +67,19 @@ def run(args) -> int:
     from analyzer.batch import find_audio, run_batch
 
     try:
-        inputs = find_audio(args.paths)
+        found = find_audio(args.paths)
     except FileNotFoundError as error:
         raise CommandError(str(error)) from None
+    inputs, songs = found.audio, found.song_folders
+    hint = (f"{len(songs)} song folder{'s' * (len(songs) > 1)} with a human chart left out (their "
+            f"files are one song's stems): 'loopjam import {' '.join(args.paths)}' imports them")
     if not inputs:
-        raise CommandError(f"no audio files found in {', '.join(args.paths)}")
+        raise CommandError(f"no audio to analyze: {hint}" if songs
+                           else f"no audio files found in {', '.join(args.paths)}")
+    for folder in songs if args.json else ():
+        emit_json({"input": str(folder), "song_folder": True})
+    if songs and not args.json:
+        print(f"loopjam: {hint}", file=sys.stderr)
     if args.stems == "demucs":  # fail (or download the weights) once, not once per file
         from analyzer.stems import StemsError, demucs
         try:
