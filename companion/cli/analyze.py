@@ -76,9 +76,10 @@ def run(args) -> int:
     if not inputs:
         raise CommandError(f"no audio to analyze: {hint}" if songs
                            else f"no audio files found in {', '.join(args.paths)}")
-    for folder in songs if args.json else ():
-        emit_json({"input": str(folder), "song_folder": True})
-    if songs and not args.json:
+    if songs and args.json:
+        for folder in songs:
+            emit_json({"input": str(folder), "song_folder": True})
+    elif songs:
         print(f"loopjam: {hint}", file=sys.stderr)
     if args.stems == "demucs":  # fail (or download the weights) once, not once per file
         from analyzer.stems import StemsError, demucs
