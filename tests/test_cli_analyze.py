@@ -65,9 +65,9 @@ def test_song_folders_are_left_to_loopjam_import(tmp_path, capsys):
     assert f"'loopjam import {tmp_path / 'lib'}' imports them" in err
     _song(tmp_path / "lib" / "tune.wav", 8)
     assert main(["analyze", str(tmp_path / "lib"), "--json", "--stems", "none"]) == 0
-    lines = _lines(capsys.readouterr().out)
-    assert lines[0] == {"input": str(song), "song_folder": True}
-    assert [line["input"] for line in lines[1:]] == [str(tmp_path / "lib" / "tune.wav")]
+    captured = capsys.readouterr()
+    assert [line["input"] for line in _lines(captured.out)] == [str(tmp_path / "lib" / "tune.wav")]
+    assert "1 song folder with a human chart left out" in captured.err
 
 
 def test_missing_path_and_empty_folder_are_one_line_errors(tmp_path, capsys):

@@ -30,7 +30,7 @@ examples:
   loopjam analyze song.mp3 --out charts/      also write charts/song.chart
   loopjam analyze a.flac b.opus --json        one JSON line per file:
       {"input","chart_id","chart_path","duration_s","notes":{"expert":N,...},"elapsed_s",
-       "skipped"} or {"input","error"}; a song folder left out: {"input","song_folder":true}
+       "skipped"} or {"input","error"}
 """
 
 
@@ -76,10 +76,7 @@ def run(args) -> int:
     if not inputs:
         raise CommandError(f"no audio to analyze: {hint}" if songs
                            else f"no audio files found in {', '.join(args.paths)}")
-    if songs and args.json:
-        for folder in songs:
-            emit_json({"input": str(folder), "song_folder": True})
-    elif songs:
+    if songs:  # on stderr: --json's lines stay one per analyzed file
         print(f"loopjam: {hint}", file=sys.stderr)
     if args.stems == "demucs":  # fail (or download the weights) once, not once per file
         from analyzer.stems import StemsError, demucs
