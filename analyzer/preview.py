@@ -184,9 +184,10 @@ def render_preview(chart, *, difficulty: str | None = None, y: np.ndarray | None
             colour = LANE_COLOURS[note.lane % len(LANE_COLOURS)]
             x = _LEFT + (note.t - t0) * px_s
             ly = lanes_top + note.lane * _LANE_H + _LANE_H // 2
-            if note.dur > 0:
-                x_end = min(_LEFT + (note.end - t0) * px_s, right)
-                draw.rectangle([max(x, _LEFT), ly - 2, x_end, ly + 2],
+            # A sustain's tail within this row: none for a head drawn past the row's end.
+            x_start, x_end = max(x, _LEFT), min(_LEFT + (note.end - t0) * px_s, right)
+            if note.dur > 0 and x_end > x_start:
+                draw.rectangle([x_start, ly - 2, x_end, ly + 2],
                                fill=tuple(c // 2 + 40 for c in colour))
             if note.t >= t0:
                 draw.ellipse([x - radius, ly - radius, x + radius, ly + radius], fill=colour,

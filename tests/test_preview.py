@@ -73,3 +73,21 @@ def test_the_last_row_stops_at_the_end_asked_for():
     background = tuple(image[0, -1])
     assert tuple(image[lanes_mid, end_x - 5]) != background     # the lanes run to 3.2 s
     assert (image[30 + one_row:, end_x + 5:] == background).all()   # and stop there
+
+
+def test_a_sustain_starting_in_a_rows_last_pixel_goes_on_in_the_next_row():
+    # Its head sits a fraction of a pixel past the row's last column: that row has no room for
+    # its tail (drawn there, it was a rectangle of negative width, and the preview raised); the
+    # next row draws the tail.
+    chart = _chart()
+    row_s, width = 2.0, 1200
+    px_s = (width - preview._LEFT) / row_s
+    late = Note(2.0 - 0.3 / px_s, dur=0.8, lane=3, pitch=62)
+    chart = Chart(chart.meta, {"expert": tuple(sorted((*chart.track("expert"), late),
+                                                      key=lambda n: n.t))},
+                  lanes=5, beats=chart.beats, sync=chart.sync)
+    image = np.asarray(preview.render_preview(chart, row_s=row_s, width=width))
+    one_row = preview._SPEC_H + 5 * preview._LANE_H + preview._LABEL_H + preview._GAP
+    ly = 30 + one_row + preview._SPEC_H + 3 * preview._LANE_H + preview._LANE_H // 2
+    tail_x = preview._LEFT + int(0.4 * px_s)                 # 2.4 s, on the second row
+    assert tuple(image[ly, tail_x]) != tuple(image[ly + preview._LANE_H, tail_x])
