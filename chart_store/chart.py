@@ -29,6 +29,7 @@ import numpy as np
 __all__ = [
     "DIFFICULTIES", "MIN_LANES", "MAX_LANES", "DEFAULT_LANES", "Source", "ChartMeta", "Fingerprint",
     "SyncReference", "Note", "Track", "SpectralMask", "MaskBank", "Chart", "ChartError",
+    "song_name",
 ]
 
 #: Difficulty names, easiest first. A chart holds any non-empty subset of them.
@@ -62,6 +63,17 @@ def _frozen_array(values, dtype) -> np.ndarray:
 def _descending(values: np.ndarray, *, strict: bool = False) -> bool:
     """Whether any consecutive pair breaks ascending order (no overflow on huge values)."""
     return bool(np.any(values[1:] <= values[:-1] if strict else values[1:] < values[:-1]))
+
+
+def song_name(artist: str, title: str) -> str:
+    """How a song is named to people: "Artist - Title", or whichever of the two there is.
+
+    Examples
+    --------
+    >>> song_name("Muldjord", "Chaos God"), song_name("", "chaos_mix")
+    ('Muldjord - Chaos God', 'chaos_mix')
+    """
+    return " - ".join(part for part in (artist, title) if part)
 
 
 @dataclass(frozen=True)

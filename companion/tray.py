@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES
+from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES, song_name
 from companion.config import Config, load_config, save_config
 
 __all__ = ["TrayStatus", "PlayController", "Tray", "icon_image", "open_path", "run_tray",
@@ -176,8 +176,7 @@ class PlayController:
             kind = event.get("event")
             if kind == "identified":
                 title, artist = event.get("title", ""), event.get("artist", "")
-                song = (f"{artist} - {title}" if artist and title else title
-                        or _chart_title(event.get("chart_id", "")))
+                song = song_name(artist, title) or _chart_title(event.get("chart_id", ""))
                 source = event.get("source", "") or _chart_source(event.get("chart_id", ""))
                 sync = "syncing"
             elif kind == "recording":
@@ -209,7 +208,7 @@ def _chart_title(chart_id: str) -> str:
     meta = _stored_meta(chart_id)
     if meta is None:
         return chart_id[:12]
-    return f"{meta.artist} - {meta.title}" if meta.artist else meta.title
+    return song_name(meta.artist, meta.title)
 
 
 def _chart_source(chart_id: str) -> str:

@@ -235,3 +235,29 @@ def test_imported_chart_wins_over_a_generated_chart_of_the_same_song(tmp_path):
     assert generated_id != human_id
     match = store.identify(human.fingerprint)
     assert match is not None and match.chart_id == human_id
+
+
+def test_a_generated_chart_exports_with_its_audio_and_imports_back_as_generated(tmp_path, capsys):
+    # A chart analyzed from a file keeps no stems: --audio gives the song folder its song.ogg
+    # (without it the game would have nothing to play, and the command says so). Imported
+    # back, its song.ini "charter = LoopJam" keeps it a generated chart: it must not outrank
+    # charts as a human one would.
+    from dataclasses import replace
+
+    human = import_song(write_song(tmp_path / "s")).chart
+    generated = replace(human, meta=replace(human.meta, source=Source.ANALYZED))
+    chart_id = LocalStore().put(generated)
+    sf.write(tmp_path / "song.wav", tone(220.0).T, SR)
+    out = tmp_path / "out"
+    assert main(["export", chart_id, "--format", "clonehero", "--out", str(out / "bare")]) == 0
+    assert "no audio written" in capsys.readouterr().err
+    assert main(["export", chart_id, "--format", "clonehero", "--out", str(out / "full"),
+                 "--audio", str(tmp_path / "song.wav")]) == 0
+    folder = out / "full" / "Tester - Test Song"
+    assert {p.name for p in folder.iterdir()} == {"notes.mid", "song.ini", "song.ogg"}
+    again = import_song(folder).chart
+    assert again.meta.source is Source.ANALYZED and human.meta.source is Source.IMPORTED_HUMAN
+    assert len(again.track("expert")) == len(human.track("expert"))
+    assert main(["export", chart_id, "--format", "osu", "--out", str(out),
+                 "--audio", str(tmp_path / "nothing.mp3")]) == 1
+    assert "nothing.mp3: no such file" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chart_store.chart import Chart, ChartMeta, Note, Source
+from chart_store.chart import Chart, ChartMeta, Note, Source, song_name
 
 from .common import FormatError, HumanChart
 from .songini import SongIni, format_song_ini, parse_song_ini
@@ -36,6 +36,8 @@ STEM_NAMES = ("song", "guitar", "rhythm", "bass", "keys", "drums", "drums_1", "d
 AUDIO_SUFFIXES = (".ogg", ".opus", ".mp3", ".wav", ".flac")
 #: Formats :func:`export_chart` writes.
 EXPORT_FORMATS = ("fof", "clonehero", "stepmania", "osu")
+#: The song.ini ``charter`` of a chart LoopJam made: an import of it is no human chart.
+LOOPJAM_CHARTER = "LoopJam"
 #: Stems Frets on Fire plays; the others are mixed into song.ogg on a ``fof`` export.
 FOF_STEMS = ("song", "guitar", "rhythm")
 CHART_FILES = ("notes.mid", "notes.chart")
@@ -188,7 +190,8 @@ def import_song(folder) -> ImportedSong:
     folder has no separate file for it), its beats are every quarter-note beat of the tempo map
     up to the end of the audio, its fingerprint and sync reference are of the full mix (every
     stem summed), its masks come from the instrument's stem (:func:`analyzer.masks.attach_masks`),
-    and its source is ``imported-human`` so it wins over generated charts of the same song.
+    and its source is ``imported-human`` so it wins over generated charts of the same song
+    (``analyzed`` for a chart LoopJam generated and exported: song.ini ``charter = LoopJam``).
 
     ``folder`` is a path, or a :class:`SongFolder` already read by :func:`read_song_folder`.
 
@@ -241,8 +244,10 @@ def import_song(folder) -> ImportedSong:
         stems = {stem: wide[stem]}
     masks, difficulties = attach_masks(difficulties, y=mix_channels, sr=sr, stems=stems)
     duration_s = length / sr
+    human = song.ini.charter != LOOPJAM_CHARTER
     meta = ChartMeta(title=song.title, artist=song.artist, album=song.album,
-                     duration_s=duration_s, source=Source.IMPORTED_HUMAN,
+                     duration_s=duration_s,
+                     source=Source.IMPORTED_HUMAN if human else Source.ANALYZED,
                      tool_version=_tool_version())
     chart = Chart(meta=meta, difficulties=difficulties, lanes=notes.lanes,
                   beats=notes.beats(duration_s), fingerprint=fingerprint(mix, sr),
@@ -293,7 +298,8 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
     if not chart.difficulties:
         raise FormatError("the chart has no notes to export")
     meta = chart.meta
-    folder = Path(out_dir) / _safe_name(" - ".join(p for p in (meta.artist, meta.title) if p))
+    named = song_name(meta.artist, meta.title)
+    folder = Path(out_dir) / _safe_name(named)
     folder.mkdir(parents=True, exist_ok=True)
     stems = dict(stems or {})
     if fmt in ("fof", "clonehero"):
@@ -301,7 +307,7 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
         written = export_midi(chart)
         (folder / "notes.mid").write_bytes(written.data)
         tags = {"name": meta.title, "artist": meta.artist, "album": meta.album or None,
-                "charter": None if meta.source is Source.IMPORTED_HUMAN else "LoopJam",
+                "charter": None if meta.source is Source.IMPORTED_HUMAN else LOOPJAM_CHARTER,
                 "song_length": round(meta.duration_s * 1000) if meta.duration_s else None,
                 "delay": 0, "sustain_cutoff_threshold": written.sustain_cutoff_ticks}
         (folder / "song.ini").write_text(format_song_ini(tags), encoding="utf-8")
@@ -323,7 +329,7 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
         else:
             from .osu import export_osu
             for difficulty in chart.difficulties:
-                name = _safe_name(f"{meta.artist} - {meta.title} (LoopJam) [{difficulty}]")
+                name = _safe_name(f"{named} (LoopJam) [{difficulty}]")
                 (folder / f"{name}.osu").write_text(
                     export_osu(chart, difficulty, audio=audio_name), encoding="utf-8")
     return folder

@@ -3,6 +3,7 @@ files."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from companion.cli import CommandError
@@ -17,11 +18,15 @@ formats:
   stepmania  a .sm file (dance-single, lanes folded to 4) + song.ogg
   osu        one osu!mania .osu per difficulty (keys = lanes) + song.ogg
 
-Audio is written only when this machine's stem store has the chart's stems (imported songs);
-the chart files are written in any case. The song folder is created inside DIR.
+Audio: --audio FILE writes the song's audio (the file the chart was analyzed from) as
+song.ogg. Without it, the stems this machine's stem store keeps for the chart are written
+(an imported song's real stems); a chart with neither is exported without audio, and the game
+cannot play it until song.ogg is added. The chart files are written in any case. The song
+folder is created inside DIR.
 
 examples:
   loopjam export 3f9a0c1d2e --format clonehero --out ~/clonehero/songs
+  loopjam export 8f13172d47 --format clonehero --audio ~/Music/song.mp3 --out ~/clonehero/songs
   loopjam export my-song.chart --format osu --out ./osu-export   (a LoopJam chart file)
 """
 
@@ -36,20 +41,32 @@ def register(subparsers) -> None:
                         help="what to write")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="folder to write the song folder into (created if missing)")
+    parser.add_argument("--audio", type=Path, metavar="FILE",
+                        help="the song's audio, written as song.ogg (in place of stored stems)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from analyzer.decode import DecodeError, load
     from analyzer.formats import FormatError, export_chart
     from chart_store.stems import StemStore
     from companion.cli.chart import load_chart
 
     chart = load_chart(args.chart)
-    store = StemStore()  # an imported song's stems, kept under the chart's id
-    stems = {name: store.get(chart.id, name) for name in store.names(chart.id)}
+    if args.audio is not None:
+        try:
+            stems = {"song": load(args.audio, mono=False)}
+        except DecodeError as error:
+            raise CommandError(f"export: {error}") from None
+    else:
+        store = StemStore()  # an imported song's stems, kept under the chart's id
+        stems = {name: store.get(chart.id, name) for name in store.names(chart.id)}
     try:
         folder = export_chart(chart, args.fmt, args.out, stems=stems)
     except (FormatError, OSError) as error:
         raise CommandError(f"export {args.chart}: {error}") from None
+    if not stems:
+        print(f"loopjam: export: no audio written (no stems stored for this chart): add the "
+              f"song's audio with --audio FILE", file=sys.stderr)
     print(folder)
     return 0

@@ -34,6 +34,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from analyzer.decode import DecodeError, load
+    from chart_store.chart import song_name
     from chart_store.fingerprint import fingerprint
     from chart_store.resolver import ChartResolver
 
@@ -48,6 +49,6 @@ def run(args) -> int:
     elif match is None:
         print("no match")
     else:
-        print(f"{match.artist} - {match.title}  [{match.chart_id}]  at {match.offset_s:.2f} s  "
-              f"(confidence {match.confidence:.2f})")
+        print(f"{song_name(match.artist, match.title)}  [{match.chart_id}]  "
+              f"at {match.offset_s:.2f} s  (confidence {match.confidence:.2f})")
     return 0

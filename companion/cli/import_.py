@@ -42,6 +42,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from analyzer.formats import FormatError, find_song_folders, import_song, read_song_folder
+    from chart_store.chart import song_name
     from chart_store.local import LocalStore
     from chart_store.stems import StemStore
 
@@ -64,7 +65,7 @@ def run(args) -> int:
                        "artist": chart.meta.artist, "notes": notes})
         else:
             counts = ", ".join(f"{n} {d}" for d, n in notes.items())
-            print(f"{chart_id}  {chart.meta.artist} - {chart.meta.title}  ({counts})")
+            print(f"{chart_id}  {song_name(chart.meta.artist, chart.meta.title)}  ({counts})")
 
     songs = []
     for path in args.paths:

@@ -74,12 +74,14 @@ def _resolve(store, prefix: str) -> str:
 
 
 def run_list(args) -> int:
+    from chart_store.chart import song_name
+
     for info in _store().list(args.query):
         if args.json:
             emit_json(info.to_json())
         else:
-            who = f"{info.artist} - {info.title}" if info.artist else info.title
-            print(f"{info.chart_id}  {who}  [{info.source}]  {info.duration_s:.0f}s")
+            print(f"{info.chart_id}  {song_name(info.artist, info.title)}  [{info.source}]  "
+                  f"{info.duration_s:.0f}s")
     return 0
 
 
