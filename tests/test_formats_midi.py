@@ -136,6 +136,16 @@ def test_old_fof_file_with_one_unnamed_track_is_guitar():
     assert set(chart.difficulties) == {"expert", "hard"}
 
 
+def test_a_drums_or_vocals_track_is_never_read_as_guitar():
+    # Their notes 96-100 are drum pads and sung pitches: a song charted for drums alone has no
+    # guitar chart (it imported as one, and a human chart outranks a generated one).
+    for name in ("PART DRUMS", "PART VOCALS", "HARM1", "PART REAL_GUITAR"):
+        with pytest.raises(FormatError, match="no notes in any chart track"):
+            parse_midi(midi_bytes([(name, [(0, 1, 96), (480, 1, 97)])]))
+    both = midi_bytes([("PART DRUMS", [(0, 1, 97)]), ("notes", [(480, 1, 98)])])
+    assert [n.lane for n in parse_midi(both).difficulties["expert"]] == [2]
+
+
 def test_six_fret_track_has_six_lanes():
     chart = parse_midi(midi_bytes([("PART GUITAR GHL", [(0, 1, 95), (480, 1, 100), (0, 1, 94)])]))
     assert chart.lanes == 6

@@ -7,7 +7,9 @@ Reading
   ``PART KEYS``, ``PART RHYTHM GHL``, ``PART BASS GHL``. The first one that holds notes, in that
   order (guitar first), is charted. Files from the first Frets on Fire days have one unnamed
   (or otherwise named) track: when no known part has notes, the first track with notes in the
-  fret ranges is guitar.
+  fret ranges is guitar, unless its name is another instrument's or the show's (``PART
+  DRUMS``, ``PART VOCALS``..., ``EVENTS``, ``VENUE``, ``BEAT``, ``HARM1``...: see
+  :data:`OTHER_TRACKS`), whose notes 60-100 mean something else.
 - **Difficulties** (5-fret): Expert 96-100, Hard 84-88, Medium 72-76, Easy 60-64, lowest note =
   lane 0 (green). 6-fret: Expert 95-100 (white 1-3, then black 1-3 → lanes 0-5), Hard 83-88,
   Medium 71-76, Easy 59-64. Open notes, force/tap markers, star power, solos, text and SysEx
@@ -40,8 +42,8 @@ from chart_store.chart import Chart, Note
 from .common import FormatError, HumanChart, fold_lanes, sorted_notes
 from .tempo import TempoMap
 
-__all__ = ["read_midi", "parse_midi", "export_midi", "MidiExport", "PARTS", "DIFFICULTY_BASES",
-           "EXPORT_RESOLUTION"]
+__all__ = ["read_midi", "parse_midi", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
+           "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
 PARTS = {
@@ -50,6 +52,10 @@ PARTS = {
     "PART RHYTHM": ("rhythm", 5), "PART BASS": ("bass", 5), "PART KEYS": ("keys", 5),
     "PART RHYTHM GHL": ("rhythm", 6), "PART BASS GHL": ("bass", 6),
 }
+#: Name starts of tracks that are not a fretted part: other instruments' (Rock Band / Clone Hero
+#: ``PART DRUMS``, ``PART VOCALS``, ``PART REAL_GUITAR``...: every ``PART`` not in :data:`PARTS`)
+#: and the show's. Their notes in the fret ranges are drum pads, vocal pitches or lights.
+OTHER_TRACKS = ("PART ", "EVENTS", "VENUE", "BEAT", "HARM")
 #: MIDI note of lane 0 of each difficulty, per fret count.
 DIFFICULTY_BASES = {5: {"expert": 96, "hard": 84, "medium": 72, "easy": 60},
                     6: {"expert": 95, "hard": 83, "medium": 71, "easy": 59}}
@@ -159,6 +165,8 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
     for index, track in enumerate(mid.tracks):
         track_name = _track_name(track)
         part = PARTS.get(track_name)
+        if part is None and track_name.startswith(OTHER_TRACKS):
+            continue
         priority = order.index(track_name) if part else len(order) + index
         instrument_name, lanes = part if part else ("guitar", 5)
         notes = _by_difficulty(_raw_notes(track), lanes)

@@ -8,7 +8,8 @@ of the mix, masks) runs. The Expert guitar notes are then checked against an ind
 
 - of ``notes.mid``: mido's own playback clock (``for msg in MidiFile``: delta ticks → seconds
   through its tempo handling) over the tempo tracks and the guitar track (``PART GUITAR``, else
-  ``T1 GEMS``, else the first track with notes 96-100), notes 96-100 → lanes 0-4;
+  ``T1 GEMS`` or ``PART LEAD``, else the first track with notes 96-100 that is not drums, vocals
+  or events), notes 96-100 → lanes 0-4;
 - of ``notes.chart`` (when there is no notes.mid): ``[ExpertSingle]`` frets 0-4, ticks to
   seconds through the ``[SyncTrack]`` tempos, summed here segment by segment;
 
@@ -59,12 +60,14 @@ def _midi_reference(path: Path, delay_s: float) -> tuple[list, int]:
     mid = mido.MidiFile(path)
     names = [next((m.name.strip().upper() for m in t if m.type == "track_name"), "")
              for t in mid.tracks]
+    # Expert notes on a guitar track: a named one, else an old unnamed one (not drums etc.).
     expert = [any(m.type == "note_on" and EXPERT_LOW <= m.note < EXPERT_LOW + 5 for m in t)
-              for t in mid.tracks]
+              and not n.startswith(("PART DRUMS", "PART VOCALS", "PART REAL", "EVENTS", "HARM"))
+              for n, t in zip(names, mid.tracks)]
     if not any(expert):
         raise ValueError(f"{path.name}: no Expert guitar notes (96-100) to check against")
-    guitar = next((i for name in ("PART GUITAR", "T1 GEMS") for i, n in enumerate(names)
-                   if n == name and expert[i]), expert.index(True))
+    guitar = next((i for name in ("PART GUITAR", "T1 GEMS", "PART LEAD")
+                   for i, n in enumerate(names) if n == name and expert[i]), expert.index(True))
     only = mido.MidiFile(ticks_per_beat=mid.ticks_per_beat, type=mid.type)
     only.tracks = [t for i, t in enumerate(mid.tracks)
                    if i == guitar or any(m.type == "set_tempo" for m in t)]
