@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["render_preview", "save_preview", "LANE_COLOURS", "ROW_S"]
+__all__ = ["render_preview", "save_preview", "LANE_COLOURS", "ROW_S", "MIN_WIDTH"]
 
 #: Seconds of chart per row.
 ROW_S = 15.0
+#: Narrowest image (pixels): the labels' margin and a strip of chart.
+MIN_WIDTH = 200
 #: Note colours by lane, left to right (the usual five-fret colours, then two more).
 LANE_COLOURS = ((46, 204, 64), (230, 57, 53), (250, 214, 45), (52, 120, 246), (255, 133, 27),
                 (177, 87, 255), (40, 220, 220))
@@ -118,6 +120,12 @@ def render_preview(chart, *, difficulty: str | None = None, y: np.ndarray | None
     PIL.Image.Image
         RGB.
 
+    Raises
+    ------
+    ValueError
+        ``row_s`` not above 0, ``width`` under :data:`MIN_WIDTH`, or ``end_s`` not after
+        ``start_s``.
+
     Examples
     --------
     >>> image = render_preview(chart, y=y, sr=sr, end_s=30)  # doctest: +SKIP
@@ -127,8 +135,13 @@ def render_preview(chart, *, difficulty: str | None = None, y: np.ndarray | None
 
     difficulty = difficulty or chart.hardest()
     track = chart.track(difficulty)
+    if row_s <= 0 or width < MIN_WIDTH:
+        raise ValueError(f"rows must be over 0 s and the image at least {MIN_WIDTH} px wide, "
+                         f"got {row_s:g} s and {width} px")
+    if end_s is not None and end_s <= start_s:
+        raise ValueError(f"the end ({end_s:g} s) must be after the start ({start_s:g} s)")
     end_s = chart.meta.duration_s if end_s is None else end_s
-    if end_s <= start_s:
+    if end_s <= start_s:  # past the chart's end, or a chart of unknown length: one row
         end_s = start_s + row_s
     if y is not None:
         y = np.asarray(y, np.float32)

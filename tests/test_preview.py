@@ -1,6 +1,7 @@
 """analyzer.preview and ``loopjam chart preview``: note heads, lanes and beat grid drawn where
 the chart puts them."""
 import numpy as np
+import pytest
 from PIL import Image
 
 from analyzer import preview
@@ -91,3 +92,22 @@ def test_a_sustain_starting_in_a_rows_last_pixel_goes_on_in_the_next_row():
     ly = 30 + one_row + preview._SPEC_H + 3 * preview._LANE_H + preview._LANE_H // 2
     tail_x = preview._LEFT + int(0.4 * px_s)                 # 2.4 s, on the second row
     assert tuple(image[ly, tail_x]) != tuple(image[ly + preview._LANE_H, tail_x])
+
+
+def test_bad_stretches_and_sizes_are_one_line_errors(tmp_path, capsys):
+    chart_file = tmp_path / "grid.chart"
+    write_chart(_chart(), chart_file)
+    png = str(tmp_path / "grid.png")
+    cases = {("--row", "0"): "--row must be more than 0 seconds",
+             ("--width", "100"): "--width must be at least 200 pixels",
+             ("--start", "4", "--end", "3"): "--end must be after --start",
+             ("--start", "9"): "--start 9 s is outside the chart (0-6.0 s)",
+             ("--start", "-1"): "--start -1 s is outside the chart"}
+    for args, message in cases.items():
+        assert main(["chart", "preview", str(chart_file), "-o", png, *args]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, args
+    with pytest.raises(ValueError, match="must be after the start"):
+        preview.render_preview(_chart(), start_s=4.0, end_s=3.0)
+    with pytest.raises(ValueError, match="at least 200 px wide"):
+        preview.render_preview(_chart(), width=120)

@@ -158,9 +158,18 @@ def _register_validate(commands) -> None:
 
 def run_preview(args) -> int:
     from analyzer.decode import DecodeError, load
-    from analyzer.preview import save_preview
+    from analyzer.preview import MIN_WIDTH, save_preview
 
+    if args.row <= 0:
+        raise CommandError("--row must be more than 0 seconds")
+    if args.width < MIN_WIDTH:
+        raise CommandError(f"--width must be at least {MIN_WIDTH} pixels")
+    if args.end is not None and args.end <= args.start:
+        raise CommandError("--end must be after --start")
     chart = load_chart(args.chart)
+    duration = chart.meta.duration_s
+    if args.start < 0 or (duration and args.start >= duration):
+        raise CommandError(f"--start {args.start:g} s is outside the chart (0-{duration:.1f} s)")
     if args.difficulty is not None and args.difficulty not in chart.difficulties:
         raise CommandError(f"{args.chart}: no {args.difficulty} difficulty; it has "
                            f"{', '.join(chart.difficulties) or 'none'}")
