@@ -9,34 +9,11 @@ import soundfile as sf
 
 from analyzer.formats import read_song_folder
 from benchmarks.data import song_folders, song_parts
+from tests.test_formats_chart_text import CHART
 
 import_benchmark = importlib.import_module("benchmarks.import.songs")   # "import" is a keyword
 
 SR = 22050
-CHART = """[Song]
-{
-  Name = "Test"
-  Artist = "Someone"
-  Resolution = 192
-  Offset = 0.25
-}
-[SyncTrack]
-{
-  0 = TS 4
-  0 = B 120000
-  768 = B 150000
-}
-[ExpertSingle]
-{
-  0 = N 0 0
-  192 = N 2 96
-  192 = N 3 96
-  768 = N 4 0
-  960 = N 7 0
-  960 = E solo
-  1152 = N 1 384
-}
-"""
 
 
 def _tone(hz, seconds=2.0, channels=2):
@@ -84,14 +61,14 @@ def test_song_parts_keep_the_charted_instruments_stem_apart(songs):
 
 
 def test_the_import_benchmark_reads_a_chart_file_on_its_own(songs):
-    # Its reference: [ExpertSingle] frets 0-4 (the open note 7 and the event left out), ticks to
-    # seconds through the tempo changes, plus the Offset; the same notes the importer reads.
+    # Its reference: [ExpertSingle] frets 0-4 (the open note, the modifier, star power and
+    # events left out), ticks to seconds through the tempo change, plus the Offset; the same
+    # notes and sustains the importer reads (tests.test_formats_chart_text has the reasons).
     _, song, _ = songs
     reference, cutoff = import_benchmark.reference_expert(song, None)
     assert cutoff == 0
-    assert [(round(t, 6), lane) for t, lane, _, _ in reference] == [
-        (0.25, 0), (0.75, 2), (0.75, 3), (2.25, 4), (3.05, 1)]    # 0.5 s a beat, then 0.4 s
-    assert reference[-1][3] == pytest.approx(0.8)                   # 384 ticks at 150 BPM
+    assert [(t, lane, dur) for t, lane, _, dur in reference] == [
+        (0.5, 0, 0.0), (0.5, 4, 0.0), (1.0, 2, 0.25), (1.5, 1, 1.0)]
     imported = read_song_folder(song).notes.difficulties["expert"]
-    assert [(round(n.t, 6), n.lane) for n in imported] == [(round(t, 6), lane)
-                                                           for t, lane, _, _ in reference]
+    assert [(n.t, n.lane, n.dur) for n in imported] == [
+        (t, lane, dur) for t, lane, _, dur in reference]
