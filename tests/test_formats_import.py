@@ -250,7 +250,11 @@ def test_a_generated_chart_exports_with_its_audio_and_imports_back_as_generated(
     sf.write(tmp_path / "song.wav", tone(220.0).T, SR)
     out = tmp_path / "out"
     assert main(["export", chart_id, "--format", "clonehero", "--out", str(out / "bare")]) == 0
-    assert "no audio written" in capsys.readouterr().err
+    assert "no audio written, no song.ogg: add the song's audio with --audio FILE" in (
+        capsys.readouterr().err)
+    StemStore().put(chart_id, "guitar", tone(440.0), SR)   # what a Demucs analysis keeps
+    assert main(["export", chart_id, "--format", "fof", "--out", str(out / "stem")]) == 0
+    assert "only guitar written, no song.ogg" in capsys.readouterr().err
     assert main(["export", chart_id, "--format", "clonehero", "--out", str(out / "full"),
                  "--audio", str(tmp_path / "song.wav")]) == 0
     folder = out / "full" / "Tester - Test Song"

@@ -19,10 +19,11 @@ formats:
   osu        one osu!mania .osu per difficulty (keys = lanes) + song.ogg
 
 Audio: --audio FILE writes the song's audio (the file the chart was analyzed from) as
-song.ogg. Without it, the stems this machine's stem store keeps for the chart are written
-(an imported song's real stems); a chart with neither is exported without audio, and the game
-cannot play it until song.ogg is added. The chart files are written in any case. The song
-folder is created inside DIR.
+song.ogg. Without it, the stems this machine's stem store keeps for the chart are written: an
+imported song's real stems, or for a chart analyzed with Demucs only the stem its notes come
+from. Without a song.ogg the command says so: the game has nothing (or only that stem) to
+play until one is added. The chart files are written in any case. The song folder is created
+inside DIR.
 
 examples:
   loopjam export 3f9a0c1d2e --format clonehero --out ~/clonehero/songs
@@ -65,8 +66,9 @@ def run(args) -> int:
         folder = export_chart(chart, args.fmt, args.out, stems=stems)
     except (FormatError, OSError) as error:
         raise CommandError(f"export {args.chart}: {error}") from None
-    if not stems:
-        print(f"loopjam: export: no audio written (no stems stored for this chart): add the "
-              f"song's audio with --audio FILE", file=sys.stderr)
+    if "song" not in stems:  # none stored, or only a separated stem (Demucs): not the song
+        kept = f"only {', '.join(sorted(stems))}" if stems else "no audio"
+        print(f"loopjam: export: {kept} written, no song.ogg: add the song's audio with "
+              f"--audio FILE", file=sys.stderr)
     print(folder)
     return 0
