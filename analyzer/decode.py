@@ -118,6 +118,7 @@ def load(path, *, sr: int | None = None, mono: bool = True, offset_s: float = 0.
     Returns
     -------
     y : np.ndarray [shape=(n,) if mono else (channels, n), dtype=float32]
+        Finite: a NaN or infinite sample in a float file comes back as 0.
     sr : int
         The sample rate of ``y``.
 
@@ -226,6 +227,10 @@ class _Sink:
     def add(self, block: np.ndarray, *, last: bool = False) -> None:
         """Take one (frames, channels) float32 block."""
         self.n_in += len(block)
+        if not np.isfinite(block).all():
+            # A float file can hold NaN or inf samples (a broken render): silence them, or the
+            # resampler and every sum after it would spread them over the whole song.
+            block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
         if self.mono and block.shape[1] != 1:
             block = block.mean(axis=1, keepdims=True, dtype=np.float32)
         if self.resampler is not None:

@@ -148,3 +148,20 @@ def test_check_audio_rejects_short_and_silent():
         check_audio(np.full(sr * 12, 1e-5, np.float32), sr, path="quiet.flac")
     assert "quiet.flac" in str(error.value)
     check_audio(np.full(sr * 12, 0.01, np.float32), sr, path="fine.flac")
+
+
+@pytest.mark.parametrize("ext", ["wav", "mka"])
+def test_nan_and_inf_samples_come_back_as_silence(tmp_path, ext):
+    # A float file from a broken render: a few NaN and inf samples. Kept, the resampler spread
+    # them over the song and the analyzer called a loud file "silent".
+    y = _steps()
+    y[1000:1100, 0], y[5000, 0], y[6000, 1] = np.nan, np.inf, -np.inf
+    wav = tmp_path / "broken.wav"
+    sf.write(wav, y, SR, subtype="FLOAT")
+    path = wav if ext == "wav" else _encode(wav, tmp_path / "broken.mka", "-c:a", "pcm_f32le")
+    for rate in (None, 22050):                      # as is, and through the resampler
+        got, sr = load(path, sr=rate, mono=False)
+        assert np.isfinite(got).all() and sr == (rate or SR)
+    got, _ = load(path)
+    assert not got[1000:1100].any() and abs(got[20000:21000]).max() > 0.2
+    check_audio(np.tile(got, 4), SR, path=path.name)        # loud, not "silent"
