@@ -210,7 +210,8 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
               lanes: int = DEFAULT_LANES, store: bool = True, out_dir=None,
               on_result: Callable[[BatchResult], None] | None = None,
               on_stage: Callable[[Path, str], None] | None = None) -> list[BatchResult]:
-    """Analyze every audio file under ``paths`` with ``jobs`` worker processes.
+    """Analyze every audio file under ``paths`` (as :func:`find_audio` finds them: song folders
+    left out) with ``jobs`` worker processes.
 
     Parameters
     ----------
