@@ -73,23 +73,23 @@ def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> Found:
 
     Files inside folders count when their extension is in ``extensions`` (hidden files and folders
     are left out); a file named directly is always taken (decoding will say if it is not audio).
-    A song folder (one holding notes.mid or notes.chart) is left out with what is under it: its
-    files are stems (song.ogg, guitar.ogg...), not songs, and its chart is a human one. Duplicates
-    are dropped; the order is the order given, each folder sorted by path.
+    A song folder (one ``loopjam import`` takes: a notes.chart, or a notes.mid with its
+    song.ini) is left out with what is under it: its files are stems (song.ogg, guitar.ogg...),
+    not songs, and its chart is a human one. Duplicates are dropped; the order is the order
+    given, each folder sorted by path.
 
     Raises
     ------
     FileNotFoundError
         A path does not exist.
     """
-    from analyzer.formats.folder import CHART_FILES
-
     found: dict[Path, None] = {}
     songs: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                if any(name.lower() in CHART_FILES for name in files):
+                names = {name.lower() for name in files}
+                if "notes.chart" in names or {"notes.mid", "song.ini"} <= names:
                     songs.setdefault(Path(root))
                     dirs[:] = []
                     continue

@@ -57,6 +57,12 @@ def test_a_song_folders_stems_are_not_songs(library):
     assert found.song_folders == [song]
     # named directly, a stem is taken as given
     assert find_audio([song / "guitar.ogg"]).audio == [song / "guitar.ogg"]
+    # a notes.mid without a song.ini is no song folder (nothing to import): its audio is a song
+    sketch = root / "sketch"
+    (sketch / "notes.mid").parent.mkdir()
+    (sketch / "notes.mid").write_bytes(b"MThd")
+    demo = _write_song(sketch / "demo.wav", 6)
+    assert demo in find_audio([root]).audio
 
 
 def test_source_hash_is_the_content(library, tmp_path):

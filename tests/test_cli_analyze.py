@@ -59,6 +59,7 @@ def test_song_folders_are_left_to_loopjam_import(tmp_path, capsys):
     song = tmp_path / "lib" / "songs" / "Artist - Title"
     _song(song / "song.ogg", 7)
     (song / "notes.mid").write_bytes(b"")
+    (song / "song.ini").write_text("[song]\nname = Title\n")
     assert main(["analyze", str(tmp_path / "lib")]) == 1
     err = capsys.readouterr().err
     assert "no audio to analyze: 1 song folder with a human chart left out" in err
