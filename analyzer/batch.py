@@ -83,13 +83,14 @@ def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> Found:
     FileNotFoundError
         A path does not exist.
     """
+    from analyzer.formats.folder import is_song_folder
+
     found: dict[Path, None] = {}
     songs: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                names = {name.lower() for name in files}
-                if "notes.chart" in names or {"notes.mid", "song.ini"} <= names:
+                if is_song_folder(files):
                     songs.setdefault(Path(root))
                     dirs[:] = []
                     continue

@@ -4,7 +4,8 @@ API
 ---
 - :func:`~analyzer.formats.folder.import_song` — a song folder → :class:`ImportedSong` (the
   chart, its stem files and their audio); :func:`~analyzer.formats.folder.find_song_folders`,
-  :func:`~analyzer.formats.folder.read_song_folder` (parse only, no audio).
+  :func:`~analyzer.formats.folder.is_song_folder`, :func:`~analyzer.formats.folder.read_song_folder`
+  (parse only, no audio).
 - :func:`~analyzer.formats.folder.export_chart` — a chart → ``fof``, ``clonehero``,
   ``stepmania`` or ``osu`` files.
 - :mod:`~analyzer.formats.midi` (``notes.mid`` read/write), :mod:`~analyzer.formats.chart_text`
@@ -16,7 +17,8 @@ The parsers are pure (bytes in, notes out); only :func:`import_song` decodes aud
 """
 from .common import FormatError, HumanChart
 from .folder import (EXPORT_FORMATS, ImportedSong, SongFolder, export_chart, find_song_folders,
-                     import_song, read_song_folder)
+                     import_song, is_song_folder, read_song_folder)
 
 __all__ = ["FormatError", "HumanChart", "EXPORT_FORMATS", "ImportedSong", "SongFolder",
-           "export_chart", "find_song_folders", "import_song", "read_song_folder"]
+           "export_chart", "find_song_folders", "import_song", "is_song_folder",
+           "read_song_folder"]

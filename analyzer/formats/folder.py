@@ -26,8 +26,9 @@ from chart_store.chart import Chart, ChartMeta, Note, Source, song_name
 from .common import FormatError, HumanChart
 from .songini import SongIni, format_song_ini, parse_song_ini
 
-__all__ = ["find_song_folders", "read_song_folder", "import_song", "export_chart", "SongFolder",
-           "ImportedSong", "STEM_NAMES", "AUDIO_SUFFIXES", "EXPORT_FORMATS"]
+__all__ = ["find_song_folders", "is_song_folder", "read_song_folder", "import_song",
+           "export_chart", "SongFolder", "ImportedSong", "STEM_NAMES", "AUDIO_SUFFIXES",
+           "EXPORT_FORMATS"]
 
 #: Stem file names (without extension) that are part of what a listener hears.
 STEM_NAMES = ("song", "guitar", "rhythm", "bass", "keys", "drums", "drums_1", "drums_2",
@@ -119,6 +120,19 @@ def find_song_folders(path) -> list[Path]:
     if not found:
         raise FormatError(f"{path}: no song folder here (none holds notes.mid or notes.chart)")
     return found
+
+
+def is_song_folder(file_names) -> bool:
+    """Whether a folder holding these files (names, any case) is a song :func:`import_song`
+    takes: a notes.chart, or a notes.mid with its song.ini (which holds the title).
+
+    Examples
+    --------
+    >>> is_song_folder(["NOTES.MID", "song.ini", "song.ogg"]), is_song_folder(["notes.mid"])
+    (True, False)
+    """
+    names = {name.lower() for name in file_names}
+    return "notes.chart" in names or {"notes.mid", "song.ini"} <= names
 
 
 def _holds_chart(folder: Path) -> bool:
