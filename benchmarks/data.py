@@ -57,15 +57,22 @@ def song_folders(root: str | os.PathLike) -> list[Path]:
 
 @dataclass(frozen=True)
 class SongParts:
-    """A song's audio in two parts: the charted instrument's stem and the rest, at one rate."""
+    """A song's human chart, and its audio in two parts: the charted instrument's stem and the
+    rest, at one rate."""
 
-    #: The charted instrument's stem name ("guitar"), and its audio: zeros where the song has no
-    #: separate file for it (its part is then inside the rest).
-    stem: str
+    #: The human chart (:class:`analyzer.formats.HumanChart`), song.ini ``delay`` applied.
+    notes: object
+    #: The charted instrument's audio: zeros where the song has no separate file for it (its
+    #: part is then inside the rest).
     instrument: np.ndarray
     rest: np.ndarray
     sr: int
     has_stem: bool
+
+    @property
+    def stem(self) -> str:
+        """The charted instrument's stem name ("guitar")."""
+        return self.notes.stem
 
     @property
     def mix(self) -> np.ndarray:
@@ -75,8 +82,8 @@ class SongParts:
 
 def song_parts(folder: str | os.PathLike, *, mono: bool = True,
                sr: int | None = None) -> SongParts:
-    """Decode a song folder's stems (every one the importer knows) at ``sr`` (None: the first
-    stem's rate).
+    """Read a song folder's chart and decode its stems (every one the importer knows) at ``sr``
+    (None: the first stem's rate).
 
     ``mono``: shape (n,), else (2, n) (mono stems on both channels). The parts are padded to
     the longest stem. SystemExit when the folder has no audio.
@@ -97,4 +104,4 @@ def song_parts(folder: str | os.PathLike, *, mono: bool = True,
     stem = song.notes.stem
     for name, y in decoded.items():
         (instrument if name == stem else rest)[..., :y.shape[-1]] += y
-    return SongParts(stem, instrument, rest, int(sr), stem in decoded)
+    return SongParts(song.notes, instrument, rest, int(sr), stem in decoded)

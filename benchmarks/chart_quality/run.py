@@ -337,12 +337,11 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
                   guitar_stem: float | None = None, tempo_change: float | None = None,
                   loud_master: float | None = None, codec: str | None = None) -> dict:
     from analyzer.charting import chart_notes
-    from analyzer.formats.folder import read_song_folder
     from analyzer.stems import Stems
 
-    chart = read_song_folder(folder).notes
-    human = chart.difficulties
     parts = song_parts(folder)
+    chart = parts.notes
+    human = chart.difficulties
     if guitar_stem is not None and not parts.has_stem:
         raise SystemExit(f"{folder}: --guitar-stem needs the song's own {parts.stem} stem")
     guitar, backing, sr = parts.instrument, parts.rest, parts.sr

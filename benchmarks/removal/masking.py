@@ -11,7 +11,7 @@ songs with a stem of the charted instrument, :func:`benchmarks.data.song_parts`;
 backing, guitar.ogg stem, notes.mid; mix = song.ogg + guitar.ogg), the stream is the mix at
 -6 dB re-encoded as Ogg Vorbis 160 kbps by ffmpeg (as a streaming service serves it). Charts:
 
-- **imported**: the human Expert chart (:func:`analyzer.formats.read_song_folder`),
+- **imported**: the human Expert chart (:func:`benchmarks.data.song_parts`),
   masks from guitar.ogg (:func:`analyzer.masks.attach_masks`); removed by stem cancellation
   (guitar.ogg given to the remover) or by masks only;
 - **generated**: :func:`analyzer.pipeline.analyze_audio` of the mix alone (its own notes, stems
@@ -261,7 +261,6 @@ def _oracle(stream, g, span, sr, *, per_channel: bool = False) -> dict:
 
 def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bool,
                imported: bool = True, runs=RUNS, guitar_stem: float | None = None) -> dict:
-    from analyzer.formats import read_song_folder
     parts = song_parts(folder, mono=False)
     if not parts.has_stem:
         raise SystemExit(f"{folder}: no {parts.stem} stem to measure its removal against")
@@ -281,7 +280,7 @@ def bench_song(folder: Path, out_dir: Path | None, *, quick: bool, generated: bo
     if not imported:
         return {"song": folder.name, "seconds": round(n / sr, 1),
                 "generated": _generated(mix, sr, stream, t, g, stem)}
-    human = read_song_folder(folder).notes
+    human = parts.notes
     notes = tuple(nt for nt in human.difficulties["expert"] if nt.t < n / sr - 1)
     result = {"song": folder.name, "seconds": round(n / sr, 1), "notes": len(notes),
               "stream_gain": round(gain, 4), "stream_delay": lag}
