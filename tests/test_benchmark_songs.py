@@ -61,14 +61,14 @@ def test_song_parts_keep_the_charted_instruments_stem_apart(songs):
 
 
 def test_the_import_benchmark_reads_a_chart_file_on_its_own(songs):
-    # Its reference: [ExpertSingle] frets 0-4 (the open note, the modifier, star power and
-    # events left out), ticks to seconds through the tempo change, plus the Offset; the same
-    # notes and sustains the importer reads (tests.test_formats_chart_text has the reasons).
+    # Its reference: [ExpertSingle] frets 0-4 and the open note on lane 0 (the modifier, star
+    # power and events left out), ticks to seconds through the tempo change, plus the Offset;
+    # the same notes and sustains the importer reads (tests.test_formats_chart_text: why).
     _, song, _ = songs
     reference, cutoff = import_benchmark.reference_expert(song, None)
     assert cutoff == 0
     assert [(t, lane, dur) for t, lane, _, dur in reference] == [
-        (0.5, 0, 0.0), (0.5, 4, 0.0), (1.0, 2, 0.25), (1.5, 1, 1.0)]
+        (0.5, 0, 0.0), (0.5, 4, 0.0), (1.0, 2, 0.25), (1.5, 0, 0.0), (1.5, 1, 1.0)]
     imported = read_song_folder(song).notes.difficulties["expert"]
     assert [(n.t, n.lane, n.dur) for n in imported] == [
         (t, lane, dur) for t, lane, _, dur in reference]

@@ -58,15 +58,16 @@ def test_chart_notes_tempo_offset_and_sustains():
     assert chart.tags["Name"] == "Example Song"
     expert = [(n.t, n.lane, n.dur) for n in chart.difficulties["expert"]]
     # 120 BPM for two beats (1 s), then 60 BPM; Offset 0.5 s makes every note 0.5 s later;
-    # the open note (7) and the modifier (5) are not notes.
-    assert expert == [(0.5, 0, 0.0), (0.5, 4, 0.0), (1.0, 2, 0.25), (1.5, 1, 1.0)]
+    # the modifier (5) is not a note, the open note (7: a strum with no fret) is one on lane 0.
+    assert expert == [(0.5, 0, 0.0), (0.5, 4, 0.0), (1.0, 2, 0.25), (1.5, 0, 0.0),
+                      (1.5, 1, 1.0)]
     assert [(n.t, n.lane) for n in chart.difficulties["hard"]] == [(0.5, 3)]
     assert chart.beats(3.6).tolist() == [0.5, 1.0, 1.5, 2.5, 3.5]
 
 
 def test_chart_offset_override_cutoff_and_instrument():
     chart = parse_chart_text(CHART.encode(), offset_s=0.0, sustain_cutoff_ticks=96)
-    assert [n.dur for n in chart.difficulties["expert"]] == [0.0, 0.0, 0.0, 1.0]
+    assert [n.dur for n in chart.difficulties["expert"]] == [0.0, 0.0, 0.0, 0.0, 1.0]
     assert chart.difficulties["expert"][0].t == 0.0
     bass = parse_chart_text(CHART.encode(), instrument="bass")
     assert bass.stem == "bass" and [n.lane for n in bass.difficulties["expert"]] == [1]
@@ -77,7 +78,7 @@ def test_chart_six_fret_lanes_and_encodings():
     data = codecs.BOM_UTF16_LE + text.replace("Example Song", "Café").encode("utf-16-le")
     chart = parse_chart_text(data)
     assert chart.lanes == 6 and chart.tags["Name"] == "Café"
-    assert [n.lane for n in chart.difficulties["expert"]] == [0, 5, 2, 1]
+    assert [n.lane for n in chart.difficulties["expert"]] == [0, 5, 2, 0, 1]
     cp1252 = parse_chart_text(CHART.replace("Example Song", "Café").encode("cp1252"))
     assert cp1252.tags["Name"] == "Café"
 
@@ -94,7 +95,7 @@ def test_chart_six_fret_lanes_and_encodings():
     ("[Song]\n{\n}\n[ExpertSingle]\n{\n x = N 1 0\n}\n", "line 6: 'x' is not a tick"),
     ("[Song]\n{\n}\n[ExpertSingle]\n{\n 0 = N one 0\n}\n", "line 6: bad note"),
     ("[Song]\n{\n}\n[ExpertDrums]\n{\n 0 = N 1 0\n}\n", "no notes"),
-    ("[Song]\n{\n}\n[ExpertSingle]\n{\n 0 = N 7 0\n}\n", "hold no notes"),
+    ("[Song]\n{\n}\n[ExpertSingle]\n{\n 0 = N 5 0\n}\n", "hold no notes"),
 ])
 def test_garbage_chart_raises_one_clear_error(text, message):
     with pytest.raises(FormatError, match=message):

@@ -91,7 +91,7 @@ def test_import_chart_text_folder_without_song_ini(tmp_path):
     sf.write(folder / "Song.OGG", tone(220.0).T, SR, format="OGG", subtype="VORBIS")
     chart = import_song(folder).chart
     assert chart.meta.title == "Example Song" and chart.meta.artist == "Example Artist"
-    assert [n.t for n in chart.track("expert")] == [0.5, 0.5, 1.0, 1.5]
+    assert [n.t for n in chart.track("expert")] == [0.5, 0.5, 1.0, 1.5, 1.5]
 
 
 def test_song_ini_delay_wins_over_chart_offset_and_sets_the_cutoff(tmp_path):
@@ -103,7 +103,7 @@ def test_song_ini_delay_wins_over_chart_offset_and_sets_the_cutoff(tmp_path):
     song = read_song_folder(folder)
     assert song.title == "X"
     assert [(n.t, n.dur) for n in song.notes.difficulties["expert"]] == [
-        (-0.25, 0.0), (-0.25, 0.0), (0.25, 0.0), (0.75, 1.0)]
+        (-0.25, 0.0), (-0.25, 0.0), (0.25, 0.0), (0.75, 0.0), (0.75, 1.0)]
 
 
 def test_find_song_folders_recursively(tmp_path):

@@ -18,8 +18,9 @@ from tests.strategies import metas
 RES = 480
 
 
-def midi_bytes(tracks, *, tempos=((0, 500_000),), resolution=RES, type_=1) -> bytes:
-    """A MIDI file: a tempo track, then one track per (name, [(tick, length, note), ...])."""
+def midi_bytes(tracks, *, tempos=((0, 500_000),), resolution=RES, type_=1, texts=()) -> bytes:
+    """A MIDI file: a tempo track, then one track per (name, [(tick, length, note), ...]), each
+    with the text events ``texts`` at tick 0."""
     mid = mido.MidiFile(type=type_, ticks_per_beat=resolution)
     events = [(tick, mido.MetaMessage("set_tempo", tempo=us)) for tick, us in tempos]
     if type_ == 1:
@@ -29,6 +30,7 @@ def midi_bytes(tracks, *, tempos=((0, 500_000),), resolution=RES, type_=1) -> by
         track_events = list(events)
         if name is not None:
             track_events.append((0, mido.MetaMessage("track_name", name=name)))
+        track_events += [(0, mido.MetaMessage("text", text=text)) for text in texts]
         for tick, length, note in notes:
             track_events.append((tick, mido.Message("note_on", note=note, velocity=100)))
             track_events.append((tick + length, mido.Message("note_off", note=note)))
@@ -147,9 +149,28 @@ def test_a_drums_or_vocals_track_is_never_read_as_guitar():
 
 
 def test_six_fret_track_has_six_lanes():
-    chart = parse_midi(midi_bytes([("PART GUITAR GHL", [(0, 1, 95), (480, 1, 100), (0, 1, 94)])]))
+    chart = parse_midi(midi_bytes([("PART GUITAR GHL", [(0, 1, 95), (480, 1, 100)])]))
     assert chart.lanes == 6
     assert [n.lane for n in chart.difficulties["expert"]] == [0, 5]
+
+
+@pytest.mark.parametrize("text", ["[ENHANCED_OPENS]", "ENHANCED_OPENS"])
+def test_open_notes_are_strummed_notes_on_lane_0(text):
+    # An open note is a strum with no fret held: a note the player plays, at its own time. It was
+    # dropped, leaving a hole in the chart where the guitar plays its open string.
+    notes = [(0, 1, 95), (480, 960, 95), (1440, 1, 97), (0, 1, 83), (0, 1, 71), (0, 1, 59)]
+    chart = parse_midi(midi_bytes([("PART GUITAR", notes)], texts=[text]))
+    assert [(n.t, n.lane, n.dur) for n in chart.difficulties["expert"]] == [
+        (0.0, 0, 0.0), (0.5, 0, 1.0), (1.5, 1, 0.0)]
+    assert set(chart.difficulties) == {"expert", "hard", "medium", "easy"}
+    # Without the event, 95 means nothing and 59 is the guitarist's hand animation.
+    plain = parse_midi(midi_bytes([("PART GUITAR", notes)]))
+    assert [n.t for n in plain.difficulties["expert"]] == [1.5]
+    assert set(plain.difficulties) == {"expert"}
+    # On 6-fret the note under white 1 is always the open note.
+    ghl = parse_midi(midi_bytes([("PART GUITAR GHL", [(0, 1, 94), (480, 1, 96), (0, 1, 58)])]))
+    assert [(n.t, n.lane) for n in ghl.difficulties["expert"]] == [(0.0, 0), (0.5, 1)]
+    assert [(n.t, n.lane) for n in ghl.difficulties["easy"]] == [(0.0, 0)]
 
 
 def test_retriggered_and_unterminated_notes():

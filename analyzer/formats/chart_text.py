@@ -12,8 +12,8 @@ lines. What is read:
   order one is chosen: Single (guitar), GHLGuitar (6-fret guitar), DoubleGuitar (co-op),
   DoubleRhythm, DoubleBass, Keyboard, GHLRhythm, GHLBass. Notes are ``tick = N fret length``:
   frets 0-4 are lanes 0-4 (6-fret: 0-2 white 1-3 → lanes 0-2, 3-4 black 1-2 → lanes 3-4, 8 black
-  3 → lane 5); open notes (7), modifiers (5, 6), star power (``S``) and events (``E``) are
-  skipped.
+  3 → lane 5); an open note (7: a strum with no fret held) is a lane-0 note, as in
+  :mod:`.midi`; modifiers (5, 6), star power (``S``) and events (``E``) are skipped.
 - Sustains: ``length`` ticks, no cutoff unless song.ini sets ``sustain_cutoff_threshold`` (the
   Clone Hero rule for .chart).
 
@@ -39,7 +39,8 @@ CHART_INSTRUMENTS = {
     "GHLRhythm": ("rhythm", 6), "GHLBass": ("bass", 6),
 }
 _DIFFICULTIES = {"Expert": "expert", "Hard": "hard", "Medium": "medium", "Easy": "easy"}
-_FRET_LANES = {5: {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}, 6: {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 8: 5}}
+_FRET_LANES = {5: {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 7: 0},
+               6: {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 8: 5, 7: 0}}
 DEFAULT_RESOLUTION = 192
 
 

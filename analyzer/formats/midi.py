@@ -12,8 +12,12 @@ Reading
   :data:`OTHER_TRACKS`), whose notes 60-100 mean something else.
 - **Difficulties** (5-fret): Expert 96-100, Hard 84-88, Medium 72-76, Easy 60-64, lowest note =
   lane 0 (green). 6-fret: Expert 95-100 (white 1-3, then black 1-3 → lanes 0-5), Hard 83-88,
-  Medium 71-76, Easy 59-64. Open notes, force/tap markers, star power, solos, text and SysEx
-  events are ignored (they change how a note is played, not when).
+  Medium 71-76, Easy 59-64. An open note (a strum with no fret held: the note under lane 0's,
+  95/83/71/59 on 5-fret in a track with an ``ENHANCED_OPENS`` text event, 94/82/70/58 on 6-fret)
+  is a lane-0 note: an open string is the lowest a guitarist plays, and an open note marked by
+  Phase Shift's SysEx (a green note in an "open" phrase) reads there too. Force/tap markers,
+  star power, solos, other text events and SysEx are ignored (they change how a note is
+  played, not when).
 - **Times**: every ``set_tempo`` of every track forms the tempo map (120 BPM until the first one);
   note times are exact seconds from it, plus the song.ini ``delay``.
 - **Chords** are notes on the same tick. A note-on for a pitch already sounding ends the previous
@@ -110,10 +114,19 @@ def _raw_notes(track) -> list[tuple[int, int, int]]:
     return notes
 
 
-def _by_difficulty(raw, lanes: int) -> dict[str, list[tuple[int, int, int]]]:
+def _enhanced_opens(track) -> bool:
+    """Whether a 5-fret track marks open notes by note number (Clone Hero's ``ENHANCED_OPENS``)."""
+    return any(msg.type == "text" and msg.text.strip().strip("[]").strip() == "ENHANCED_OPENS"
+               for msg in track)
+
+
+def _by_difficulty(raw, lanes: int, *, opens: bool) -> dict[str, list[tuple[int, int, int]]]:
+    """Each difficulty's (start, end, lane); ``opens``: the note under lane 0's is an open note,
+    charted on lane 0."""
     out = {}
     for difficulty, base in DIFFICULTY_BASES[lanes].items():
-        hits = [(s, e, n - base) for s, e, n in raw if base <= n < base + lanes]
+        low = base - 1 if opens else base
+        hits = [(s, e, max(n - base, 0)) for s, e, n in raw if low <= n < base + lanes]
         if hits:
             out[difficulty] = hits
     return out
@@ -169,7 +182,8 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
             continue
         priority = order.index(track_name) if part else len(order) + index
         instrument_name, lanes = part if part else ("guitar", 5)
-        notes = _by_difficulty(_raw_notes(track), lanes)
+        notes = _by_difficulty(_raw_notes(track), lanes,
+                               opens=lanes == 6 or _enhanced_opens(track))
         if notes:
             candidates.append((priority, instrument_name, lanes, notes, bool(part)))
     if any(c[4] for c in candidates):  # named parts exist: unnamed tracks are something else

@@ -9,9 +9,11 @@ of the mix, masks) runs. The Expert guitar notes are then checked against an ind
 - of ``notes.mid``: mido's own playback clock (``for msg in MidiFile``: delta ticks → seconds
   through its tempo handling) over the tempo tracks and the guitar track (``PART GUITAR``, else
   ``T1 GEMS`` or ``PART LEAD``, else the first track with notes 96-100 that is not drums, vocals
-  or events), notes 96-100 → lanes 0-4;
-- of ``notes.chart`` (when there is no notes.mid): ``[ExpertSingle]`` frets 0-4, ticks to
-  seconds through the ``[SyncTrack]`` tempos, summed here segment by segment;
+  or events), notes 96-100 → lanes 0-4, and 95 (an open note) → lane 0 where the track has an
+  ``ENHANCED_OPENS`` text event;
+- of ``notes.chart`` (when there is no notes.mid): ``[ExpertSingle]`` frets 0-4 → lanes 0-4 and
+  7 (open) → lane 0, ticks to seconds through the ``[SyncTrack]`` tempos, summed here segment
+  by segment;
 
 song.ini ``delay`` (else the .chart ``Offset``) added. Reported per song: note counts (imported
 vs reference), the largest time and sustain-length differences, lanes equal, sustains (longer
@@ -68,30 +70,32 @@ def _midi_reference(path: Path, delay_s: float) -> tuple[list, int]:
         raise ValueError(f"{path.name}: no Expert guitar notes (96-100) to check against")
     guitar = next((i for name in ("PART GUITAR", "T1 GEMS", "PART LEAD")
                    for i, n in enumerate(names) if n == name and expert[i]), expert.index(True))
+    enhanced = any(m.type == "text" and "ENHANCED_OPENS" in m.text for m in mid.tracks[guitar])
+    low = EXPERT_LOW - 1 if enhanced else EXPERT_LOW
     only = mido.MidiFile(ticks_per_beat=mid.ticks_per_beat, type=mid.type)
     only.tracks = [t for i, t in enumerate(mid.tracks)
                    if i == guitar or any(m.type == "set_tempo" for m in t)]
     seconds, sounding, notes = 0.0, {}, []
     for msg in only:  # messages of those tracks merged, .time in seconds
         seconds += msg.time
-        if msg.type in ("note_on", "note_off") and EXPERT_LOW <= msg.note < EXPERT_LOW + 5:
+        if msg.type in ("note_on", "note_off") and low <= msg.note < EXPERT_LOW + 5:
             if msg.type == "note_on" and msg.velocity > 0:
                 sounding[msg.note] = seconds
             elif msg.note in sounding:
                 start = sounding.pop(msg.note)
-                notes.append((start + delay_s, msg.note - EXPERT_LOW, seconds - start))
+                notes.append((start + delay_s, msg.note, seconds - start))
     # Lengths in ticks come from the track itself (mido's merged clock is in seconds).
     ticks, starts, lengths = 0, {}, {}
     for msg in mid.tracks[guitar]:
         ticks += msg.time
-        if msg.type in ("note_on", "note_off") and EXPERT_LOW <= msg.note < EXPERT_LOW + 5:
+        if msg.type in ("note_on", "note_off") and low <= msg.note < EXPERT_LOW + 5:
             if msg.type == "note_on" and msg.velocity > 0:
                 starts[msg.note] = ticks
             elif msg.note in starts:
                 lengths.setdefault(msg.note, []).append(ticks - starts.pop(msg.note))
     order = {note: iter(values) for note, values in lengths.items()}
-    return sorted((t, lane, next(order[lane + EXPERT_LOW]), length) for t, lane, length in
-                  sorted(notes, key=lambda n: n[0])), mid.ticks_per_beat // 3
+    return sorted((t, max(note - EXPERT_LOW, 0), next(order[note]), length)
+                  for t, note, length in sorted(notes, key=lambda n: n[0])), mid.ticks_per_beat // 3
 
 
 def _chart_reference(path: Path, delay_s: float | None) -> tuple[list, int]:
@@ -114,9 +118,9 @@ def _chart_reference(path: Path, delay_s: float | None) -> tuple[list, int]:
 
     if "ExpertSingle" not in sections:
         raise ValueError(f"{path.name}: no [ExpertSingle] to check against")
-    notes = [(int(tick), int(fret), int(length)) for tick, fret, length in
-             re.findall(r"^\s*(\d+)\s*=\s*N\s+(\d+)\s+(\d+)", sections["ExpertSingle"], re.M)
-             if int(fret) <= 4]
+    notes = [(int(tick), 0 if int(fret) == 7 else int(fret), int(length)) for tick, fret, length
+             in re.findall(r"^\s*(\d+)\s*=\s*N\s+(\d+)\s+(\d+)", sections["ExpertSingle"], re.M)
+             if int(fret) <= 4 or int(fret) == 7]
     return sorted((seconds(t) + offset, fret, length, seconds(t + length) - seconds(t))
                   for t, fret, length in notes), 0
 
