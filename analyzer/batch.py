@@ -140,9 +140,10 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
     stems, lanes
         As in :func:`analyzer.pipeline.analyze_file`.
     store : bool
-        Use the local store: put the chart there with the file's content hash, and its separated
-        stems in the local stem store (:attr:`analyzer.pipeline.Analysis.stems`), and (with
-        ``skip_done``) reuse the chart it already has for this content. False: leave it alone.
+        Use the local store: put the chart there with the file's content hash and path, and its
+        separated stems in the local stem store (:attr:`analyzer.pipeline.Analysis.stems`), and
+        (with ``skip_done``) reuse the chart it already has for this content. False: leave it
+        alone.
     out_path : path-like, optional
         Also write the chart file here.
     skip_done : bool
@@ -163,13 +164,14 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
         chart = None
         if known is not None and local.path(known).is_file():
             chart, chart_id, skipped = local.get(known), known, True
+            local.saw_source(digest, chart_id, path)     # the file may have moved
         if chart is None:
             from analyzer.pipeline import analyze
             analysis = analyze(path, stems=stems, lanes=lanes, progress=progress)
             chart, chart_id, skipped = analysis.chart, analysis.chart.id, False
             if store:
                 _keep_stems(chart_id, analysis)
-                chart_id = local.put(chart, source_hash=digest)
+                chart_id = local.put(chart, source_hash=digest, source_path=path)
         chart_path = None
         if out_path is not None:
             Path(out_path).parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,8 @@ MIGRATIONS = [
         CREATE TABLE generation (id INTEGER PRIMARY KEY, value BIGINT NOT NULL);
         INSERT INTO generation VALUES (1, 0)
     """),
+    # Where a source file was last seen: an export finds the audio a chart was analyzed from.
+    Migration(2, "source file paths", "ALTER TABLE sources ADD COLUMN path TEXT"),
 ]
 
 _INFO_COLUMNS = "id, title, artist, album, duration_s, source, added_at, origin"
@@ -149,8 +151,10 @@ class Catalog:
         return other
 
     def insert(self, chart: Chart, chart_id: str, *, origin: str | None = None,
-               owner: int | None = None, source_hash: str | None = None) -> bool:
-        """Add the row of ``chart`` (call inside a transaction); False if it was there."""
+               owner: int | None = None, source_hash: str | None = None,
+               source_path: str | None = None) -> bool:
+        """Add the row of ``chart`` (call inside a transaction); False if it was there.
+        ``source_hash`` / ``source_path``: see :meth:`add_source`."""
         meta = chart.meta
         inserted = self.db.execute(
             "INSERT INTO charts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -163,10 +167,17 @@ class Catalog:
                      if fp is not None and fp.algorithm == ALGORITHM else b"")
             self.db.execute("INSERT INTO fingerprints VALUES (?, ?)", (chart_id, items))
         if source_hash is not None:
-            self.db.execute("INSERT INTO sources VALUES (?, ?) ON CONFLICT (source_hash) "
-                            "DO UPDATE SET chart_id = excluded.chart_id", (source_hash, chart_id))
+            self.add_source(source_hash, chart_id, source_path)
         self.bump()
         return inserted
+
+    def add_source(self, source_hash: str, chart_id: str, path: str | None = None) -> None:
+        """Remember that the source with this content hash (found at ``path``, when given: the
+        last place it was seen) made ``chart_id``."""
+        self.db.execute(
+            "INSERT INTO sources (source_hash, chart_id, path) VALUES (?, ?, ?) "
+            "ON CONFLICT (source_hash) DO UPDATE SET chart_id = excluded.chart_id, "
+            "path = coalesce(excluded.path, sources.path)", (source_hash, chart_id, path))
 
     def delete(self, chart_id: str) -> bool:
         """Remove the row of ``chart_id`` (call inside a transaction); False if absent."""
@@ -216,6 +227,12 @@ class Catalog:
     def chart_for_source(self, source_hash: str) -> str | None:
         return self.db.scalar("SELECT chart_id FROM sources WHERE source_hash = ?",
                               (source_hash,))
+
+    def sources_of(self, chart_id: str) -> list[tuple[str, str]]:
+        """(content hash, path) of each source file of ``chart_id`` whose path is known."""
+        return [tuple(row) for row in self.db.query(
+            "SELECT source_hash, path FROM sources WHERE chart_id = ? AND path IS NOT NULL "
+            "ORDER BY path", (chart_id,))]
 
     def sync_index(self) -> None:
         """Bring the in-memory index up to the rows (one tiny query when nothing changed)."""

@@ -2,11 +2,12 @@
 
 Layout under ``root`` (default ``loopjam_home() / "store"``)::
 
-    store.sqlite3            catalogue (WAL): charts, fingerprints, source hashes, migrations
+    store.sqlite3            catalogue (WAL): charts, fingerprints, source files (content hash
+                             and where last seen), migrations
     charts/ab/abcdef....chart one chart file per id, written with the strict chart writer
 
 - :class:`LocalStore` — ``put``, ``get``, ``list``, ``remove``, ``identify``,
-  ``chart_for_source``, ``stats``;
+  ``chart_for_source``, ``saw_source``, ``source_files``, ``stats``;
 - :class:`ChartInfo` — one catalogue row; :class:`StoreStats` — totals;
 - :class:`ChartNotFound` — asked for an id the store does not hold.
 
@@ -20,6 +21,7 @@ catalogue's generation counter moves.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,12 +103,13 @@ class LocalStore:
 
     # -- catalogue ---------------------------------------------------------------------------
 
-    def put(self, chart: Chart, *, source_hash: str | None = None, origin: str | None = None
-            ) -> str:
+    def put(self, chart: Chart, *, source_hash: str | None = None,
+            source_path: str | os.PathLike | None = None, origin: str | None = None) -> str:
         """Store ``chart`` (idempotent: the id is its content); returns its id.
 
         ``source_hash`` (e.g. a hash of the audio file it was analysed from) is remembered so
-        :meth:`chart_for_source` can skip re-analysis; ``origin`` marks a chart cached from a
+        :meth:`chart_for_source` can skip re-analysis, and ``source_path`` (where that file is)
+        so :meth:`source_files` can find it again; ``origin`` marks a chart cached from a
         server.
         """
         data = dumps(chart)
@@ -118,7 +121,8 @@ class LocalStore:
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, data)
-            self.catalog.insert(chart, chart_id, origin=origin, source_hash=source_hash)
+            self.catalog.insert(chart, chart_id, origin=origin, source_hash=source_hash,
+                                source_path=_absolute(source_path))
         return chart_id
 
     def get(self, chart_id: str) -> Chart:
@@ -172,6 +176,17 @@ class LocalStore:
         """The chart made from the source with this hash, or None."""
         return self.catalog.chart_for_source(source_hash)
 
+    def saw_source(self, source_hash: str, chart_id: str, path: str | os.PathLike) -> None:
+        """Remember that the source file at ``path`` (content hash ``source_hash``), already
+        charted as ``chart_id``, is there now (it may have moved since)."""
+        with self.db.transaction():
+            self.catalog.add_source(source_hash, chart_id, _absolute(path))
+
+    def source_files(self, chart_id: str) -> list[tuple[str, Path]]:
+        """(content hash, path) of the files ``chart_id`` was made from, where last seen; a
+        file may have moved or changed since (compare its hash)."""
+        return [(digest, Path(path)) for digest, path in self.catalog.sources_of(chart_id)]
+
     def stats(self) -> StoreStats:
         by_source = dict(self.db.query("SELECT source, count(*) FROM charts GROUP BY source"))
         items = self.db.scalar("SELECT coalesce(sum(length(items)), 0) FROM fingerprints") // 4
@@ -196,3 +211,8 @@ class LocalStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _absolute(path: str | os.PathLike | None) -> str | None:
+    """``path`` made absolute (not resolved through links: as the user named it), or None."""
+    return None if path is None else os.path.abspath(path)

@@ -102,3 +102,32 @@ def test_a_killed_batch_resumes_where_it_stopped(tmp_path):
     assert lines[str(songs[0])]["skipped"] and lines[str(songs[0])]["chart_id"] == first["chart_id"]
     assert sum(l["skipped"] for l in lines.values()) < 3  # the rest were analyzed now
     assert all(l.get("chart_id") for l in lines.values())
+
+
+def test_an_analyzed_chart_exports_with_the_file_it_was_made_from(tmp_path, capsys):
+    # The store remembers where each analyzed file was last seen: an export then has the song
+    # to play without --audio, for as long as the file is there unchanged.
+    song = _song(tmp_path / "lib" / "tune.flac", 8)
+    assert main(["analyze", str(song), "--json", "--stems", "none"]) == 0
+    chart_id = _lines(capsys.readouterr().out)[0]["chart_id"]
+
+    def export(name):
+        assert main(["export", chart_id, "--format", "clonehero",
+                     "--out", str(tmp_path / name)]) == 0
+        (folder,) = (tmp_path / name).iterdir()
+        return {p.name for p in folder.iterdir()}, capsys.readouterr().err
+
+    files, err = export("a")
+    assert "song.ogg" in files and f"song.ogg from {song} (the file the chart was" in err
+    moved = tmp_path / "elsewhere" / "tune.flac"
+    moved.parent.mkdir()
+    song.rename(moved)
+    files, err = export("b")
+    assert "song.ogg" not in files and "no song.ogg" in err
+    assert main(["analyze", str(moved), "--json", "--stems", "none"]) == 0   # seen again
+    assert _lines(capsys.readouterr().out)[0]["skipped"] is True
+    files, err = export("c")
+    assert "song.ogg" in files and str(moved) in err
+    sf.write(moved, synth_song(9, duration_s=11.0, sr=SR), SR, format="FLAC")   # not that song
+    files, err = export("d")
+    assert "song.ogg" not in files

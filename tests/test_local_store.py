@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_migrations_are_recorded(tmp_path):
     LocalStore(tmp_path)  # reopening applies nothing twice
     with sqlite3.connect(tmp_path / "store.sqlite3") as conn:
         rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
-        assert rows == [(1,)]
+        assert rows == [(1,), (2,)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -80,6 +81,34 @@ def test_source_hash_map(tmp_path, charts):
     assert store.chart_for_source("sha256:abc") == chart_id
     store.remove(chart_id)
     assert store.chart_for_source("sha256:abc") is None
+
+
+def test_source_files_are_remembered_where_last_seen(tmp_path, charts):
+    store = LocalStore(tmp_path / "store")
+    chart_id = store.put(charts[0], source_hash="sha256:abc", source_path="lib/a.flac")
+    assert store.source_files(chart_id) == [("sha256:abc", (Path.cwd() / "lib/a.flac"))]
+    store.saw_source("sha256:abc", chart_id, tmp_path / "moved" / "a.flac")
+    store.put(charts[0], source_hash="sha256:def")          # a copy seen, its path unknown
+    assert store.source_files(chart_id) == [("sha256:abc", tmp_path / "moved" / "a.flac")]
+    store.remove(chart_id)
+    assert store.source_files(chart_id) == []
+
+
+def test_a_store_made_before_source_paths_migrates_and_keeps_its_rows(tmp_path, charts):
+    from chart_store.catalog import MIGRATIONS
+    from chart_store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    db.migrate(MIGRATIONS[:1])                             # the first release's schema
+    with db.transaction():
+        db.execute("INSERT INTO charts VALUES ('c1', 't', 'a', '', 1.0, 'analyzed', 1, 0, "
+                   "NULL, NULL)")
+        db.execute("INSERT INTO sources VALUES ('sha256:old', 'c1')")
+    db.close()
+    store = LocalStore(tmp_path)
+    assert store.chart_for_source("sha256:old") == "c1" and store.source_files("c1") == []
+    store.saw_source("sha256:old", "c1", tmp_path / "song.mp3")
+    assert store.source_files("c1") == [("sha256:old", tmp_path / "song.mp3")]
 
 
 def test_identify_excerpt_and_unknown(tmp_path, charts):

@@ -18,12 +18,12 @@ formats:
   stepmania  a .sm file (dance-single, lanes folded to 4) + song.ogg
   osu        one osu!mania .osu per difficulty (keys = lanes) + song.ogg
 
-Audio: --audio FILE writes the song's audio (the file the chart was analyzed from) as
-song.ogg. Without it, the stems this machine's stem store keeps for the chart are written: an
-imported song's real stems, or for a chart analyzed with Demucs only the stem its notes come
-from. Without a song.ogg the command says so: the game has nothing (or only that stem) to
-play until one is added. The chart files are written in any case. The song folder is created
-inside DIR.
+Audio: --audio FILE writes the song's audio as song.ogg. Without it, an imported song's
+real stems are written (this machine's stem store keeps them), and an analyzed chart's
+song.ogg is the file 'loopjam analyze' made it from, when that file is still where the
+analysis (or a later one) found it, unchanged. Without a song.ogg the command says so: the
+game has nothing (or only the separated stem the notes come from) to play until one is
+added. The chart files are written in any case. The song folder is created inside DIR.
 
 examples:
   loopjam export 3f9a0c1d2e --format clonehero --out ~/clonehero/songs
@@ -54,14 +54,21 @@ def run(args) -> int:
     from companion.cli.chart import load_chart
 
     chart = load_chart(args.chart)
-    if args.audio is not None:
-        try:
-            stems = {"song": load(args.audio, mono=False)}
-        except DecodeError as error:
-            raise CommandError(f"export: {error}") from None
-    else:
+    audio = args.audio
+    stems = {}
+    if audio is None:
         store = StemStore()  # an imported song's stems, kept under the chart's id
         stems = {name: store.get(chart.id, name) for name in store.names(chart.id)}
+        if "song" not in stems:  # none stored, or only a separated stem (Demucs)
+            audio = analyzed_from(chart.id)
+            if audio is not None:
+                print(f"loopjam: export: song.ogg from {audio} (the file the chart was "
+                      "analyzed from)", file=sys.stderr)
+    if audio is not None:
+        try:
+            stems = {"song": load(audio, mono=False)}
+        except DecodeError as error:
+            raise CommandError(f"export: {error}") from None
     try:
         folder = export_chart(chart, args.fmt, args.out, stems=stems)
     except (FormatError, OSError) as error:
@@ -72,3 +79,23 @@ def run(args) -> int:
               f"--audio FILE", file=sys.stderr)
     print(folder)
     return 0
+
+
+def analyzed_from(chart_id: str) -> Path | None:
+    """The audio file ``chart_id`` was analyzed from, where ``loopjam analyze`` last saw it,
+    if it is still there unchanged (the same content hash); else None."""
+    from analyzer.batch import source_hash
+    from chart_store.local import LocalStore
+
+    store = LocalStore()
+    try:
+        files = store.source_files(chart_id)
+    finally:
+        store.close()
+    for digest, path in files:
+        try:
+            if path.is_file() and source_hash(path) == digest:
+                return path
+        except OSError:  # unreadable now: as good as gone
+            continue
+    return None
