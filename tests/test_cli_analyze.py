@@ -76,6 +76,9 @@ def test_missing_path_and_empty_folder_are_one_line_errors(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].endswith("nope: no such file or folder") and "no audio files" in err[1]
+    song = _song(tmp_path / "tune.wav", 3)
+    assert main(["analyze", str(song), "--out", str(song)]) == 1
+    assert capsys.readouterr().err == f"loopjam: --out {song}: not a folder\n"
 
 
 def test_help_teaches_with_examples(capsys):

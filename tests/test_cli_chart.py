@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chart_store.chartfile import chart_to_json, read_chart
+from companion.cli import main
 from tests.data.make_example_chart import PATH as EXAMPLE
 
 LOOPJAM = shutil.which("loopjam", path=str(Path(sys.executable).parent)) or "loopjam"
@@ -146,3 +147,21 @@ def test_help_lists_every_command_with_a_one_line_description():
     for name in ("chart show", "chart validate"):
         result = loopjam(*name.split(), "--help")
         assert result.returncode == 0 and "examples:" in result.stdout
+
+
+def test_a_home_or_store_the_machine_refuses_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    # A LOOPJAM_HOME that is a file, or a store file that is not a database, raised a traceback
+    # from every command that opens the store.
+    home = tmp_path / "home-file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("LOOPJAM_HOME", str(home))
+    assert main(["store", "list"]) == 1
+    assert capsys.readouterr().err == (
+        f"loopjam: store: Not a directory: {home / 'store' / 'charts'}\n")
+    damaged = tmp_path / "damaged"
+    (damaged / "store").mkdir(parents=True)
+    (damaged / "store" / "store.sqlite3").write_bytes(b"\x13" * 4096)
+    monkeypatch.setenv("LOOPJAM_HOME", str(damaged))
+    assert main(["chart", "show", "0123abcd"]) == 1
+    assert capsys.readouterr().err == (
+        f"loopjam: chart: {damaged / 'store' / 'store.sqlite3'}: file is not a database\n")

@@ -60,16 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.print_help()
             return 2
+    from chart_store.db import DatabaseError
+
     try:
         return int(args.func(args) or 0)
     except CommandError as error:
         print(f"loopjam: {error}", file=sys.stderr)
+        return 1
+    except (OSError, DatabaseError) as error:
+        # What the machine refused (a LOOPJAM_HOME that is a file, a full disk, a damaged
+        # store): the user can act on it, so one line, as for a CommandError.
+        print(f"loopjam: {args.command}: {_reason(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _reason(error: Exception) -> str:
+    """``error`` in one line: "what: file" for an OSError that names its file."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error)
 
 
 if __name__ == "__main__":

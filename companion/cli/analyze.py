@@ -86,6 +86,8 @@ def run(args) -> int:
         except StemsError as error:
             raise CommandError(str(error)) from None
     if args.out is not None:
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise CommandError(f"--out {args.out}: not a folder")
         os.makedirs(args.out, exist_ok=True)
 
     failures = []
