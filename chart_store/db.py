@@ -94,7 +94,8 @@ class Database:
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
-            raise DatabaseError(f"cannot connect to {self.url}: {error}".strip()) from None
+            reason = " ".join(str(error).split())   # psycopg adds a hint on a second line
+            raise DatabaseError(f"cannot connect to {self.url}: {reason}") from None
 
     @property
     def connection(self):

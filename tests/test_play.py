@@ -135,6 +135,29 @@ def test_cli_refuses_what_cannot_work(tmp_path, capsys):
     assert "needs a FILE source" in capsys.readouterr().err
     assert main(["play", str(tmp_path / "missing.wav"), "--no-overlay", "--player",
                  "autoplay"]) == 1
+    capsys.readouterr()
+    # A replay file is read before any song: a missing one raised a traceback once the first
+    # song was identified, and an unidentified song hid it.
+    assert main(["play", "--source", "null", "--no-overlay", "--player",
+                 f"replay:{tmp_path / 'none.jsonl'}"]) == 1
+    assert capsys.readouterr().err == (f"loopjam: --player replay:{tmp_path / 'none.jsonl'}: "
+                                       f"{tmp_path / 'none.jsonl'}: No such file or directory\n")
+    assert main(["play", "--source", "null", "--no-overlay", "--player", "robot"]) == 1
+    assert "unknown player 'robot'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["play", "--block", "0"], "argument --block: must be 64..16384, got 0"),
+    (["play", "--latency-ms", "-4"], "argument --latency-ms: must be 1..2000, got -4"),
+    (["serve", "--port", "99999"], "argument --port: must be 1..65535, got 99999"),
+    (["serve", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+    (["analyze", "x.wav", "--jobs", "two"], "argument --jobs/-j: not a number: 'two'"),
+])
+def test_numbers_out_of_range_are_usage_errors(args, message, capsys):
+    # serve --port 99999 hung with no word, and play --block 0 ran on empty blocks.
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip().endswith(message)
 
 
 def _play_process(source, log, *args) -> subprocess.Popen:

@@ -115,6 +115,9 @@ def test_bad_replay_files_name_file_and_line(tmp_path):
     path.write_text(json.dumps({"lane": -1, "pressed": True, "t": 1}) + "\n")
     with pytest.raises(ReplayError, match="lane"):
         ReplayPlayer(path)
+    path.write_text('{"lane": 0, "t": 1}\n')
+    with pytest.raises(ReplayError, match="""bad.jsonl:1: no 'pressed' in {"lane": 0"""):
+        ReplayPlayer(path)
 
 
 def test_make_player_names_the_choices():

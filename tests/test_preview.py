@@ -107,6 +107,9 @@ def test_bad_stretches_and_sizes_are_one_line_errors(tmp_path, capsys):
         assert main(["chart", "preview", str(chart_file), "-o", png, *args]) == 1
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, args
+    with pytest.raises(SystemExit):   # nan passed every range check, then raised while drawing
+        main(["chart", "preview", str(chart_file), "-o", png, "--start", "nan"])
+    assert "argument --start: not a finite number: 'nan'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="must be after the start"):
         preview.render_preview(_chart(), start_s=4.0, end_s=3.0)
     with pytest.raises(ValueError, match="at least 200 px wide"):

@@ -7,6 +7,7 @@ import os
 import sys
 
 from companion.cli import CommandError, emit_json
+from companion.cli._types import number
 
 EPILOG = """\
 Folders are searched recursively for audio (wav flac ogg opus mp3 m4a aac wma...). Each file
@@ -48,17 +49,10 @@ def register(subparsers) -> None:
                         help="source separation before transcription (default: auto)")
     parser.add_argument("--lanes", type=int, choices=range(4, 8), default=5, metavar="4..7",
                         help="lanes per chart (default: 5)")
-    parser.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N",
+    parser.add_argument("--jobs", "-j", type=number(int, 1), default=1, metavar="N",
                         help="files analyzed at once, one process each (default: 1)")
     parser.add_argument("--json", action="store_true", help="one JSON line per input")
     parser.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def run(args) -> int:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from companion.cli import CommandError, emit_json
+from companion.cli._types import number
 
 EPILOG = """\
 examples:
@@ -203,9 +204,9 @@ def _register_preview(commands) -> None:
     p.add_argument("--audio", metavar="FILE", help="the song's audio, drawn as a spectrogram")
     p.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
                    help="which notes (default: the hardest in the chart)")
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="from S seconds")
-    p.add_argument("--end", type=float, metavar="S", help="to S seconds (default: the end)")
-    p.add_argument("--row", type=float, default=15.0, metavar="S", help="seconds per row")
+    p.add_argument("--start", type=number(float), default=0.0, metavar="S", help="from S seconds")
+    p.add_argument("--end", type=number(float), metavar="S", help="to S seconds (default: the end)")
+    p.add_argument("--row", type=number(float), default=15.0, metavar="S", help="seconds per row")
     p.add_argument("--width", type=int, default=1800, metavar="PX", help="image width")
     p.set_defaults(func=run_preview)
 

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from companion.cli import CommandError
+from companion.cli._types import number
 
 EPILOG = """\
 examples:
@@ -74,9 +75,9 @@ def register(subparsers) -> None:
     parser.add_argument("--log", type=Path, metavar="FILE.jsonl", help="write the event log")
     parser.add_argument("--remote", metavar="URL", help="chart server to ask after the local "
                                                         "store (default: config store.remote_url)")
-    parser.add_argument("--latency-ms", type=float, default=40.0,
+    parser.add_argument("--latency-ms", type=number(float, 1, 2000), default=40.0,
                         help="output device buffer (default 40 ms)")
-    parser.add_argument("--block", type=int, default=1024, metavar="FRAMES",
+    parser.add_argument("--block", type=number(int, 64, 16384), default=1024, metavar="FRAMES",
                         help="capture block size in frames (default 1024, 21 ms at 48 kHz; "
                              "512 halves that delay but costs about a third more CPU: every "
                              "block wakes the audio thread and calls the sound server)")
@@ -105,6 +106,11 @@ def _options(args, config):
     if player == "keyboard" and not overlay:
         raise CommandError("the keyboard player needs the overlay; use --player autoplay, "
                            "miss-all or replay:FILE with --no-overlay")
+    from companion.game.players import PlayerSpecError, ReplayError, check_player
+    try:  # now, not when the first song is identified
+        check_player(player)
+    except (PlayerSpecError, ReplayError) as error:
+        raise CommandError(f"--player {player}: {error}") from None
     speed = args.speed or "realtime"
     return LiveOptions(source=source, sink=sink, player=player,
                        difficulty=args.difficulty or config.game.difficulty, speed=speed,

@@ -6,6 +6,7 @@ import json
 import os
 
 from companion.cli import CommandError
+from companion.cli._types import number
 
 EPILOG = """\
 examples:
@@ -34,11 +35,13 @@ def register(subparsers) -> None:
                              "(default: sqlite:///LOOPJAM_HOME/server/charts.sqlite3)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                         "%(default)s)")
-    parser.add_argument("--port", type=int, default=8750, help="port (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--max-upload-mb", type=float, default=16.0,
+    parser.add_argument("--port", type=number(int, 1, 65535), default=8750,
+                        help="port (default %(default)s)")
+    parser.add_argument("--workers", type=number(int, 1), default=1,
+                        help="worker processes (default 1)")
+    parser.add_argument("--max-upload-mb", type=number(float, 0.001), default=16.0,
                         help="largest chart upload in MiB (default %(default)s)")
-    parser.add_argument("--writes-per-s", type=float, default=2.0,
+    parser.add_argument("--writes-per-s", type=number(float, 0.001), default=2.0,
                         help="uploads/deletes per second per token, sustained (default "
                              "%(default)s; bursts of 20)")
     parser.add_argument("--issue-token", metavar="NAME",

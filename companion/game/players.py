@@ -30,8 +30,8 @@ from companion.game.engine import GameEngine, InputEvent, Judgement
 
 __all__ = [
     "Player", "KeyEvent", "KeyboardPlayer", "AutoPlayer", "MissAllPlayer", "ReplayPlayer",
-    "InputRecorder", "ReplayError", "PlayerSpecError", "make_player", "feed", "default_keys",
-    "PLAYER_KINDS", "REPLAY_FORMAT", "REPLAY_VERSION",
+    "InputRecorder", "ReplayError", "PlayerSpecError", "make_player", "check_player", "feed",
+    "default_keys", "PLAYER_KINDS", "REPLAY_FORMAT", "REPLAY_VERSION",
 ]
 
 REPLAY_FORMAT, REPLAY_VERSION = "loopjam-replay", 1
@@ -150,7 +150,10 @@ class ReplayPlayer(_ScheduledPlayer):
                 if not isinstance(lane, int) or lane < 0 or not isinstance(pressed, bool):
                     raise ValueError("lane must be an int >= 0 and pressed a bool")
                 events.append(InputEvent(lane, pressed, float(t)))
-            except (ValueError, KeyError, TypeError) as error:
+            except KeyError as error:
+                raise ReplayError(f"{self.path}:{number}: no {error} in {line.strip()[:60]}"
+                                  ) from None
+            except (ValueError, TypeError) as error:
                 raise ReplayError(f"{self.path}:{number}: {error}") from None
         super().__init__(events)
 
@@ -246,3 +249,13 @@ def make_player(spec: str, *, track: Track | None = None,
     if spec.startswith("replay:") and len(spec) > len("replay:"):
         return ReplayPlayer(spec[len("replay:"):])
     raise PlayerSpecError(f"unknown player {spec!r}; use one of {', '.join(PLAYER_KINDS)}")
+
+
+def check_player(spec: str) -> None:
+    """Raise now what :func:`make_player` would raise for ``spec`` when the first song starts:
+    :class:`PlayerSpecError` for an unknown kind, :class:`ReplayError` for a replay file that
+    is missing or malformed."""
+    if spec.startswith("replay:") and len(spec) > len("replay:"):
+        ReplayPlayer(spec[len("replay:"):])
+    elif spec not in PLAYER_KINDS:
+        make_player(spec)
