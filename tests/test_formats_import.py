@@ -265,3 +265,7 @@ def test_a_generated_chart_exports_with_its_audio_and_imports_back_as_generated(
     assert main(["export", chart_id, "--format", "osu", "--out", str(out),
                  "--audio", str(tmp_path / "nothing.mp3")]) == 1
     assert "nothing.mp3: no such file" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["export", chart_id, "--format", "osu", "--out", str(tmp_path / "a-file")]) == 1
+    assert capsys.readouterr().err == (
+        f"loopjam: export: Not a directory: {tmp_path / 'a-file' / 'Tester - Test Song'}\n")

@@ -71,7 +71,7 @@ def run(args) -> int:
             raise CommandError(f"export: {error}") from None
     try:
         folder = export_chart(chart, args.fmt, args.out, stems=stems)
-    except (FormatError, OSError) as error:
+    except FormatError as error:
         raise CommandError(f"export {args.chart}: {error}") from None
     if "song" not in stems:  # none stored, or only a separated stem (Demucs): not the song
         kept = f"only {', '.join(sorted(stems))}" if stems else "no audio"
