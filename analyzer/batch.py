@@ -4,7 +4,8 @@ API
 ---
 - :func:`find_audio` — the audio files under some paths, recursively, in a stable order, and
   the song folders (Frets on Fire / Clone Hero) left out (:class:`Found`).
-- :func:`source_hash` — content hash of a file (what "already analyzed" means).
+- :func:`source_hash` — content hash of a file (what "already analyzed" means);
+  :func:`source_file` — the file a chart was analyzed from, if it is still where it was seen.
 - :func:`analyze_one` — one file → :class:`BatchResult` (what each worker runs).
 - :func:`run_batch` — every file, ``jobs`` worker processes, a callback per finished file.
 - :class:`BatchResult` — one input's outcome (the ``loopjam analyze --json`` line).
@@ -27,8 +28,8 @@ from pathlib import Path
 from analyzer.decode import AUDIO_EXTENSIONS, DecodeError
 from chart_store.chart import DEFAULT_LANES
 
-__all__ = ["find_audio", "Found", "source_hash", "analyze_one", "run_batch", "BatchResult",
-           "out_names"]
+__all__ = ["find_audio", "Found", "source_hash", "source_file", "analyze_one", "run_batch",
+           "BatchResult", "out_names"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,25 @@ def source_hash(path, *, block_bytes: int = 1 << 20) -> str:
         while block := file.read(block_bytes):
             digest.update(block)
     return f"sha256:{digest.hexdigest()}"
+
+
+def source_file(chart_id: str) -> Path | None:
+    """The audio file ``chart_id`` was analyzed from, where :func:`analyze_one` last saw it, if
+    it is still there unchanged (the same :func:`source_hash`); else None."""
+    from chart_store.local import LocalStore
+
+    store = LocalStore()
+    try:
+        files = store.source_files(chart_id)
+    finally:
+        store.close()
+    for digest, path in files:
+        try:
+            if path.is_file() and source_hash(path) == digest:
+                return path
+        except OSError:  # unreadable now: as good as gone
+            continue
+    return None
 
 
 def out_names(inputs: list[Path], out_dir) -> dict[Path, Path]:

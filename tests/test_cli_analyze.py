@@ -107,9 +107,10 @@ def test_a_killed_batch_resumes_where_it_stopped(tmp_path):
     assert all(l.get("chart_id") for l in lines.values())
 
 
-def test_an_analyzed_chart_exports_with_the_file_it_was_made_from(tmp_path, capsys):
+def test_an_analyzed_chart_exports_and_previews_with_the_file_it_was_made_from(tmp_path, capsys):
     # The store remembers where each analyzed file was last seen: an export then has the song
-    # to play without --audio, for as long as the file is there unchanged.
+    # to play without --audio (and a preview its spectrogram), for as long as the file is there
+    # unchanged.
     song = _song(tmp_path / "lib" / "tune.flac", 8)
     assert main(["analyze", str(song), "--json", "--stems", "none"]) == 0
     chart_id = _lines(capsys.readouterr().out)[0]["chart_id"]
@@ -122,6 +123,10 @@ def test_an_analyzed_chart_exports_with_the_file_it_was_made_from(tmp_path, caps
 
     files, err = export("a")
     assert "song.ogg" in files and f"song.ogg from {song} (the file the chart was" in err
+    # The preview draws that file's spectrogram, as with --audio.
+    for name, audio in (("found.png", []), ("given.png", ["--audio", str(song)])):
+        assert main(["chart", "preview", chart_id, "-o", str(tmp_path / name), *audio]) == 0
+    assert (tmp_path / "found.png").read_bytes() == (tmp_path / "given.png").read_bytes()
     moved = tmp_path / "elsewhere" / "tune.flac"
     moved.parent.mkdir()
     song.rename(moved)

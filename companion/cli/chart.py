@@ -158,6 +158,7 @@ def _register_validate(commands) -> None:
 
 
 def run_preview(args) -> int:
+    from analyzer.batch import source_file
     from analyzer.decode import DecodeError, load
     from analyzer.preview import MIN_WIDTH, save_preview
 
@@ -175,9 +176,10 @@ def run_preview(args) -> int:
         raise CommandError(f"{args.chart}: no {args.difficulty} difficulty; it has "
                            f"{', '.join(chart.difficulties) or 'none'}")
     y = sr = None
-    if args.audio is not None:
+    audio = args.audio if args.audio is not None else source_file(chart.id)
+    if audio is not None:
         try:
-            y, sr = load(args.audio, sr=22050)
+            y, sr = load(audio, sr=22050)
         except DecodeError as error:
             raise CommandError(str(error)) from None
     try:
@@ -192,8 +194,9 @@ def _register_preview(commands) -> None:
     p = commands.add_parser(
         "preview", help="draw a chart's notes over its audio as a PNG",
         description="Draw the notes of one difficulty by lane under the song's spectrogram "
-                    "(or, without --audio, the chart's onset envelope), with the beat grid, "
-                    "in rows of --row seconds: a chart judged at a glance.",
+                    "(--audio, else the file 'loopjam analyze' charted, if it is still where it "
+                    "was; else the chart's onset envelope), with the beat grid, in rows of "
+                    "--row seconds: a chart judged at a glance.",
         epilog="""examples:
   loopjam chart preview song.chart -o song.png --audio song.mp3
   loopjam chart preview 3fa2c1d0e4b5a6978812ab34 -o hard.png --difficulty hard --start 30 --end 60
@@ -201,7 +204,9 @@ def _register_preview(commands) -> None:
     p.add_argument("chart", metavar="CHART",
                    help="chart file, or chart id (or unique prefix) in the local store")
     p.add_argument("-o", "--output", required=True, metavar="PNG", help="image file to write")
-    p.add_argument("--audio", metavar="FILE", help="the song's audio, drawn as a spectrogram")
+    p.add_argument("--audio", metavar="FILE",
+                   help="the song's audio, drawn as a spectrogram (default: the file the chart "
+                        "was analyzed from)")
     p.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
                    help="which notes (default: the hardest in the chart)")
     p.add_argument("--start", type=number(float), default=0.0, metavar="S", help="from S seconds")

@@ -48,6 +48,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from analyzer.batch import source_file
     from analyzer.decode import DecodeError, load
     from analyzer.formats import FormatError, export_chart
     from chart_store.stems import StemStore
@@ -60,7 +61,7 @@ def run(args) -> int:
         store = StemStore()  # an imported song's stems, kept under the chart's id
         stems = {name: store.get(chart.id, name) for name in store.names(chart.id)}
         if "song" not in stems:  # none stored, or only a separated stem (Demucs)
-            audio = analyzed_from(chart.id)
+            audio = source_file(chart.id)
             if audio is not None:
                 print(f"loopjam: export: song.ogg from {audio} (the file the chart was "
                       "analyzed from)", file=sys.stderr)
@@ -79,23 +80,3 @@ def run(args) -> int:
               f"--audio FILE", file=sys.stderr)
     print(folder)
     return 0
-
-
-def analyzed_from(chart_id: str) -> Path | None:
-    """The audio file ``chart_id`` was analyzed from, where ``loopjam analyze`` last saw it,
-    if it is still there unchanged (the same content hash); else None."""
-    from analyzer.batch import source_hash
-    from chart_store.local import LocalStore
-
-    store = LocalStore()
-    try:
-        files = store.source_files(chart_id)
-    finally:
-        store.close()
-    for digest, path in files:
-        try:
-            if path.is_file() and source_hash(path) == digest:
-                return path
-        except OSError:  # unreadable now: as good as gone
-            continue
-    return None
