@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks.chart_quality.run import (best_shift_scores, feel_scores, lane_changes, lane_use,
-                                         on_human_beats, onset_shapes)
+                                         on_human_beats, onset_shapes, onset_times)
 from chart_store.chart import Note
 
 
@@ -18,6 +18,16 @@ def test_a_chord_is_one_onset_at_its_mean_lane():
     np.testing.assert_array_equal(lane, [0.5, 3.0])
     np.testing.assert_array_equal(chord, [True, False])
     np.testing.assert_array_equal(held, [True, False])
+
+
+def test_notes_a_few_milliseconds_apart_are_one_chord():
+    # An unquantised chord from a DAW (YARG snaps notes 16 ticks apart into one); the onsets
+    # 30 ms apart stay two.
+    rows = [(1.0, 0, 0), (1.012, 2, 0), (1.005, 1, 0), (2.0, 0, 0), (2.03, 1, 0)]
+    np.testing.assert_allclose(onset_times(_chart(rows)), [1.0, 2.0, 2.03])
+    lane, chord, _ = onset_shapes(_chart(rows))
+    np.testing.assert_allclose(lane, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(chord, [True, False, False])
 
 
 def test_lane_changes_count_moves_and_moves_undone():

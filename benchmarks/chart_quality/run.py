@@ -84,6 +84,11 @@ EVALUATED = ("expert", "hard", "medium", "easy")
 TICKS_PER_BEAT = 480
 ON_GRID_TICKS = 6
 ON_BEAT_S = 0.01
+#: Notes that start within this of a chord's first note are that chord: YARG snaps notes up to
+#: 16 ticks apart into one (17 ms at 120 BPM, 480 ticks a beat), and a chord played in from a
+#: keyboard or a DAW is spread over a few milliseconds. Otherwise each would be an onset of its
+#: own that no generated note (60 ms apart at least) could match.
+CHORD_S = 0.02
 SHIFTS_S = np.round(np.arange(-0.080, 0.080 + 1e-9, 0.002), 3)
 #: ``--codec`` name → ffmpeg's encoder options, then the file's extension.
 CODECS = {"mp3": ("-c:a", "libmp3lame", "-b:a", "128k", "mp3"),
@@ -93,15 +98,21 @@ CODECS = {"mp3": ("-c:a", "libmp3lame", "-b:a", "128k", "mp3"),
 
 
 def onset_times(notes) -> np.ndarray:
-    """Distinct note start times (a chord is one onset), seconds, ascending."""
-    return np.unique(np.round([n.t for n in notes], 4))
+    """Distinct onsets, seconds, ascending: a chord is one, at its first note (notes within
+    :data:`CHORD_S` of it belong to it)."""
+    starts = np.sort(np.asarray([n.t for n in notes], dtype=np.float64))
+    onsets: list[float] = []
+    for t in starts:
+        if not onsets or t - onsets[-1] > CHORD_S:
+            onsets.append(float(t))
+    return np.asarray(onsets)
 
 
 def onset_shapes(notes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct onset (as :func:`onset_times`): the mean lane of its notes, whether it is a
     chord, whether it is sustained."""
     times = onset_times(notes)
-    at = np.searchsorted(times, np.round([n.t for n in notes], 4))
+    at = np.searchsorted(times, [n.t for n in notes], side="right") - 1
     count = np.bincount(at, minlength=times.size)
     lane = np.bincount(at, weights=[n.lane for n in notes], minlength=times.size) / count
     held = np.bincount(at, weights=[n.dur > 0 for n in notes], minlength=times.size) > 0
