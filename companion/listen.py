@@ -348,8 +348,10 @@ class Listener:
 
 
 def analyze_recording(path) -> str:
-    """Chart a recorded stream (chart source "recorded-live") and put it in the local store;
-    returns the chart id. Runs in the background process the listener starts."""
+    """Chart a recorded stream (chart source "recorded-live") and put it in the local store,
+    with the recording as its source file (an export or a preview finds it there); returns the
+    chart id. Runs in the background process the listener starts."""
+    from analyzer.batch import source_hash
     from analyzer.decode import load
     from analyzer.pipeline import ANALYSIS_SR, analyze_audio
     from chart_store.chart import ChartMeta, Source
@@ -359,7 +361,11 @@ def analyze_recording(path) -> str:
     meta = ChartMeta(title=f"Recorded {Path(path).stem.removeprefix('recording-')}",
                      source=Source.RECORDED_LIVE)
     chart = analyze_audio(y, sr, meta=meta)
-    return LocalStore().put(chart)
+    store = LocalStore()
+    try:
+        return store.put(chart, source_hash=source_hash(path), source_path=path)
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":  # python -m companion.listen analyze WAV

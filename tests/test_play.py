@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,14 @@ def test_unknown_song_is_recorded(tmp_path, song):
     # the whole stream was kept (from the first sound), so a chart of it starts at stream 0
     assert sr == 48000 and abs(rec.size - 30 * sr) < 0.1 * sr
     assert fingerprint(rec, sr).items.size > 100
+    # What the background process then does: a chart in the store, its recording its source.
+    from analyzer.batch import source_file
+    from companion.listen import analyze_recording
+
+    chart_id = analyze_recording(recorded[0]["path"])
+    chart = LocalStore().get(chart_id)
+    assert chart.meta.source.value == "recorded-live" and chart.difficulties["expert"]
+    assert source_file(chart_id) == Path(recorded[0]["path"])
 
 
 def test_cli_refuses_what_cannot_work(tmp_path, capsys):
