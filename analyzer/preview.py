@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chart_store.chart import song_name
+
 __all__ = ["render_preview", "save_preview", "LANE_COLOURS", "ROW_S", "MIN_WIDTH"]
 
 #: Seconds of chart per row.
@@ -155,7 +157,7 @@ def render_preview(chart, *, difficulty: str | None = None, y: np.ndarray | None
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
     meta = chart.meta
-    draw.text((8, 8), f"{meta.artist or 'Unknown artist'} - {meta.title or 'Untitled'}   "
+    draw.text((8, 8), f"{song_name(meta.artist, meta.title) or 'Untitled'}   "
                       f"{difficulty}: {len(track)} notes, {track.density():.2f}/s, "
                       f"{chart.lanes} lanes   [{_clock(start_s)}-{_clock(end_s)}]",
               fill=(235, 235, 235), font=font)

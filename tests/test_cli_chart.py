@@ -61,6 +61,17 @@ def test_show_prints_a_human_summary():
     assert re.search(r"expert\s+64 notes\s+4\.00/s", text)
 
 
+def test_a_song_without_an_artist_is_named_by_its_title(tmp_path):
+    # As everywhere else (chart_store.chart.song_name), not "Unknown artist - ...".
+    from dataclasses import replace
+
+    from companion.cli.chart import summary
+
+    chart = read_chart(EXAMPLE)
+    chart = replace(chart, meta=replace(chart.meta, artist=""))
+    assert summary(chart)[0] == "LoopJam Example (Fixtures)"      # (the album)
+
+
 def test_show_finds_a_chart_by_id_or_short_id_in_the_local_store():
     from chart_store.local import LocalStore
     store = LocalStore()                       # under this test's LOOPJAM_HOME

@@ -66,10 +66,12 @@ def run_show(args) -> int:
 
 def summary(chart) -> list[str]:
     """A human summary of ``chart``, one line per fact."""
+    from chart_store.chart import song_name
+
     meta = chart.meta
     minutes, seconds = divmod(meta.duration_s, 60)
     lines = [
-        f"{meta.artist or 'Unknown artist'} - {meta.title or 'Untitled'}"
+        (song_name(meta.artist, meta.title) or "Untitled")
         + (f" ({meta.album})" if meta.album else ""),
         f"id        {chart.id}",
         f"duration  {int(minutes)}:{seconds:04.1f} ({meta.duration_s:.1f} s)",
