@@ -346,3 +346,15 @@ def test_overlay_takes_its_look_from_the_config(tmp_path, song, xvfb):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_the_identified_line_names_the_song_as_everywhere_else(capsys):
+    from companion.cli.play import _echo
+
+    _echo({"event": "identified", "chart_id": "0123456789abcdef", "after_s": 4.2,
+           "title": "track2", "artist": ""})
+    _echo({"event": "identified", "chart_id": "0123456789abcdef", "after_s": 4.2,
+           "title": "Chaos God", "artist": "Muldjord"})
+    assert capsys.readouterr().err.splitlines() == [
+        "identified: track2 [0123456789ab] after 4.2 s",
+        "identified: Muldjord - Chaos God [0123456789ab] after 4.2 s"]

@@ -151,9 +151,11 @@ def _open_devices(options):
 
 
 def _echo(event: dict) -> None:
+    from chart_store.chart import song_name
+
     kind = event.get("event")
     if kind == "identified":
-        print(f"identified: {event.get('artist') or '?'} - {event.get('title')} "
+        print(f"identified: {song_name(event.get('artist') or '', event.get('title') or '')} "
               f"[{event['chart_id'][:12]}] after {event['after_s']:.1f} s", file=sys.stderr)
     elif kind == "lost":
         print("song lost: identifying again", file=sys.stderr)
