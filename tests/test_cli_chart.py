@@ -176,3 +176,15 @@ def test_a_home_or_store_the_machine_refuses_is_a_one_line_error(tmp_path, monke
     assert main(["chart", "show", "0123abcd"]) == 1
     assert capsys.readouterr().err == (
         f"loopjam: chart: {damaged / 'store' / 'store.sqlite3'}: file is not a database\n")
+
+
+def test_a_reader_that_goes_away_is_not_an_error_message():
+    # Where there is no SIGPIPE (Windows), writing to a closed pipe raises BrokenPipeError, an
+    # OSError: it must end quietly, not as "loopjam: chart: Broken pipe".
+    code = ("import signal, sys; del signal.SIGPIPE; from companion.cli import main; "
+            f"sys.exit(main(['chart', 'show', {str(EXAMPLE)!r}, '--json']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1 and err == ""

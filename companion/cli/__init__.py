@@ -67,15 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"loopjam: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (| head where there is no SIGPIPE)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (OSError, DatabaseError) as error:
         # What the machine refused (a LOOPJAM_HOME that is a file, a full disk, a damaged
         # store): the user can act on it, so one line, as for a CommandError.
         print(f"loopjam: {args.command}: {_reason(error)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
