@@ -1,8 +1,8 @@
 """The tray companion (``loopjam`` with no arguments): a pystray icon that runs the live engine.
 
 The icon's menu shows a status line (song, chart source, sync state) and offers start/pause,
-difficulty, lanes, show/hide overlay, calibrate, analyze files..., open the store folder,
-settings and quit.
+difficulty, lanes, show/hide overlay, calibrate, analyze files..., import song folders...,
+open the store folder, settings and quit.
 
 The live engine runs as a ``loopjam play`` child process (:class:`PlayController`) started with
 the user's devices, player and difficulty from the config (the engine itself reads the local
@@ -227,15 +227,16 @@ def open_path(path: str | Path) -> None:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def choose_folder() -> str | None:
-    """Ask for a folder (Tk's dialog when available), else the user's music folder."""
+def choose_folder(title: str) -> str | None:
+    """Ask for a folder (Tk's dialog, titled ``title``, when available), else the user's music
+    folder."""
     try:
         import tkinter
         from tkinter import filedialog
         root = tkinter.Tk()
         root.withdraw()
         try:
-            return filedialog.askdirectory(title="LoopJam: analyze a music folder") or None
+            return filedialog.askdirectory(title=title) or None
         finally:
             root.destroy()
     except Exception:  # no Tk or no display for it: fall back to the music folder
@@ -286,7 +287,7 @@ class Tray:
     def __init__(self, controller: PlayController, *,
                  open_file: Callable[[Path], None] = open_path,
                  spawn: Callable[[list[str]], object] | None = None,
-                 ask_folder: Callable[[], str | None] = choose_folder):
+                 ask_folder: Callable[[str], str | None] = choose_folder):
         self.controller = controller
         self.open_file = open_file
         self.spawn = spawn or (lambda argv: subprocess.Popen(argv, stdin=subprocess.DEVNULL))
@@ -320,9 +321,15 @@ class Tray:
         self.spawn([sys.executable, "-m", "companion", "calibrate"])
 
     def analyze(self, icon=None, item=None) -> None:
-        folder = self.ask_folder()
+        folder = self.ask_folder("LoopJam: analyze a music folder")
         if folder:
             self.spawn([sys.executable, "-m", "companion", "analyze", folder])
+
+    def import_songs(self, icon=None, item=None) -> None:
+        # 'loopjam analyze' leaves a Clone Hero / Frets on Fire song folder to 'loopjam import'.
+        folder = self.ask_folder("LoopJam: import Clone Hero / Frets on Fire songs")
+        if folder:
+            self.spawn([sys.executable, "-m", "companion", "import", folder])
 
     def open_store(self, icon=None, item=None) -> None:
         from chart_store.home import loopjam_home
@@ -369,6 +376,7 @@ class Tray:
             Menu.SEPARATOR,
             Item("Calibrate...", self.calibrate),
             Item("Analyze files...", self.analyze),
+            Item("Import song folders...", self.import_songs),
             Item("Open store folder", self.open_store),
             Item("Settings", self.settings),
             Menu.SEPARATOR,

@@ -74,7 +74,7 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
                                 log_path=tmp_path / "play.jsonl")
     opened, spawned = [], []
     tray = Tray(controller, open_file=opened.append, spawn=spawned.append,
-                ask_folder=lambda: str(tmp_path / "music"))
+                ask_folder=lambda title: str(tmp_path / "music"))
     icon = tray.build_icon()
     shown = threading.Event()
 
@@ -131,9 +131,11 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
         assert opened == [loopjam_home, loopjam_home / "config.toml"]
         assert (loopjam_home / "config.toml").exists()
         find(menu, "Analyze files...")(icon)
+        find(menu, "Import song folders...")(icon)
         find(menu, "Calibrate...")(icon)
         assert spawned[0][-2:] == ["analyze", str(tmp_path / "music")]
-        assert spawned[1][-1] == "calibrate"
+        assert spawned[1][-2:] == ["import", str(tmp_path / "music")]
+        assert spawned[2][-1] == "calibrate"
 
         # Quit: engine stopped, icon loop ended.
         process = controller.process

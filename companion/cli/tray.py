@@ -14,7 +14,8 @@ examples:
 The tray icon starts the live engine ('loopjam play' with the devices, player and difficulty
 from 'loopjam config') and shows what it hears: song, chart source, sync state. Its menu
 pauses and resumes, changes difficulty and lanes, shows or hides the overlay, calibrates,
-analyzes a music folder, opens the store folder and the settings file, and quits.
+analyzes a music folder, imports a folder of Clone Hero / Frets on Fire songs, opens the
+store folder and the settings file, and quits.
 Needs a desktop session (a display); on Linux without a tray area the icon still runs.
 """
 
