@@ -78,14 +78,17 @@ class Database:
         if self.kind == "sqlite":
             if self.path == ":memory:" and self._memory_conn is not None:
                 return self._memory_conn
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                                   check_same_thread=self.path != ":memory:")
+            conn = None
             try:
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s,
+                                       isolation_level=None,
+                                       check_same_thread=self.path != ":memory:")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against crashes
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as error:  # not a database, unreadable, unwritable
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 raise DatabaseError(f"{self.path}: {error}") from None
             if self.path == ":memory:":
                 self._memory_conn = conn

@@ -176,6 +176,12 @@ def test_a_home_or_store_the_machine_refuses_is_a_one_line_error(tmp_path, monke
     assert main(["chart", "show", "0123abcd"]) == 1
     assert capsys.readouterr().err == (
         f"loopjam: chart: {damaged / 'store' / 'store.sqlite3'}: file is not a database\n")
+    blocked = tmp_path / "blocked"
+    (blocked / "store" / "store.sqlite3").mkdir(parents=True)    # cannot even be opened
+    monkeypatch.setenv("LOOPJAM_HOME", str(blocked))
+    assert main(["store", "list"]) == 1
+    assert capsys.readouterr().err == (
+        f"loopjam: store: {blocked / 'store' / 'store.sqlite3'}: unable to open database file\n")
 
 
 def test_a_reader_that_goes_away_is_not_an_error_message():
