@@ -170,9 +170,18 @@ def test_identify_command(tmp_path, charts):
     match = json.loads(done.stdout)["match"]
     assert set(match) == {"chart_id", "title", "artist", "offset_s", "confidence"}
     assert match["chart_id"] == charts[2].id and abs(match["offset_s"] - 9.0) <= 0.13
+    done = _loopjam("identify", str(tmp_path / "clip.wav"))
+    assert done.stdout.startswith(f"{charts[2].meta.artist} - {charts[2].meta.title}  "
+                                  f"[{charts[2].id}]  at ") and done.stderr == ""
     sf.write(tmp_path / "other.wav", synth_song(99, duration_s=8.0, sr=SR), SR)
     done = _loopjam("identify", str(tmp_path / "other.wav"), "--json")
-    assert json.loads(done.stdout) == {"match": None}
+    assert json.loads(done.stdout) == {"match": None} and done.stderr == ""
+    # A clip too short to tell says so (the answer on stdout stays the contract's).
+    sf.write(tmp_path / "blip.wav", y[int(9.0 * SR):int(10.5 * SR)], SR)
+    done = _loopjam("identify", str(tmp_path / "blip.wav"), "--json")
+    assert json.loads(done.stdout) == {"match": None} and done.stderr == (
+        f"loopjam: identify: {tmp_path / 'blip.wav'} is only 1.5 s of audio: 5 s or more "
+        "identifies reliably\n")
     done = _loopjam("identify", str(tmp_path / "missing.wav"))
     assert done.returncode == 1 and done.stderr.startswith("loopjam: ")
 

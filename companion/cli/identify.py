@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from companion.cli import CommandError, emit_json
 
@@ -32,6 +33,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+#: Seconds of audio that identify a song reliably (benchmarks/identify: top-1 from 5 s of
+#: degraded playback; 3 s ranks the right song first but cannot tell an unknown one).
+RELIABLE_S = 5.0
+
+
 def run(args) -> int:
     from analyzer.decode import DecodeError, load
     from chart_store.chart import song_name
@@ -51,4 +57,8 @@ def run(args) -> int:
     else:
         print(f"{song_name(match.artist, match.title)}  [{match.chart_id}]  "
               f"at {match.offset_s:.2f} s  (confidence {match.confidence:.2f})")
+    seconds = y.shape[-1] / sr
+    if match is None and seconds < RELIABLE_S:  # too little to tell, not an unknown song
+        print(f"loopjam: identify: {args.audio} is only {seconds:.1f} s of audio: "
+              f"{RELIABLE_S:g} s or more identifies reliably", file=sys.stderr)
     return 0
