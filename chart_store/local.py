@@ -179,8 +179,13 @@ class LocalStore:
     def saw_source(self, source_hash: str, chart_id: str, path: str | os.PathLike) -> None:
         """Remember that the source file at ``path`` (content hash ``source_hash``), already
         charted as ``chart_id``, is there now (it may have moved since)."""
+        path = _absolute(path)
+        # Re-scanning a library sees most files where they were: no write (and no write lock
+        # between analyze workers) for those.
+        if (source_hash, path) in self.catalog.sources_of(chart_id):
+            return
         with self.db.transaction():
-            self.catalog.add_source(source_hash, chart_id, _absolute(path))
+            self.catalog.add_source(source_hash, chart_id, path)
 
     def source_files(self, chart_id: str) -> list[tuple[str, Path]]:
         """(content hash, path) of the files ``chart_id`` was made from, where last seen; a
