@@ -22,14 +22,14 @@ from __future__ import annotations
 import bisect
 import enum
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 __all__ = [
     "DIFFICULTIES", "MIN_LANES", "MAX_LANES", "DEFAULT_LANES", "Source", "ChartMeta", "Fingerprint",
     "SyncReference", "Note", "Track", "SpectralMask", "MaskBank", "Chart", "ChartError",
-    "song_name",
+    "song_name", "sorted_notes", "fold_lanes",
 ]
 
 #: Difficulty names, easiest first. A chart holds any non-empty subset of them.
@@ -275,6 +275,35 @@ class Track:
         if len(self._times) < 2 or self._times[-1] == self._times[0]:
             return 0.0
         return (len(self._times) - 1) / float(self._times[-1] - self._times[0])
+
+
+def sorted_notes(notes) -> tuple[Note, ...]:
+    """Notes ordered by time then lane, with exact duplicates (same time and lane) merged,
+    keeping the longest."""
+    best: dict[tuple[float, int], Note] = {}
+    for note in notes:
+        key = (note.t, note.lane)
+        if key not in best or note.dur > best[key].dur:
+            best[key] = note
+    return tuple(best[k] for k in sorted(best))
+
+
+def fold_lanes(notes, *, lanes: int, to_lanes: int) -> tuple[Note, ...]:
+    """Map notes from ``lanes`` lanes onto ``to_lanes`` lanes, deterministically.
+
+    Lane ``i`` goes to ``round(i * (to_lanes - 1) / (lanes - 1))`` (edges stay edges, the melody's
+    shape is kept); chord notes that land on the same lane merge into the longest. Meant for
+    fewer lanes (an export format's, a player's): onto more lanes some stay unused.
+
+    Examples
+    --------
+    >>> [n.lane for n in fold_lanes([Note(i, lane=i) for i in range(5)], lanes=5, to_lanes=4)]
+    [0, 1, 2, 2, 3]
+    """
+    if lanes == to_lanes:
+        return sorted_notes(notes)
+    scale = (to_lanes - 1) / max(lanes - 1, 1)
+    return sorted_notes(replace(n, lane=int(np.floor(n.lane * scale + 0.5))) for n in notes)
 
 
 @dataclass(frozen=True, eq=False)

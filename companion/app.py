@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chart_store.chart import DEFAULT_LANES
 from companion.game.calibration import Offsets, heard_time, input_time
 
 __all__ = ["LiveOptions", "LiveSession", "EventLog", "PassThrough", "make_processor",
@@ -81,8 +82,10 @@ class LiveOptions:
 
     source: str | None = None
     sink: str | None = None
+    backend: str | None = None  # the audio backend preferred (config audio.backend)
     player: str = "keyboard"
     difficulty: str | None = None
+    lanes: int | None = None   # the most lanes played: a chart with more is folded onto them
     speed: str = "realtime"
     log: Path | None = None
     overlay: bool = False
@@ -224,6 +227,7 @@ class LiveSession:
         self.clock = None
         self.chart = None
         self.track = None
+        self.lanes = 0  # of the track played
         self.engine = None
         self.player = None
         self.difficulty: str | None = None
@@ -345,7 +349,8 @@ class LiveSession:
             from chart_store.resolver import ChartResolver
             self._resolver = ChartResolver(remote_url=self.options.remote_url)
         recordings = loopjam_home() / "recordings" if self.options.record_unknown else None
-        self.listener = Listener(self._resolver, sr=self.sr, recordings_dir=recordings)
+        self.listener = Listener(self._resolver, sr=self.sr, recordings_dir=recordings,
+                                 lanes=self.options.lanes or DEFAULT_LANES)
 
     def _feed_onsets(self, end: int) -> bool:
         """Push new ring samples into the onset stream; True when the last 0.3 s were silent."""
@@ -390,7 +395,7 @@ class LiveSession:
             self._finish_chart()
             self.chart = chart
             self.difficulty = self._difficulty(chart)
-            self.track = chart.track(self.difficulty)
+            self.lanes, self.track = self._played_track(chart, self.difficulty)
             self._charts_played += 1
             if chart.sync is None:
                 self.sync = None
@@ -442,6 +447,17 @@ class LiveSession:
         if wanted and wanted in chart.difficulties:
             return wanted
         return chart.hardest()
+
+    def _played_track(self, chart, difficulty: str):
+        """The lanes and notes played: the chart's, folded onto the player's lanes when it
+        has more (chord notes that meet on a lane become one note)."""
+        from chart_store.chart import Track, fold_lanes
+
+        track = chart.track(difficulty)
+        lanes = min(chart.lanes, self.options.lanes or chart.lanes)
+        if lanes == chart.lanes:
+            return lanes, track
+        return lanes, Track(fold_lanes(track.notes, lanes=chart.lanes, to_lanes=lanes))
 
     def _publish_clock(self, clock, now: float) -> None:
         if clock is None:
@@ -554,7 +570,7 @@ class LiveSession:
         self.state_box.publish(snapshot_from_engine(
             self.engine, status="paused" if paused else "synced",
             game_time=self.game_time_at(wall), wall_time=wall, rate=0.0 if paused else 1.0,
-            lanes=self.chart.lanes, title=self.chart.meta.title, artist=self.chart.meta.artist,
+            lanes=self.lanes, title=self.chart.meta.title, artist=self.chart.meta.artist,
             duration_s=self.chart.meta.duration_s, chart_source=self.chart.meta.source.value))
 
     # -- running ------------------------------------------------------------------------------

@@ -55,13 +55,14 @@ class ConfigError(ValueError):
 class AudioSettings:
     source: str = "loopback"     # loopback[:DEVICE] or an audio file
     sink: str = ""               # output device ("" = the default output)
-    backend: str = "auto"        # auto | soundcard | pyaudio | null
+    backend: str = "auto"        # auto | soundcard | pyaudio | null (LOOPJAM_AUDIO wins)
 
 
 @dataclass(frozen=True)
 class GameSettings:
     difficulty: str = "expert"
-    lanes: int = 5
+    lanes: int = 5               # the most lanes played (a chart with more is folded onto
+                                 # them), and the lanes of the charts made here
     player: str = "keyboard"
     keys: tuple[str, ...] = ()   # key name per lane; empty = the default layout for `lanes`
 

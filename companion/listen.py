@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chart_store.chart import DEFAULT_LANES
+
 __all__ = ["MonoRing", "ListenEvent", "Listener", "ListenError", "analyze_recording"]
 
 
@@ -151,6 +153,8 @@ class Listener:
         Silence that ends a song (a recording is then finished).
     analyze : bool
         Start the background analysis of recordings (False: only write them).
+    lanes : int
+        Lanes of the charts made from recordings.
     """
 
     def __init__(self, resolver, *, sr: int, every_s: float = 1.0, window_s: float = 10.0,
@@ -159,7 +163,7 @@ class Listener:
                  record_after_s: float = 8.0,
                  silence_db: float = -55.0, song_gap_s: float = 2.0, analyze: bool = True,
                  recordings_dir: Path | None = None, min_recording_s: float = 20.0,
-                 max_recording_s: float = 15 * 60.0):
+                 max_recording_s: float = 15 * 60.0, lanes: int = DEFAULT_LANES):
         if not 0 < min_window_s <= window_s:
             raise ListenError("need 0 < min_window_s <= window_s")
         self.resolver, self.sr = resolver, int(sr)
@@ -167,7 +171,7 @@ class Listener:
         self.recheck_s, self.record_after_s, self.retry_s = recheck_s, record_after_s, retry_s
         self.first_recheck_s, self.sure_window_s = first_recheck_s, sure_window_s
         self.silence_rms = 10 ** (silence_db / 20)
-        self.song_gap_s, self.analyze = song_gap_s, analyze
+        self.song_gap_s, self.analyze, self.lanes = song_gap_s, analyze, lanes
         self.recordings_dir = recordings_dir
         self.min_recording_s, self.max_recording_s = min_recording_s, max_recording_s
         self._window = np.zeros(int(window_s * self.sr), dtype=np.float32)
@@ -181,7 +185,6 @@ class Listener:
         self._rechecking = False     # a recheck was asked for and has not matched yet
         self._recording: list[np.ndarray] | None = None
         self._recorded_to = 0        # ring position copied into the recording
-        self.fingerprint_s: list[float] = []     # wall seconds per fingerprint+lookup
 
     # -- the loop -----------------------------------------------------------------------------
     def step(self, ring: MonoRing, *, silent: bool) -> list[ListenEvent]:
@@ -279,10 +282,7 @@ class Listener:
         y = ring.read(start, self._window[:n])
         if np.sqrt(np.mean(np.square(y))) < self.silence_rms:
             return start, None
-        t0 = time.perf_counter()
-        match = self.resolver.identify(fingerprint(y, self.sr))
-        self.fingerprint_s.append(time.perf_counter() - t0)
-        return start, match
+        return start, self.resolver.identify(fingerprint(y, self.sr))
 
     def _confirmed(self, match, start: int, seconds: float) -> bool:
         """Whether ``match`` can be acted on: it is the song playing, its window was long enough
@@ -342,12 +342,13 @@ class Listener:
         process = None
         if self.analyze:
             process = subprocess.Popen(
-                [sys.executable, "-m", "companion.listen", "analyze", str(path)],
+                [sys.executable, "-m", "companion.listen", "analyze", str(path),
+                 str(self.lanes)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         return [ListenEvent("recorded", now, path=path, process=process)]
 
 
-def analyze_recording(path) -> str:
+def analyze_recording(path, *, lanes: int = DEFAULT_LANES) -> str:
     """Chart a recorded stream (chart source "recorded-live") and put it in the local store,
     with the recording as its source file (an export or a preview finds it there); returns the
     chart id. Runs in the background process the listener starts."""
@@ -360,7 +361,7 @@ def analyze_recording(path) -> str:
     y, sr = load(path, sr=ANALYSIS_SR, mono=True)
     meta = ChartMeta(title=f"Recorded {Path(path).stem.removeprefix('recording-')}",
                      source=Source.RECORDED_LIVE)
-    chart = analyze_audio(y, sr, meta=meta)
+    chart = analyze_audio(y, sr, meta=meta, lanes=lanes)
     store = LocalStore()
     try:
         return store.put(chart, source_hash=source_hash(path), source_path=path)
@@ -368,10 +369,11 @@ def analyze_recording(path) -> str:
         store.close()
 
 
-if __name__ == "__main__":  # python -m companion.listen analyze WAV
-    if len(sys.argv) != 3 or sys.argv[1] != "analyze":
-        sys.exit("usage: python -m companion.listen analyze RECORDING.wav")
+if __name__ == "__main__":  # python -m companion.listen analyze WAV [LANES]
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "analyze":
+        sys.exit("usage: python -m companion.listen analyze RECORDING.wav [LANES]")
     try:
-        analyze_recording(sys.argv[2])
+        analyze_recording(sys.argv[2], lanes=int(sys.argv[3]) if len(sys.argv) == 4
+                          else DEFAULT_LANES)
     except ValueError as error:  # DecodeError, NothingToChart: say why, no traceback
         sys.exit(f"loopjam: {sys.argv[2]}: {error}")

@@ -92,7 +92,8 @@ class PlayController:
             # Nobody can play without the window: let every note sound (nothing removed).
             player = "autoplay"
         argv = [*self.base_command, "--source", audio.source, "--player", player,
-                "--difficulty", game.difficulty, "--log", str(self.log_path)]
+                "--difficulty", game.difficulty, "--lanes", str(game.lanes),
+                "--log", str(self.log_path)]
         if audio.sink:
             argv += ["--sink", audio.sink]
         if self.config.store.remote_url:

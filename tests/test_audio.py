@@ -71,8 +71,10 @@ def test_null_backend_and_unknown_backend(monkeypatch):
     assert audio.open_sink("null", sr=8000).latency_samples == 0
     with pytest.raises(audio.BackendUnavailable, match="unknown audio backend"):
         audio.get_backend("jack")
+    assert audio.get_backend(preferred="null").name == "null"   # config audio.backend
     monkeypatch.setenv("LOOPJAM_AUDIO", "null")
     assert audio.get_backend().name == "null"
+    assert audio.get_backend(preferred="soundcard").name == "null"   # the environment wins
 
 
 @pytest.mark.pulseaudio
@@ -116,6 +118,11 @@ def test_pyaudio_sees_the_sound_server(pulse_server):
     with pytest.raises(audio.BackendUnavailable, match="loopback"):
         backend.open_source(None, loopback=True, sr=48000, channels=2, block_frames=480)
     assert any(d.kind == "output" for d in backend.devices())
+    # The config's audio.backend picks it over the first in the preference order.
+    assert audio.get_backend().name == "soundcard"
+    assert audio.get_backend(preferred="auto").name == "soundcard"
+    with audio.open_sink(None, sr=48000, preferred="pyaudio") as sink:
+        assert type(sink).__module__.endswith("pyaudio_backend")
 
 
 @pytest.mark.pulseaudio

@@ -268,7 +268,6 @@ def test_a_guitar_stem_keeps_the_drums_off_the_chart_while_the_mix_times_the_not
     hits = r.t0 + 0.25 * np.arange(int(28 / 0.25))
     drums = 0.1 * _drums(hits, guitar.size, r.sr)
     mix = guitar + drums
-    resting = hits[hits > r.t0 + 16.2]
 
     def charted(stems=None):
         expert = charting.chart_notes(mix, r.sr, stems=stems).difficulties["expert"]

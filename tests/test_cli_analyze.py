@@ -39,6 +39,20 @@ def test_json_lines_follow_the_contract(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["id"] == line["chart_id"]
 
 
+def test_charts_have_the_lanes_the_config_asks_for_unless_lanes_is_given(tmp_path, capsys):
+    from chart_store.local import LocalStore
+    from companion.config import load_config, save_config
+
+    save_config(load_config().with_value("game.lanes", "4"))
+    for name, flags, lanes in (("a", [], 4), ("b", ["--lanes", "7"], 7)):
+        song = _song(tmp_path / f"{name}.wav", 5 + len(flags))
+        assert main(["analyze", str(song), "--json", "--stems", "none", *flags]) == 0
+        (line,) = _lines(capsys.readouterr().out)
+        chart = LocalStore().get(line["chart_id"])
+        assert chart.lanes == lanes
+        assert {n.lane for n in chart.track("expert").notes} == set(range(lanes))
+
+
 def test_a_bad_file_is_reported_at_the_end_and_exits_1(tmp_path, capsys):
     _song(tmp_path / "lib" / "good.wav", 5)
     (tmp_path / "lib" / "bad.ogg").write_bytes(b"OggS" + b"\0" * 100)

@@ -200,7 +200,10 @@ def test_store_commands_push_pull(tmp_path, charts, monkeypatch):
     try:
         done = _loopjam("store", "push", "--remote", url)
         assert done.returncode == 1 and "token" in done.stderr
-        done = _loopjam("store", "push", "--remote", url, "--token", token)
+        # The server and the token can live in the config instead of the command line.
+        for key, value in (("store.remote_url", url), ("store.token", token)):
+            assert _loopjam("config", "set", key, value).returncode == 0
+        done = _loopjam("store", "push")
         assert done.returncode == 0, done.stderr
         assert RemoteStore(url).health()["charts"] == 2
         # Another machine (another LOOPJAM_HOME) pulls them.

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from analyzer.formats.common import FormatError, fold_lanes
+from analyzer.formats.common import FormatError
 from analyzer.formats.folder import export_chart, read_song_folder
 from analyzer.formats.osu import export_osu
 from analyzer.formats.stepmania import export_sm
-from chart_store.chart import Chart, ChartMeta, Note
+from chart_store.chart import Chart, ChartMeta, Note, fold_lanes
 from tests.test_formats_midi import playable_charts
 
 

@@ -101,6 +101,28 @@ def test_miss_all_and_difficulty(tmp_path, song):
     assert events[-1]["misses"] == len(judged) and events[-1]["hits"] == 0
 
 
+def test_a_chart_with_more_lanes_than_the_player_plays_is_folded_onto_theirs(tmp_path, song):
+    from companion.config import load_config, save_config
+
+    chart, y = song  # 5 lanes
+    LocalStore().put(chart)
+    stream_file(tmp_path / "in.wav", y, seconds=12)
+
+    def played(*flags):
+        log = tmp_path / "log.jsonl"
+        assert main(["play", str(tmp_path / "in.wav"), "--speed", "max", "--player", "autoplay",
+                     "--no-overlay", "--log", str(log), *flags]) == 0
+        return {e["note_t"]: e["lane"] for e in read_log(log) if e["event"] == "judgement"}
+
+    charted = {n.t: n.lane for n in chart.track("expert").notes}
+    save_config(load_config().with_value("game.lanes", "4"))   # the config's lanes...
+    lanes = played()
+    assert len(lanes) > 10 and set(charted[t] for t in lanes) == {0, 1, 2, 3, 4}
+    assert all(lane == (0, 1, 2, 2, 3)[charted[t]] for t, lane in lanes.items())  # edges stay
+    # ... and --lanes over it; a chart with fewer lanes than asked plays as charted.
+    assert all(lane == charted[t] for t, lane in played("--lanes", "7").items())
+
+
 def test_unknown_song_is_recorded(tmp_path, song):
     _, y = song  # nothing in the store
     from companion.app import EventLog, LiveOptions, LiveSession
@@ -113,27 +135,30 @@ def test_unknown_song_is_recorded(tmp_path, song):
     source = open_source(options.source)
     log = EventLog(tmp_path / "log.jsonl")
     session = LiveSession(options, source=source, sink=open_sink("null", sr=source.sr), log=log)
-    session.listener = Listener(LocalStore(), sr=source.sr, analyze=False,
-                                recordings_dir=tmp_path / "rec")
+    session.listener = Listener(LocalStore(), sr=source.sr, recordings_dir=tmp_path / "rec",
+                                lanes=4)
     session.run()
     log.close()
     events = read_log(tmp_path / "log.jsonl")
     kinds = [e["event"] for e in events]
     assert "identified" not in kinds and "recording" in kinds
     recorded = [e for e in events if e["event"] == "recorded"]
-    assert len(recorded) == 1 and not recorded[0]["analyzing"]
+    assert len(recorded) == 1 and recorded[0]["analyzing"]
     rec, sr = soundfile.read(recorded[0]["path"], dtype="float32")
     # the whole stream was kept (from the first sound), so a chart of it starts at stream 0
     assert sr == 48000 and abs(rec.size - 30 * sr) < 0.1 * sr
     assert fingerprint(rec, sr).items.size > 100
-    # What the background process then does: a chart in the store, its recording its source.
+    # The background process charts it (on the player's lanes) into the store, with the
+    # recording as its source file.
     from analyzer.batch import source_file
-    from companion.listen import analyze_recording
 
-    chart_id = analyze_recording(recorded[0]["path"])
-    chart = LocalStore().get(chart_id)
+    (process,) = session.background
+    assert process.wait(timeout=120) == 0
+    (info,) = LocalStore().list()
+    chart = LocalStore().get(info.chart_id)
     assert chart.meta.source.value == "recorded-live" and chart.difficulties["expert"]
-    assert source_file(chart_id) == Path(recorded[0]["path"])
+    assert chart.lanes == 4
+    assert source_file(info.chart_id) == Path(recorded[0]["path"])
 
 
 def test_cli_refuses_what_cannot_work(tmp_path, capsys):

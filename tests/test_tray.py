@@ -117,7 +117,9 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
         # Start again with the new settings; hiding the overlay restarts with --no-overlay.
         find(menu, "Start")(icon)
         assert wait_for(lambda: log_events(controller))
-        assert "hard" in log_events(controller)[0]["argv"]
+        argv = log_events(controller)[0]["argv"]
+        assert argv[argv.index("--difficulty") + 1] == "hard"
+        assert argv[argv.index("--lanes") + 1] == "6"   # the engine plays on 6 lanes at most
         find(menu, "Show overlay")(icon)
         assert not find(menu, "Show overlay").checked
         assert wait_for(lambda: log_events(controller))

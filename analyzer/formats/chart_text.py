@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from chart_store.chart import Note
+from chart_store.chart import Note, sorted_notes
 
-from .common import FormatError, HumanChart, decode_text, sorted_notes
+from .common import FormatError, HumanChart, decode_text
 from .tempo import TempoMap
 
 __all__ = ["read_chart_text", "parse_chart_text", "CHART_INSTRUMENTS"]

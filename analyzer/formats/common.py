@@ -1,8 +1,8 @@
-"""What every chart format shares: the parsed human chart, the error type, lane folding."""
+"""What every chart format shares: the parsed human chart, the error type, text decoding."""
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -10,8 +10,7 @@ from chart_store.chart import Note
 
 from .tempo import TempoMap
 
-__all__ = ["FormatError", "HumanChart", "INSTRUMENT_STEMS", "fold_lanes", "sorted_notes",
-           "decode_text"]
+__all__ = ["FormatError", "HumanChart", "INSTRUMENT_STEMS", "decode_text"]
 
 #: Charted instrument → the name of its stem file (``guitar.ogg``...), the note's ``stem``.
 INSTRUMENT_STEMS = {"guitar": "guitar", "guitar_coop": "guitar", "rhythm": "rhythm",
@@ -70,32 +69,4 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
-
-
-def sorted_notes(notes) -> tuple[Note, ...]:
-    """Notes ordered by time then lane, with exact duplicates (same time and lane) merged,
-    keeping the longest."""
-    best: dict[tuple[float, int], Note] = {}
-    for note in notes:
-        key = (note.t, note.lane)
-        if key not in best or note.dur > best[key].dur:
-            best[key] = note
-    return tuple(best[k] for k in sorted(best))
-
-
-def fold_lanes(notes, *, lanes: int, to_lanes: int) -> tuple[Note, ...]:
-    """Map notes from ``lanes`` lanes onto ``to_lanes`` lanes, deterministically.
-
-    Lane ``i`` goes to ``round(i * (to_lanes - 1) / (lanes - 1))`` (edges stay edges, the melody's
-    shape is kept); chord notes that land on the same lane merge into the longest.
-
-    Examples
-    --------
-    >>> [n.lane for n in fold_lanes([Note(i, lane=i) for i in range(5)], lanes=5, to_lanes=4)]
-    [0, 1, 2, 2, 3]
-    """
-    if lanes == to_lanes:
-        return sorted_notes(notes)
-    scale = (to_lanes - 1) / max(lanes - 1, 1)
-    return sorted_notes(replace(n, lane=int(np.floor(n.lane * scale + 0.5))) for n in notes)
 

@@ -41,9 +41,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from chart_store.chart import Chart, Note
+from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
 
-from .common import FormatError, HumanChart, fold_lanes, sorted_notes
+from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
 __all__ = ["read_midi", "parse_midi", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",

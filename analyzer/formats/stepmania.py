@@ -1,6 +1,6 @@
 """StepMania ``.sm`` export (``dance-single``: 4 lanes).
 
-- Lanes are folded to 4 with :func:`~analyzer.formats.common.fold_lanes` (edges stay edges; chord
+- Lanes are folded to 4 with :func:`~chart_store.chart.fold_lanes` (edges stay edges; chord
   notes that meet on a lane merge).
 - The tempo map comes from the chart's beats (:meth:`TempoMap.from_beats`): ``#OFFSET`` is 0
   (beat 0 is the start of the audio) and ``#BPMS`` has one entry per tempo change.
@@ -13,9 +13,9 @@
 """
 from __future__ import annotations
 
-from chart_store.chart import Chart
+from chart_store.chart import Chart, fold_lanes
 
-from .common import FormatError, fold_lanes
+from .common import FormatError
 from .tempo import TempoMap
 
 __all__ = ["export_sm", "SM_DIFFICULTIES", "ROWS_PER_BEAT"]

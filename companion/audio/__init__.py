@@ -48,13 +48,15 @@ def available_backends(*, loopback: bool = False, errors: list | None = None):
 
 
 def get_backend(name: str | None = None, *, loopback: bool = False,
-                device: str | None = None) -> Backend:
-    """Backend ``name``, or the first available one in :data:`PREFERENCE`.
-
-    ``LOOPJAM_AUDIO`` names a backend to force. ``null`` is never picked for a named ``device``:
-    asking for "SinkA" and getting silence would hide the real problem.
+                device: str | None = None, preferred: str | None = None) -> Backend:
+    """Backend ``name``, else the one ``LOOPJAM_AUDIO`` names, else ``preferred`` (the config's
+    ``audio.backend``; None or "auto": no preference), else the first available one in
+    :data:`PREFERENCE`. ``null`` is never picked for a named ``device``: asking for "SinkA" and
+    getting silence would hide the real problem.
     """
-    name = name or os.environ.get("LOOPJAM_AUDIO") or None
+    name = name or os.environ.get("LOOPJAM_AUDIO") or preferred
+    if name == "auto":
+        name = None
     if name is not None:
         if name not in _MODULES:
             raise BackendUnavailable(f"unknown audio backend {name!r}; "
@@ -73,35 +75,37 @@ def _is_file(spec: str) -> bool:
 
 
 def open_source(spec: str | None, *, sr: int = 48000, channels: int = 2, block_frames: int = 512,
-                realtime: bool = False) -> Source:
+                realtime: bool = False, preferred: str | None = None) -> Source:
     """Open a ``--source`` value: ``loopback`` (what the default output plays),
     ``loopback:DEVICE``, an input ``DEVICE``, ``null``, or an audio FILE (at its own rate;
-    ``realtime`` paces it like a device)."""
+    ``realtime`` paces it like a device). ``preferred`` is as for :func:`get_backend`."""
     spec = spec or "loopback"
     if spec == "null":
         return get_backend("null").open_source(None, loopback=True, sr=sr, channels=channels,
                                                block_frames=block_frames)
     if spec == "loopback" or spec.startswith("loopback:"):
         device = spec.partition(":")[2] or None
-        backend = get_backend(loopback=True, device=device)
+        backend = get_backend(loopback=True, device=device, preferred=preferred)
         return backend.open_source(device, loopback=True, sr=sr, channels=channels,
                                    block_frames=block_frames)
     if _is_file(spec) or os.path.exists(spec):
         from companion.audio.file_backend import FileBackend
         return FileBackend(realtime=realtime).open_source(spec, channels=channels,
                                                           block_frames=block_frames)
-    return get_backend(device=spec).open_source(spec, loopback=False, sr=sr, channels=channels,
-                                                block_frames=block_frames)
+    backend = get_backend(device=spec, preferred=preferred)
+    return backend.open_source(spec, loopback=False, sr=sr, channels=channels,
+                               block_frames=block_frames)
 
 
 def open_sink(spec: str | None, *, sr: int, channels: int = 2, block_frames: int = 512,
-              buffer_frames: int = 2048) -> Sink:
+              buffer_frames: int = 2048, preferred: str | None = None) -> Sink:
     """Open a ``--sink`` value: None (the default output), ``null``, an output ``DEVICE``, or a
-    FILE.wav. ``buffer_frames`` is the device queue (the output latency)."""
+    FILE.wav. ``buffer_frames`` is the device queue (the output latency); ``preferred`` is as
+    for :func:`get_backend`."""
     if spec is not None and spec != "null" and _is_file(spec):
         from companion.audio.file_backend import FileBackend
         return FileBackend().open_sink(spec, sr=sr, channels=channels)
-    backend = get_backend("null" if spec == "null" else None, device=spec)
+    backend = get_backend("null" if spec == "null" else None, device=spec, preferred=preferred)
     return backend.open_sink(None if spec == "null" else spec, sr=sr, channels=channels,
                              block_frames=block_frames, buffer_frames=buffer_frames)
 

@@ -47,8 +47,8 @@ def register(subparsers) -> None:
                         help="do not read or write the local store")
     parser.add_argument("--stems", choices=("auto", "demucs", "hpss", "none"), default="auto",
                         help="source separation before transcription (default: auto)")
-    parser.add_argument("--lanes", type=int, choices=range(4, 8), default=5, metavar="4..7",
-                        help="lanes per chart (default: 5)")
+    parser.add_argument("--lanes", type=number(int, 4, 7), metavar="4..7",
+                        help="lanes per chart (default: config game.lanes, 5)")
     parser.add_argument("--jobs", "-j", type=number(int, 1), default=1, metavar="N",
                         help="files analyzed at once, one process each (default: 1)")
     parser.add_argument("--json", action="store_true", help="one JSON line per input")
@@ -59,6 +59,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from analyzer.batch import find_audio, run_batch
+    from companion.cli._config import user_config
 
     try:
         found = find_audio(args.paths)
@@ -104,7 +105,8 @@ def run(args) -> int:
         bar.set_postfix_str(f"{path.name}: {name}")
 
     with bar:
-        run_batch(inputs, jobs=args.jobs, stems=args.stems, lanes=args.lanes, store=args.store,
+        run_batch(inputs, jobs=args.jobs, stems=args.stems, store=args.store,
+                  lanes=args.lanes or user_config().game.lanes,
                   out_dir=args.out, on_result=report, on_stage=stage)
     if failures:
         print(f"loopjam: {len(failures)} of {len(inputs)} files failed:", file=sys.stderr)

@@ -54,7 +54,8 @@ def run(args) -> int:
         if args.tap:
             try:
                 from companion.overlay.tap_test import run_tap_test
-                result = run_tap_test(kind=args.tap, sink=args.sink or cfg.audio.sink or None)
+                result = run_tap_test(kind=args.tap, sink=args.sink or cfg.audio.sink or None,
+                                      backend=cfg.audio.backend)
             except Exception as error:  # no display / OpenGL / audio device: say which
                 raise CommandError(f"tap test failed: {error}") from None
             if result.calibration is None:

@@ -22,6 +22,11 @@ offsets (audio_ms, video_ms, input_ms), store (remote_url, token),
 removal (mask_mode: drop-missed | hit-only | off), overlay (width, height, x, y,
 scroll_speed, opacity, lane_colors, ...). A bad value is refused with the key and the reason;
 the file is left unchanged. The file is config.toml in LOOPJAM_HOME.
+
+Who reads what: play and the tray read audio.*, game.*, offsets.*, removal.* and overlay.*;
+game.lanes is the most lanes played (a chart with more is folded onto them) and the lanes of
+charts analyze and the live recorder make; store push / pull read store.remote_url and
+store.token; audio.backend (auto | soundcard | pyaudio | null) yields to LOOPJAM_AUDIO.
 """
 
 

@@ -68,6 +68,9 @@ def register(subparsers) -> None:
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
                         help="default: config game.difficulty (the hardest the chart has "
                              "when it lacks it)")
+    parser.add_argument("--lanes", type=number(int, 4, 7), metavar="4..7",
+                        help="the most lanes to play: a chart with more is folded onto them "
+                             "(default: config game.lanes)")
     parser.add_argument("--no-overlay", action="store_true", help="no window")
     parser.add_argument("--speed", choices=("realtime", "max"), default=None,
                         help="max: do not wait for the clock (FILE sources only); "
@@ -112,8 +115,9 @@ def _options(args, config):
     except (PlayerSpecError, ReplayError) as error:
         raise CommandError(f"--player {player}: {error}") from None
     speed = args.speed or "realtime"
-    return LiveOptions(source=source, sink=sink, player=player,
-                       difficulty=args.difficulty or config.game.difficulty, speed=speed,
+    return LiveOptions(source=source, sink=sink, backend=config.audio.backend, player=player,
+                       difficulty=args.difficulty or config.game.difficulty,
+                       lanes=args.lanes or config.game.lanes, speed=speed,
                        log=args.log, overlay=overlay, block_frames=args.block,
                        offsets=config.offsets, remote_url=args.remote or config.store.remote_url
                        or None, record_unknown=not args.no_record,
@@ -130,7 +134,7 @@ def _open_devices(options):
     try:
         source = open_source(options.source, sr=options.sr, channels=options.channels,
                              block_frames=options.block_frames,
-                             realtime=options.speed == "realtime")
+                             realtime=options.speed == "realtime", preferred=options.backend)
     except AudioError as error:
         raise CommandError(f"source {options.source}: {error}") from None
     sink_spec = options.sink
@@ -143,7 +147,8 @@ def _open_devices(options):
     try:
         sink = open_sink(sink_spec, sr=source.sr, channels=source.channels,
                          block_frames=options.block_frames,
-                         buffer_frames=options.sink_buffer_frames * source.sr // options.sr)
+                         buffer_frames=options.sink_buffer_frames * source.sr // options.sr,
+                         preferred=options.backend)
     except AudioError as error:
         source.close()
         raise CommandError(f"sink {sink_spec}: {error}") from None
@@ -207,12 +212,9 @@ def run(args) -> int:
 
 def _run(args, stop: _StopRequest) -> int:
     from companion.app import EventLog, raise_priority
-    from companion.config import ConfigError, load_config
+    from companion.cli._config import user_config
 
-    try:
-        config = load_config()
-    except ConfigError as error:
-        raise CommandError(str(error)) from None
+    config = user_config()
     options = _options(args, config)
     options.sink_buffer_frames = int(round(args.latency_ms / 1000 * options.sr))
     if os.environ.get("LOOPJAM_AUDIO_TRACE"):

@@ -19,7 +19,8 @@ examples:
 push uploads local charts the server does not have (a token is needed: ask the server's
 admin, who creates one with `loopjam serve --issue-token NAME`); pull downloads the server's
 charts (all, or those matching --query / the given ids) into the local store, so they are
-found offline. LOOPJAM_REMOTE and LOOPJAM_TOKEN are used when --remote / --token are not given.
+found offline. When --remote / --token are not given, LOOPJAM_REMOTE and LOOPJAM_TOKEN are
+used, else the config's store.remote_url and store.token (`loopjam config set store.token ...`).
 The store lives in LOOPJAM_HOME/store.
 """
 
@@ -50,9 +51,10 @@ def register(subparsers) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("chart_ids", nargs="*", metavar="CHART", help="only these charts")
         p.add_argument("--remote", metavar="URL", default=os.environ.get("LOOPJAM_REMOTE"),
-                       help="chart server URL (default: $LOOPJAM_REMOTE)")
+                       help="chart server URL (default: $LOOPJAM_REMOTE, else config "
+                            "store.remote_url)")
         p.add_argument("--token", default=os.environ.get("LOOPJAM_TOKEN"),
-                       help="upload token (default: $LOOPJAM_TOKEN)")
+                       help="upload token (default: $LOOPJAM_TOKEN, else config store.token)")
         p.add_argument("--json", action="store_true", help="one JSON line per chart")
         if name == "pull":
             p.add_argument("--query", default="", help="only charts whose title/artist "
@@ -113,9 +115,15 @@ def run_stats(args) -> int:
 
 def _remote(args):
     from chart_store.client import RemoteError, RemoteStore
+    from companion.cli._config import user_config
 
+    if not (args.remote and args.token):
+        config = user_config().store
+        args.remote = args.remote or config.remote_url or None
+        args.token = args.token or config.token or None
     if not args.remote:
-        raise CommandError("give the chart server with --remote URL (or set LOOPJAM_REMOTE)")
+        raise CommandError("give the chart server with --remote URL (or set LOOPJAM_REMOTE, or "
+                           "config store.remote_url)")
     try:
         return RemoteStore(args.remote, args.token)
     except RemoteError as error:
@@ -133,7 +141,8 @@ def run_push(args) -> int:
 
     store, remote = _store(), _remote(args)
     if not args.token:
-        raise CommandError("pushing needs an upload token: --token TOKEN (or LOOPJAM_TOKEN)")
+        raise CommandError("pushing needs an upload token: --token TOKEN (or LOOPJAM_TOKEN, or "
+                           "config store.token)")
     ids = [_resolve(store, p) for p in args.chart_ids] or [c.chart_id for c in store.list()]
     pushed = 0
     with _progress(len(ids), "push", args.json) as bar:

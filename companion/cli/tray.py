@@ -31,13 +31,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from companion.config import ConfigError, load_config
+    from companion.cli._config import user_config
     from companion.tray import run_tray
 
-    try:
-        config = load_config()
-    except ConfigError as error:
-        raise CommandError(str(error)) from None
+    config = user_config()
     try:
         run_tray(config=config, autostart=not args.no_start)
     except Exception as error:  # pystray raises backend-specific errors without a display

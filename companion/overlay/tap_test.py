@@ -73,10 +73,11 @@ class ClickPlayer(threading.Thread):
 
 
 def run_tap_test(*, kind: str = "audio", bpm: float = 100.0, beats: int = 24,
-                 sink: str | None = None, key: str = "space", width: int = 480,
-                 height: int = 240,
+                 sink: str | None = None, backend: str | None = None, key: str = "space",
+                 width: int = 480, height: int = 240,
                  on_beats: Callable[[np.ndarray], None] | None = None) -> TapTestResult:
     """Open the calibration window and run one tap test (blocks ~beats * 60 / bpm + 3 s).
+    ``sink`` and ``backend`` (the config's ``audio.backend``) choose the click's output.
 
     ``on_beats`` is called once with the scheduled beat times (monotonic seconds) as soon as
     they are known (for audio, before the sink's timing refines them).
@@ -92,7 +93,8 @@ def run_tap_test(*, kind: str = "audio", bpm: float = 100.0, beats: int = 24,
     if kind == "audio":
         from companion.audio import open_sink
         y, _ = click_track(sr=48000, bpm=bpm, beats=beats, lead_in_s=lead_in)
-        out = open_sink(sink, sr=48000, channels=2, block_frames=1024, buffer_frames=4096)
+        out = open_sink(sink, sr=48000, channels=2, block_frames=1024, buffer_frames=4096,
+                        preferred=backend)
         latency_ms = 1000.0 * out.latency_samples / out.sr
         player = ClickPlayer(out, y)
     window = pyglet.window.Window(width, height, caption=WINDOW_TITLE)
