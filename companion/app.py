@@ -215,7 +215,9 @@ class LiveSession:
         # Written by the audio loop, read by the control loop.
         self._end = 0
         self._dropped = 0  # samples the source dropped (gaps): never given to the processor
-        self._end_wall = time.monotonic()
+        # (end, time.monotonic() when that block was written): one tuple, so that a reader
+        # never pairs one block's position with another's time.
+        self._written = (0, time.monotonic())
         self._wake = threading.Event()
         self._next_control = 0  # stream position of the next control run
         self._xruns = (0, 0, 0)  # overruns, underruns, dropped samples last reported
@@ -267,7 +269,7 @@ class LiveSession:
         self.sink.write(out)
         self._dropped += block.gap
         self._end = block.position + block.frames
-        self._end_wall = time.monotonic()
+        self._written = (self._end, time.monotonic())
         if self.trace is not None and self.blocks < self.trace.shape[0]:
             self.trace[self.blocks] = (block.position, t0, t1, time.perf_counter())
         self.blocks += 1
@@ -280,11 +282,16 @@ class LiveSession:
         return int(self.processor.latency_samples) + int(self.sink.latency_samples)
 
     def stream_s_at(self, wall_time: float) -> float:
-        """Stream second being heard at ``wall_time`` (``time.monotonic()``)."""
-        end, end_wall = self._end, self._end_wall
+        """Stream second being heard at ``wall_time`` (``time.monotonic()``).
+
+        Between blocks it runs on with the wall clock, but no further than the output still
+        has to play (its buffer and one block): when the device stops delivering, the game
+        clock stops with the sound instead of judging notes nobody heard."""
+        end, end_wall = self._written
         s = (end - self.output_latency_samples) / self.sr
         if self.options.speed == "realtime":
-            s += wall_time - end_wall
+            run_on_s = (self.sink.latency_samples + self.block.frames) / self.sr
+            s += min(wall_time - end_wall, run_on_s)
         return s
 
     def game_time_at(self, wall_time: float) -> float | None:
@@ -627,7 +634,7 @@ class LiveSession:
                     break
                 # A device that stops delivering (suspended, unplugged without an error) is
                 # reported, not waited on in silence.
-                quiet_for = time.monotonic() - self._end_wall
+                quiet_for = time.monotonic() - self._written[1]
                 if quiet_for > self.STALL_S and not stalled:
                     self.log.write({"event": "stalled", "stream_s": round(self._end / self.sr, 3),
                                     "seconds": round(quiet_for, 1)})

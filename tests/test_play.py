@@ -161,6 +161,30 @@ def test_unknown_song_is_recorded(tmp_path, song):
     assert source_file(info.chart_id) == Path(recorded[0]["path"])
 
 
+def test_the_game_clock_stops_when_the_audio_stops(tmp_path, song):
+    # Between blocks the clock runs on with the wall clock; when the device stops delivering
+    # it stops once the output has played what it holds, so no unheard note is judged.
+    from companion.app import EventLog, LiveOptions, LiveSession
+    from companion.audio import open_sink, open_source
+
+    _, y = song
+    stream_file(tmp_path / "in.wav", y, seconds=2)
+    options = LiveOptions(source=str(tmp_path / "in.wav"), sink="null", speed="realtime",
+                          block_frames=1024)
+    source = open_source(options.source, block_frames=1024, realtime=True)
+    sink = open_sink("null", sr=source.sr)
+    session = LiveSession(options, source=source, sink=sink,
+                          log=EventLog(tmp_path / "log.jsonl"))
+    for _ in range(5):
+        assert session.audio_step()
+    now = time.monotonic()
+    heard = session.stream_s_at(now)
+    assert session.stream_s_at(now + 0.002) == pytest.approx(heard + 0.002, abs=1e-9)
+    run_on = (sink.latency_samples + 1024) / source.sr
+    assert session.stream_s_at(now + 10.0) - heard <= run_on
+    source.close()
+
+
 def test_cli_refuses_what_cannot_work(tmp_path, capsys):
     assert main(["play", "--player", "keyboard", "--no-overlay", "--source", "x.wav"]) == 1
     assert "keyboard player needs the overlay" in capsys.readouterr().err
