@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +31,8 @@ from typing import Callable
 from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES, song_name
 from companion.config import Config, load_config, save_config
 
-__all__ = ["TrayStatus", "PlayController", "Tray", "icon_image", "open_path", "run_tray",
-           "stop_icon"]
+__all__ = ["TrayStatus", "PlayController", "Tray", "NoFolderDialog", "choose_folder",
+           "icon_image", "open_path", "run_tray", "stop_icon"]
 
 #: Seconds without a ``sync`` event after which the status says "listening" again.
 SYNC_STALE_S = 2.0
@@ -45,7 +46,7 @@ class TrayStatus:
     paused: bool = False
     song: str = ""
     chart_source: str = ""
-    sync: str = "stopped"      # stopped | listening | synced | ended
+    sync: str = "stopped"      # stopped | listening | syncing | synced | paused | ended
 
     @property
     def line(self) -> str:
@@ -83,6 +84,8 @@ class PlayController:
         self.process: subprocess.Popen | None = None
         self.paused = False
         self._lock = threading.Lock()
+        self._log_offset = 0   # bytes of the log read into _log_state
+        self._log_state = ("", "", "listening")   # song, chart source, sync
 
     def command(self) -> list[str]:
         """The full command line the engine runs with."""
@@ -112,6 +115,7 @@ class PlayController:
                 return
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self.log_path.write_text("")
+            self._log_offset, self._log_state = 0, ("", "", "listening")
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
             self.paused = False
 
@@ -161,61 +165,55 @@ class PlayController:
         self._restart_if_running()
 
     def status(self) -> TrayStatus:
-        """The status from the engine's log: the song, where its chart came from, sync state."""
+        """The status from the engine's log: the song, where its chart came from, sync state.
+
+        Reads only what the log gained since the last call (the tray asks every second, and
+        the log gains a line every quarter of a second and one a note)."""
         if not self.running:
             return TrayStatus(paused=self.paused)
-        song, source, sync = "", "", "listening"
-        try:
-            lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            lines = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line being written
-            kind = event.get("event")
-            if kind == "identified":
-                title, artist = event.get("title", ""), event.get("artist", "")
-                song = song_name(artist, title) or _chart_title(event.get("chart_id", ""))
-                source = event.get("source", "") or _chart_source(event.get("chart_id", ""))
-                sync = "syncing"
-            elif kind == "recording":
-                song, source, sync = "unknown song", "recording to build a chart", "listening"
-            elif kind == "lost":
-                song, source, sync = "", "", "listening"
-            elif kind == "sync":
-                sync = {"locked": "synced", "searching": "syncing"}.get(
-                    event.get("status", "locked"), event.get("status", "synced"))
-            elif kind == "end":
-                sync = "ended"
+        self._read_log()
+        song, source, sync = self._log_state
         if sync not in ("ended", "listening"):
             age = time.time() - self.log_path.stat().st_mtime
             if age > SYNC_STALE_S:  # the engine went quiet: no music, or it is stuck
                 sync = "listening"
         return TrayStatus(running=True, song=song, chart_source=source, sync=sync)
 
+    def _read_log(self) -> None:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_offset)
+                data = log.read()
+        except OSError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written waits for its end
+        self._log_offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self._log_state = _next_state(self._log_state, event)
 
-def _stored_meta(chart_id: str):
-    try:
-        from chart_store.local import LocalStore
-        return LocalStore().get(chart_id).meta
-    except Exception:  # no store yet, or a remote-only chart: the caller shows less
-        return None
 
-
-def _chart_title(chart_id: str) -> str:
-    """'Artist - Title' of a stored chart, else the start of its id."""
-    meta = _stored_meta(chart_id)
-    if meta is None:
-        return chart_id[:12]
-    return song_name(meta.artist, meta.title)
-
-
-def _chart_source(chart_id: str) -> str:
-    """Where a stored chart came from ("imported-human", "analyzed"...), else ""."""
-    meta = _stored_meta(chart_id)
-    return meta.source.value if meta is not None else ""
+def _next_state(state: tuple[str, str, str], event: dict) -> tuple[str, str, str]:
+    """(song, chart source, sync) after one event of the ``loopjam play`` log."""
+    song, source, sync = state
+    kind = event.get("event")
+    if kind == "identified":
+        song = (song_name(event.get("artist", ""), event.get("title", ""))
+                or event.get("chart_id", "")[:12])
+        return song, event.get("source", ""), "syncing"
+    if kind == "recording":
+        return "unknown song", "recording to build a chart", "listening"
+    if kind == "lost":
+        return "", "", "listening"
+    if kind == "sync":
+        status = event.get("status", "locked")
+        return song, source, {"locked": "synced", "searching": "syncing"}.get(status, status)
+    if kind == "end":
+        return song, source, "ended"
+    return state
 
 
 def open_path(path: str | Path) -> None:
@@ -228,9 +226,19 @@ def open_path(path: str | Path) -> None:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class NoFolderDialog(RuntimeError):
+    """No way to ask for a folder here (no Tk, zenity or kdialog)."""
+
+
+#: Folder pickers tried after Tk: GNOME's and KDE's, as desktops ship them.
+FOLDER_DIALOGS = (("zenity", "--file-selection", "--directory", "--title"),
+                  ("kdialog", "--getexistingdirectory", ".", "--title"))
+
+
 def choose_folder(title: str) -> str | None:
-    """Ask for a folder (Tk's dialog, titled ``title``, when available), else the user's music
-    folder."""
+    """Ask for a folder (Tk's dialog, else zenity or kdialog), titled ``title``; None when the
+    user cancels. Raises :class:`NoFolderDialog` when none can be shown: guessing a folder
+    would start a long job on one the user never chose."""
     try:
         import tkinter
         from tkinter import filedialog
@@ -240,9 +248,14 @@ def choose_folder(title: str) -> str | None:
             return filedialog.askdirectory(title=title) or None
         finally:
             root.destroy()
-    except Exception:  # no Tk or no display for it: fall back to the music folder
-        import platformdirs
-        return platformdirs.user_music_dir()
+    except (ImportError, RuntimeError) as error:  # no Tk (TclError is a RuntimeError), no display
+        why = f"Tk: {error}"
+    for *argv, title_flag in FOLDER_DIALOGS:
+        if shutil.which(argv[0]):
+            done = subprocess.run([*argv, title_flag, title], capture_output=True, text=True,
+                                  cwd=Path.home())
+            return done.stdout.strip() or None   # cancelled: exit status 1, nothing printed
+    raise NoFolderDialog(f"no folder dialog ({why}; no zenity or kdialog either)")
 
 
 def stop_icon(icon) -> None:
@@ -322,15 +335,29 @@ class Tray:
         self.spawn([sys.executable, "-m", "companion", "calibrate"])
 
     def analyze(self, icon=None, item=None) -> None:
-        folder = self.ask_folder("LoopJam: analyze a music folder")
-        if folder:
-            self.spawn([sys.executable, "-m", "companion", "analyze", folder])
+        self._on_folder("LoopJam: analyze a music folder", "analyze")
 
     def import_songs(self, icon=None, item=None) -> None:
         # 'loopjam analyze' leaves a Clone Hero / Frets on Fire song folder to 'loopjam import'.
-        folder = self.ask_folder("LoopJam: import Clone Hero / Frets on Fire songs")
+        self._on_folder("LoopJam: import Clone Hero / Frets on Fire songs", "import")
+
+    def _on_folder(self, title: str, command: str) -> None:
+        """Run ``loopjam COMMAND FOLDER`` in the background on the folder the user picks."""
+        try:
+            folder = self.ask_folder(title)
+        except NoFolderDialog as error:
+            self.tell(f"{error}: run 'loopjam {command} FOLDER' in a terminal")
+            return
         if folder:
-            self.spawn([sys.executable, "-m", "companion", "import", folder])
+            self.spawn([sys.executable, "-m", "companion", command, folder])
+
+    def tell(self, message: str) -> None:
+        """A message for the user: a desktop notification where the icon can show one, else
+        standard error (the terminal, or the session's log)."""
+        if self.icon is not None and self.icon.HAS_NOTIFICATION:
+            self.icon.notify(message, "LoopJam")
+        else:
+            print(f"loopjam: {message}", file=sys.stderr)
 
     def open_store(self, icon=None, item=None) -> None:
         from chart_store.home import loopjam_home

@@ -12,7 +12,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------------------------
 apt_main=(libchromaprint1 libchromaprint-tools ffmpeg libsndfile1 pulseaudio pulseaudio-utils
-          libgl1-mesa-dri libglu1-mesa python3-venv)
+          libgl1-mesa-dri libglu1-mesa python3-venv python3-tk)
 apt_test=(xvfb xauth x11-utils postgresql imagemagick sox portaudio19-dev shellcheck)
 wanted=("${apt_main[@]}")
 [ "$mode" = test ] && wanted+=("${apt_test[@]}")

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from companion.config import load_config
-from companion.tray import PlayController, Tray, TrayStatus
+from companion.tray import NoFolderDialog, PlayController, Tray, TrayStatus, choose_folder
 
 pytestmark = pytest.mark.xvfb
 
@@ -154,6 +154,56 @@ def test_menu_drives_the_engine(pystray_xorg, tmp_path, loopjam_home):
         # Let pystray close its X connection now, while the X server still runs.
         tray.icon = icon = None
         gc.collect()
+
+
+def test_the_status_line_follows_the_log_and_waits_for_a_line_to_end(tmp_path, loopjam_home):
+    controller = PlayController(load_config(), log_path=tmp_path / "play.jsonl", save=False,
+                                command=[sys.executable, "-c", "import time; time.sleep(60)"])
+    controller.start()
+    try:
+        with open(controller.log_path, "a") as log:
+            def emit(text):
+                log.write(text)
+                log.flush()
+
+            emit(json.dumps({"event": "identified", "chart_id": "c0ffee", "title": "One",
+                             "artist": "A", "source": "analyzed"}) + "\n")
+            emit(json.dumps({"event": "sync", "status": "locked"}) + "\n")
+            assert controller.status() == TrayStatus(running=True, song="A - One",
+                                                     chart_source="analyzed", sync="synced")
+            line = json.dumps({"event": "identified", "chart_id": "beef", "title": "Two",
+                               "source": "recorded-live"}) + "\n"
+            emit(line[:20])
+            assert controller.status().song == "A - One"   # half a line is not an event yet
+            emit(line[20:])
+            assert controller.status() == TrayStatus(running=True, song="Two",
+                                                     chart_source="recorded-live", sync="syncing")
+    finally:
+        controller.stop()
+
+
+def test_a_folder_is_asked_for_never_guessed(tmp_path, monkeypatch, capsys):
+    # Without Tk, GNOME's zenity (here a stand-in on PATH) asks; cancelling it is no folder.
+    monkeypatch.setitem(sys.modules, "tkinter", None)          # import tkinter fails
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    zenity = bin_dir / "zenity"
+    zenity.write_text(f"#!/bin/sh\n[ \"$4\" = 'Pick one' ] && echo {tmp_path}/music\n")
+    zenity.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert choose_folder("Pick one") == f"{tmp_path}/music"
+    assert choose_folder("cancelled") is None
+    # With no dialog at all the tray says what to run instead, and starts nothing.
+    zenity.unlink()
+    with pytest.raises(NoFolderDialog, match="no folder dialog"):
+        choose_folder("Pick one")
+    spawned = []
+    tray = Tray(PlayController(load_config(), save=False), spawn=spawned.append)
+    tray.analyze()
+    tray.import_songs()
+    assert spawned == []
+    err = capsys.readouterr().err
+    assert "run 'loopjam analyze FOLDER'" in err and "run 'loopjam import FOLDER'" in err
 
 
 def test_tray_runs_the_real_live_engine(pystray_xorg, tmp_path, loopjam_home):

@@ -34,7 +34,8 @@ is offline but block by block exactly as live; --speed max does not wait for the
           of each song (highscores.json in LOOPJAM_HOME).
 
 The log (--log) has one JSON object per line:
-  {"event":"identified","chart_id","offset_s","after_s",...}  after_s: stream seconds until known
+  {"event":"identified","chart_id","offset_s","after_s","title","artist","source",...}
+      after_s: stream seconds until known; source: where the chart came from (imported-human...)
   {"event":"sync","stream_s","chart_s","status"}               four times a second once synced
   {"event":"judgement","note_t","lane","result":"hit"|"miss","error_ms","grade",...}
   {"event":"result","chart_id","difficulty","score","accuracy","best"}  a song's end (high scores)
