@@ -219,6 +219,27 @@ def test_numbers_out_of_range_are_usage_errors(args, message, capsys):
     assert exit_.value.code == 2 and capsys.readouterr().err.strip().endswith(message)
 
 
+def test_without_a_display_only_a_bot_plays_on(tmp_path, song):
+    # The keyboard player cannot play without the window (every note would be missed and
+    # taken out of the music): a one-line error. A bot plays on without it.
+    chart, y = song
+    LocalStore().put(chart)
+    stream_file(tmp_path / "in.wav", y, seconds=8)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+
+    def play(*flags):
+        return subprocess.run([sys.executable, "-m", "companion", "play", str(tmp_path / "in.wav"),
+                               "--sink", "null", "--speed", "max", *flags],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    done = play()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("loopjam: no overlay") and "keyboard player" in done.stderr
+    done = play("--player", "autoplay")
+    assert done.returncode == 0, done.stderr
+    assert "playing without it" in done.stderr and "score" in done.stderr
+
+
 def _play_process(source, log, *args) -> subprocess.Popen:
     """``loopjam play SOURCE`` with autoplay, no overlay, logging to ``log``; stderr piped."""
     return subprocess.Popen([sys.executable, "-m", "companion", "play", str(source), *args,

@@ -224,10 +224,15 @@ def _run(args, stop: _StopRequest) -> int:
     if options.overlay:
         try:
             from companion.overlay import window as overlay  # noqa: F811 (pyglet loads here)
-            overlay_settings = overlay.overlay_settings(config, player=options.player)
-        except ImportError as error:
+        except Exception as error:  # no pyglet, or (it opens a hidden window on import) no
+            # display: each platform raises its own error
+            if options.player == "keyboard":
+                raise CommandError(f"no overlay ({type(error).__name__}: {error}); the keyboard "
+                                   "player needs it (--player autoplay plays without)") from None
             print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
             overlay = None
+        else:
+            overlay_settings = overlay.overlay_settings(config, player=options.player)
     if options.speed == "realtime":
         raise_priority()  # before any thread starts, so they all inherit it
     with contextlib.ExitStack() as stack:
@@ -274,7 +279,7 @@ def _routing(options, stack) -> None:
 def _play(options, overlay, overlay_settings, source, sink, log, stop) -> int:
     from companion.app import LiveSession
 
-    box = keys = control = None
+    box = keys = control = unplayable = None
     if overlay is not None:
         import queue
 
@@ -298,10 +303,22 @@ def _play(options, overlay, overlay_settings, source, sink, log, stop) -> int:
         try:
             overlay.run_overlay(box.get, key_queue=keys, control=control, **overlay_settings)
             session.stop_event.set()  # the window was closed
-        except Exception as error:  # no display, no OpenGL: play on without the window
-            print(f"loopjam: overlay failed ({error}); playing without it", file=sys.stderr)
+        except overlay.OverlayUnavailable as error:
+            if options.player == "keyboard":  # nobody can play: every note would be removed
+                session.end_reason = "no overlay"
+                session.stop_event.set()
+                unplayable = CommandError(f"the overlay cannot open ({error}); the keyboard "
+                                          "player needs it (--player autoplay plays without)")
+            else:  # a bot plays on without the window
+                print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
+        except BaseException:  # a bug while drawing: end the session cleanly, then report it
+            session.stop_event.set()
+            worker.join()
+            raise
         while worker.is_alive():
             worker.join(0.2)
+    if unplayable is not None:
+        raise unplayable
     if session.error is not None:
         raise CommandError(str(session.error))
     return 0

@@ -27,9 +27,14 @@ from companion.overlay.render import OverlayRenderer
 from companion.overlay.state import GameSnapshot
 from companion.overlay.style import OverlayStyle
 
-__all__ = ["OverlayControl", "OverlayWindow", "run_overlay", "overlay_settings", "WINDOW_TITLE"]
+__all__ = ["OverlayControl", "OverlayWindow", "OverlayUnavailable", "run_overlay",
+           "overlay_settings", "WINDOW_TITLE"]
 
 WINDOW_TITLE = "LoopJam"
+
+
+class OverlayUnavailable(RuntimeError):
+    """The overlay window cannot be opened here (no display, no OpenGL context)."""
 
 
 @dataclass
@@ -174,10 +179,18 @@ def run_overlay(state_source: Callable[[], GameSnapshot], style: OverlayStyle = 
         Display lag to draw ahead of (see :mod:`companion.game.calibration`).
     control : OverlayControl, optional
         Show/hide and stop from other threads.
+
+    Raises
+    ------
+    OverlayUnavailable
+        When the window cannot be opened. An error while drawing is a bug, and propagates.
     """
-    window = OverlayWindow(state_source, style, key_queue=key_queue, keys=keys,
-                           click_through=click_through, video_offset_ms=video_offset_ms,
-                           control=control)
+    try:
+        window = OverlayWindow(state_source, style, key_queue=key_queue, keys=keys,
+                               click_through=click_through, video_offset_ms=video_offset_ms,
+                               control=control)
+    except Exception as error:  # pyglet's display, config and context errors differ by platform
+        raise OverlayUnavailable(f"{type(error).__name__}: {error}") from error
     pyglet.clock.schedule_interval(window.poll_control, 0.05)
     # Everything set up so far (modules, the chart, the engine) lives as long as the window:
     # frozen, a full collection never walks it, which would stall a frame for milliseconds.
