@@ -45,7 +45,7 @@ class PassThrough:
 
     latency_samples = 0
 
-    def process(self, block: np.ndarray) -> np.ndarray:
+    def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return block
 
     def set_sync(self, stream_s: float, chart_s: float) -> None:
@@ -61,7 +61,8 @@ class PassThrough:
 # ======================= NOTE REMOVAL HOOK ==================================================
 # The block processor between capture and output. Called once before the first block
 # (chart=None) and again whenever a chart starts playing (``previous`` is the processor in use).
-# Contract: ``process(block (frames, channels) float32) -> block`` with a fixed
+# Contract: ``process(block (frames, channels) float32, out=None) -> block`` (into ``out`` when
+# it is given and the processor writes a new block at all) with a fixed
 # ``latency_samples``; ``set_sync(stream_s, chart_s)``, ``miss(note_index)``, ``hit(note_index)``
 # are called from the control thread. companion.removal plugs its NoteRemover in here.
 # ``mask_mode`` is one of companion.config.MASK_MODES; "off" keeps the remover as a pure delay
@@ -202,6 +203,7 @@ class LiveSession:
         self.options, self.source, self.sink, self.log = options, source, sink, log
         self.sr, self.channels = source.sr, source.channels
         self.block = Block.empty(source.block_frames, source.channels)
+        self._out = np.empty((source.block_frames, source.channels), np.float32)
         self.ring = MonoRing(int(30 * self.sr))
         self.onsets = OnsetStream(self.sr, capacity=int(30 * 100))
         self._chunk = np.zeros(self.sr // 10, dtype=np.float32)
@@ -262,7 +264,7 @@ class LiveSession:
             return False
         t0 = time.perf_counter()
         self.ring.write_block(block.valid, block.position)
-        out = self.processor.process(block.valid)
+        out = self.processor.process(block.valid, self._out[:block.frames])
         t1 = time.perf_counter()
         if block.gap:  # what follows the lost samples keeps its place in the output
             self.sink.skip(block.gap)

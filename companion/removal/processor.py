@@ -128,6 +128,8 @@ class _Chart:
     cancellers: list
     spans: tuple
     times: np.ndarray
+    gain_ring: np.ndarray      # (frames ahead, bands): the masks' gains scheduled per frame
+    weight_ring: np.ndarray    # (stems, frames ahead): the stems' weights scheduled per frame
 
 
 class NoteRemover:
@@ -179,6 +181,8 @@ class NoteRemover:
         self._frame = np.zeros((self.channels, n), np.float64)
         self._y = np.zeros((self.channels, _CHUNK + self._lookahead), np.float64)
         self._release = float(np.exp(-1.0 / (RELEASE_S * self.sr)))
+        self._decay = self._release ** np.arange(1, _CHUNK + 1)   # the limiter's release
+        self._high, self._low = np.zeros(self.channels), np.zeros(self.channels)
         self._stream_start = int(round(stream_start_s * self.sr))
         self.hold_s = float(hold_s)
         self._commands: collections.deque = collections.deque()
@@ -197,15 +201,16 @@ class NoteRemover:
         return _Chart(notes=notes, masks=masks, spread=spread, stem_names=names,
                       cancellers=[self._canceller(stems[k]) for k in names],
                       spans=note_spans(notes) if notes else (np.zeros(0), np.zeros(0)),
-                      times=np.array([nt.t for nt in notes], dtype=np.float64))
+                      times=np.array([nt.t for nt in notes], dtype=np.float64),
+                      gain_ring=np.zeros((_HORIZON_FRAMES, max(n_bands, 1)), np.float32),
+                      weight_ring=np.zeros((max(len(names), 1), _HORIZON_FRAMES), np.float32))
 
     def _install(self, chart: _Chart) -> None:
         """Switch to ``chart`` (audio thread): nothing scheduled, alignment to be learnt again."""
         self.notes, self.masks = chart.notes, chart.masks
         self._spread, self._stem_names = chart.spread, chart.stem_names
         self._cancellers, self._spans, self._times = chart.cancellers, chart.spans, chart.times
-        self._gain_ring = np.zeros((_HORIZON_FRAMES, max(self.masks.n_bands, 1)), np.float32)
-        self._weight_ring = np.zeros((max(len(self._cancellers), 1), _HORIZON_FRAMES), np.float32)
+        self._gain_ring, self._weight_ring = chart.gain_ring, chart.weight_ring
         self._offset_s: float | None = None
         self._stem_offset = 0
         self._clear_schedule()
@@ -261,8 +266,10 @@ class NoteRemover:
         return self._n
 
     # ----------------------------------------------------------------- processing
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Process one block; returns a new (frames, channels) float32 block.
+    def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Process one block; returns the (frames, channels) float32 output: ``out`` when
+        given (the audio thread passes a buffer it owns, so nothing is allocated per block),
+        else a new array.
 
         Output sample ``i`` of the whole stream is input sample ``i - latency_samples`` with the
         scheduled notes removed (zeros before the stream started).
@@ -272,7 +279,10 @@ class NoteRemover:
             block = block[:, None]
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise RemovalError(f"block must be (frames, {self.channels}), got {block.shape}")
-        out = np.empty(block.shape, np.float32)
+        if out is None:
+            out = np.empty(block.shape, np.float32)
+        elif out.shape != block.shape or out.dtype != np.float32:
+            raise RemovalError(f"out must be float32 {block.shape}, got {out.dtype} {out.shape}")
         self._drain_commands()
         for pos in range(0, block.shape[0], _CHUNK):
             chunk = block[pos:pos + _CHUNK]
@@ -287,11 +297,14 @@ class NoteRemover:
         return out
 
     def _write_input(self, x: np.ndarray) -> None:
-        x = x.T
-        if not np.isfinite(x).all():
+        # Reductions to scalars over the block as it comes (contiguous), not elementwise
+        # temporaries: this runs on the audio thread. A sum is not finite when a sample is
+        # not, or when huge ones overflow: either way the block is mended.
+        if not np.isfinite(x.sum()):
             x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        if np.abs(x).max(initial=0.0) > _INPUT_BOUND:
+        if x.size and (x.max() > _INPUT_BOUND or x.min() < -_INPUT_BOUND):
             x = np.clip(x, -_INPUT_BOUND, _INPUT_BOUND)
+        x = x.T
         for a, b, o in _ring_slices(self._n, x.shape[1], self._ring):
             self._x[:, a:b] = x[:, o:o + b - a]
         self._n += x.shape[1]
@@ -344,7 +357,10 @@ class NoteRemover:
             self._r[:, a:b] = 0.0
         if first < 0:  # before the stream began: silence
             y[:, :min(-first, y.shape[1])] = 0.0
-        if self._gain_level == 0.0 and np.abs(y).max() <= 1.0:
+        # Per channel into owned buffers: a reduction over the strided view as a whole
+        # would allocate a buffer of its size.
+        high, low = y.max(axis=1, out=self._high), y.min(axis=1, out=self._low)
+        if self._gain_level == 0.0 and high.max() <= 1.0 and low.min() >= -1.0:
             out[:] = y[:, :length].T
             return
         peak = np.abs(y).max(axis=0)
@@ -354,7 +370,7 @@ class NoteRemover:
         for k in range(1, la + 1):
             np.maximum(attack, need[k:k + length] * (1.0 - k / (la + 1)), out=attack)
         # ... and released exponentially: d[i] = max(attack[i], d[i-1] * release).
-        decay = self._release ** np.arange(1, length + 1)
+        decay = self._decay[:length]
         held = np.maximum.accumulate(np.maximum(attack / decay, self._gain_level))
         level = held * decay
         self._gain_level = float(level[-1]) if level[-1] > 1e-7 else 0.0
