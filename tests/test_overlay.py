@@ -385,6 +385,33 @@ def test_tap_test_measures_a_known_delay(xvfb, kind, monkeypatch):
     assert 35 - 6 <= result.calibration.offset_ms <= 35 + 20
 
 
+class _SettlingSink:
+    """A sink that states the buffer it was asked for (4096 frames) until it plays, then the
+    960 it really queues, as PulseAudio's measured latency replaces the requested one."""
+
+    sr, channels = 48000, 1
+
+    def __init__(self):
+        self.latency_samples = 4096
+
+    def write(self, frames):
+        self.latency_samples = 960
+
+    def close(self):
+        pass
+
+
+def test_the_click_track_is_timed_with_the_latency_the_device_states_once_it_plays(xvfb):
+    # The live clock takes the sink's latency as it plays; the tap test must take the same
+    # figure, or the difference would land in offsets.audio_ms and count twice in play.
+    from companion.overlay.tap_test import ClickPlayer
+
+    player = ClickPlayer(_SettlingSink(), np.zeros(24_000, np.float32))
+    player.run()
+    assert player.latency_s == 960 / 48000
+    assert abs(player.start_heard - player.t0) < 0.005   # paced by what it states
+
+
 def test_overlay_settings_from_config(xvfb):
     from companion.config import Config
     from companion.overlay.window import overlay_settings

@@ -45,7 +45,7 @@ class ClickPlayer(threading.Thread):
         self.sink, self.block, self.lead_s = sink, block, lead_s
         channels = getattr(sink, "channels", 1)
         self.frames = np.repeat(y[:, None], channels, axis=1).astype(np.float32)
-        self.latency_s = getattr(sink, "latency_samples", 0) / sink.sr
+        self.latency_s = sink.latency_samples / sink.sr   # as requested, until it plays
         self.stop_event = threading.Event()
         self._estimates: list[float] = []
         self.t0 = time.monotonic() + lead_s  # when the first sample is due
@@ -62,6 +62,9 @@ class ClickPlayer(threading.Thread):
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
             self.sink.write(self.frames[start:end])
+            # A sound server states its real latency once the stream plays (PulseAudio's
+            # measured one replaces the requested buffer): the live clock uses that one too.
+            self.latency_s = self.sink.latency_samples / self.sink.sr
             # When write returns the queue holds `latency` of audio up to `end`.
             self._estimates.append(time.monotonic() + self.latency_s - end / self.sink.sr)
         self.sink.close()
@@ -147,6 +150,8 @@ def run_tap_test(*, kind: str = "audio", bpm: float = 100.0, beats: int = 24,
         if player is not None:
             player.stop_event.set()
             player.join(5)
+    if player is not None:
+        latency_ms = 1000.0 * player.latency_s
     base = player.start_heard if player is not None else start
     beat_times = base + offsets
     tap_times = np.array(taps)
