@@ -138,6 +138,31 @@ def test_pyaudio_opens_a_sink_and_a_source_with_their_latency(pulse_server):
         source.close()
 
 
+def test_a_pyaudio_overrun_is_a_gap_not_a_shift():
+    # PortAudio reports an overrun as paInputOverflowed, and PyAudio then drops the block it
+    # read. Through the ALSA pulse plugin here the capture never overruns (it buffers
+    # seconds), so a stand-in stream raises it as PyAudio does.
+    pyaudio = pytest.importorskip("pyaudio")
+    from companion.audio.pyaudio_backend import PyAudioSource
+
+    class Overrun:
+        calls = 0
+
+        def read(self, frames, exception_on_overflow):
+            Overrun.calls += 1
+            if Overrun.calls == 2 and exception_on_overflow:
+                raise OSError(pyaudio.paInputOverflowed, "Input overflowed")
+            return np.full((frames, 2), Overrun.calls, np.float32).tobytes()
+
+    source = PyAudioSource.__new__(PyAudioSource)
+    audio.Source.__init__(source)
+    source.sr, source.channels, source.block_frames, source._stream = 48000, 2, 480, Overrun()
+    block = audio.Block.empty(480, 2)
+    assert source.read(block) and (block.position, block.gap) == (0, 0)
+    assert source.read(block) and (block.position, block.gap) == (960, 480)
+    assert block.valid[0, 0] == 3 and source.overruns == 1
+
+
 LOST = """
 import sys, time
 sys.path.insert(0, {root!r})

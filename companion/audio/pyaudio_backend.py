@@ -4,6 +4,12 @@ PortAudio reaches PulseAudio/PipeWire only through ALSA's ``pulse`` plugin, and 
 output only on Windows with a patched build, so this backend states ``supports_loopback = False``
 and the factory prefers ``soundcard`` for loopback capture. Reads and writes use PortAudio's
 blocking API with preallocated buffers (``read`` returns bytes: one allocation per block).
+
+Two limits of PyAudio's binding: it cannot ask PortAudio for an output latency (a sink's
+``buffer_frames``, ``loopjam play --latency-ms``, is not applied: the device's default latency
+is used, and stated as ``latency_samples``); and on a capture overrun it discards the block it
+had read, and PortAudio does not say how much it dropped before: the source reports that block
+as lost (a gap, counted in ``overruns``), at least what was dropped.
 """
 from __future__ import annotations
 
@@ -53,12 +59,20 @@ class PyAudioSource(Source):
                                                           block_frames=block_frames)
 
     def _fill(self, out):
-        try:
-            raw = self._stream.read(self.block_frames, exception_on_overflow=False)
-        except OSError as error:
-            raise DeviceLost(f"capture stopped: {error}") from None
+        import pyaudio
+
+        lost = 0
+        while True:
+            try:
+                raw = self._stream.read(self.block_frames, exception_on_overflow=True)
+                break
+            except OSError as error:
+                if error.errno != pyaudio.paInputOverflowed:
+                    raise DeviceLost(f"capture stopped: {error}") from None
+                # Input was dropped: a gap, never a silent shift of what follows.
+                lost += self.block_frames
         out.reshape(-1)[:] = np.frombuffer(raw, dtype=np.float32)
-        return self.block_frames, 0
+        return self.block_frames, lost
 
     def close(self):
         if self._stream is not None:
