@@ -23,14 +23,13 @@ are ignored.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from chart_store.chart import Note, sorted_notes
 
 from .common import FormatError, HumanChart, decode_text
 from .tempo import TempoMap
 
-__all__ = ["read_chart_text", "parse_chart_text", "CHART_INSTRUMENTS"]
+__all__ = ["parse_chart_text", "CHART_INSTRUMENTS"]
 
 #: Section instrument suffix → (instrument, lanes), in the order one is chosen.
 CHART_INSTRUMENTS = {
@@ -183,13 +182,3 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
         raise FormatError(f"{name}: the {instrument_name} sections hold no notes")
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset,
                       tempo.seconds(last_tick) + offset, tags)
-
-
-def read_chart_text(path, **kwargs) -> HumanChart:
-    """Read a ``notes.chart`` file; keyword arguments as :func:`parse_chart_text`."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise FormatError(f"{path.name}: cannot read ({error.strerror or error})") from None
-    return parse_chart_text(data, name=path.name, **kwargs)

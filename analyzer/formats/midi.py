@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
 
 from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
-__all__ = ["read_midi", "parse_midi", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
+__all__ = ["parse_midi", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
            "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
@@ -64,18 +63,6 @@ OTHER_TRACKS = ("PART ", "EVENTS", "VENUE", "BEAT", "HARM")
 DIFFICULTY_BASES = {5: {"expert": 96, "hard": 84, "medium": 72, "easy": 60},
                     6: {"expert": 95, "hard": 83, "medium": 71, "easy": 59}}
 EXPORT_RESOLUTION = 480
-
-
-def read_midi(path, *, offset_s: float = 0.0, sustain_cutoff_ticks: int | None = None,
-              instrument: str | None = None) -> HumanChart:
-    """Read a ``notes.mid`` file; see :func:`parse_midi`."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise FormatError(f"{path.name}: cannot read ({error.strerror or error})") from None
-    return parse_midi(data, name=path.name, offset_s=offset_s,
-                      sustain_cutoff_ticks=sustain_cutoff_ticks, instrument=instrument)
 
 
 def _load(data: bytes, name: str):

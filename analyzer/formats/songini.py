@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .common import FormatError, decode_text
+from .common import decode_text
 
-__all__ = ["SongIni", "read_song_ini", "parse_song_ini", "format_song_ini"]
+__all__ = ["SongIni", "parse_song_ini", "format_song_ini"]
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,6 @@ def parse_song_ini(data: bytes) -> SongIni:
         charter=tags.get("charter", "") or tags.get("frets", ""), delay_s=delay / 1000.0,
         sustain_cutoff_ticks=int(cutoff) if cutoff is not None and cutoff >= 0 else None,
         song_length_s=length / 1000.0 if length and length > 0 else None, tags=tags)
-
-
-def read_song_ini(path) -> SongIni:
-    """Read and parse a ``song.ini`` file; raises :class:`FormatError` if it cannot be read."""
-    try:
-        return parse_song_ini(Path(path).read_bytes())
-    except OSError as error:
-        raise FormatError(f"{Path(path).name}: cannot read ({error.strerror or error})") from None
 
 
 def format_song_ini(tags: dict[str, object]) -> str:

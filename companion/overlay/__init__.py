@@ -7,8 +7,8 @@ and ``tap_test``, which are imported only when a window is needed).
 - :mod:`companion.overlay.style` — :class:`~companion.overlay.style.OverlayStyle` (size,
   position, scroll speed, opacity, colours) and the geometry every drawing follows (pure
   functions, so tests predict pixel positions);
-- :mod:`companion.overlay.render` — the batched OpenGL renderer and
-  :func:`~companion.overlay.render.render_image` (a snapshot at a game time → RGBA image);
+- :mod:`companion.overlay.render` — the batched OpenGL renderer, on screen and off screen
+  (:class:`~companion.overlay.render.OffscreenRenderer`: a snapshot at a game time → RGBA);
 - :mod:`companion.overlay.window` — :func:`~companion.overlay.window.run_overlay`, the
   borderless transparent always-on-top window that feeds key events to the keyboard player,
   and :func:`~companion.overlay.window.overlay_settings` (its options from the user's config);

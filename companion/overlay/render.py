@@ -30,7 +30,7 @@ from companion.overlay.style import (
     OverlayStyle, highway_left, highway_top, lane_x, parse_color,
 )
 
-__all__ = ["OverlayRenderer", "OffscreenRenderer", "render_image", "JUDGEMENT_COLORS",
+__all__ = ["OverlayRenderer", "OffscreenRenderer", "JUDGEMENT_COLORS",
            "JUDGEMENT_SHOW_S"]
 
 #: Colour of each judgement's text.
@@ -664,12 +664,3 @@ class OffscreenRenderer:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def render_image(snap: GameSnapshot, *, now: float, style: OverlayStyle = OverlayStyle(),
-                 pressed: frozenset = frozenset()):
-    """``snap`` at game time ``now`` as a PIL RGBA image (one-off; reuse an
-    :class:`OffscreenRenderer` to render many)."""
-    from PIL import Image
-    with OffscreenRenderer(style) as renderer:
-        return Image.fromarray(renderer.render(snap, now, pressed=pressed), "RGBA")

@@ -22,6 +22,7 @@ from companion.overlay._pyglet import pyglet
 from pyglet import gl  # noqa: E402  (after _pyglet, which sets pyglet's GL options)
 from pyglet.window import key as keys_
 
+from companion.game.calibration import Offsets, draw_time
 from companion.game.players import KeyEvent, default_keys
 from companion.overlay.render import OverlayRenderer
 from companion.overlay.state import GameSnapshot
@@ -92,7 +93,7 @@ class OverlayWindow(pyglet.window.Window):
         self.state_source = state_source
         self.key_queue = key_queue
         self.control = control or OverlayControl()
-        self.video_offset_s = video_offset_ms / 1000.0
+        self.offsets = Offsets(video_ms=video_offset_ms)
         self.renderer = OverlayRenderer(style)
         self.lane_of: dict[int, int] = {}
         self._keys = keys
@@ -109,7 +110,7 @@ class OverlayWindow(pyglet.window.Window):
         snap = self.state_source()
         if snap.lanes != self._lanes:
             self._map_keys(snap.lanes)
-        now = snap.time_at(time.monotonic()) + self.video_offset_s
+        now = draw_time(snap.time_at(time.monotonic()), self.offsets)
         self.renderer.draw(snap, now, pressed=frozenset(self.pressed))
 
     def _key(self, symbol: int, pressed: bool) -> None:

@@ -48,7 +48,7 @@ When is a note removed
 - ``mode="hit-only"``: every note is removed unless :meth:`~NoteRemover.hit` comes first; a late
   hit brings the note back from that moment.
 
-Time: the remover counts the samples it was given (stream time, seconds from ``stream_start_s``);
+Time: the remover counts the samples it was given (stream time, seconds from the first);
 :meth:`~NoteRemover.set_sync` maps it to chart time. Note spans follow
 :func:`analyzer.masks.note_spans`, or the note's mask extent when it has a mask.
 
@@ -149,8 +149,6 @@ class NoteRemover:
         Local stem audio by name, ``(y, sr)`` with y (n,) or (channels, n), chart time 0 at sample
         0 (:meth:`chart_store.stems.StemStore.get`). Notes whose ``stem`` is here are cancelled.
     mode : {"drop-missed", "hit-only"}
-    stream_start_s : float
-        Stream time of the first sample given to :meth:`process`.
     hold_s : float
         drop-missed mode: how far a miss's removal runs into the next note until that note is
         judged (a hit cuts it). 0 removes each missed note's span only.
@@ -158,8 +156,7 @@ class NoteRemover:
 
     def __init__(self, *, sr: int, channels: int = 2, notes: Sequence[Note] = (),
                  masks: MaskBank | None = None, stems: Mapping | None = None,
-                 mode: str = "drop-missed", stream_start_s: float = 0.0,
-                 hold_s: float = HOLD_S):
+                 mode: str = "drop-missed", hold_s: float = HOLD_S):
         if not (isinstance(sr, (int, np.integer)) and 8000 <= sr <= 384000):
             raise RemovalError(f"sample rate must be 8000..384000 Hz, got {sr!r}")
         if not (isinstance(channels, (int, np.integer)) and 1 <= channels <= 8):
@@ -183,7 +180,6 @@ class NoteRemover:
         self._release = float(np.exp(-1.0 / (RELEASE_S * self.sr)))
         self._decay = self._release ** np.arange(1, _CHUNK + 1)   # the limiter's release
         self._high, self._low = np.zeros(self.channels), np.zeros(self.channels)
-        self._stream_start = int(round(stream_start_s * self.sr))
         self.hold_s = float(hold_s)
         self._commands: collections.deque = collections.deque()
         self._install(self._prepare(notes, masks, stems))
@@ -260,11 +256,6 @@ class NoteRemover:
         self._gain_level = 0.0
         self._clear_schedule()
 
-    @property
-    def position(self) -> int:
-        """Input samples processed so far."""
-        return self._n
-
     # ----------------------------------------------------------------- processing
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Process one block; returns the (frames, channels) float32 output: ``out`` when
@@ -325,7 +316,7 @@ class NoteRemover:
         frame *= self._window
         spec = np.fft.rfft(frame, axis=1)
         remove = None
-        chart_sample = start + self._stream_start + self._stem_offset
+        chart_sample = start + self._stem_offset
         for k, canceller in enumerate(self._cancellers):
             estimate = canceller.frame(spec, chart_sample)
             if weights[k] > 0:
@@ -440,7 +431,7 @@ class NoteRemover:
 
     def _frame_of(self, chart_s: float) -> float:
         """Processor frame (fractional) whose centre plays chart time ``chart_s``."""
-        sample = (chart_s - (self._offset_s or 0.0)) * self.sr - self._stream_start
+        sample = (chart_s - (self._offset_s or 0.0)) * self.sr
         return (sample - self.n_fft / 2) / self.hop
 
     def _schedule(self, index: int) -> None:
