@@ -533,6 +533,21 @@ def assign_lanes(times: np.ndarray, pitches: np.ndarray, *, lanes: int = 5,
     into a trill (on the 8 songs of ``benchmarks/chart_quality``, Expert, a move straight back
     after a move on 14-21 % of the notes, against 9-16 % in the human charts; 9-14 % this way).
 
+    Parameters
+    ----------
+    times : np.ndarray [shape=(n,)]
+        Note times, seconds, ascending.
+    pitches : np.ndarray [shape=(n,)]
+        MIDI numbers, or any contour in semitones.
+    lanes : int
+        Lanes of the chart (4..7).
+    context_s : float
+        Half the window, seconds, whose range of pitches the lanes span.
+    fast_s : float or np.ndarray [shape=(n,)]
+        A note closer than this (seconds) to the one before moves at most two lanes.
+    repeats : np.ndarray [shape=(n,), dtype=bool], optional
+        Which notes repeat the one before.
+
     Returns
     -------
     np.ndarray [shape=(n,), dtype=int] lanes in 0..lanes-1.

@@ -131,10 +131,30 @@ def onset_spectra(spec: Spectrogram, times: np.ndarray, *, settle_s: float = 0.0
     compare; computed once, any subset of its columns (the notes a difficulty keeps) is again
     valid input for them.
 
+    Parameters
+    ----------
+    spec : Spectrogram
+        The analysis spectrogram (:func:`analyzer.onsets.analysis_spectrogram`).
+    times : np.ndarray [shape=(n,)]
+        Onset times, seconds.
+    settle_s, window_s : float
+        Seconds after each onset where the average starts, and how long it runs.
+    max_hz : float
+        Highest frequency kept.
+
     Returns
     -------
     np.ndarray [shape=(bins, n)]
         ``bins`` STFT bins from 0 Hz up to ``max_hz``.
+
+    Examples
+    --------
+    >>> from analyzer.onsets import analysis_spectrogram
+    >>> sr = ANALYSIS_SR; t = np.arange(sr) / sr
+    >>> y = np.where(t < 0.5, np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t))
+    >>> spectra = onset_spectra(analysis_spectrogram(y, sr), np.array([0.1, 0.6]))
+    >>> spectra.shape[1], [int(np.argmax(c)) * sr // N_FFT for c in spectra.T]   # bin -> Hz
+    (2, [215, 322])
     """
     times = np.asarray(times, dtype=np.float64)
     return _after_onsets(spec, times, settle_s, window_s,

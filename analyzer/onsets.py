@@ -207,19 +207,32 @@ def mel_filterbank(n_mels: int = 128) -> np.ndarray:
 
 def onset_strength(spec: Spectrogram, *, n_mels: int = 128, lag: int = 2,
                    per_band: bool = False) -> np.ndarray:
-    """Log-mel spectral flux, normalised so its 99th percentile is 1.
+    """Log-mel spectral flux, normalised so that a loud onset is 1.
 
     The positive change of compressed mel-band magnitudes (see :data:`COMPRESSION`) between frame
     ``k - lag`` and ``k``, averaged over bands. A lag of two frames (23 ms) follows the attack of a
-    picked or strummed note better than one. Normalising by a high percentile rather than the
-    maximum keeps one accidental spike (a crash, a click) from shrinking every other onset below
-    threshold.
+    picked or strummed note better than one. A loud onset is the flux's 99th percentile, or a
+    tenth of its maximum where onsets are rarer than 1 % of the frames, and never less than
+    :data:`MIN_FLUX_SCALE` (a steady sound is not scaled up to onsets it does not have).
+    Normalising by a high percentile rather than the maximum keeps one accidental spike (a
+    crash, a click) from shrinking every other onset below threshold.
 
     Each band is compressed relative to the loudest band, so a quiet band's changes count less;
     with ``per_band`` relative to its own 99.9th percentile (never under -60 dB of the loudest),
     so every band counts alike. That suits a brickwalled master (:func:`crest_factor_db`),
     whose limiter flattens the attacks of the loud bands (``analyzer.charting``'s
     ``BRICKWALL_CREST_DB``).
+
+    Parameters
+    ----------
+    spec : Spectrogram
+        Magnitudes at :data:`FRAME_RATE` frames a second (:func:`analysis_spectrogram`).
+    n_mels : int
+        Mel bands the flux is averaged over.
+    lag : int
+        Frames between the two spectra compared (2: 23 ms).
+    per_band : bool
+        Compress each band against its own level instead of the loudest band's.
 
     Returns
     -------

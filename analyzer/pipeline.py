@@ -111,6 +111,25 @@ def analyze(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
     cancellation); the analysis stages get their 22.05 kHz mono downmix. Other methods decode
     straight to 22.05 kHz mono, as :func:`analyze_file` always did.
 
+    Parameters
+    ----------
+    path : str or Path
+        An audio file (anything :func:`analyzer.decode.load` reads).
+    stems : {"auto", "demucs", "hpss", "none"}
+        Source separation before transcription (:func:`analyzer.stems.available_method` for
+        "auto").
+    lanes : int
+        Lanes of the chart (4..7).
+    progress : callable, optional
+        Called with each stage's name ("decode", "stems", "notes"...) as it starts.
+    min_duration_s : float
+        Shorter audio is refused (:class:`analyzer.decode.DecodeError`).
+
+    Returns
+    -------
+    Analysis
+        The chart, and the stems its notes come from at ``sr`` (empty without separation).
+
     Examples
     --------
     >>> result = analyze("song.flac", stems="demucs")  # doctest: +SKIP

@@ -1,7 +1,8 @@
 """Lock the chart clock to the stream: stream seconds -> chart seconds, tracked continuously.
 
 The fingerprint match gives a coarse offset (about a tenth of a second). The live onset envelope
-(:class:`analyzer.features.OnsetStream`, fed by the audio thread) is then cross-correlated with
+(:class:`analyzer.features.OnsetStream`, fed on the control thread from the capture ring) is
+then cross-correlated with
 the chart's :class:`~chart_store.chart.SyncReference`; the normalised correlation peak, refined
 by parabolic interpolation, gives the offset to a fraction of a frame. :class:`Synchronizer`
 repeats this a few times a second and keeps a straight-line fit of recent offsets, which follows
