@@ -157,8 +157,10 @@ class SessionTotals:
 
     @property
     def accuracy(self) -> float:
+        """As :attr:`GameEngine.accuracy <companion.game.engine.GameEngine.accuracy>`: 1.0
+        before any note is judged, as the overlay shows it."""
         judged = self.hits + self.misses
-        return self.weighted / judged if judged else 0.0
+        return self.weighted / judged if judged else 1.0
 
 
 class LiveSession:
@@ -572,7 +574,7 @@ class LiveSession:
 
         wall = time.monotonic()
         if self.engine is None:
-            status = "recording" if self.listener and self.listener._recording is not None \
+            status = "recording" if self.listener and self.listener.recording \
                 else ("identifying" if self._quiet_since is None else "waiting")
             self.state_box.publish(GameSnapshot(status=status, wall_time=wall))
             return

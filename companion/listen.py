@@ -186,6 +186,11 @@ class Listener:
         self._recording: list[np.ndarray] | None = None
         self._recorded_to = 0        # ring position copied into the recording
 
+    @property
+    def recording(self) -> bool:
+        """Whether the stream is being recorded (an unknown song, to chart afterwards)."""
+        return self._recording is not None
+
     # -- the loop -----------------------------------------------------------------------------
     def step(self, ring: MonoRing, *, silent: bool) -> list[ListenEvent]:
         """Advance to ``ring.end``; ``silent`` says the last fraction of a second was silence."""
