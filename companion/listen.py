@@ -276,8 +276,12 @@ class Listener:
         from chart_store.fingerprint import fingerprint
 
         noise = np.random.default_rng(0).uniform(-0.1, 0.1, int(self.min_window_s * self.sr))
-        local = getattr(self.resolver, "local", self.resolver)  # a ChartResolver's, or a store
-        local.identify(fingerprint(noise.astype(np.float32), self.sr))
+        self._local.identify(fingerprint(noise.astype(np.float32), self.sr))
+
+    @property
+    def _local(self):
+        """The local store: a ChartResolver's, or the resolver itself when it is a store."""
+        return getattr(self.resolver, "local", self.resolver)
 
     def _identify(self, ring: MonoRing, seconds: float):
         from chart_store.fingerprint import fingerprint
@@ -287,7 +291,12 @@ class Listener:
         y = ring.read(start, self._window[:n])
         if np.sqrt(np.mean(np.square(y))) < self.silence_rms:
             return start, None
-        return start, self.resolver.identify(fingerprint(y, self.sr))
+        # While a chart plays, its rechecks ask the local store only (the chart is there: a
+        # chart from the server is cached as it starts): this runs on the thread that judges
+        # the notes, and a slow or dead server would stall it for the request's timeout. A
+        # song the server alone knows is then found once this one is lost.
+        lookup = self.resolver if self.chart is None else self._local
+        return start, lookup.identify(fingerprint(y, self.sr))
 
     def _confirmed(self, match, start: int, seconds: float) -> bool:
         """Whether ``match`` can be acted on: it is the song playing, its window was long enough

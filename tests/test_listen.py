@@ -110,3 +110,40 @@ def test_warm_up_asks_the_local_store_only():
     resolver = ChartResolver(remote_url="http://127.0.0.1:9", timeout_s=0.5)  # nothing listens
     Listener(resolver, sr=SR, analyze=False).warm_up()
     assert resolver._remote_usable()
+
+
+def test_while_a_chart_plays_a_dead_server_never_stalls_the_rechecks(store, songs):
+    """Rechecks run on the thread that judges the notes: they ask the local store only, so a
+    server that accepts and never answers costs them nothing (a first identification still
+    asks it, at most its timeout)."""
+    import socket
+    import time
+
+    from chart_store.resolver import ChartResolver
+
+    with socket.socket() as silent:               # a real server that never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        resolver = ChartResolver(store, remote_url=url, timeout_s=1.0)
+        listener = Listener(resolver, sr=SR, analyze=False)
+        song = songs[3][int(5.0 * SR):int(17.0 * SR)]
+        unknown = np.random.default_rng(1).uniform(-0.3, 0.3, 20 * SR).astype(np.float32)
+        ring = MonoRing(int(listener.window_s * SR) + BLOCK)
+        slowest, events = 0.0, []
+        stream = np.concatenate([song, unknown])
+        for pos, block in enumerate(stream[:stream.size // BLOCK * BLOCK].reshape(-1, BLOCK)):
+            ring.write_block(block[:, None], pos * BLOCK)
+            playing, t0 = listener.chart is not None, time.perf_counter()
+            events += listener.step(ring, silent=False)
+            if playing:
+                slowest = max(slowest, time.perf_counter() - t0)
+            if events[-1:] and events[-1].kind == "lost":
+                break
+        kinds = [e.kind for e in events]
+        assert kinds[0] == "identified" and kinds[-1] == "lost"   # rechecks failed on the noise
+        assert slowest < 0.5 and resolver._remote_usable()     # and never waited for the server
+        # The next song is a first identification: the server is asked (and times out).
+        ring.write_block(unknown[:BLOCK, None], ring.end)
+        listener.step(ring, silent=False)
+        assert not resolver._remote_usable()
