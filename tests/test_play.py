@@ -392,6 +392,17 @@ def test_sigterm_during_the_set_up_still_ends_cleanly(tmp_path, song):
 
 
 @pytest.mark.xvfb
+def test_the_window_closes_and_play_exits_when_the_song_ends(tmp_path, song, xvfb):
+    chart, y = song
+    LocalStore().put(chart)
+    stream_file(tmp_path / "in.wav", y, seconds=10)
+    done = subprocess.run([sys.executable, "-m", "companion", "play", str(tmp_path / "in.wav"),
+                           "--sink", "null", "--speed", "max", "--player", "autoplay"],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    assert done.returncode == 0 and "(source ended)" in done.stderr, done.stderr
+
+
+@pytest.mark.xvfb
 def test_overlay_takes_its_look_from_the_config(tmp_path, song, xvfb):
     from companion.config import load_config, save_config
 

@@ -295,11 +295,14 @@ def _play(options, overlay, overlay_settings, source, sink, log, stop) -> int:
     if overlay is None:
         session.run()
     else:
-        worker = threading.Thread(target=session.run, name="loopjam-session")
+        def run_then_close():  # however the session ends (the source, a signal, an error)
+            try:
+                session.run()
+            finally:
+                control.stop.set()
+
+        worker = threading.Thread(target=run_then_close, name="loopjam-session")
         worker.start()
-        watcher = threading.Thread(target=lambda: (session.stop_event.wait(),
-                                                   control.stop.set()), daemon=True)
-        watcher.start()
         try:
             overlay.run_overlay(box.get, key_queue=keys, control=control, **overlay_settings)
             session.stop_event.set()  # the window was closed
