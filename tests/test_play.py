@@ -203,6 +203,18 @@ def test_cli_refuses_what_cannot_work(tmp_path, capsys):
                                        f"{tmp_path / 'none.jsonl'}: No such file or directory\n")
     assert main(["play", "--source", "null", "--no-overlay", "--player", "robot"]) == 1
     assert "unknown player 'robot'" in capsys.readouterr().err
+    # Nothing of the user's is overwritten: not the song by its own output, nor an output
+    # file by a run that cannot write its log.
+    song, kept = tmp_path / "song.wav", tmp_path / "kept.wav"
+    for path in (song, kept):
+        soundfile.write(path, np.full((4800, 2), 0.25, np.float32), 48000)
+    run = ["play", str(song), "--no-overlay", "--player", "autoplay", "--speed", "max"]
+    assert main([*run, "--sink", str(song)]) == 1
+    assert "is the song being played" in capsys.readouterr().err
+    assert main([*run, "--sink", str(kept), "--log", str(tmp_path / "no" / "log.jsonl")]) == 1
+    assert "cannot write the log" in capsys.readouterr().err
+    for path in (song, kept):
+        assert soundfile.info(path).frames == 4800
 
 
 @pytest.mark.parametrize("args, message", [

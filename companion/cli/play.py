@@ -139,6 +139,11 @@ def _open_devices(options):
     except AudioError as error:
         raise CommandError(f"source {options.source}: {error}") from None
     sink_spec = options.sink
+    if is_file_source and sink_spec is not None and os.path.exists(sink_spec) and \
+            os.path.samefile(sink_spec, options.source):
+        source.close()
+        raise CommandError(f"--sink {sink_spec} is the song being played: it would be "
+                           "overwritten")
     if sink_spec is None and (is_file_source and options.speed == "max"):
         sink_spec = "null"
     if sink_spec is not None and options.source.startswith("loopback:") and \
@@ -236,15 +241,15 @@ def _run(args, stop: _StopRequest) -> int:
     if options.speed == "realtime":
         raise_priority()  # before any thread starts, so they all inherit it
     with contextlib.ExitStack() as stack:
-        _routing(options, stack)
-        source, sink = _open_devices(options)
-        stack.callback(source.close)
-        stack.callback(sink.close)
-        try:
+        try:  # before the sink: opening a sink FILE truncates it
             log = EventLog(options.log, echo=_echo)
         except OSError as error:
             raise CommandError(f"cannot write the log: {error}") from None
         stack.callback(log.close)
+        _routing(options, stack)
+        source, sink = _open_devices(options)
+        stack.callback(source.close)
+        stack.callback(sink.close)
         return _play(options, overlay, overlay_settings, source, sink, log, stop)
 
 
