@@ -84,7 +84,7 @@ def probe(path) -> AudioInfo:
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         import soundfile as sf
         try:
-            with sf.SoundFile(path) as f:
+            with sf.SoundFile(os.fsencode(path)) as f:
                 tags = {k: v for k in ("title", "artist", "album") if (v := _sf_tag(f, k))}
                 info = AudioInfo(f.samplerate, f.channels, f.frames / f.samplerate, tags)
             if shutil.which("ffprobe") is None or info.tags:
@@ -268,7 +268,7 @@ def _limit_error(path, limit_s: float) -> DecodeError:
 def _load_soundfile(path, sr, mono, offset_s, duration_s, limit_s):
     import soundfile as sf
     try:
-        f = sf.SoundFile(path)
+        f = sf.SoundFile(os.fsencode(path))  # bytes: a name need not be valid UTF-8
     except (sf.LibsndfileError, RuntimeError) as error:
         raise _NotSoundfile from error
     with f:

@@ -22,6 +22,7 @@ downmix.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzer import decode
+from analyzer.formats.common import decode_text
 from chart_store.chart import DEFAULT_LANES, Chart, ChartMeta
 
 __all__ = ["analyze_file", "analyze", "analyze_audio", "Analysis", "NothingToChart",
@@ -150,7 +152,9 @@ def analyze(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES,
         y, _ = decode.load(path, sr=ANALYSIS_SR, mono=True)
     decode.check_audio(y, ANALYSIS_SR, path=path, min_duration_s=min_duration_s)
     tags = decode.probe(path).tags
-    meta = ChartMeta(title=tags.get("title") or path.stem, artist=tags.get("artist", ""),
+    # A file name need not be UTF-8 (a disk from another system): read it as a song file's text.
+    meta = ChartMeta(title=tags.get("title") or decode_text(os.fsencode(path.stem)),
+                     artist=tags.get("artist", ""),
                      album=tags.get("album", ""), duration_s=y.shape[-1] / ANALYSIS_SR)
     try:
         if full is None:

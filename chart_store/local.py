@@ -182,7 +182,7 @@ class LocalStore:
         path = _absolute(path)
         # Re-scanning a library sees most files where they were: no write (and no write lock
         # between analyze workers) for those.
-        if (source_hash, path) in self.catalog.sources_of(chart_id):
+        if path is None or (source_hash, path) in self.catalog.sources_of(chart_id):
             return
         with self.db.transaction():
             self.catalog.add_source(source_hash, chart_id, path)
@@ -219,5 +219,14 @@ class LocalStore:
 
 
 def _absolute(path: str | os.PathLike | None) -> str | None:
-    """``path`` made absolute (not resolved through links: as the user named it), or None."""
-    return None if path is None else os.path.abspath(path)
+    """``path`` made absolute (not resolved through links: as the user named it), or None,
+    also for a name that is not valid Unicode (bytes of another system's encoding), which the
+    catalogue cannot hold as text: such a source file is simply not remembered."""
+    if path is None:
+        return None
+    path = os.path.abspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return path

@@ -93,7 +93,7 @@ class StemStore:
         fd, tmp = tempfile.mkstemp(suffix=".ogg.part", dir=path.parent)
         os.close(fd)
         try:
-            with sf.SoundFile(tmp, "w", samplerate=int(sr), channels=frames.shape[1],
+            with sf.SoundFile(os.fsencode(tmp), "w", samplerate=int(sr), channels=frames.shape[1],
                               format="OGG", subtype="VORBIS",
                               compression_level=1.0 - _VORBIS_QUALITY) as f:
                 # In blocks: libsndfile 1.2's Vorbis encoder crashes (SIGSEGV) on one long write.
@@ -112,7 +112,7 @@ class StemStore:
         path = self._path(chart_id, name)
         if not path.is_file():
             raise StemStoreError(f"no stem {name!r} for chart {chart_id}")
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
         y = data[:, 0].copy() if data.shape[1] == 1 else np.ascontiguousarray(data.T)
         return y, int(sr)
 

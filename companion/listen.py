@@ -16,6 +16,7 @@ server). It reports :class:`ListenEvent` s:
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -352,7 +353,7 @@ class Listener:
 
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         path = self.recordings_dir / time.strftime("recording-%Y%m%d-%H%M%S.wav")
-        soundfile.write(str(path), y, self.sr, subtype="FLOAT")
+        soundfile.write(os.fsencode(path), y, self.sr, subtype="FLOAT")
         process = None
         if self.analyze:
             process = subprocess.Popen(

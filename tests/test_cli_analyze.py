@@ -17,7 +17,7 @@ CONTRACT = {"input", "chart_id", "chart_path", "duration_s", "notes", "elapsed_s
 
 def _song(path, seed, seconds=11.0):
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, synth_song(seed, duration_s=seconds, sr=SR), SR)
+    sf.write(os.fsencode(path), synth_song(seed, duration_s=seconds, sr=SR), SR)
     return path
 
 
@@ -51,6 +51,25 @@ def test_charts_have_the_lanes_the_config_asks_for_unless_lanes_is_given(tmp_pat
         chart = LocalStore().get(line["chart_id"])
         assert chart.lanes == lanes
         assert {n.lane for n in chart.track("expert").notes} == set(range(lanes))
+
+
+def test_a_file_name_that_is_not_utf8_is_analyzed_identified_and_played(tmp_path):
+    # A disk from another system: Latin-1 "café", which Python reads with a surrogate.
+    song = _song(tmp_path / os.fsdecode(b"caf\xe9 song.wav"), 9, seconds=20.0)
+
+    def loopjam(*args):
+        return subprocess.run([sys.executable, "-m", "companion", *args], capture_output=True,
+                              env=dict(os.environ), timeout=120)
+
+    done = loopjam("analyze", str(song), "--json", "--stems", "none")
+    assert done.returncode == 0, done.stderr
+    (line,) = _lines(done.stdout.decode("utf-8"))          # valid UTF-8, valid JSON
+    assert line["input"] == str(song) and line["chart_id"]
+    done = loopjam("identify", str(song), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["match"]["title"] == "café song"
+    done = loopjam("play", str(song), "--sink", "null", "--speed", "max", "--player", "autoplay",
+                   "--no-overlay")
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
 
 
 def test_a_bad_file_is_reported_at_the_end_and_exits_1(tmp_path, capsys):

@@ -15,6 +15,7 @@ A song folder holds ``notes.mid`` or ``notes.chart``, a ``song.ini`` and one aud
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 
 from chart_store.chart import Chart, ChartMeta, Note, Source, song_name
 
-from .common import FormatError, HumanChart
+from .common import FormatError, HumanChart, decode_text
 from .songini import SongIni, format_song_ini, parse_song_ini
 
 __all__ = ["find_song_folders", "is_song_folder", "read_song_folder", "import_song",
@@ -56,7 +57,8 @@ class SongFolder:
 
     @property
     def title(self) -> str:
-        return self.ini.title or self.notes.tags.get("Name", "") or self.folder.name
+        return (self.ini.title or self.notes.tags.get("Name", "")
+                or decode_text(os.fsencode(self.folder.name)))
 
     @property
     def artist(self) -> str:
@@ -365,7 +367,7 @@ def _mix(stems: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
 def _write_ogg(path: Path, y: np.ndarray, sr: int) -> None:
     import soundfile as sf
     frames = np.clip(np.atleast_2d(np.asarray(y, np.float32)).T, -1.0, 1.0)
-    with sf.SoundFile(path, "w", int(sr), frames.shape[1], format="OGG", subtype="VORBIS") as f:
+    with sf.SoundFile(os.fsencode(path), "w", int(sr), frames.shape[1], format="OGG", subtype="VORBIS") as f:
         # In blocks: libsndfile 1.2's Vorbis encoder crashes (SIGSEGV) on one long write.
         for start in range(0, frames.shape[0], 1 << 16):
             f.write(frames[start:start + (1 << 16)])

@@ -6,6 +6,7 @@ the wall clock (``realtime=True``, like a device). A :class:`FileSink` writes fl
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class FileSink(Sink):
         self.sr, self.channels, self.latency_samples = sr, channels, 0
         self.path = Path(path)
         try:
-            self._file = soundfile.SoundFile(str(path), "w", samplerate=sr, channels=channels,
+            self._file = soundfile.SoundFile(os.fsencode(path), "w", samplerate=sr, channels=channels,
                                              subtype="FLOAT")
         except (OSError, RuntimeError) as error:
             raise AudioError(f"cannot write {path}: {error}") from None

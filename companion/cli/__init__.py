@@ -29,8 +29,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def emit_json(obj) -> None:
-    """Print one JSON object on one line (the ``--json`` contract) and flush."""
-    sys.stdout.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n")
+    """Print one JSON object on one line (the ``--json`` contract) and flush.
+
+    UTF-8 as it is, unless a string holds a byte that is not (a file name from another
+    system's encoding, decoded by Python with surrogates): then escaped, so the line is
+    always valid JSON in valid UTF-8."""
+    line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, separators=(",", ":"))
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
@@ -52,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # behave like a Unix tool in pipelines (| head)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as its bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
