@@ -50,13 +50,17 @@ class ChartResolver:
             from chart_store.client import RemoteStore
             self.remote = RemoteStore(remote_url, token, timeout_s=timeout_s, retries=0)
         self.backoff_s = backoff_s
+        #: Why the server last failed (None while it answers): "not found" and "not asked"
+        #: are different answers for the user.
+        self.remote_error: str | None = None
         self._down_until = 0.0
         self._lock = threading.Lock()
 
     def _remote_usable(self) -> bool:
         return self.remote is not None and time.monotonic() >= self._down_until
 
-    def _remote_failed(self) -> None:
+    def _remote_failed(self, error: Exception) -> None:
+        self.remote_error = str(error) or type(error).__name__
         self._down_until = time.monotonic() + self.backoff_s
 
     def identify(self, fp: Fingerprint) -> Match | None:
@@ -68,10 +72,11 @@ class ChartResolver:
             return match
         try:
             match = self.remote.identify(fp)
+            self.remote_error = None
             if match is not None and match.chart_id not in self.local:
                 self._cache(match.chart_id)
-        except (RemoteError, ChartNotFound):
-            self._remote_failed()
+        except (RemoteError, ChartNotFound) as error:
+            self._remote_failed(error)
             return None
         return match
 
@@ -91,7 +96,7 @@ class ChartResolver:
         try:
             return self._cache(chart_id)
         except RemoteError as error:
-            self._remote_failed()
+            self._remote_failed(error)
             raise ChartNotFound(f"chart {chart_id} is not local and the server failed: "
                                 f"{error}") from None
 

@@ -184,6 +184,12 @@ def test_identify_command(tmp_path, charts):
         "identifies reliably\n")
     done = _loopjam("identify", str(tmp_path / "missing.wav"))
     assert done.returncode == 1 and done.stderr.startswith("loopjam: ")
+    # "Unknown song" and "the server did not answer" are different answers.
+    done = _loopjam("identify", str(tmp_path / "other.wav"), "--remote", "http://127.0.0.1:9")
+    assert done.stdout == "no match\n" and "the chart server http://127.0.0.1:9 failed" in (
+        done.stderr)
+    done = _loopjam("identify", str(tmp_path / "other.wav"), "--remote", "127.0.0.1:9")
+    assert done.returncode == 2 and "--remote: must start with http://" in done.stderr
 
 
 def test_store_commands_push_pull(tmp_path, charts, monkeypatch):

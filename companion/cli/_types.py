@@ -37,3 +37,19 @@ def number(kind: type, low: float = -math.inf, high: float | None = None):
 
     parse.__name__ = kind.__name__   # argparse names the type in its "invalid int value"
     return parse
+
+
+def server_url(text: str) -> str:
+    """A ``type=`` for argparse: a chart server's address, http:// or https://.
+
+    Examples
+    --------
+    >>> server_url("http://charts.example:8750")
+    'http://charts.example:8750'
+    >>> server_url("charts.example:8750")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must start with http:// or https://, got 'charts.example:8750'
+    """
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must start with http:// or https://, got {text!r}")
+    return text

@@ -6,6 +6,7 @@ import os
 import sys
 
 from companion.cli import CommandError, emit_json
+from companion.cli._types import server_url
 
 EPILOG = """\
 examples:
@@ -27,7 +28,8 @@ def register(subparsers) -> None:
         description="Fingerprint AUDIO and find the stored chart it comes from.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", metavar="AUDIO", help="audio file (wav, ogg, flac, mp3, ...)")
-    parser.add_argument("--remote", metavar="URL", default=os.environ.get("LOOPJAM_REMOTE"),
+    parser.add_argument("--remote", metavar="URL", type=server_url,
+                        default=os.environ.get("LOOPJAM_REMOTE"),
                         help="also ask this chart server (default: $LOOPJAM_REMOTE)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -57,6 +59,9 @@ def run(args) -> int:
     else:
         print(f"{song_name(match.artist, match.title)}  [{match.chart_id}]  "
               f"at {match.offset_s:.2f} s  (confidence {match.confidence:.2f})")
+    if match is None and resolver.remote_error is not None:
+        print(f"loopjam: identify: the chart server {args.remote} failed "
+              f"({resolver.remote_error}): only the local store was asked", file=sys.stderr)
     seconds = y.shape[-1] / sr
     if match is None and seconds < RELIABLE_S:  # too little to tell, not an unknown song
         print(f"loopjam: identify: {args.audio} is only {seconds:.1f} s of audio: "

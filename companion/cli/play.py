@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from companion.cli import CommandError
-from companion.cli._types import number
+from companion.cli._types import number, server_url
 
 EPILOG = """\
 examples:
@@ -77,8 +77,9 @@ def register(subparsers) -> None:
                         help="max: do not wait for the clock (FILE sources only); "
                              "default realtime")
     parser.add_argument("--log", type=Path, metavar="FILE.jsonl", help="write the event log")
-    parser.add_argument("--remote", metavar="URL", help="chart server to ask after the local "
-                                                        "store (default: config store.remote_url)")
+    parser.add_argument("--remote", metavar="URL", type=server_url,
+                        help="chart server to ask after the local store (default: config "
+                             "store.remote_url)")
     parser.add_argument("--latency-ms", type=number(float, 1, 2000), default=40.0,
                         help="output device buffer (default 40 ms)")
     parser.add_argument("--block", type=number(int, 64, 16384), default=1024, metavar="FRAMES",

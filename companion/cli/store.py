@@ -6,6 +6,7 @@ import os
 import sys
 
 from companion.cli import CommandError, emit_json
+from companion.cli._types import server_url
 
 EPILOG = """\
 examples:
@@ -50,7 +51,8 @@ def register(subparsers) -> None:
                            ("pull", "download charts from a chart server")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("chart_ids", nargs="*", metavar="CHART", help="only these charts")
-        p.add_argument("--remote", metavar="URL", default=os.environ.get("LOOPJAM_REMOTE"),
+        p.add_argument("--remote", metavar="URL", type=server_url,
+                       default=os.environ.get("LOOPJAM_REMOTE"),
                        help="chart server URL (default: $LOOPJAM_REMOTE, else config "
                             "store.remote_url)")
         p.add_argument("--token", default=os.environ.get("LOOPJAM_TOKEN"),
