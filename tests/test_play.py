@@ -215,6 +215,11 @@ def test_cli_refuses_what_cannot_work(tmp_path, capsys):
     assert "cannot write the log" in capsys.readouterr().err
     for path in (song, kept):
         assert soundfile.info(path).frames == 4800
+    # An output file in another format is written as its extension says, or refused in a line.
+    assert main([*run, "--sink", str(tmp_path / "out.flac")]) == 0
+    assert soundfile.info(tmp_path / "out.flac").format == "FLAC"
+    assert main([*run, "--sink", str(tmp_path / "out.m4a")]) == 1
+    assert "not a file type libsndfile writes" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [

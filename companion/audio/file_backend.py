@@ -58,17 +58,25 @@ class FileSource(Source):
 
 
 class FileSink(Sink):
-    """Float32 WAV written block by block (this sink *is* the device, so it writes on the audio
-    thread; the file is opened before the first block)."""
+    """An audio file written block by block (this sink *is* the device, so it writes on the
+    audio thread; the file is opened before the first block). The format follows the name's
+    extension: float32 WAV, or what libsndfile writes for it (.flac 16-bit, .ogg Vorbis,
+    .mp3...)."""
 
     def __init__(self, path, *, sr: int, channels: int):
         import soundfile
         self.sr, self.channels, self.latency_samples = sr, channels, 0
         self.path = Path(path)
+        known = soundfile.available_formats()
+        kind = {"AIF": "AIFF"}.get(self.path.suffix[1:].upper(), self.path.suffix[1:].upper())
+        if kind not in known:
+            raise AudioError(f"cannot write {path}: not a file type libsndfile writes (use "
+                             f".wav, .flac or .ogg)")
         try:
-            self._file = soundfile.SoundFile(os.fsencode(path), "w", samplerate=sr, channels=channels,
-                                             subtype="FLOAT")
-        except (OSError, RuntimeError) as error:
+            self._file = soundfile.SoundFile(os.fsencode(path), "w", samplerate=sr,
+                                             channels=channels, format=kind,
+                                             subtype="FLOAT" if kind == "WAV" else None)
+        except (OSError, RuntimeError, ValueError, TypeError) as error:
             raise AudioError(f"cannot write {path}: {error}") from None
 
     def write(self, data):

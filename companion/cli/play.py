@@ -21,9 +21,10 @@ examples:
 
 --source  loopback (what the default output plays), loopback:DEVICE (what that output plays),
           an input DEVICE, or an audio FILE (then it is played as if it were captured).
---sink    an output DEVICE, or FILE.wav (the processed stream is written there).
+--sink    an output DEVICE, or an audio FILE (the processed stream is written there: .wav as
+          float32, .flac, .ogg... as the extension says).
 DEVICE is a device id (a PulseAudio sink name...) or any part of its description,
-case-insensitive; `loopjam devices` lists them. With a FILE source and a FILE.wav sink the run
+case-insensitive; `loopjam devices` lists them. With a FILE source and a FILE sink the run
 is offline but block by block exactly as live; --speed max does not wait for the clock.
 
 --player  keyboard (lane keys in the overlay), autoplay (hits every note), miss-all,
@@ -61,9 +62,10 @@ def register(subparsers) -> None:
     parser.add_argument("--source", metavar="SRC",
                         help="loopback[:DEVICE], an input DEVICE or an audio FILE "
                              "(default: config audio.source, else loopback)")
-    parser.add_argument("--sink", metavar="DEVICE|FILE.wav",
-                        help="output device or WAV file (default: config audio.sink, else the "
-                             "default output; with --speed max: no output)")
+    parser.add_argument("--sink", metavar="DEVICE|FILE",
+                        help="output device, or an audio file (.wav float32, .flac, .ogg...) "
+                             "(default: config audio.sink, else the default output; with "
+                             "--speed max: no output)")
     parser.add_argument("--player", help="keyboard | autoplay | miss-all | replay:FILE "
                                          "(default: config game.player)")
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard", "expert"),
