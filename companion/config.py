@@ -32,6 +32,7 @@ from typing import Any
 
 from chart_store.chart import DIFFICULTIES, MAX_LANES, MIN_LANES
 from companion.game.calibration import Offsets
+from companion.game.players import KEY_NAMES
 from companion.overlay.style import OverlayStyle, StyleError
 
 if sys.version_info >= (3, 11):
@@ -177,27 +178,32 @@ def _build(section: str, cls, values: dict) -> Any:
 
 def _checked(cfg: Config) -> Config:
     g = cfg.game
-    problems = {
-        "game.difficulty": (g.difficulty in DIFFICULTIES,
-                            f"must be one of {', '.join(DIFFICULTIES)}"),
-        "game.lanes": (MIN_LANES <= g.lanes <= MAX_LANES, f"must be {MIN_LANES}..{MAX_LANES}"),
-        "game.player": (g.player in ("keyboard", "autoplay", "miss-all")
-                        or g.player.startswith("replay:"),
-                        "must be keyboard, autoplay, miss-all or replay:FILE"),
-        "game.keys": (not g.keys or len(g.keys) >= g.lanes,
-                      f"needs one key per lane ({g.lanes}) or none for the defaults"),
-        "audio.backend": (cfg.audio.backend in ("auto", "soundcard", "pyaudio", "null"),
-                          "must be auto, soundcard, pyaudio or null"),
-        "removal.mask_mode": (cfg.removal.mask_mode in MASK_MODES,
-                              f"must be one of {', '.join(MASK_MODES)}"),
-        "store.remote_url": (not cfg.store.remote_url
-                             or cfg.store.remote_url.startswith(("http://", "https://")),
-                             "must start with http:// or https://"),
-    }
-    for name, ms in (("audio_ms", cfg.offsets.audio_ms), ("video_ms", cfg.offsets.video_ms),
-                     ("input_ms", cfg.offsets.input_ms)):
-        problems[f"offsets.{name}"] = (-1000 <= ms <= 1000, "must be within -1000..1000 ms")
-    for key, (ok, why) in problems.items():
+    unknown = [k for k in g.keys if k not in KEY_NAMES]
+    problems = [
+        ("game.difficulty", g.difficulty in DIFFICULTIES,
+         f"must be one of {', '.join(DIFFICULTIES)}"),
+        ("game.lanes", MIN_LANES <= g.lanes <= MAX_LANES, f"must be {MIN_LANES}..{MAX_LANES}"),
+        ("game.player", g.player in ("keyboard", "autoplay", "miss-all")
+         or g.player.startswith("replay:"), "must be keyboard, autoplay, miss-all or replay:FILE"),
+        ("game.keys", not g.keys or len(g.keys) >= g.lanes,
+         f"needs one key per lane ({g.lanes}) or none for the defaults"),
+        ("game.keys", not unknown,
+         f"unknown key {unknown[0]!r}; keys are letters, digits, num_0..num_9, f1..f12, space, "
+         "semicolon, comma, period, slash, left, right, up, down..." if unknown else ""),
+        ("game.keys", len(set(g.keys)) == len(g.keys), "a key can play one lane only"),
+        ("audio.backend", cfg.audio.backend in ("auto", "soundcard", "pyaudio", "null"),
+         "must be auto, soundcard, pyaudio or null"),
+        ("removal.mask_mode", cfg.removal.mask_mode in MASK_MODES,
+         f"must be one of {', '.join(MASK_MODES)}"),
+        ("store.remote_url", not cfg.store.remote_url
+         or cfg.store.remote_url.startswith(("http://", "https://")),
+         "must start with http:// or https://"),
+    ]
+    problems += [(f"offsets.{name}", -1000 <= ms <= 1000, "must be within -1000..1000 ms")
+                 for name, ms in (("audio_ms", cfg.offsets.audio_ms),
+                                  ("video_ms", cfg.offsets.video_ms),
+                                  ("input_ms", cfg.offsets.input_ms))]
+    for key, ok, why in problems:
         if not ok:
             raise ConfigError(f"{key} = {cfg.get(key)!r}: {why}")
     return cfg

@@ -18,12 +18,12 @@ def test_defaults_without_a_file(loopjam_home):
 
 def test_round_trip_through_toml(loopjam_home):
     cfg = (Config().with_value("game.lanes", "6").with_value("offsets.audio_ms", "-12.5")
-           .with_value("overlay.x", "100").with_value("game.keys", "a,s,d,j,k,l")
+           .with_value("overlay.x", "100").with_value("game.keys", "a,s,d,j,k,1")
            .with_value("store.remote_url", "https://charts.example.org"))
     save_config(cfg)
     again = load_config()
     assert again == cfg
-    assert again.game.keys == ("a", "s", "d", "j", "k", "l")
+    assert again.game.keys == ("a", "s", "d", "j", "k", "1")   # digits are keys too
     assert again.offsets.audio_ms == -12.5 and again.overlay.x == 100
     assert 'lanes = 6' in config_path().read_text()
 
@@ -37,6 +37,9 @@ def test_round_trip_through_toml(loopjam_home):
     ("overlay.opacity", "1.5", "overlay.opacity"),
     ("overlay.text_color", "white", "'white' is not #rrggbb"),
     ("store.remote_url", "ftp://x", "must start with http"),
+    ("game.keys", "a,s,d,foo,g", "unknown key 'foo'"),        # the overlay could not map it
+    ("game.keys", "a,a,d,f,g", "a key can play one lane only"),
+    ("audio.backend", "jack", "must be auto, soundcard, pyaudio or null"),
     ("game.nope", "1", "game.nope: unknown key; game has difficulty, lanes"),
     ("sound.volume", "1", "unknown section 'sound'"),
 ])
@@ -73,6 +76,14 @@ def test_cli_show_get_set_path(loopjam_home, capsys):
     assert shown["game"]["lanes"] == 7 and shown["overlay"]["width"] == 560
     assert main(["config", "show"]) == 0
     assert "[game]" in capsys.readouterr().out
+    # The upload token is a secret: show (on stream) hides it, get tells it.
+    assert main(["config", "set", "store.token", "s3cret"]) == 0
+    assert "s3cret" not in capsys.readouterr().out
+    for argv in (["config", "show"], ["config", "show", "--json"]):
+        assert main(argv) == 0
+        assert "s3cret" not in capsys.readouterr().out
+    assert main(["config", "get", "store.token"]) == 0
+    assert capsys.readouterr().out == "s3cret\n"
     assert main(["config", "path"]) == 0
     assert capsys.readouterr().out.strip() == str(loopjam_home / "config.toml")
     assert main(["config", "set", "game.lanes", "12"]) == 1

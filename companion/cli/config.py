@@ -54,11 +54,14 @@ def run(args) -> int:
     try:
         cfg = load_config()
         if args.action == "show":
+            shown = cfg.to_dict()
+            if shown["store"]["token"]:  # a streamer shows their settings: not the secret
+                shown["store"]["token"] = "(hidden: loopjam config get store.token)"
             if args.json:
-                emit_json(cfg.to_dict())
+                emit_json(shown)
             else:
                 import tomli_w
-                print(tomli_w.dumps(cfg.to_dict()), end="")
+                print(tomli_w.dumps(shown), end="")
         elif args.action == "get":
             value = cfg.get(args.key)
             value = list(value) if isinstance(value, tuple) else value
@@ -74,7 +77,10 @@ def run(args) -> int:
                 emit_json({"key": args.key, "value": list(value) if isinstance(value, tuple)
                            else value, "path": str(path)})
             else:
-                print(f"{args.key} = {value!r}  ({path})")
+                shown = ",".join(value) if isinstance(value, tuple) else repr(value)
+                if args.key == "store.token" and value:
+                    shown = "(hidden)"
+                print(f"{args.key} = {shown}  ({path})")
         else:
             if args.json:
                 emit_json({"path": str(config_path())})

@@ -31,7 +31,7 @@ from companion.game.engine import GameEngine, InputEvent, Judgement
 __all__ = [
     "Player", "KeyEvent", "KeyboardPlayer", "AutoPlayer", "MissAllPlayer", "ReplayPlayer",
     "InputRecorder", "ReplayError", "PlayerSpecError", "make_player", "check_player", "feed",
-    "default_keys", "PLAYER_KINDS", "REPLAY_FORMAT", "REPLAY_VERSION",
+    "default_keys", "key_symbol", "KEY_NAMES", "PLAYER_KINDS", "REPLAY_FORMAT", "REPLAY_VERSION",
 ]
 
 REPLAY_FORMAT, REPLAY_VERSION = "loopjam-replay", 1
@@ -44,6 +44,27 @@ _DEFAULT_KEYS = {
     6: ("s", "d", "f", "j", "k", "l"),
     7: ("s", "d", "f", "space", "j", "k", "l"),
 }
+
+
+#: Key names a lane can be played with (``game.keys``): letters, digits, the keypad's digits,
+#: and the keys a keyboard player reaches for. Lower case; see :func:`key_symbol`.
+KEY_NAMES = frozenset(
+    [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
+    + [f"num_{d}" for d in range(10)] + [f"f{n}" for n in range(1, 13)]
+    + "space enter return tab backspace semicolon comma period slash backslash apostrophe "
+      "grave minus equal bracketleft bracketright left right up down lshift rshift lctrl "
+      "rctrl lalt ralt home end pageup pagedown insert delete num_enter".split())
+
+
+def key_symbol(name: str) -> str:
+    """The name of a key's symbol in ``pyglet.window.key`` ("d" -> "D", "1" -> "_1").
+
+    Examples
+    --------
+    >>> key_symbol("space"), key_symbol("7"), key_symbol("num_7")
+    ('SPACE', '_7', 'NUM_7')
+    """
+    return f"_{name}" if name.isdigit() else name.upper()
 
 
 class ReplayError(ValueError):

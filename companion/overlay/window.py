@@ -23,7 +23,7 @@ from pyglet import gl  # noqa: E402  (after _pyglet, which sets pyglet's GL opti
 from pyglet.window import key as keys_
 
 from companion.game.calibration import Offsets, draw_time
-from companion.game.players import KeyEvent, default_keys
+from companion.game.players import KeyEvent, default_keys, key_symbol
 from companion.overlay.render import OverlayRenderer
 from companion.overlay.state import GameSnapshot
 from companion.overlay.style import OverlayStyle
@@ -102,7 +102,7 @@ class OverlayWindow(pyglet.window.Window):
 
     def _map_keys(self, lanes: int) -> None:
         names = self._keys if self._keys and len(self._keys) >= lanes else default_keys(lanes)
-        self.lane_of = {getattr(keys_, name.upper()): lane
+        self.lane_of = {getattr(keys_, key_symbol(name)): lane
                         for lane, name in enumerate(names[:lanes])}
         self._lanes = lanes
 
