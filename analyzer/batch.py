@@ -34,12 +34,13 @@ __all__ = ["find_audio", "Found", "source_hash", "source_file", "analyze_one", "
 
 @dataclass(frozen=True)
 class Found:
-    """What :func:`find_audio` found: the audio files to analyze, and the song folders it left
-    out (each holds a human chart, notes.mid or notes.chart, and its audio files are the stems
-    of one song: ``loopjam import`` takes them)."""
+    """What :func:`find_audio` found: the audio files to analyze, the song folders it left out
+    (each holds a human chart, notes.mid or notes.chart, and its audio files are the stems of
+    one song: ``loopjam import`` takes them), and the paths given that do not exist."""
 
     audio: list[Path]
     song_folders: list[Path]
+    missing: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,14 @@ def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> Found:
     A song folder (one ``loopjam import`` takes: a notes.chart, or a notes.mid with its
     song.ini) is left out with what is under it: its files are stems (song.ogg, guitar.ogg...),
     not songs, and its chart is a human one. Duplicates are dropped; the order is the order
-    given, each folder sorted by path.
-
-    Raises
-    ------
-    FileNotFoundError
-        A path does not exist.
+    given, each folder sorted by path. A path that does not exist (a typo, a dangling link) is
+    listed in ``missing``: the others are still found.
     """
     from analyzer.formats.folder import is_song_folder
 
     found: dict[Path, None] = {}
     songs: dict[Path, None] = {}
+    missing: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
             for root, dirs, files in os.walk(path):
@@ -102,8 +100,8 @@ def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> Found:
         elif path.exists():
             found.setdefault(path)
         else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-    return Found(list(found), list(songs))
+            missing.setdefault(path)
+    return Found(list(found), list(songs), list(missing))
 
 
 def source_hash(path, *, block_bytes: int = 1 << 20) -> str:
@@ -257,7 +255,8 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
     list of BatchResult
         In completion order. Failures are results with ``error`` set, never exceptions.
     """
-    inputs = find_audio(paths).audio
+    found = find_audio(paths)
+    inputs = found.audio
     targets = out_names(inputs, out_dir) if out_dir is not None else {}
     options = dict(stems=stems, lanes=lanes, store=store)
     results = []
@@ -266,6 +265,9 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
         results.append(result)
         if on_result is not None:
             on_result(result)
+
+    for path in found.missing:  # the rest of the batch goes on
+        finished(BatchResult(str(path), error=f"{path}: no such file or folder"))
 
     if jobs <= 1 or len(inputs) <= 1:
         for path in inputs:

@@ -40,8 +40,11 @@ def test_find_audio_walks_folders_in_a_stable_order(library, tmp_path):
     odd = tmp_path / "song.audio"
     odd.write_bytes(songs[0].read_bytes())
     assert find_audio([odd, root / "a", songs[0]]).audio == [odd, songs[0]]
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        find_audio([tmp_path / "nowhere"])
+    # a path that is not there (a typo, a dangling link) is listed; the rest is still found
+    (tmp_path / "gone.ogg").symlink_to(tmp_path / "nowhere.ogg")
+    found = find_audio([tmp_path / "nowhere", tmp_path / "gone.ogg", odd])
+    assert found.missing == [tmp_path / "nowhere", tmp_path / "gone.ogg"]
+    assert found.audio == [odd]
 
 
 def test_a_song_folders_stems_are_not_songs(library):

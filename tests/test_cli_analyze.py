@@ -104,6 +104,19 @@ def test_song_folders_are_left_to_loopjam_import(tmp_path, capsys):
     assert "1 song folder with a human chart left out" in captured.err
 
 
+def test_a_missing_path_or_a_dangling_link_is_one_failure_and_the_rest_go_on(tmp_path, capsys):
+    library = tmp_path / "lib"
+    good = _song(library / "good.wav", 6)
+    (library / "broken.ogg").symlink_to(tmp_path / "moved-away.ogg")
+    typo = tmp_path / "typo.wav"
+    assert main(["analyze", str(typo), str(library), "--json", "--stems", "none"]) == 1
+    lines = {line["input"]: line for line in _lines(capsys.readouterr().out)}
+    assert set(lines) == {str(typo), str(library / "broken.ogg"), str(good)}
+    assert lines[str(good)]["chart_id"]
+    assert "no such file" in lines[str(typo)]["error"].lower()
+    assert "no such file" in lines[str(library / "broken.ogg")]["error"].lower()
+
+
 def test_missing_path_and_empty_folder_are_one_line_errors(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nope")]) == 1
     assert main(["analyze", str(tmp_path)]) == 1

@@ -61,16 +61,16 @@ def run(args) -> int:
     from analyzer.batch import find_audio, run_batch
     from companion.cli._config import user_config
 
-    try:
-        found = find_audio(args.paths)
-    except FileNotFoundError as error:
-        raise CommandError(str(error)) from None
-    inputs, songs = found.audio, found.song_folders
+    found = find_audio(args.paths)
+    songs, missing = found.song_folders, found.missing
     hint = (f"{len(songs)} song folder{'s' * (len(songs) > 1)} with a human chart left out (their "
             f"files are one song's stems): 'loopjam import {' '.join(args.paths)}' imports them")
-    if not inputs:
+    if not found.audio:
+        if missing and not songs:
+            raise CommandError(f"{', '.join(map(str, missing))}: no such file or folder")
         raise CommandError(f"no audio to analyze: {hint}" if songs
                            else f"no audio files found in {', '.join(args.paths)}")
+    inputs = [*found.audio, *missing]  # a path that is not there is one failure of the batch
     if songs:  # on stderr: --json's lines stay one per analyzed file
         print(f"loopjam: {hint}", file=sys.stderr)
     if args.stems == "demucs":  # fail (or download the weights) once, not once per file
