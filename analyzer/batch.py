@@ -165,7 +165,9 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
     out_path : path-like, optional
         Also write the chart file here.
     skip_done : bool
-        Reuse the stored chart when the store already has one for this file's content.
+        Reuse the stored chart when the store already has one for this file's content. False
+        analyzes it again (other lanes or stems), and the new chart replaces the one the store
+        had made from this file.
     progress : callable, optional
         Passed to :func:`analyzer.pipeline.analyze_file` (called with each stage's name).
     """
@@ -189,7 +191,10 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
             chart, chart_id, skipped = analysis.chart, analysis.chart.id, False
             if store:
                 _keep_stems(chart_id, analysis)
+                replaced = local.chart_for_source(digest)
                 chart_id = local.put(chart, source_hash=digest, source_path=path)
+                if replaced is not None and replaced != chart_id:
+                    _forget(local, replaced)  # one generated chart a song: identify picks it
         chart_path = None
         if out_path is not None:
             Path(out_path).parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +217,21 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
     return BatchResult(name, elapsed_s=round(time.perf_counter() - start, 3), error=reason)
 
 
+def _forget(local, chart_id: str) -> None:
+    """Remove an earlier chart made from the same file (and its stems), unless it is human."""
+    from chart_store.chart import Source
+    from chart_store.local import ChartNotFound
+    from chart_store.stems import StemStore
+
+    try:
+        if local.get(chart_id).meta.source is Source.IMPORTED_HUMAN:
+            return
+        local.remove(chart_id)
+    except ChartNotFound:
+        return
+    StemStore().remove(chart_id)
+
+
 def _keep_stems(chart_id: str, analysis) -> None:
     """Put the analysis' separated stems in the local stem store, under ``chart_id``; before the
     chart itself, so that a stored chart always has its stems (a killed run redoes both)."""
@@ -228,7 +248,8 @@ def _init_worker(threads: int) -> None:
 
 
 def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
-              lanes: int = DEFAULT_LANES, store: bool = True, out_dir=None,
+              lanes: int = DEFAULT_LANES, store: bool = True, skip_done: bool = True,
+              out_dir=None,
               on_result: Callable[[BatchResult], None] | None = None,
               on_stage: Callable[[Path, str], None] | None = None) -> list[BatchResult]:
     """Analyze every audio file under ``paths`` (as :func:`find_audio` finds them: song folders
@@ -240,7 +261,7 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
         Files and folders (see :func:`find_audio`).
     jobs : int
         Worker processes; 1 runs in this process.
-    stems, lanes, store
+    stems, lanes, store, skip_done
         As in :func:`analyze_one`.
     out_dir : path-like, optional
         Also write each chart file here (names from :func:`out_names`).
@@ -258,7 +279,7 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
     found = find_audio(paths)
     inputs = found.audio
     targets = out_names(inputs, out_dir) if out_dir is not None else {}
-    options = dict(stems=stems, lanes=lanes, store=store)
+    options = dict(stems=stems, lanes=lanes, store=store, skip_done=skip_done)
     results = []
 
     def finished(result):

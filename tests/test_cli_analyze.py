@@ -39,6 +39,23 @@ def test_json_lines_follow_the_contract(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["id"] == line["chart_id"]
 
 
+def test_force_charts_a_file_again_and_the_new_chart_replaces_the_old(tmp_path, capsys):
+    from chart_store.local import LocalStore
+
+    song = _song(tmp_path / "a.wav", 5)
+    assert main(["analyze", str(song), "--json", "--stems", "none"]) == 0
+    (first,) = _lines(capsys.readouterr().out)
+    assert main(["analyze", str(song), "--json", "--stems", "none", "--lanes", "7"]) == 0
+    (again,) = _lines(capsys.readouterr().out)
+    assert again["skipped"] and again["chart_id"] == first["chart_id"]   # charted before
+    assert main(["analyze", str(song), "--json", "--stems", "none", "--lanes", "7",
+                 "--force"]) == 0
+    (forced,) = _lines(capsys.readouterr().out)
+    assert not forced["skipped"] and forced["chart_id"] != first["chart_id"]
+    assert [c.chart_id for c in LocalStore().list()] == [forced["chart_id"]]
+    assert LocalStore().get(forced["chart_id"]).lanes == 7
+
+
 def test_charts_have_the_lanes_the_config_asks_for_unless_lanes_is_given(tmp_path, capsys):
     from chart_store.local import LocalStore
     from companion.config import load_config, save_config

@@ -12,7 +12,8 @@ from companion.cli._types import number
 EPILOG = """\
 Folders are searched recursively for audio (wav flac ogg opus mp3 m4a aac wma...). Each file
 becomes a chart in the local store; a file whose content was analyzed before is skipped (its
-stored chart is reported), so an interrupted run picks up where it stopped. A file that cannot
+stored chart is reported), so an interrupted run picks up where it stopped (--force charts it
+again, for other --lanes or --stems, and the new chart replaces the old). A file that cannot
 be analyzed (unreadable, not audio, silent, shorter than 10 s) is reported and the rest go on;
 the exit status is then 1. Song folders of Frets on Fire / Clone Hero (a notes.mid or
 notes.chart beside the audio) are left out: their files are one song's stems, and
@@ -49,6 +50,9 @@ def register(subparsers) -> None:
                         help="source separation before transcription (default: auto)")
     parser.add_argument("--lanes", type=number(int, 4, 7), metavar="4..7",
                         help="lanes per chart (default: config game.lanes, 5)")
+    parser.add_argument("--force", action="store_true",
+                        help="analyze files charted before again (with other --lanes or "
+                             "--stems): the new chart replaces the old one")
     parser.add_argument("--jobs", "-j", type=number(int, 1), default=1, metavar="N",
                         help="files analyzed at once, one process each (default: 1)")
     parser.add_argument("--json", action="store_true", help="one JSON line per input")
@@ -106,6 +110,7 @@ def run(args) -> int:
 
     with bar:
         run_batch(inputs, jobs=args.jobs, stems=args.stems, store=args.store,
+                  skip_done=not args.force,
                   lanes=args.lanes or user_config().game.lanes,
                   out_dir=args.out, on_result=report, on_stage=stage)
     if failures:
