@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -245,6 +246,9 @@ def _init_worker(threads: int) -> None:
     # Each worker gets its share of the cores (numpy, onnxruntime and torch read these at import).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides (it stops the
+    # workers), instead of each worker dying with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
@@ -312,7 +316,12 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
                 except Exception as error:  # the worker died (killed, out of memory)
                     finished(BatchResult(str(futures[future]), error=(
                         f"{futures[future].name}: worker failed: {type(error).__name__}")))
-        except BaseException:  # Ctrl-C: drop the queue; finished files are already stored
+        except BaseException:  # Ctrl-C: finished files are already stored; stop the rest now
+            # The files in the workers' hands (and the one queued ahead) would run to the end;
+            # ProcessPoolExecutor has no public way to stop them before Python 3.14.
+            workers = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
             raise
     return results

@@ -1,9 +1,11 @@
 """``loopjam analyze``: the --json contract, failures and exit status, resuming after a kill."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import soundfile as sf
@@ -168,6 +170,32 @@ def test_a_killed_batch_resumes_where_it_stopped(tmp_path):
     assert lines[str(songs[0])]["skipped"] and lines[str(songs[0])]["chart_id"] == first["chart_id"]
     assert sum(l["skipped"] for l in lines.values()) < 3  # the rest were analyzed now
     assert all(l.get("chart_id") for l in lines.values())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_stopped_batch_stops_its_workers_and_says_how_far_it_got(tmp_path):
+    # A service manager's SIGTERM to the parent (a terminal's Ctrl-C is handled alike): the
+    # workers are stopped with it, not left running (or analyzing the queue) on their own.
+    for seed in range(4):
+        _song(tmp_path / "lib" / f"{seed}.wav", 20 + seed, seconds=90.0)
+    proc = subprocess.Popen([sys.executable, "-m", "companion", "analyze", str(tmp_path / "lib"),
+                             "--jobs", "2", "--stems", "none", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = f"/proc/{proc.pid}/task/{proc.pid}/children"
+    workers, deadline = [], time.monotonic() + 60
+    while len(workers) < 3 and time.monotonic() < deadline:  # the 2 workers + a tracker
+        time.sleep(0.05)
+        with open(children) as listing:
+            workers = [int(pid) for pid in listing.read().split()]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert re.fullmatch(r"loopjam: analyze: interrupted, [0-3] of 4 files done \(run it again "
+                        r"to go on: what is done is skipped\)\n", err), err
+    time.sleep(0.5)
+    alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")
+             and "State:\tZ" not in open(f"/proc/{pid}/status").read()]
+    assert alive == []
 
 
 def test_an_analyzed_chart_exports_and_previews_with_the_file_it_was_made_from(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from companion.cli import CommandError, emit_json
@@ -59,6 +60,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -89,14 +94,13 @@ def run(args) -> int:
             raise CommandError(f"--out {args.out}: not a folder")
         os.makedirs(args.out, exist_ok=True)
 
-    failures = []
+    results = []
     bar = tqdm(total=len(inputs), desc="analyze", unit="file", file=sys.stderr,
                disable=not sys.stderr.isatty())
 
     def report(result) -> None:
         bar.update(1)
-        if result.error is not None:
-            failures.append(result)
+        results.append(result)
         if args.json:
             emit_json(result.to_json())
         elif result.error is None:
@@ -108,11 +112,20 @@ def run(args) -> int:
     def stage(path, name) -> None:
         bar.set_postfix_str(f"{path.name}: {name}")
 
-    with bar:
-        run_batch(inputs, jobs=args.jobs, stems=args.stems, store=args.store,
-                  skip_done=not args.force,
-                  lanes=args.lanes or user_config().game.lanes,
-                  out_dir=args.out, on_result=report, on_stage=stage)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the workers too
+    try:
+        with bar:
+            run_batch(inputs, jobs=args.jobs, stems=args.stems, store=args.store,
+                      skip_done=not args.force,
+                      lanes=args.lanes or user_config().game.lanes,
+                      out_dir=args.out, on_result=report, on_stage=stage)
+    except KeyboardInterrupt:
+        print(f"loopjam: analyze: interrupted, {len(results)} of {len(inputs)} files done (run "
+              "it again to go on: what is done is skipped)", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failures = [result for result in results if result.error is not None]
     if failures:
         print(f"loopjam: {len(failures)} of {len(inputs)} files failed:", file=sys.stderr)
         for result in failures:
