@@ -539,28 +539,35 @@ class LiveSession:
                              title=self.chart.meta.title)
 
     def _finish_engine(self, *, song_ended: bool = True) -> None:
-        """Count the engine's results; at a song's end (not a seek back) offer them to the
-        high-score table."""
+        """Count the engine's results; at a song's end (not a seek back) report them, and
+        offer them to the high-score table when a person played the whole song."""
         if self.engine is not None:
             self.totals.add(self.engine)
             if song_ended and self.engine.hits + self.engine.misses:
-                self._submit_high_score(self.engine.results())
+                # A bot's or a replay's score, or a song stopped half-way, is no record: an
+                # autoplay run would hold the top of the table for good.
+                ranked = self.options.player == "keyboard" and self.engine.finished
+                self._report_result(self.engine.results(), ranked=ranked)
         self.engine = None
         self.player = None
         self._last_game_time = None
 
-    def _submit_high_score(self, results) -> None:
+    def _report_result(self, results, *, ranked: bool) -> None:
         from companion.game.highscores import HighScoreError, HighScores
 
-        try:
-            best = HighScores().submit(self.chart.id, self.difficulty, results,
-                                       player=self.options.player)
-        except (HighScoreError, OSError) as error:  # a broken table must not end the game
-            self.log.write({"event": "warning", "message": f"high scores not saved: {error}"})
-            return
+        best = False
+        if ranked:
+            try:
+                best = HighScores().submit(self.chart.id, self.difficulty, results,
+                                           player=self.options.player)
+            except (HighScoreError, OSError) as error:  # a broken table must not end the game
+                self.log.write({"event": "warning",
+                                "message": f"high scores not saved: {error}"})
+                ranked = False
         self.log.write({"event": "result", "chart_id": self.chart.id,
                         "difficulty": self.difficulty, "score": results.score,
-                        "accuracy": round(results.accuracy, 4), "best": best})
+                        "accuracy": round(results.accuracy, 4), "ranked": ranked,
+                        "best": best})
 
     def _finish_chart(self) -> None:
         self._finish_engine()

@@ -334,7 +334,8 @@ def test_record_inputs_replays_and_high_scores(tmp_path, song):
     assert header["chart_id"] == chart.id and header["difficulty"] == "expert"
     assert len(replay.read_text().splitlines()) == 1 + 2 * first[-1]["hits"]  # press + release
     result = [e for e in first if e["event"] == "result"]
-    assert len(result) == 1 and result[0]["best"] and result[0]["score"] == first[-1]["score"]
+    assert len(result) == 1 and result[0]["score"] == first[-1]["score"]
+    assert not result[0]["ranked"] and not result[0]["best"]   # a bot's score is no record
     # the replay plays the same game back
     done = loopjam("play", tmp_path / "in.wav", "--sink", tmp_path / "out.wav", "--speed", "max",
                    "--player", f"replay:{replay}", "--no-overlay", "--log", log)
@@ -342,9 +343,41 @@ def test_record_inputs_replays_and_high_scores(tmp_path, song):
     again = read_log(log)
     assert [(e["note_t"], e["grade"]) for e in again if e["event"] == "judgement"] == \
         [(e["note_t"], e["grade"]) for e in first if e["event"] == "judgement"]
-    top = HighScores().top(chart.id, "expert")
-    assert sorted(e["player"] for e in top) == ["autoplay", f"replay:{replay}"]
-    assert top[0]["score"] == first[-1]["score"] and top[0]["hits"] == first[-1]["hits"]
+    assert HighScores().top(chart.id, "expert") == []      # nor a replay's
+
+
+def test_a_person_who_plays_a_song_to_the_end_gets_a_high_score(tmp_path, song):
+    from companion.app import EventLog, LiveOptions, LiveSession
+    from companion.audio import open_sink, open_source
+    from companion.game.engine import GameEngine
+    from companion.game.highscores import HighScores
+
+    chart, y = song
+    stream_file(tmp_path / "in.wav", y, seconds=2)
+    source = open_source(str(tmp_path / "in.wav"))
+    log = EventLog(tmp_path / "log.jsonl")
+
+    def played(until_s):
+        session = LiveSession(LiveOptions(player="keyboard"), source=source,
+                              sink=open_sink("null", sr=source.sr), log=log)
+        session.chart, session.difficulty = chart, "easy"
+        session.engine = GameEngine(chart.track("easy"))
+        for note in chart.track("easy").notes:   # the lane keys, on time
+            if note.t < until_s:
+                session.engine.queue_input(note.lane, True, note.t)
+                session.engine.queue_input(note.lane, False, note.t + 0.05)
+        session.engine.update(until_s)
+        session._finish_engine()
+
+    played(10.0)                                  # stopped half-way: no record
+    assert HighScores().top(chart.id, "easy") == []
+    played(chart.meta.duration_s)                 # the whole song
+    (entry,) = HighScores().top(chart.id, "easy")
+    assert entry["player"] == "keyboard" and entry["misses"] == 0
+    log.close()
+    results = [e for e in read_log(tmp_path / "log.jsonl") if e["event"] == "result"]
+    assert [(e["ranked"], e["best"]) for e in results] == [(False, False), (True, True)]
+    source.close()
 
 
 @pytest.fixture(scope="module")

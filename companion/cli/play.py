@@ -31,15 +31,16 @@ is offline but block by block exactly as live; --speed max does not wait for the
           replay:FILE (a replay recorded earlier with --record-inputs FILE).
 --mask-mode  what the note remover takes out of what you hear: drop-missed (the notes you
           miss), hit-only (every note you do not hit) or off (nothing). Default: config
-          removal.mask_mode. Best results per chart and difficulty are kept locally at the end
-          of each song (highscores.json in LOOPJAM_HOME).
+          removal.mask_mode. Best results per chart and difficulty are kept locally
+          (highscores.json in LOOPJAM_HOME): the keyboard player's, for songs played to the end.
 
 The log (--log) has one JSON object per line:
   {"event":"identified","chart_id","offset_s","after_s","title","artist","source",...}
       after_s: stream seconds until known; source: where the chart came from (imported-human...)
   {"event":"sync","stream_s","chart_s","status"}               four times a second once synced
   {"event":"judgement","note_t","lane","result":"hit"|"miss","error_ms","grade",...}
-  {"event":"result","chart_id","difficulty","score","accuracy","best"}  a song's end (high scores)
+  {"event":"result","chart_id","difficulty","score","accuracy","ranked","best"}  a song's end;
+      ranked: the keyboard player played it to the end, so it went into the high scores
   {"event":"warning","kind":"xrun","message","overruns","underruns","dropped_samples",...}
       audio glitches (at most one a second): the output keeps its lag through them
   {"event":"end","score","accuracy","hits","misses","reason","overruns","underruns",...}
