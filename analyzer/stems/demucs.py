@@ -13,9 +13,11 @@ name while offline, ``get_model`` spends ~25 s in retries before failing, hence 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +129,9 @@ def load_model(name: str | None = None):
             model = BagOnlyRepo(_demucs_remote(), LocalRepo(checkpoints)).get_model(name)
         else:
             from demucs.pretrained import get_model
-            model = get_model(name)
+            # It says "Downloading: ..." on stdout, where --json lines go: on stderr instead.
+            with contextlib.redirect_stdout(sys.stderr):
+                model = get_model(name)
     except StemsError:
         raise
     except Exception as error:  # demucs raises bare exceptions (network, checksum, SystemExit)
