@@ -215,6 +215,20 @@ def test_cli_export_round_trip_through_clone_hero(tmp_path, capsys):
     assert again.meta.title == original.meta.title
 
 
+def test_cli_export_says_when_the_format_folds_the_lanes(tmp_path, capsys):
+    from chart_store.chart import Chart, ChartMeta, Note
+
+    # 7 lanes: a chord on lanes 4 and 5 meets on Clone Hero's fret 3 (edges stay edges).
+    notes = (Note(1.0, lane=0), Note(2.0, lane=4), Note(2.0, lane=5), Note(3.0, lane=6))
+    chart = Chart(ChartMeta("Seven", "Lanes", duration_s=5.0), {"expert": notes}, lanes=7)
+    chart_id = LocalStore().put(chart)
+    assert main(["export", chart_id, "--format", "clonehero", "--out", str(tmp_path)]) == 0
+    assert ("loopjam: export: clonehero has 5 lanes: the chart's 7 were folded onto them "
+            "(1 chord notes met on one lane and merged)") in capsys.readouterr().err
+    assert main(["export", chart_id, "--format", "osu", "--out", str(tmp_path)]) == 0
+    assert "folded" not in capsys.readouterr().err         # osu!mania has 7 keys
+
+
 def test_cli_export_errors(tmp_path, capsys):
     assert main(["export", "0123456789abcdef", "--format", "osu", "--out", str(tmp_path)]) == 1
     assert "0123456789abcdef" in capsys.readouterr().err

@@ -45,7 +45,7 @@ from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
 from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
-__all__ = ["parse_midi", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
+__all__ = ["parse_midi", "frets_for", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
            "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
@@ -207,6 +207,18 @@ class MidiExport:
     tempo: TempoMap
 
 
+def frets_for(lanes: int) -> int:
+    """The frets a chart of ``lanes`` lanes is written on: 5, or 6 (Guitar Hero Live's layout)
+    for a 6-lane chart, and fewer lanes as they are (more are folded onto 5).
+
+    Examples
+    --------
+    >>> frets_for(4), frets_for(6), frets_for(7)
+    (4, 6, 5)
+    """
+    return 6 if lanes == 6 else min(lanes, 5)
+
+
 def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExport:
     """Write ``chart`` as a MIDI chart (see the module docs); returns the bytes and the cutoff.
 
@@ -221,7 +233,7 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
     placed = {}
     for difficulty, track in chart.difficulties.items():
         rows = []
-        for note in fold_lanes(track.notes, lanes=chart.lanes, to_lanes=min(chart.lanes, lanes)):
+        for note in fold_lanes(track.notes, lanes=chart.lanes, to_lanes=frets_for(chart.lanes)):
             if note.t < 0:
                 raise FormatError(f"{difficulty}: note at {note.t:.3f}s is before the song start")
             tick = round(tempo.tick_at(note.t))

@@ -74,9 +74,27 @@ def run(args) -> int:
         folder = export_chart(chart, args.fmt, args.out, stems=stems)
     except FormatError as error:
         raise CommandError(f"export {args.chart}: {error}") from None
+    _say_folded(chart, args.fmt)
     if "song" not in stems:  # none stored, or only a separated stem (Demucs): not the song
         kept = f"only {', '.join(sorted(stems))}" if stems else "no audio"
         print(f"loopjam: export: {kept} written, no song.ogg: add the song's audio with "
               f"--audio FILE", file=sys.stderr)
     print(folder)
     return 0
+
+
+def _say_folded(chart, fmt: str) -> None:
+    """Say on stderr when the format has fewer lanes than the chart (Clone Hero's 5 frets,
+    StepMania's 4 arrows), and how many chord notes met on one lane and became one."""
+    from analyzer.formats.midi import frets_for
+    from analyzer.formats.stepmania import SM_LANES
+    from chart_store.chart import fold_lanes
+
+    lanes = {"stepmania": SM_LANES, "osu": chart.lanes}.get(fmt) or frets_for(chart.lanes)
+    if lanes >= chart.lanes:
+        return
+    merged = sum(len(track) - len(fold_lanes(track.notes, lanes=chart.lanes, to_lanes=lanes))
+                 for track in chart.difficulties.values())
+    print(f"loopjam: export: {fmt} has {lanes} lanes: the chart's {chart.lanes} were folded "
+          f"onto them" + (f" ({merged} chord notes met on one lane and merged)" if merged
+                           else ""), file=sys.stderr)
