@@ -99,6 +99,7 @@ def test_show_names_an_ambiguous_short_id():
 @pytest.mark.parametrize("spec, message", [
     ("0123456789abcdef01234567", "no chart 0123456789abcdef01234567 in the local store"),
     ("missing/song.chart", "no such file"),
+    ("", "no chart given"),                       # not the current folder
 ])
 def test_show_unknown_chart_fails_in_one_line(spec, message):
     result = loopjam("chart", "show", spec)

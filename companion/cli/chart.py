@@ -32,6 +32,8 @@ def load_chart(spec: str):
     """
     from chart_store.chartfile import ChartFormatError, read_chart
 
+    if not spec.strip():  # Path("") is the current folder
+        raise CommandError("no chart given: a chart id (or its start) or a chart file")
     path = Path(spec)
     try:
         if path.exists():
