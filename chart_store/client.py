@@ -10,12 +10,14 @@ send fingerprints, never audio.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chart_store.chart import Chart, Fingerprint
 from chart_store.chartfile import ChartFormatError, dumps, loads
 from chart_store.fingerprint import Match
 from chart_store.local import ChartInfo, ChartNotFound
 
-__all__ = ["RemoteStore", "RemoteError"]
+__all__ = ["RemoteStore", "RemoteError", "Uploaded"]
 
 
 class RemoteError(RuntimeError):
@@ -27,6 +29,14 @@ class RemoteError(RuntimeError):
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """What an upload did: the chart's id, and whether the server did not have it before."""
+
+    chart_id: str
+    created: bool
 
 
 class RemoteStore:
@@ -121,13 +131,13 @@ class RemoteStore:
         match = body.get("match")
         return Match(**match) if match else None
 
-    def put(self, chart: Chart, *, replaces: str | None = None) -> str:
-        """Upload ``chart`` (needs the token); returns its id. ``replaces`` names an older
-        chart of this token's that the new one supersedes (it is removed)."""
+    def put(self, chart: Chart, *, replaces: str | None = None) -> Uploaded:
+        """Upload ``chart`` (needs the token). ``replaces`` names an older chart of this
+        token's that the new one supersedes (it is removed)."""
         params = {"replaces": replaces} if replaces else None
         body = self._request("POST", "/charts", auth=True, data=dumps(chart), params=params,
                              headers={"Content-Type": "application/octet-stream"}).json()
-        return body["chart_id"]
+        return Uploaded(body["chart_id"], bool(body.get("created", True)))
 
     def remove(self, chart_id: str) -> None:
         """Delete one of this token's charts."""

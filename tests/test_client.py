@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from chart_store.chart import Fingerprint
-from chart_store.client import RemoteError, RemoteStore
+from chart_store.client import RemoteError, RemoteStore, Uploaded
 from chart_store.local import ChartNotFound, LocalStore
 from chart_store.resolver import ChartResolver
 from chart_store.stems import StemStore
@@ -35,7 +35,8 @@ def _excerpt(chart, start=40, n=40):
 
 def test_remote_store_round_trip(chart_server, charts):
     remote = RemoteStore(chart_server.url, chart_server.token)
-    assert remote.put(charts[0]) == charts[0].id
+    assert remote.put(charts[0]) == Uploaded(charts[0].id, created=True)
+    assert remote.put(charts[0]) == Uploaded(charts[0].id, created=False)   # it was there
     assert remote.get(charts[0].id) == charts[0]
     assert [c.chart_id for c in remote.list("song 11")] == [charts[0].id]
     match = remote.identify(_excerpt(charts[0]))
@@ -211,6 +212,10 @@ def test_store_commands_push_pull(tmp_path, charts, monkeypatch):
             assert _loopjam("config", "set", key, value).returncode == 0
         done = _loopjam("store", "push")
         assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("pushed 2 new chart(s)")
+        done = _loopjam("store", "push", "--json")            # a second push uploads nothing new
+        assert [json.loads(line)["action"] for line in done.stdout.splitlines()] == [
+            "already there", "already there"]
         assert RemoteStore(url).health()["charts"] == 2
         # Another machine (another LOOPJAM_HOME) pulls them.
         monkeypatch.setenv("LOOPJAM_HOME", str(tmp_path / "other-home"))
@@ -219,6 +224,8 @@ def test_store_commands_push_pull(tmp_path, charts, monkeypatch):
         assert len(done.stdout.splitlines()) == 2
         assert {c.chart_id for c in LocalStore().list()} == {charts[0].id, charts[1].id}
         assert all(c.origin == url for c in LocalStore().list())
+        done = _loopjam("store", "pull", "--remote", url, charts[0].id, "--json")
+        assert json.loads(done.stdout) == {"chart_id": charts[0].id, "action": "already here"}
     finally:
         stop_server(proc)
     StemStore().put(charts[0].id, "guitar", np.zeros(4410, np.float32), 44100)

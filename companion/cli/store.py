@@ -150,15 +150,16 @@ def run_push(args) -> int:
     with _progress(len(ids), "push", args.json) as bar:
         for chart_id in ids:
             try:
-                remote_id = remote.put(store.get(chart_id))
+                upload = remote.put(store.get(chart_id))
             except RemoteError as error:
                 raise CommandError(f"push stopped at {chart_id}: {error}") from None
-            pushed += 1
+            pushed += upload.created
             if args.json:
-                emit_json({"chart_id": remote_id, "action": "pushed"})
+                emit_json({"chart_id": upload.chart_id,
+                           "action": "pushed" if upload.created else "already there"})
             bar.update()
     if not args.json:
-        print(f"pushed {pushed} chart(s) to {remote.url}")
+        print(f"pushed {pushed} new chart(s) to {remote.url} ({len(ids) - pushed} already there)")
     return 0
 
 
@@ -181,11 +182,13 @@ def run_pull(args) -> int:
         fetched = 0
         with _progress(len(ids), "pull", args.json) as bar:
             for chart_id in ids:
-                if chart_id not in store:
+                here = chart_id in store
+                if not here:
                     store.put(remote.get(chart_id), origin=remote.url)
                     fetched += 1
-                    if args.json:
-                        emit_json({"chart_id": chart_id, "action": "pulled"})
+                if args.json:
+                    emit_json({"chart_id": chart_id, "action": "already here" if here
+                               else "pulled"})
                 bar.update()
     except (RemoteError, ChartNotFound) as error:
         raise CommandError(str(error)) from None
