@@ -224,6 +224,23 @@ def test_issue_token_from_the_command_line(tmp_path, charts):
     assert again.returncode == 1 and "already exists" in again.stderr
     from chart_store.server.storage import ServerStore
     assert ServerStore(db).token_id(done.stdout.strip()) is not None
+    nameless = subprocess.run([sys.executable, "-m", "companion", "serve", "--db", db,
+                               "--issue-token", ""], capture_output=True, text=True, timeout=60)
+    assert nameless.returncode == 1 and "--issue-token needs a name" in nameless.stderr
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "companion", "serve", "--port", str(port),
+                               "--db", f"sqlite:///{tmp_path / 'p.sqlite3'}"],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == f"loopjam: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
 
 def test_a_token_can_follow_its_option_on_a_command_line(tmp_path):

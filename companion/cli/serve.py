@@ -11,9 +11,12 @@ from companion.cli._types import number
 EPILOG = """\
 examples:
   loopjam serve                                        # SQLite in LOOPJAM_HOME, port 8750
-  loopjam serve --db sqlite:///srv/charts.sqlite3 --host 0.0.0.0 --workers 4
+  loopjam serve --db sqlite:////srv/charts.sqlite3 --host 0.0.0.0 --workers 4
   loopjam serve --db postgresql://loopjam@localhost/loopjam --workers 8
-  loopjam serve --db sqlite:///srv/charts.sqlite3 --issue-token alice
+  loopjam serve --db sqlite:////srv/charts.sqlite3 --issue-token alice
+
+SQLite URLs are as SQLAlchemy writes them: sqlite:///charts.sqlite3 is relative to the current
+folder, sqlite:////srv/charts.sqlite3 (four slashes) is /srv/charts.sqlite3.
 
 Tokens: reads (search, fetch, identify) are open; uploads need a bearer token. Create one with
 --issue-token NAME (prints the token once and exits; only its hash is stored). Give it to the
@@ -31,7 +34,8 @@ def register(subparsers) -> None:
                     "SQLite (default) or PostgreSQL.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", metavar="URL",
-                        help="sqlite:///PATH or postgresql://USER@HOST/DB "
+                        help="sqlite:///PATH (sqlite:////ABSOLUTE/PATH) or "
+                             "postgresql://USER@HOST/DB "
                              "(default: sqlite:///LOOPJAM_HOME/server/charts.sqlite3)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                         "%(default)s)")
@@ -54,7 +58,9 @@ def run(args) -> int:
     from chart_store.home import loopjam_home
 
     url = args.db or f"sqlite:///{loopjam_home() / 'server' / 'charts.sqlite3'}"
-    if args.issue_token:
+    if args.issue_token is not None:
+        if not args.issue_token.strip():
+            raise CommandError("--issue-token needs a name (who the token is for)")
         from chart_store.server.storage import ServerStore
         try:
             token = ServerStore(url).issue_token(args.issue_token)
@@ -77,7 +83,20 @@ def run(args) -> int:
         ServerStore(url)
     except DatabaseError as error:
         raise CommandError(str(error)) from None
+    _check_port(args.host, args.port)
     uvicorn.run("chart_store.server.app:app_from_env", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level="warning",
                 timeout_graceful_shutdown=5)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port another program holds is a one-line error here (uvicorn logs it and exits 3)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise CommandError(f"cannot listen on {host}:{port}: {reason}") from None
