@@ -123,6 +123,9 @@ class StemStore:
             return ()
         return tuple(sorted(p.stem for p in folder.glob("*.ogg")))
 
+    def disk_bytes(self) -> int:
+        """Bytes the stored stems take on disk."""
+        return sum(p.stat().st_size for p in self.root.glob("*/*") if p.is_file())
     def remove(self, chart_id: str) -> None:
         """Delete every stem of ``chart_id`` (nothing happens if it has none)."""
         folder = self._path(chart_id)

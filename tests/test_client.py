@@ -199,8 +199,9 @@ def test_store_commands_push_pull(tmp_path, charts, monkeypatch):
     listed = [json.loads(line) for line in _loopjam("store", "list", "--json").stdout.split("\n")
               if line]
     assert {c["chart_id"] for c in listed} == {charts[0].id, charts[1].id}
+    StemStore().put(charts[1].id, "guitar", np.zeros(44100, np.float32), 44100)
     stats = json.loads(_loopjam("store", "stats", "--json").stdout)
-    assert stats["charts"] == 2
+    assert stats["charts"] == 2 and stats["stem_bytes"] > 1000   # stems count on the disk too
     db = f"sqlite:///{tmp_path / 'server.sqlite3'}"
     token = issue_token(db, "pusher")
     proc, url = start_server(db)

@@ -102,16 +102,20 @@ def run_remove(args) -> int:
 
 
 def run_stats(args) -> int:
+    from chart_store.stems import StemStore
+
     stats = _store().stats()
+    stem_bytes = StemStore().disk_bytes()   # kept with their charts (store remove takes both)
     if args.json:
-        emit_json(stats.to_json())
+        emit_json({**stats.to_json(), "stem_bytes": stem_bytes})
         return 0
     print(f"store:        {stats.root}")
     print(f"charts:       {stats.charts}"
           + "".join(f"  {k}={v}" for k, v in sorted(stats.by_source.items())))
     print(f"fingerprints: {stats.fingerprint_items} items")
-    print(f"sources:      {stats.source_hashes} analysed files remembered")
-    print(f"disk:         {(stats.database_bytes + stats.chart_bytes) / 2**20:.1f} MiB")
+    print(f"source files: {stats.source_hashes} remembered (analyze skips them)")
+    print(f"disk:         {(stats.database_bytes + stats.chart_bytes + stem_bytes) / 2**20:.1f} "
+          f"MiB (stems {stem_bytes / 2**20:.1f} MiB)")
     return 0
 
 
