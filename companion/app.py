@@ -210,6 +210,7 @@ class LiveSession:
         self.onsets = OnsetStream(self.sr, capacity=int(30 * 100))
         self._chunk = np.zeros(self.sr // 10, dtype=np.float32)
         self._resolver = resolver
+        self._remote_reported: str | None = None   # the server failure last logged
         self.state_box, self.key_queue = state_box, key_queue
         self.processor = make_processor(sr=self.sr, channels=self.channels,
                                         mask_mode=options.mask_mode)
@@ -315,6 +316,7 @@ class LiveSession:
             self._next_sync_step = now + self.options.sync_every_s
             for event in self.listener.step(self.ring, silent=silent):
                 self._on_listen(event, now)
+            self._report_remote(now)
             if self.sync is not None:
                 n = min(self.onsets.frames_done, self.sync.window, self.onsets.capacity)
                 if n:
@@ -362,6 +364,16 @@ class LiveSession:
         recordings = loopjam_home() / "recordings" if self.options.record_unknown else None
         self.listener = Listener(self._resolver, sr=self.sr, recordings_dir=recordings,
                                  lanes=self.options.lanes or DEFAULT_LANES)
+
+    def _report_remote(self, now: float) -> None:
+        """Say once when the chart server stops answering (only local charts are found then),
+        and again if it fails anew after answering."""
+        error = getattr(self._resolver, "remote_error", None)
+        if error is not None and error != self._remote_reported:
+            self.log.write({"event": "warning", "kind": "remote", "stream_s": round(now, 3),
+                            "message": f"the chart server failed ({error}): only the local "
+                                       "store is asked until it answers"})
+        self._remote_reported = error
 
     def _feed_onsets(self, end: int) -> bool:
         """Push new ring samples into the onset stream; True when the last 0.3 s were silent."""

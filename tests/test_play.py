@@ -88,6 +88,17 @@ def test_play_offline_identifies_syncs_and_judges(tmp_path, song):
     assert np.allclose(out[lag:], x, atol=1e-4)
 
 
+def test_a_chart_server_that_does_not_answer_is_reported_once(tmp_path, song):
+    _, y = song  # an unknown song: the local store misses, so the server is asked
+    stream_file(tmp_path / "in.wav", y, seconds=12)
+    log = tmp_path / "log.jsonl"
+    assert main(["play", str(tmp_path / "in.wav"), "--speed", "max", "--player", "autoplay",
+                 "--no-overlay", "--no-record", "--remote", "http://127.0.0.1:9",
+                 "--log", str(log)]) == 0
+    warnings = [e for e in read_log(log) if e.get("kind") == "remote"]
+    assert len(warnings) == 1 and "only the local store is asked" in warnings[0]["message"]
+
+
 def test_miss_all_and_difficulty(tmp_path, song):
     chart, y = song
     LocalStore().put(chart)

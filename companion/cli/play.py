@@ -43,6 +43,7 @@ The log (--log) has one JSON object per line:
       ranked: the keyboard player played it to the end, so it went into the high scores
   {"event":"warning","kind":"xrun","message","overruns","underruns","dropped_samples",...}
       audio glitches (at most one a second): the output keeps its lag through them
+  {"event":"warning","kind":"remote","message","stream_s"}   the chart server (--remote) failed
   {"event":"end","score","accuracy","hits","misses","reason","overruns","underruns",...}
 Songs no store knows are recorded and charted in the background (the next play has a chart).
 Ctrl-C (SIGINT) or SIGTERM stop cleanly: the log is flushed and `end` written.
@@ -174,6 +175,8 @@ def _echo(event: dict) -> None:
               f"[{event['chart_id'][:12]}] after {event['after_s']:.1f} s", file=sys.stderr)
     elif kind == "lost":
         print("song lost: identifying again", file=sys.stderr)
+    elif kind == "warning" and event.get("kind") == "remote":
+        print(f"loopjam: {event['message']}", file=sys.stderr)
     elif kind == "stalled":
         print(f"the audio device has delivered nothing for {event['seconds']} s", file=sys.stderr)
     elif kind == "recording":
