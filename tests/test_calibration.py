@@ -91,3 +91,7 @@ def test_calibrate_cli_sets_offsets_from_taps(tmp_path, capsys):
     taps.write_text('{"taps": [1.0], "beats": [0.0, 0.5, 1.0]}')
     assert main(["calibrate", "--from-taps", str(taps)]) == 1
     assert "need 8" in capsys.readouterr().err
+    taps.write_text("[1.0, 2.0]")                       # not what a tap file holds
+    assert main(["calibrate", "--from-taps", str(taps)]) == 1
+    assert capsys.readouterr().err == (f'loopjam: {taps}: expected a JSON object with "taps" '
+                                       'and "beats" (seconds)\n')

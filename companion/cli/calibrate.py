@@ -57,7 +57,8 @@ def run(args) -> int:
                 result = run_tap_test(kind=args.tap, sink=args.sink or cfg.audio.sink or None,
                                       backend=cfg.audio.backend)
             except Exception as error:  # no display / OpenGL / audio device: say which
-                raise CommandError(f"tap test failed: {error}") from None
+                raise CommandError(f"the tap test cannot run here ({type(error).__name__}: "
+                                   f"{error})") from None
             if result.calibration is None:
                 raise CommandError(f"tap test: {result.error}; try again, tapping on the beat")
             measured, latency_ms = result.calibration, result.latency_ms
@@ -65,9 +66,12 @@ def run(args) -> int:
             cfg = cfg.with_value(f"offsets.{args.kind}_ms", measured.offset_ms)
         elif args.from_taps:
             try:
-                data = json.loads(open(args.from_taps, encoding="utf-8").read())
+                with open(args.from_taps, encoding="utf-8") as file:
+                    data = json.load(file)
+                if not (isinstance(data, dict) and {"taps", "beats"} <= set(data)):
+                    raise ValueError('expected a JSON object with "taps" and "beats" (seconds)')
                 measured = offset_from_taps(taps=data["taps"], beats=data["beats"])
-            except (OSError, ValueError, KeyError, TypeError) as error:
+            except (OSError, ValueError, TypeError) as error:
                 raise CommandError(f"{args.from_taps}: {error}") from None
             cfg = cfg.with_value(f"offsets.{args.kind}_ms", measured.offset_ms)
         for kind in ("audio", "video", "input"):
