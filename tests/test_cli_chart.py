@@ -143,6 +143,13 @@ def test_usage_errors_exit_2(args):
     assert "usage:" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_an_unknown_option_is_told_with_the_subcommands_usage():
+    result = loopjam("store", "remove", "abc", "--json")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: loopjam store remove")
+    assert result.stderr.endswith("loopjam store remove: error: unrecognized arguments: --json\n")
+
+
 def test_help_lists_every_command_with_a_one_line_description():
     from companion.cli import build_parser
     commands = build_parser()._subparsers._group_actions[0].choices

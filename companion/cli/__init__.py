@@ -58,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` were parsed for (``store remove``...)."""
+    for dest in ("command", "action"):
+        name = getattr(args, dest, None)
+        actions = parser._subparsers._group_actions if parser._subparsers else []
+        choices = actions[0].choices if actions else {}
+        if name not in choices:
+            break
+        parser = choices[name]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # behave like a Unix tool in pipelines (| head)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -65,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the (sub)command's parser, with its usage, not the top-level one's
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         if args.command is None and "tray" in parser._subparsers._group_actions[0].choices:
             args = parser.parse_args(["tray"])

@@ -229,6 +229,6 @@ def register(subparsers) -> None:
         "chart", help="show and validate chart files",
         description="Inspect LoopJam chart files and charts in the local store.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="chart_command", metavar="SUBCOMMAND", required=True)
+    commands = parser.add_subparsers(dest="action", metavar="SUBCOMMAND", required=True)
     for add in SUBCOMMANDS:
         add(commands)
