@@ -118,6 +118,49 @@ class ListenEvent:
     process: subprocess.Popen | None = None
 
 
+class _Recording:
+    """An unknown song being recorded, written to disk as it comes (a long stream is not held
+    in memory, and ending it writes nothing more): float32 WAV, ``.part`` until finished."""
+
+    def __init__(self, folder: Path, sr: int, loud: float):
+        import soundfile
+
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp, n = time.strftime("recording-%Y%m%d-%H%M%S"), 1
+        self.path = folder / f"{stamp}.wav"
+        while self.path.exists() or self.path.with_name(self.path.name + ".part").exists():
+            n += 1   # two songs recorded within a second
+            self.path = folder / f"{stamp}-{n}.wav"
+        self._part = self.path.with_name(self.path.name + ".part")
+        self._file = soundfile.SoundFile(os.fsencode(self._part), "w", samplerate=sr,
+                                         channels=1, subtype="FLOAT", format="WAV")
+        self.sr, self._loud = sr, loud
+        self.frames = 0
+        self._sounding = 0   # frames up to the last loud sample: the trailing silence is cut
+
+    def write(self, y: np.ndarray) -> None:
+        self._file.write(y)
+        loud = np.flatnonzero(np.abs(y) > self._loud)
+        if loud.size:
+            self._sounding = self.frames + int(loud[-1]) + 1
+        self.frames += y.size
+
+    def finish(self, min_frames: int) -> Path | None:
+        """Close it, cut the silence that ended the song; the finished file's path, or None
+        (deleted) when less than ``min_frames`` of it sounded."""
+        self._file.truncate(self._sounding)
+        self._file.close()
+        if self._sounding < min_frames:
+            self._part.unlink(missing_ok=True)
+            return None
+        os.replace(self._part, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self._file.close()
+        self._part.unlink(missing_ok=True)
+
+
 class Listener:
     """Identify loop over a :class:`MonoRing`.
 
@@ -184,7 +227,7 @@ class Listener:
         self._candidate: tuple[str, float] | None = None  # (chart id, offset) to be confirmed
         self._current_from = 0       # audio before this position belongs to another passage
         self._rechecking = False     # a recheck was asked for and has not matched yet
-        self._recording: list[np.ndarray] | None = None
+        self._recording: _Recording | None = None
         self._recorded_to = 0        # ring position copied into the recording
 
     @property
@@ -231,7 +274,7 @@ class Listener:
                 events.append(ListenEvent("lost", now))
         elif (self._recording is None and now - self._sound_start >= self.record_after_s
               and self.recordings_dir is not None):
-            self._recording = []
+            self._recording = _Recording(self.recordings_dir, self.sr, self.silence_rms)
             self._recorded_to = max(int(self._sound_start * self.sr), ring.oldest())
             events.append(ListenEvent("recording", now))
             events += self._record(ring, now)
@@ -255,7 +298,10 @@ class Listener:
         """The stream ended: finish a recording in progress."""
         if self._recording is None:
             return []
-        return self._record(ring, ring.end / self.sr) + self._close_recording(ring.end / self.sr)
+        events = self._record(ring, ring.end / self.sr)   # closes it when the sound ended
+        if self._recording is not None:
+            events += self._close_recording(ring.end / self.sr)
+        return events
 
     # -- internals ----------------------------------------------------------------------------
     def _track_silence(self, now: float, silent: bool) -> None:
@@ -323,6 +369,7 @@ class Listener:
                                 from_s=start / self.sr)]
         events = []
         if self._recording is not None:  # the song we were recording turned out to be known
+            self._recording.discard()
             self._recording = None
         kind = "identified" if self.chart is None else "changed"
         self.chart = self.resolver.get(match.chart_id)
@@ -334,26 +381,18 @@ class Listener:
     def _record(self, ring: MonoRing, now: float) -> list[ListenEvent]:
         start = max(self._recorded_to, ring.oldest())
         if ring.end > start:
-            self._recording.append(ring.read(start, np.empty(ring.end - start, np.float32)))
+            self._recording.write(ring.read(start, np.empty(ring.end - start, np.float32)))
             self._recorded_to = ring.end
-        recorded_s = sum(x.size for x in self._recording) / self.sr
-        if self._sound_start is None or recorded_s >= self.max_recording_s:
+        if (self._sound_start is None
+                or self._recording.frames >= self.max_recording_s * self.sr):
             return self._close_recording(now)
         return []
 
     def _close_recording(self, now: float) -> list[ListenEvent]:
-        chunks, self._recording = self._recording, None
-        y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        # Trim the trailing silence that ended the song.
-        loud = np.flatnonzero(np.abs(y) > self.silence_rms)
-        y = y[:loud[-1] + 1] if loud.size else y[:0]
-        if y.size < self.min_recording_s * self.sr:
+        recording, self._recording = self._recording, None
+        path = recording.finish(int(self.min_recording_s * self.sr))
+        if path is None:
             return []
-        import soundfile
-
-        self.recordings_dir.mkdir(parents=True, exist_ok=True)
-        path = self.recordings_dir / time.strftime("recording-%Y%m%d-%H%M%S.wav")
-        soundfile.write(os.fsencode(path), y, self.sr, subtype="FLOAT")
         process = None
         if self.analyze:
             process = subprocess.Popen(

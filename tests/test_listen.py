@@ -147,3 +147,22 @@ def test_while_a_chart_plays_a_dead_server_never_stalls_the_rechecks(store, song
         ring.write_block(unknown[:BLOCK, None], ring.end)
         listener.step(ring, silent=False)
         assert not resolver._remote_usable()
+
+
+def test_an_unknown_song_is_recorded_to_disk_as_it_plays_and_its_silence_cut(tmp_path):
+    """A recording is written as it comes (an hour of an unknown stream is not held in memory)
+    and ends at the song's last sound; one too short to chart leaves no file behind."""
+    import soundfile
+
+    rng = np.random.default_rng(4)
+    unknown = synth_song(21, duration_s=30.0, sr=SR)  # in no store
+    silence = np.zeros(3 * SR, np.float32)
+    listener = Listener(LocalStore(), sr=SR, analyze=False, recordings_dir=tmp_path / "rec")
+    events = listen(listener, np.concatenate([unknown, silence,
+                                              0.3 * rng.standard_normal(12 * SR), silence]))
+    kinds = [e.kind for e in events]
+    assert kinds.count("recording") == 2 and kinds.count("recorded") == 1  # 12 s: too short
+    (recorded,) = [e for e in events if e.kind == "recorded"]
+    y, sr = soundfile.read(recorded.path, dtype="float32")
+    assert sr == SR and abs(y.size / SR - 30.0) < 0.2 and abs(y[-1]) > 0  # up to the last sound
+    assert [p.name for p in (tmp_path / "rec").iterdir()] == [recorded.path.name]  # no .part
