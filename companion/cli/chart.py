@@ -49,9 +49,24 @@ def load_chart(spec: str):
         finally:
             store.close()
     except ChartFormatError as error:
-        raise CommandError(str(error)) from None
+        hint = _song_chart_hint(path)
+        raise CommandError(f"{spec}: {hint}" if hint else str(error)) from None
     except OSError as error:
         raise CommandError(f"{spec}: {error.strerror or error}") from None
+
+
+def _song_chart_hint(path: Path) -> str | None:
+    """What to say when ``path`` is a Clone Hero / Frets on Fire song's chart (a notes.chart
+    is also a ``.chart``), not a LoopJam chart file: that it is, and how to import it."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64).lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \r\n\t").replace(b"\x00", b"")
+    except OSError:
+        return None
+    if not (head.startswith(b"[Song]") or head.startswith(b"MThd")):
+        return None
+    return (f"a Clone Hero / Frets on Fire song chart, not a LoopJam chart: import its song "
+            f"folder with 'loopjam import \"{path.parent}\"' (it prints the chart's id)")
 
 
 def run_show(args) -> int:
@@ -111,7 +126,8 @@ def run_validate(args) -> int:
         try:
             chart = read_chart(file)
         except ChartFormatError as error:
-            result = {"file": file, "ok": False, "error": error.reason}
+            result = {"file": file, "ok": False,
+                      "error": _song_chart_hint(Path(file)) or error.reason}
         except OSError as error:
             result = {"file": file, "ok": False, "error": error.strerror or str(error)}
         else:
