@@ -112,8 +112,8 @@ def test_a_clone_hero_notes_chart_is_told_apart_from_a_broken_chart_file(tmp_pat
     song = tmp_path / "Artist - Song"
     song.mkdir()
     (song / "notes.chart").write_bytes(b"\xef\xbb\xbf[Song]\r\n{\r\n  Resolution = 192\r\n}\r\n")
-    for args in (("chart", "show", song / "notes.chart"), ("chart", "validate", song / "notes.chart")):
-        result = loopjam(*map(str, args))
+    for command in ("show", "validate"):
+        result = loopjam("chart", command, str(song / "notes.chart"))
         assert result.returncode == 1
         assert "a Clone Hero / Frets on Fire song chart" in result.stderr + result.stdout
         assert f"loopjam import \"{song}\"" in result.stderr + result.stdout

@@ -136,12 +136,17 @@ def test_old_fof_file_with_one_unnamed_track_is_guitar():
     chart = parse_midi(midi_bytes([("notes", [(0, 1, 96), (480, 1, 85)])], type_=0))
     assert chart.instrument == "guitar"
     assert set(chart.difficulties) == {"expert", "hard"}
+    # Named after its song, not a show or instrument track (those are whole names).
+    for song in ("Beat It", "Part of Me", "Events Horizon", "Harmony"):
+        chart = parse_midi(midi_bytes([(song, [(0, 1, 96), (480, 1, 97)])], type_=0))
+        assert chart.instrument == "guitar" and len(chart.difficulties["expert"]) == 2
 
 
 def test_a_drums_or_vocals_track_is_never_read_as_guitar():
     # Their notes 96-100 are drum pads and sung pitches: a song charted for drums alone has no
     # guitar chart (it imported as one, and a human chart outranks a generated one).
-    for name in ("PART DRUMS", "PART VOCALS", "HARM1", "PART REAL_GUITAR"):
+    for name in ("PART DRUMS", "PART VOCALS", "HARM1", "PART REAL_GUITAR", "PART DRUMS_2X",
+                 "BEAT", "EVENTS"):
         with pytest.raises(FormatError, match="no notes in any chart track"):
             parse_midi(midi_bytes([(name, [(0, 1, 96), (480, 1, 97)])]))
     both = midi_bytes([("PART DRUMS", [(0, 1, 97)]), ("notes", [(480, 1, 98)])])

@@ -38,6 +38,7 @@ is returned, so reading the file back gives the same notes.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
@@ -55,10 +56,13 @@ PARTS = {
     "PART RHYTHM": ("rhythm", 5), "PART BASS": ("bass", 5), "PART KEYS": ("keys", 5),
     "PART RHYTHM GHL": ("rhythm", 6), "PART BASS GHL": ("bass", 6),
 }
-#: Name starts of tracks that are not a fretted part: other instruments' (Rock Band / Clone Hero
+#: Names of tracks that are not a fretted part: other instruments' (Rock Band / Clone Hero
 #: ``PART DRUMS``, ``PART VOCALS``, ``PART REAL_GUITAR``...: every ``PART`` not in :data:`PARTS`)
-#: and the show's. Their notes in the fret ranges are drum pads, vocal pitches or lights.
-OTHER_TRACKS = ("PART ", "EVENTS", "VENUE", "BEAT", "HARM")
+#: and the show's. Their notes in the fret ranges are drum pads, vocal pitches or lights. Whole
+#: names, not starts: an old one-track file may be named after its song ("Beat It", "Part of
+#: Me"), and its notes are the guitar's.
+OTHER_TRACKS = re.compile(r"PART [A-Z0-9_]+( GHL)?|EVENTS|VENUE|BEAT|HARM[1-3]|BAND [A-Z]+"
+                          r"|TRIGGERS|ANIM")
 #: MIDI note of lane 0 of each difficulty, per fret count.
 DIFFICULTY_BASES = {5: {"expert": 96, "hard": 84, "medium": 72, "easy": 60},
                     6: {"expert": 95, "hard": 83, "medium": 71, "easy": 59}}
@@ -165,7 +169,7 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
     for index, track in enumerate(mid.tracks):
         track_name = _track_name(track)
         part = PARTS.get(track_name)
-        if part is None and track_name.startswith(OTHER_TRACKS):
+        if part is None and OTHER_TRACKS.fullmatch(track_name):
             continue
         priority = order.index(track_name) if part else len(order) + index
         instrument_name, lanes = part if part else ("guitar", 5)
