@@ -75,26 +75,26 @@ def find_audio(paths: Iterable, *, extensions=AUDIO_EXTENSIONS) -> Found:
     """Audio files named by ``paths``: files as given, folders searched recursively.
 
     Files inside folders count when their extension is in ``extensions`` (hidden files and folders
-    are left out); a file named directly is always taken (decoding will say if it is not audio).
+    are left out; links to folders are followed, each folder once); a file named directly is
+    always taken (decoding will say if it is not audio).
     A song folder (one ``loopjam import`` takes: a notes.chart, or a notes.mid with its
     song.ini) is left out with what is under it: its files are stems (song.ogg, guitar.ogg...),
     not songs, and its chart is a human one. Duplicates are dropped; the order is the order
     given, each folder sorted by path. A path that does not exist (a typo, a dangling link) is
     listed in ``missing``: the others are still found.
     """
-    from analyzer.formats.folder import is_song_folder
+    from analyzer.formats.folder import is_song_folder, walk
 
     found: dict[Path, None] = {}
     songs: dict[Path, None] = {}
     missing: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
+            for root, dirs, files in walk(path):
                 if is_song_folder(files):
                     songs.setdefault(Path(root))
                     dirs[:] = []
                     continue
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if not name.startswith(".") and Path(name).suffix.lower() in extensions:
                         found.setdefault(Path(root) / name)

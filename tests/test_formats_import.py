@@ -115,6 +115,14 @@ def test_find_song_folders_recursively(tmp_path):
     assert find_song_folders(tmp_path / "a" / "one" / "notes.mid") == [tmp_path / "a" / "one"]
     with pytest.raises(FormatError, match="no song folder"):
         find_song_folders(tmp_path / "b" / "not-a-song")
+    # A song pack linked in from elsewhere is followed; a link back up is no loop.
+    write_song(tmp_path / "elsewhere" / "pack" / "three", stems=())
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "pack").symlink_to(tmp_path / "elsewhere" / "pack")
+    (library / "pack-again").symlink_to(tmp_path / "elsewhere" / "pack")
+    (library / "up").symlink_to(library)
+    assert find_song_folders(library) == [library / "pack" / "three"]
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -182,12 +190,14 @@ def test_cli_import_failures_are_one_line_each_and_exit_1(tmp_path, capsys):
     write_song(tmp_path / "bad", ini=None)
     (tmp_path / "garbage").mkdir()
     (tmp_path / "garbage" / "notes.chart").write_bytes(b"\x00\xff" * 100)
+    (tmp_path / "packed.sng").write_bytes(b"SNGPKG")   # Clone Hero's one-file songs: unread
     code = main(["import", str(tmp_path), str(tmp_path / "missing")])
     out, err = capsys.readouterr()
     assert code == 1
     assert len(out.splitlines()) == 1 and "Tester - Test Song" in out
     errors = err.strip().splitlines()
-    assert len(errors) == 3 and all(e.startswith("loopjam: import") for e in errors)
+    assert len(errors) == 4 and all(e.startswith("loopjam: import") for e in errors)
+    assert f"loopjam: import {tmp_path / 'packed.sng'}: a packed .sng song" in err
     assert f"loopjam: import: {tmp_path / 'missing'}: no such folder" in errors
     assert "Traceback" not in err
     assert any("no song.ini" in e for e in errors) and any("no such folder" in e for e in errors)

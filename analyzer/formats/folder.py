@@ -27,7 +27,7 @@ from chart_store.chart import Chart, ChartMeta, Note, Source, song_name
 from .common import FormatError, HumanChart, decode_text
 from .songini import SongIni, format_song_ini, parse_song_ini
 
-__all__ = ["find_song_folders", "is_song_folder", "read_song_folder", "import_song",
+__all__ = ["walk", "find_song_folders", "is_song_folder", "read_song_folder", "import_song",
            "export_chart", "SongFolder", "ImportedSong", "STEM_NAMES", "AUDIO_SUFFIXES",
            "EXPORT_FORMATS"]
 
@@ -98,6 +98,21 @@ def _files(folder: Path) -> dict[str, Path]:
     return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
 
 
+def walk(path):
+    """:func:`os.walk` over ``path`` that follows links to folders (a library often links its
+    song packs in from another disk), each real folder once (a link back up is no loop), and
+    passes over hidden folders and ones it cannot read."""
+    seen = set()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        yield root, dirs, files
+
+
 def find_song_folders(path) -> list[Path]:
     """Song folders (holding ``notes.mid`` or ``notes.chart``) at or under ``path``, sorted.
 
@@ -114,10 +129,9 @@ def find_song_folders(path) -> list[Path]:
         path = path.parent
     if not path.is_dir():
         raise FormatError(f"{path}: not a folder" if path.exists() else f"{path}: no such folder")
-    try:
-        folders = [path, *sorted(p for p in path.rglob("*") if p.is_dir())]
-    except OSError as error:
-        raise FormatError(f"{path}: cannot read ({error.strerror or error})") from None
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise FormatError(f"{path}: cannot read (permission denied)")
+    folders = sorted(Path(root) for root, _, _ in walk(path))
     found = [d for d in folders if _holds_chart(d)]
     if not found:
         raise FormatError(f"{path}: no song folder here (none holds notes.mid or notes.chart)")

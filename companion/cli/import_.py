@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from companion.cli import emit_json
 
@@ -69,10 +70,14 @@ def run(args) -> int:
 
     songs = []
     for path in args.paths:
+        packed = _packed_songs(path)
+        for file in packed:
+            fail(file, "a packed .sng song: LoopJam reads song folders (unpack it first)")
         try:
             songs += find_song_folders(path)
         except FormatError as error:  # names the path: no such folder, no song in it
-            fail(path, error, named=True)
+            if not packed:
+                fail(path, error, named=True)
     if not songs:
         return 1
     store, stems = LocalStore(), StemStore()
@@ -99,3 +104,14 @@ def run(args) -> int:
     finally:
         store.close()
     return 1 if failures else 0  # each failure has had its own line
+
+
+def _packed_songs(path) -> list[Path]:
+    """The ``.sng`` files at or under ``path``: Clone Hero's one-file song packages."""
+    from analyzer.formats.folder import walk
+
+    path = Path(path)
+    if path.suffix.lower() == ".sng":
+        return [path]
+    return sorted(Path(root) / name for root, _, files in walk(path)
+                  for name in files if name.lower().endswith(".sng"))
