@@ -239,6 +239,18 @@ def test_cli_export_says_when_the_format_folds_the_lanes(tmp_path, capsys):
     assert "folded" not in capsys.readouterr().err         # osu!mania has 7 keys
 
 
+def test_a_bass_chart_exports_as_bass_and_keeps_its_stem_on_the_way_back(tmp_path, capsys):
+    folder = write_song(tmp_path / "in" / "bass", notes=None, stems=("song", "bass"))
+    (folder / "notes.mid").write_bytes(midi_bytes([("PART BASS", NOTES)], tempos=TEMPOS))
+    assert main(["import", str(folder), "--json"]) == 0
+    chart_id = json.loads(capsys.readouterr().out)["chart_id"]
+    assert main(["export", chart_id, "--format", "clonehero", "--out", str(tmp_path / "out")]) == 0
+    exported = tmp_path / "out" / "Tester - Test Song"
+    assert b"PART BASS" in (exported / "notes.mid").read_bytes()   # Clone Hero files it as bass
+    again = import_song(exported).chart
+    assert {n.stem for n in again.track("expert")} == {"bass"}     # bass.ogg is its stem again
+
+
 def test_cli_export_errors(tmp_path, capsys):
     assert main(["export", "0123456789abcdef", "--format", "osu", "--out", str(tmp_path)]) == 1
     assert "0123456789abcdef" in capsys.readouterr().err

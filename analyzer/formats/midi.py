@@ -30,8 +30,9 @@ Reading
 Writing
 -------
 :func:`export_midi` writes a type-1 file: a tempo track (4/4, ``set_tempo`` per tempo segment from
-the chart's beats, see :meth:`TempoMap.from_beats`) and one ``PART GUITAR`` track with every
-difficulty (``PART GUITAR GHL`` for 6-lane charts; 7-lane charts are folded to 5). Taps are
+the chart's beats, see :meth:`TempoMap.from_beats`) and one part's track with every difficulty:
+``PART GUITAR``, or the part the notes' stem names (:func:`part_name`: an imported bass chart
+is ``PART BASS``), ``... GHL`` for 6-lane charts; 7-lane charts are folded to 5. Taps are
 written shorter than the sustain cutoff, sustains at their length; the cutoff to put in song.ini
 is returned, so reading the file back gives the same notes.
 """
@@ -46,7 +47,7 @@ from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
 from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
-__all__ = ["parse_midi", "frets_for", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
+__all__ = ["parse_midi", "frets_for", "part_name", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
            "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
@@ -211,6 +212,24 @@ class MidiExport:
     tempo: TempoMap
 
 
+def part_name(chart: Chart, frets: int) -> str:
+    """The track a chart is written as: the part its notes' stem names (an imported bass chart
+    stays ``PART BASS``, so Clone Hero files it under bass and mutes ``bass.ogg`` on a miss),
+    else guitar; with ``GHL`` for 6 frets.
+
+    Examples
+    --------
+    >>> from chart_store.chart import ChartMeta
+    >>> bass = Chart(ChartMeta("t"), {"expert": (Note(1.0, stem="bass"),)})
+    >>> part_name(bass, 5), part_name(bass, 6)
+    ('PART BASS', 'PART BASS GHL')
+    """
+    stems = {n.stem for track in chart.difficulties.values() for n in track}
+    instrument = next((i for i in ("rhythm", "bass", "keys") if stems == {i}), "guitar")
+    name = f"PART {instrument.upper()}" + (" GHL" if frets == 6 else "")
+    return name if name in PARTS else f"PART {instrument.upper()}"
+
+
 def frets_for(lanes: int) -> int:
     """The frets a chart of ``lanes`` lanes is written on: 5, or 6 (Guitar Hero Live's layout)
     for a 6-lane chart, and fewer lanes as they are (more are folded onto 5).
@@ -268,7 +287,7 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
         previous = tick
     sync.append(mido.MetaMessage("end_of_track", time=0))
     part = mido.MidiTrack([mido.MetaMessage(
-        "track_name", name="PART GUITAR GHL" if lanes == 6 else "PART GUITAR", time=0)])
+        "track_name", name=part_name(chart, lanes), time=0)])
     previous = 0
     for tick, phase, note in events:
         on = phase == 1
