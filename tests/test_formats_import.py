@@ -251,6 +251,29 @@ def test_a_bass_chart_exports_as_bass_and_keeps_its_stem_on_the_way_back(tmp_pat
     assert {n.stem for n in again.track("expert")} == {"bass"}     # bass.ogg is its stem again
 
 
+def test_a_song_with_a_negative_delay_exports_with_silence_before_it(tmp_path, capsys):
+    # delay = -250: the first notes come 0.25 s before the audio starts (Clone Hero plays it).
+    folder = write_song(tmp_path / "in" / "early",
+                        ini="[song]\nname = Early\nartist = Tester\ndelay = -250\n")
+    (folder / "notes.mid").write_bytes(midi_bytes([("PART GUITAR", [(0, 1, 96), (480, 1, 97)])],
+                                                  tempos=TEMPOS))
+    assert main(["import", str(folder), "--json"]) == 0
+    chart_id = json.loads(capsys.readouterr().out)["chart_id"]
+    original = LocalStore().get(chart_id)
+    first = min(track.times[0] for track in original.difficulties.values())
+    assert first < 0
+    for fmt in ("clonehero", "stepmania", "osu"):
+        assert main(["export", chart_id, "--format", fmt, "--out", str(tmp_path / fmt)]) == 0
+    exported = tmp_path / "clonehero" / "Tester - Early"
+    again = import_song(exported).chart
+    lead = -first
+    for name, track in original.difficulties.items():   # every note as far into the audio
+        assert np.allclose(again.track(name).times, track.times + lead, atol=1e-3)
+    y, _ = load(exported / "song.ogg", mono=True)
+    x, _ = load(folder / "song.ogg", mono=True)
+    assert abs((y.size - x.size) / 22050 - lead) < 0.01        # the audio waits as long
+
+
 def test_cli_export_errors(tmp_path, capsys):
     assert main(["export", "0123456789abcdef", "--format", "osu", "--out", str(tmp_path)]) == 1
     assert "0123456789abcdef" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -321,7 +321,8 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
     Raises
     ------
     FormatError
-        Unknown format, or a chart the format cannot hold (a note before 0 s).
+        Unknown format. (A note before the audio starts, which a negative song.ini ``delay``
+        makes, is exported with silence before the song.)
     """
     if fmt not in EXPORT_FORMATS:
         raise FormatError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
@@ -332,6 +333,7 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
     folder = Path(out_dir) / _safe_name(named)
     folder.mkdir(parents=True, exist_ok=True)
     stems = dict(stems or {})
+    chart, stems = _lead_in(chart, stems)
     if fmt in ("fof", "clonehero"):
         from .midi import export_midi
         written = export_midi(chart)
@@ -365,6 +367,24 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
     return folder
 
 
+def _lead_in(chart: Chart, stems: dict) -> tuple[Chart, dict]:
+    """The chart and stems with silence before the song when a note (or beat) lies before its
+    audio starts, as a negative song.ini ``delay`` makes (Clone Hero plays those): no format
+    writes times before 0, so everything moves later by whole milliseconds, the audio too."""
+    first = min([0.0, *(float(track.times[0]) for track in chart.difficulties.values()
+                        if len(track)), *([float(chart.beats[0])] if len(chart.beats) else [])])
+    if first >= 0:
+        return chart, stems
+    lead = np.ceil(-first * 1000) / 1000
+    moved = {name: tuple(replace(n, t=n.t + lead, mask=None) for n in track)  # no masks written
+             for name, track in chart.difficulties.items()}
+    meta = replace(chart.meta, duration_s=chart.meta.duration_s + lead)
+    padded = {name: (np.concatenate([np.zeros((*np.shape(y)[:-1], round(lead * sr)),
+                                              np.float32), np.asarray(y, np.float32)], axis=-1),
+                     sr) for name, (y, sr) in stems.items()}
+    return Chart(meta, moved, lanes=chart.lanes, beats=np.asarray(chart.beats) + lead), padded
+
+
 def _mix(stems: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
     """Sum of stems (channels, n) at one sample rate, padded to the longest, in -1..1."""
     rates = {sr for _, sr in stems}
@@ -381,7 +401,8 @@ def _mix(stems: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
 def _write_ogg(path: Path, y: np.ndarray, sr: int) -> None:
     import soundfile as sf
     frames = np.clip(np.atleast_2d(np.asarray(y, np.float32)).T, -1.0, 1.0)
-    with sf.SoundFile(os.fsencode(path), "w", int(sr), frames.shape[1], format="OGG", subtype="VORBIS") as f:
+    with sf.SoundFile(os.fsencode(path), "w", int(sr), frames.shape[1], format="OGG",
+                      subtype="VORBIS") as f:
         # In blocks: libsndfile 1.2's Vorbis encoder crashes (SIGSEGV) on one long write.
         for start in range(0, frames.shape[0], 1 << 16):
             f.write(frames[start:start + (1 << 16)])
