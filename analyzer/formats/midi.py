@@ -47,8 +47,8 @@ from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
 from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
-__all__ = ["parse_midi", "frets_for", "part_name", "export_midi", "MidiExport", "PARTS", "OTHER_TRACKS",
-           "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
+__all__ = ["parse_midi", "frets_for", "part_name", "export_midi", "MidiExport", "PARTS",
+           "OTHER_TRACKS", "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
 PARTS = {
