@@ -274,6 +274,27 @@ def test_a_song_with_a_negative_delay_exports_with_silence_before_it(tmp_path, c
     assert abs((y.size - x.size) / 22050 - lead) < 0.01        # the audio waits as long
 
 
+def test_export_never_mixes_an_old_songs_stems_with_new_notes(tmp_path, capsys):
+    # Two different charts of the same artist and title: the second export is refused (Clone
+    # Hero would play the first one's drums.ogg with it), unless asked to replace the first.
+    for name in ("a", "b"):
+        write_song(tmp_path / name, stems=("song", "drums") if name == "a" else ("song",),
+                   notes=NOTES if name == "a" else NOTES[2:4])
+    assert main(["import", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
+    first, second = (json.loads(line)["chart_id"]
+                     for line in capsys.readouterr().out.splitlines())
+    out = tmp_path / "out"
+    assert main(["export", first, "--format", "clonehero", "--out", str(out)]) == 0
+    assert main(["export", first, "--format", "osu", "--out", str(out)]) == 0  # beside it: fine
+    capsys.readouterr()
+    assert main(["export", second, "--format", "clonehero", "--out", str(out)]) == 1
+    assert "already holds a song" in capsys.readouterr().err
+    assert main(["export", second, "--format", "clonehero", "--out", str(out), "--force"]) == 0
+    folder = out / "Tester - Test Song"
+    assert not (folder / "drums.ogg").exists() and any(folder.glob("*.osu"))
+    assert len(import_song(folder).chart.track("expert")) == 2   # the second chart's notes
+
+
 def test_cli_export_errors(tmp_path, capsys):
     assert main(["export", "0123456789abcdef", "--format", "osu", "--out", str(tmp_path)]) == 1
     assert "0123456789abcdef" in capsys.readouterr().err

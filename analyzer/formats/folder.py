@@ -301,7 +301,7 @@ def _safe_name(text: str) -> str:
     return re.sub(r"\s+", " ", name)[:120] or "song"
 
 
-def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
+def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None, replace: bool = False) -> Path:
     """Write ``chart`` as a song in ``fmt`` under ``out_dir``; returns the song folder written.
 
     Parameters
@@ -317,6 +317,10 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
     stems : mapping of str to (np.ndarray, int), optional
         Stem audio by name (``(channels, n)`` or ``(n,)``, sample rate), e.g. from the local
         stem store; written as Ogg Vorbis. Without stems no audio is written.
+    replace : bool
+        The song folder may already hold a song (an earlier export, another chart of the same
+        name): remove its song files (charts, song.ini, stems) first. Without it such a folder
+        is refused: writing over it would mix the old song's stems with the new notes.
 
     Raises
     ------
@@ -331,6 +335,12 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
     meta = chart.meta
     named = song_name(meta.artist, meta.title)
     folder = Path(out_dir) / _safe_name(named)
+    old = [p for p in folder.iterdir() if _is_song_file(p, fmt)] if folder.is_dir() else []
+    if old and not replace:
+        raise FormatError(f"{folder} already holds a song ({old[0].name}...): export elsewhere, "
+                          "or replace it (--force)")
+    for path in old:
+        path.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     stems = dict(stems or {})
     chart, stems = _lead_in(chart, stems)
@@ -365,6 +375,17 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None) -> Path:
                 (folder / f"{name}.osu").write_text(
                     export_osu(chart, difficulty, audio=audio_name), encoding="utf-8")
     return folder
+
+
+def _is_song_file(path: Path, fmt: str) -> bool:
+    """A file of a song in ``fmt``: for Frets on Fire / Clone Hero a chart, song.ini or stem
+    (the game plays every stem it finds: an old one would play with new notes); else the
+    format's own chart files (.sm, .osu), which sit beside the other formats' well."""
+    name = path.name.lower()
+    if fmt in ("fof", "clonehero"):
+        return name in (*CHART_FILES, "song.ini") or (
+            Path(name).suffix in AUDIO_SUFFIXES and Path(name).stem in STEM_NAMES)
+    return Path(name).suffix == {"stepmania": ".sm", "osu": ".osu"}[fmt]
 
 
 def _lead_in(chart: Chart, stems: dict) -> tuple[Chart, dict]:

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
                         help="what to write")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="folder to write the song folder into (created if missing)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the song files of a song folder already there (an earlier "
+                             "export, or another chart of the same artist and title)")
     parser.add_argument("--audio", type=Path, metavar="FILE",
                         help="the song's audio, written as song.ogg (in place of stored stems)")
     parser.set_defaults(func=run)
@@ -71,7 +74,7 @@ def run(args) -> int:
         except DecodeError as error:
             raise CommandError(f"export: {error}") from None
     try:
-        folder = export_chart(chart, args.fmt, args.out, stems=stems)
+        folder = export_chart(chart, args.fmt, args.out, stems=stems, replace=args.force)
     except FormatError as error:
         raise CommandError(f"export {args.chart}: {error}") from None
     _say_folded(chart, args.fmt)
