@@ -131,10 +131,12 @@ def test_play_says_so_when_the_captured_device_goes_away(pulse_server, tmp_path)
 
 
 def test_play_reports_xruns_and_keeps_its_lag_through_them(pulse_server, tmp_path):
-    """Freeze `loopjam play` for 0.4 s (longer than its output buffer and its capture backlog
-    limit): the log says so in a ``warning`` (capture overrun and output underrun, with
-    counts), and B carries A at the same lag before and after: the span lost is silence, not a
-    shift of everything that follows."""
+    """Freeze `loopjam play` for 0.8 s (longer than its output buffer, and than its capture
+    backlog limit plus the 16 blocks it may read back before it looks at the backlog: at
+    0.4 s the catch-up sometimes drained it first, and no overrun was seen): the log says so
+    in a ``warning`` (capture overrun and output underrun, with counts), and B carries A at
+    the same lag before and after: the span lost is silence, not a shift of everything that
+    follows."""
     noise = np.random.default_rng(9).uniform(-0.3, 0.3, 9 * SR).astype(np.float32)
     soundfile.write(tmp_path / "noise.wav", np.stack([noise, noise], axis=1), SR,
                     subtype="FLOAT")
@@ -151,7 +153,7 @@ def test_play_reports_xruns_and_keeps_its_lag_through_them(pulse_server, tmp_pat
                                   env=pulse_server.env)
         time.sleep(4.0)
         play.send_signal(signal.SIGSTOP)
-        time.sleep(0.4)
+        time.sleep(0.8)
         play.send_signal(signal.SIGCONT)
         paplay.wait(timeout=30)
         time.sleep(2.0)  # at least a second after the glitch: the warning is out
