@@ -272,6 +272,8 @@ class Listener:
                 self._misses = 0
                 self._next_try = now
                 events.append(ListenEvent("lost", now))
+            else:  # the song may have changed: its notes must not be judged for long
+                self._next_try = now + self.every_s
         elif (self._recording is None and now - self._sound_start >= self.record_after_s
               and self.recordings_dir is not None):
             self._recording = _Recording(self.recordings_dir, self.sr, self.silence_rms)

@@ -166,3 +166,14 @@ def test_an_unknown_song_is_recorded_to_disk_as_it_plays_and_its_silence_cut(tmp
     y, sr = soundfile.read(recorded.path, dtype="float32")
     assert sr == SR and abs(y.size / SR - 30.0) < 0.2 and abs(y[-1]) > 0  # up to the last sound
     assert [p.name for p in (tmp_path / "rec").iterdir()] == [recorded.path.name]  # no .part
+
+
+def test_a_song_nobody_charted_after_a_known_one_drops_its_chart_within_seconds(store, songs):
+    """The old chart's notes are judged over the new song until it is dropped: after a recheck
+    misses, the next comes a second later (not the usual 5 s), so three misses take ~2 s."""
+    other = synth_song(31, duration_s=30.0, sr=SR)  # in no store
+    stream = np.concatenate([songs[3][int(5.0 * SR):int(25.0 * SR)], other[:20 * SR]])
+    events = listen(Listener(store, sr=SR, analyze=False), stream)
+    lost = first(events, "lost")
+    assert first(events, "identified").chart.meta.title == "Song 3"
+    assert 20.0 < lost.stream_s <= 20.0 + 9.0    # it took 15 s and more

@@ -19,7 +19,12 @@ signal by a few ms, which counts as error here), built as:
 - ``seek``: 20 s from one random point, then a jump to another, 20 s;
 - ``pause``: 15 s, 3 s of silence (the player paused), then on from where it stopped, 15 s;
 - ``pause-seek`` (``--pause-seeks``, none by default): the same, but playback resumes at
-  another random point (a seek made while paused).
+  another random point (a seek made while paused);
+- ``change`` (``--changes``, none by default): 20 s of the song, then 20 s of the song before
+  it in the list (a playlist moving on with no gap; that chart is in the store), and
+  ``unknown``: 20 s of the song, then 20 s of the next one, which is not in the store yet. They
+  measure how long the old chart stays on after the change (until ``changed`` or ``lost``), and
+  how many of its notes are judged over the other song meanwhile.
 
 Each stream runs through :class:`companion.app.LiveSession` at ``--speed max`` (the same code as
 live), and the log's ``sync`` events are compared with the truth. Prints one JSON line per run
@@ -107,9 +112,18 @@ def mix48(folder: Path) -> np.ndarray:
     return (0.5 * song_parts(folder, mono=False, sr=SR).mix.T).astype(np.float32)
 
 
-def scenario(kind: str, mix: np.ndarray, rng) -> tuple[np.ndarray, list]:
-    """(stream, pieces): pieces are (stream_start_s, stream_end_s, chart_start_s or None)."""
+def scenario(kind: str, mix: np.ndarray, rng, other: np.ndarray | None = None
+             ) -> tuple[np.ndarray, list]:
+    """(stream, pieces): pieces are (stream_start_s, stream_end_s, chart_start_s or None);
+    for ``change`` and ``unknown`` the second piece is from ``other`` (chart_start_s None)."""
     dur = mix.shape[0] / SR
+    if kind in ("change", "unknown"):
+        a = rng.uniform(0, dur - 25)
+        b = rng.uniform(0, other.shape[0] / SR - 25)
+        n = int(20 * SR)
+        first = mix[int(round(a * SR)):int(round(a * SR)) + n]
+        return (np.concatenate([first, other[int(round(b * SR)):int(round(b * SR)) + n]]),
+                [(0.0, 20.0, a), (20.0, 40.0, None)])
     if kind == "start":
         a = rng.uniform(0, dur - 45)
         pieces = [(0.0, 40.0, a)]
@@ -172,6 +186,20 @@ def run_stream(path: Path, log_path: Path, store) -> list[dict]:
     return [json.loads(line) for line in log_path.read_text().splitlines()]
 
 
+def change_figures(events, change_s: float = 20.0) -> dict:
+    """After the song changes at ``change_s``: seconds until the old chart is dropped (a
+    ``changed``, ``lost`` or new ``identified`` event; None: never), and the old chart's notes
+    judged over the other song meanwhile."""
+    dropped = next((e["stream_s"] if "stream_s" in e else e["after_s"] for e in events
+                    if e["event"] in ("changed", "lost", "identified")
+                    and e.get("stream_s", e.get("after_s", 0)) >= change_s), None)
+    until = np.inf if dropped is None else dropped
+    judged = sum(1 for e in events if e["event"] == "judgement"
+                 and change_s <= e["stream_s"] < until)
+    return {"old_chart_kept_s": None if dropped is None else round(dropped - change_s, 2),
+            "old_notes_judged": judged}
+
+
 def evaluate(events, pieces) -> dict:
     ident = next((e for e in events if e["event"] == "identified"), None)
     syncs = [e for e in events if e["event"] == "sync"]
@@ -205,6 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pauses", type=int, default=1, help="pause runs per song")
     parser.add_argument("--pause-seeks", type=int, default=0,
                         help="runs per song that resume elsewhere after a pause")
+    parser.add_argument("--changes", type=int, default=0,
+                        help="runs per song that move on to another song, known and unknown")
     parser.add_argument("--charts", default="imported,generated",
                         help="comma-separated: imported (human notes.mid), generated (analyzer)")
     parser.add_argument("--seed", type=int, default=1)
@@ -224,17 +254,24 @@ def main(argv=None) -> int:
     os.environ["LOOPJAM_HOME"] = str(tmp / "home")
     stores = {kind: LocalStore(tmp / f"store-{kind}") for kind in kinds}
     all_errors, idents, relocks = [], [], {"seek": [], "pause": [], "pause-seek": []}
+    changes = {"change": [], "unknown": []}
     root = songs_dir(args.songs)
     folders = song_folders(root)[:args.limit]
-    for folder in folders:
+    for index, folder in enumerate(folders):
         t0 = time.perf_counter()
         for kind in kinds:
             stores[kind].put(CHARTS[kind](folder))
         mix = mix48(folder)
         import_s = time.perf_counter() - t0
-        for scene in (["start"] * args.starts + ["seek"] * args.seeks
-                      + ["pause"] * args.pauses + ["pause-seek"] * args.pause_seeks):
-            stream, pieces = scenario(scene, mix, rng)
+        # The song before this one is in the store by now; the one after is not yet.
+        others = {"change": folders[index - 1] if index else None,
+                  "unknown": folders[index + 1] if index + 1 < len(folders) else None}
+        scenes = (["start"] * args.starts + ["seek"] * args.seeks + ["pause"] * args.pauses
+                  + ["pause-seek"] * args.pause_seeks
+                  + [k for k in ("change", "unknown") if others[k]] * args.changes)
+        for scene in scenes:
+            other = mix48(others[scene]) if scene in others else None
+            stream, pieces = scenario(scene, mix, rng, other)
             path = tmp / "stream.wav"
             sf.write(path, stream, SR, subtype="FLOAT")
             if args.codec != "none":
@@ -250,6 +287,9 @@ def main(argv=None) -> int:
                 idents.append(result["identified_after_s"])
                 if scene in relocks:
                     relocks[scene] += result["relock_s"]
+                if scene in changes:
+                    result.update(change_figures(events))
+                    changes[scene].append(result)
                 print(json.dumps({"song": folder.name, "chart": kind, "kind": scene,
                                   "pieces": [[round(x, 2) if x is not None else None
                                               for x in p] for p in pieces],
@@ -292,7 +332,11 @@ def main(argv=None) -> int:
                                                              for r in relocks["pause-seek"]),
                           "relock_pause_seek_median_s": median(relocks["pause-seek"])}
                          if relocks["pause-seek"] else {}),
-                      "relock_failed": sum(r is None for rs in relocks.values() for r in rs)
+                      "relock_failed": sum(r is None for rs in relocks.values() for r in rs),
+                      **{f"{scene}_old_chart_kept_s": [r["old_chart_kept_s"] for r in runs]
+                         for scene, runs in changes.items() if runs},
+                      **{f"{scene}_old_notes_judged": sum(r["old_notes_judged"] for r in runs)
+                         for scene, runs in changes.items() if runs},
                       }))
     return 0
 
