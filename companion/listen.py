@@ -222,6 +222,7 @@ class Listener:
         self.chart = None            # the chart playing now
         self._next_try = 0.0         # stream second of the next attempt
         self._sound_start: float | None = None   # when the current unidentified sound began
+        self._matched_at = 0.0       # stream second the chart playing last matched
         self._quiet_since: float | None = None
         self._misses = 0
         self._candidate: tuple[str, float] | None = None  # (chart id, offset) to be confirmed
@@ -271,6 +272,9 @@ class Listener:
                 self.chart = None
                 self._misses = 0
                 self._next_try = now
+                # What follows is another song from about when this one last matched: its
+                # identification (and a recording of it) starts there, not with the old song.
+                self._sound_start = max(self._sound_start, self._matched_at)
                 events.append(ListenEvent("lost", now))
             else:  # the song may have changed: its notes must not be judged for long
                 self._next_try = now + self.every_s
@@ -363,6 +367,7 @@ class Listener:
         return False
 
     def _matched(self, match, start: int, now: float, ring: MonoRing) -> list[ListenEvent]:
+        self._matched_at = now
         self._misses = 0
         self._rechecking = False
         offset = match.offset_s - start / self.sr

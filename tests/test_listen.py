@@ -30,9 +30,9 @@ def store(songs):
     return store
 
 
-def listen(listener: Listener, stream: np.ndarray) -> list:
+def listen(listener: Listener, stream: np.ndarray, *, ring_s: float | None = None) -> list:
     """Feed ``stream`` block by block, as the app does; every event with its stream second."""
-    ring = MonoRing(int(listener.window_s * SR) + BLOCK)
+    ring = MonoRing(int((ring_s or listener.window_s) * SR) + BLOCK)
     events = []
     for pos in range(0, stream.size - BLOCK + 1, BLOCK):
         block = stream[pos:pos + BLOCK, None]
@@ -168,12 +168,21 @@ def test_an_unknown_song_is_recorded_to_disk_as_it_plays_and_its_silence_cut(tmp
     assert [p.name for p in (tmp_path / "rec").iterdir()] == [recorded.path.name]  # no .part
 
 
-def test_a_song_nobody_charted_after_a_known_one_drops_its_chart_within_seconds(store, songs):
+def test_a_song_nobody_charted_after_a_known_one_drops_its_chart_within_seconds(store, songs,
+                                                                                tmp_path):
     """The old chart's notes are judged over the new song until it is dropped: after a recheck
     misses, the next comes a second later (not the usual 5 s), so three misses take ~2 s."""
+    import soundfile
+
     other = synth_song(31, duration_s=30.0, sr=SR)  # in no store
-    stream = np.concatenate([songs[3][int(5.0 * SR):int(25.0 * SR)], other[:20 * SR]])
-    events = listen(Listener(store, sr=SR, analyze=False), stream)
+    stream = np.concatenate([songs[3][int(5.0 * SR):int(25.0 * SR)], other[:28 * SR],
+                             np.zeros(3 * SR, np.float32)])
+    listener = Listener(store, sr=SR, analyze=False, recordings_dir=tmp_path / "rec")
+    events = listen(listener, stream, ring_s=30.0)   # as long as the live session's
     lost = first(events, "lost")
     assert first(events, "identified").chart.meta.title == "Song 3"
     assert 20.0 < lost.stream_s <= 20.0 + 9.0    # it took 15 s and more
+    # The new song is recorded from about where the old one last matched, not with the old
+    # song's 20 s before it (a chart of that recording would answer for the old song too).
+    y, _ = soundfile.read(first(events, "recorded").path, dtype="float32")
+    assert 28.0 - 3.0 <= y.size / SR <= 28.0 + 6.0
