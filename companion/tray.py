@@ -427,16 +427,26 @@ class Tray:
             while not self._quit.wait(1.0):  # keep the status line fresh
                 self._refresh()
 
-        if sys.platform.startswith("linux"):
-            # The X11 backend's loop runs in a thread so that Quit returns here even if the
-            # loop outlives stop_icon's nudge (daemon: it never holds the process open).
-            loop = threading.Thread(target=icon.run, args=(setup,), name="loopjam-tray",
-                                    daemon=True)
-            loop.start()
-            self._done.wait()
-            loop.join(2.0)
-        else:  # macOS and Windows want the icon's loop on the main thread
-            icon.run(setup)
+        # Ctrl-C or a session's SIGTERM is Quit: the engine is stopped cleanly (its end
+        # event, the audio routing restored), not left running without its tray.
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = ({s: signal.signal(s, lambda *_: self.quit()) for s in stops}
+                    if threading.current_thread() is threading.main_thread() else {})
+        try:
+            if sys.platform.startswith("linux"):
+                # The X11 backend's loop runs in a thread so that Quit returns here even if the
+                # loop outlives stop_icon's nudge (daemon: it never holds the process open).
+                loop = threading.Thread(target=icon.run, args=(setup,), name="loopjam-tray",
+                                        daemon=True)
+                loop.start()
+                while not self._done.wait(0.5):  # timed: signal handlers run in between
+                    pass
+                loop.join(2.0)
+            else:  # macOS and Windows want the icon's loop on the main thread
+                icon.run(setup)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         # pystray's X11 icon sits in reference cycles (its methods rebound to itself), so only
         # the cyclic collector frees it and closes its X connection: let that happen now,
         # while the display is there, not at exit after the X server may be gone.

@@ -255,3 +255,24 @@ def test_tray_run_starts_the_engine_and_returns_on_quit(pystray_xorg, tmp_path):
     assert started["ok"] and not controller.running
     assert log_events(controller)[-1]["event"] == "end"   # stopped cleanly
     assert time.monotonic() - begin < 15
+
+
+def test_a_signal_quits_the_tray_and_stops_its_engine(pystray_xorg, tmp_path):
+    """SIGTERM (a session ending) or Ctrl-C is Quit: the engine was left running on its own,
+    its overlay open and its capture going."""
+    import os
+    import signal
+
+    controller = PlayController(load_config(), command=[sys.executable, "-c", STAND_IN],
+                                log_path=tmp_path / "play.jsonl", save=False)
+    tray = Tray(controller)
+
+    def terminate_when_started():
+        if wait_for(lambda: controller.running and log_events(controller)):
+            os.kill(os.getpid(), signal.SIGTERM)   # handled by the tray's run: it quits
+
+    threading.Thread(target=terminate_when_started, daemon=True).start()
+    previous = signal.getsignal(signal.SIGTERM)
+    tray.run(autostart=True)
+    assert not controller.running and log_events(controller)[-1]["event"] == "end"
+    assert signal.getsignal(signal.SIGTERM) is previous     # the handler was the tray's alone
