@@ -88,3 +88,13 @@ def test_move_named_stream_and_devices(pulse_server, capsys):
         player.kill()
         player.wait()
         PulseRouter().remove()
+
+
+def test_no_sound_server_is_said_plainly(tmp_path, monkeypatch, capsys):
+    # Not pactl's "Connection failure: Connection refused", nor "it would feed back".
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'no-server'}")
+    for argv in (["setup-audio"], ["play", "--no-overlay", "--player", "autoplay"]):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == ("loopjam: no sound server (PulseAudio or PipeWire) is "
+                                           "running for this user: start it (or log in to a "
+                                           "desktop session) first\n")

@@ -263,7 +263,7 @@ def _run(args, stop: _StopRequest) -> int:
 def _routing(options, stack) -> None:
     """With LoopJam's routing set up (Linux), record the LoopJam device and play to the output
     it replaced, and hand the pass-through back when play stops (also on SIGINT/SIGTERM)."""
-    from companion.routing import RoutingError, platform_router
+    from companion.routing import NoSoundServer, RoutingError, platform_router
     from companion.routing.linux import SINK_NAME
 
     if options.source not in ("loopback", f"loopback:{SINK_NAME}"):
@@ -271,6 +271,10 @@ def _routing(options, stack) -> None:
     try:
         router = platform_router()
         state = router.state()
+        if state is None:
+            router.default_sink()  # is there a sound server at all?
+    except NoSoundServer as error:  # nothing to capture: say that, not "it would feed back"
+        raise CommandError(str(error)) from None
     except RoutingError:
         state = None
     if state is None:

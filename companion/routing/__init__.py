@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["RoutingError", "RoutingUnsupported", "platform_router"]
+__all__ = ["RoutingError", "RoutingUnsupported", "NoSoundServer", "platform_router"]
 
 
 class RoutingError(RuntimeError):
     """A routing command failed (the message says which and why)."""
+
+
+class NoSoundServer(RoutingError):
+    """The platform's sound server is not running (nothing can be routed, captured or played)."""
 
 
 class RoutingUnsupported(RoutingError):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from companion.audio.base import DeviceInfo, match_device
-from companion.routing import RoutingError
+from companion.routing import NoSoundServer, RoutingError
 
 __all__ = ["PulseRouter", "RoutingState", "SINK_NAME"]
 
@@ -66,6 +66,9 @@ class PulseRouter:
             raise RoutingError(f"pactl {' '.join(args)}: the sound server did not answer"
                                ) from None
         if out.returncode != 0:
+            if "Connection" in out.stderr and ("refused" in out.stderr or "failure" in out.stderr):
+                raise NoSoundServer("no sound server (PulseAudio or PipeWire) is running for "
+                                    "this user: start it (or log in to a desktop session) first")
             raise RoutingError(f"pactl {' '.join(args)}: {out.stderr.strip() or 'failed'}")
         return out.stdout
 
