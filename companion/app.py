@@ -68,12 +68,12 @@ class PassThrough:
 # ``mask_mode`` is one of companion.config.MASK_MODES; "off" keeps the remover as a pure delay
 # (the same latency as with removal, so the game clock does not move).
 def make_processor(*, sr: int, channels: int, chart=None, notes=(), previous=None,
-                   mask_mode: str = "drop-missed"):
+                   mask_mode: str = "drop-missed", background: bool = False):
     from companion.removal import make_remover  # a pure delay until a chart plays
     if mask_mode == "off":
         chart, notes, mask_mode = None, (), "drop-missed"
     return make_remover(sr=sr, channels=channels, chart=chart, notes=notes, previous=previous,
-                        mode=mask_mode)
+                        mode=mask_mode, background=background)
 # ============================================================================================
 
 
@@ -428,9 +428,13 @@ class LiveSession:
                 self.sync = Synchronizer(chart.sync)
                 self.sync.set_coarse(event.offset_s)
                 self._band_rows = self._sync_band_rows(chart.sync)
+            # In real time the stems are loaded beside, not on, the thread judging the notes
+            # (seconds for a song's); a run at --speed max waits for them, as it waits for
+            # nothing else.
             self.processor = make_processor(sr=self.sr, channels=self.channels, chart=chart,
                                             notes=self.track.notes, previous=self.processor,
-                                            mask_mode=self.options.mask_mode)
+                                            mask_mode=self.options.mask_mode,
+                                            background=self.options.speed == "realtime")
         elif event.kind == "confirmed" and self.sync is not None:
             self.sync.hint(event.offset_s, stream_s=now, from_s=event.from_s)
             # The fingerprint places us elsewhere than the sync does (a repeated passage locked

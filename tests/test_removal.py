@@ -320,6 +320,43 @@ def test_set_chart_switches_without_a_gap():
     assert np.array_equal(out[rm.latency_samples:], x[:-rm.latency_samples])
 
 
+def test_a_chart_prepared_in_the_background_takes_over_when_ready_and_the_audio_never_waits():
+    # The live session loads and resamples a song's stems beside the thread that judges notes:
+    # until they are ready the audio plays on unchanged; the misses said meanwhile wait, in
+    # order, and then take the notes out.
+    import threading
+    import time
+
+    sr = 22050
+    stem, backing, notes = scene(sr, note_every=0.25)
+    x, _ = stream_of(stem, backing)
+    bank, diffs = attach_masks({"expert": notes}, y=stem + backing, sr=sr)
+    rm = make_remover(sr=sr, channels=2)
+    release = threading.Event()
+
+    def slow_stems():  # decoding a song's stem takes a second or two
+        release.wait(10)
+        return {"guitar": (stem, sr)}
+
+    rm.set_chart(diffs["expert"], masks=bank, load_stems=slow_stems, background=True)
+    rm.set_sync(0.0, 0.0)
+    for i in range(len(notes)):
+        rm.miss(i)
+    half = x.shape[0] // 2
+    t0 = time.perf_counter()
+    first = run(rm, x[:half], block=512)
+    assert time.perf_counter() - t0 < 5.0          # the audio did not wait for the stems
+    lag = rm.latency_samples
+    assert np.array_equal(first[lag:], x[:half - lag])   # nothing removed yet
+    release.set()
+    deadline = time.monotonic() + 10
+    while rm._commands and time.monotonic() < deadline:
+        rm.process(np.zeros((0, 2), np.float32))   # an empty block drains what is ready
+        time.sleep(0.01)
+    second = run(rm, x[half:], block=512)
+    assert np.abs(second[lag:] - x[half:-lag]).max() > 0.01   # now the notes go
+
+
 def test_sync_offset_moves_the_notes():
     # The chart runs 1.0 s ahead of the stream: chart note at 1.5 s plays at stream 0.5 s.
     sr = 22050

@@ -23,18 +23,20 @@ def local_stems(chart, notes) -> dict:
 
 
 def make_remover(*, sr: int, channels: int, chart=None, notes=(), previous=None,
-                 stems=None, mode: str = "drop-missed") -> NoteRemover:
+                 stems=None, mode: str = "drop-missed", background: bool = False) -> NoteRemover:
     """The remover for ``chart``'s ``notes`` (a pure delay without a chart).
 
     ``previous``, when it is a :class:`NoteRemover` at the same rate and channel count, is
-    switched to the new chart (:meth:`NoteRemover.set_chart`) so the audio has no gap; stems
-    default to :func:`local_stems`.
+    switched to the new chart (:meth:`NoteRemover.set_chart`, in the ``background`` when
+    asked) so the audio has no gap; stems default to :func:`local_stems`.
     """
-    if stems is None and chart is not None:
-        stems = local_stems(chart, notes)
+    def load_stems():
+        return stems if stems is not None or chart is None else local_stems(chart, notes)
+
     masks = chart.masks if chart is not None else None
     if (isinstance(previous, NoteRemover) and previous.sr == sr and previous.channels == channels
             and previous.mode == mode):
-        previous.set_chart(notes, masks=masks, stems=stems)
+        previous.set_chart(notes, masks=masks, load_stems=load_stems, background=background)
         return previous
-    return NoteRemover(sr=sr, channels=channels, notes=notes, masks=masks, stems=stems, mode=mode)
+    return NoteRemover(sr=sr, channels=channels, notes=notes, masks=masks, stems=load_stems(),
+                       mode=mode)

@@ -63,7 +63,9 @@ Examples
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +96,12 @@ _OVERLAP = 2
 _CHUNK = 2048
 #: Input samples beyond this magnitude are treated as broken and clipped before processing.
 _INPUT_BOUND = 16.0
+
+
+@functools.lru_cache(maxsize=1)
+def _preparer() -> ThreadPoolExecutor:
+    """The one thread that prepares charts in the background (:meth:`NoteRemover.set_chart`)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="loopjam-remover-prepare")
 
 
 class RemovalError(ValueError):
@@ -238,11 +246,30 @@ class NoteRemover:
         self._commands.append(("hit", int(index)))
 
     def set_chart(self, notes: Sequence[Note] = (), *, masks: MaskBank | None = None,
-                  stems: Mapping | None = None) -> None:
+                  stems: Mapping | None = None, load_stems=None,
+                  background: bool = False) -> None:
         """Play another chart (or none) from the next block on, keeping the audio running: the
-        delay line is untouched, so switching makes no gap. Stems are prepared here, in the
-        caller's thread; call :meth:`set_sync` again for the new chart."""
-        self._commands.append(("chart", self._prepare(notes, masks, stems)))
+        delay line is untouched, so switching makes no gap. Call :meth:`set_sync` again for
+        the new chart.
+
+        Stems (``stems``, or what ``load_stems()`` returns) are decoded and resampled where
+        the chart is prepared: here, in the caller's thread, or with ``background`` in a worker
+        thread. Then the calls after this one (sync, misses) wait, in order, until the chart
+        is ready, while the audio plays on (for a song's stems a second or two): the live
+        session's control thread, which judges the notes, does not stop for them. A stem that
+        cannot be loaded there leaves the chart to its masks."""
+        if not background:
+            stems = load_stems() if load_stems is not None else stems
+            self._commands.append(("chart", self._prepare(notes, masks, stems)))
+            return
+
+        def prepare() -> _Chart:
+            try:
+                return self._prepare(notes, masks, load_stems() if load_stems else stems)
+            except Exception:  # noqa: BLE001 - the masks still work without the stem
+                return self._prepare(notes, masks, None)
+
+        self._commands.append(("chart", _preparer().submit(prepare)))
 
     def reset(self) -> None:
         """Start again: empty delay line, nothing scheduled, path estimates forgotten.
@@ -383,7 +410,12 @@ class NoteRemover:
     def _drain_commands(self) -> None:
         rebuild = False
         while self._commands:
-            kind, value = self._commands.popleft()
+            kind, value = self._commands[0]
+            if kind == "chart" and isinstance(value, Future):
+                if not value.done():
+                    break  # prepared in the background: what follows waits for it, in order
+                value = value.result()
+            self._commands.popleft()
             if kind == "chart":
                 self._install(value)
                 rebuild = False
