@@ -189,6 +189,8 @@ class LiveSession:
     #: Stream seconds after a disagreeing recheck until the next one (its window then holds
     #: new audio too).
     SECOND_OPINION_S = 1.5
+    #: Chart seconds ahead that a bot known to miss (miss-all) declares its misses.
+    DECLARE_AHEAD_S = 2.0
     #: Seconds without a block from the device before a ``stalled`` event.
     STALL_S = 2.0
     #: Seconds of audio between two runs of the control loop (game clock, judgements, the
@@ -516,10 +518,21 @@ class LiveSession:
         self.player = make_player(self.options.player, track=self.track, keys=self.key_queue,
                                   clock=self._input_clock)
         self.player.poll(game_time)  # inputs before joining the song are not ours
-        if self.options.player == "miss-all":  # a bot known to miss: no judgement delay
-            for index in range(len(self.track)):
-                self.processor.miss(index)
+        self._declared = 0
+        if self.options.player == "miss-all":
+            self._declare_misses(game_time)
         self._last_game_time = game_time
+
+    def _declare_misses(self, game: float) -> None:
+        """A bot known to miss says so ahead (:data:`DECLARE_AHEAD_S`), so the remover takes
+        each whole note out with no judgement delay. A whole song's misses at once took the
+        audio thread one 200 ms block to lay out (an underrun); a second's worth is cheap."""
+        times = self.track.times
+        start = max(self._declared, int(np.searchsorted(times, game - 1.0)))  # not the past
+        end = int(np.searchsorted(times, game + self.DECLARE_AHEAD_S, side="right"))
+        for index in range(start, end):
+            self.processor.miss(index)
+        self._declared = max(self._declared, end)
 
     def _input_clock(self, wall_time: float) -> float:
         game = self.game_time_at(wall_time)
@@ -534,6 +547,8 @@ class LiveSession:
         if self._last_game_time is not None and game < self._last_game_time:
             game = self._last_game_time  # the clock's small corrections never go back in time
         self._last_game_time = game
+        if self.options.player == "miss-all":
+            self._declare_misses(game)
         for j in feed(self.engine, self.player, game):
             hit = j.result != "miss"
             (self.processor.hit if hit else self.processor.miss)(j.note_index)
