@@ -32,9 +32,13 @@ def test_setup_play_guard_and_remove(pulse_server, tmp_path, capsys):
         while not router.streams() and time.monotonic() < deadline:
             time.sleep(0.1)
         stream = router.streams()[0]
+        server.pactl("load-module", "module-null-sink", "sink_name=C", "format=s16le",
+                     "rate=22050", "channels=1")   # another output, in another format
         assert main(["setup-audio", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["sink"] == SINK_NAME and out["previous_default"] == "A"
+        specs = {s["name"]: s["sample_specification"] for s in router._json("sinks")}
+        assert specs[SINK_NAME] == specs["A"] == "float32le 2ch 48000Hz"   # no conversion
         assert router.default_sink() == SINK_NAME
         assert _sink_of(server, stream.id) == SINK_NAME  # the running app was moved
         state = router.state()
