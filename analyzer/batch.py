@@ -181,9 +181,9 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
     try:
         digest = source_hash(path)
         local = LocalStore() if store else None
-        known = local.chart_for_source(digest) if store and skip_done else None
+        known = local.chart_for_source(digest) if store else None
         chart = None
-        if known is not None and local.path(known).is_file():
+        if skip_done and known is not None and local.path(known).is_file():
             chart, chart_id, skipped = local.get(known), known, True
             local.saw_source(digest, chart_id, path)     # the file may have moved
         if chart is None:
@@ -192,10 +192,9 @@ def analyze_one(path, *, stems: str = "auto", lanes: int = DEFAULT_LANES, store:
             chart, chart_id, skipped = analysis.chart, analysis.chart.id, False
             if store:
                 _keep_stems(chart_id, analysis)
-                replaced = local.chart_for_source(digest)
                 chart_id = local.put(chart, source_hash=digest, source_path=path)
-                if replaced is not None and replaced != chart_id:
-                    _forget(local, replaced)  # one generated chart a song: identify picks it
+                if known is not None and known != chart_id:
+                    _forget(local, known)  # one generated chart a song: identify picks it
         chart_path = None
         if out_path is not None:
             Path(out_path).parent.mkdir(parents=True, exist_ok=True)
@@ -224,8 +223,8 @@ def _forget(local, chart_id: str) -> None:
     from chart_store.local import ChartNotFound
     from chart_store.stems import StemStore
 
-    try:
-        if local.get(chart_id).meta.source is Source.IMPORTED_HUMAN:
+    try:  # the catalogue row says where it came from: no need to read the chart file
+        if local.info(chart_id).source == Source.IMPORTED_HUMAN.value:
             return
         local.remove(chart_id)
     except ChartNotFound:

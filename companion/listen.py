@@ -134,7 +134,7 @@ class _Recording:
         self._part = self.path.with_name(self.path.name + ".part")
         self._file = soundfile.SoundFile(os.fsencode(self._part), "w", samplerate=sr,
                                          channels=1, subtype="FLOAT", format="WAV")
-        self.sr, self._loud = sr, loud
+        self._loud = loud
         self.frames = 0
         self._sounding = 0   # frames up to the last loud sample: the trailing silence is cut
 

@@ -238,10 +238,9 @@ def _run(args, stop: _StopRequest) -> int:
             from companion.overlay import window as overlay  # noqa: F811 (pyglet loads here)
         except Exception as error:  # no pyglet, or (it opens a hidden window on import) no
             # display: each platform raises its own error
-            if options.player == "keyboard":
-                raise CommandError(f"no overlay ({type(error).__name__}: {error}); the keyboard "
-                                   "player needs it (--player autoplay plays without)") from None
-            print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
+            unplayable = _no_overlay(error, options.player)
+            if unplayable is not None:
+                raise unplayable from None
             overlay = None
         else:
             overlay_settings = overlay.overlay_settings(config, player=options.player)
@@ -258,6 +257,18 @@ def _run(args, stop: _StopRequest) -> int:
         stack.callback(source.close)
         stack.callback(sink.close)
         return _play(options, overlay, overlay_settings, source, sink, log, stop)
+
+
+def _no_overlay(error: Exception, player: str) -> CommandError | None:
+    """The overlay cannot be shown: the keyboard player cannot play without it (every note
+    would be missed and taken out), so that is the error to raise; a bot plays on, said on
+    stderr (None)."""
+    what = f"no overlay ({type(error).__name__}: {error})"
+    if player == "keyboard":
+        return CommandError(f"{what}; the keyboard player needs it (--player autoplay plays "
+                            "without)")
+    print(f"loopjam: {what}; playing without it", file=sys.stderr)
+    return None
 
 
 def _routing(options, stack) -> None:
@@ -323,13 +334,10 @@ def _play(options, overlay, overlay_settings, source, sink, log, stop) -> int:
             overlay.run_overlay(box.get, key_queue=keys, control=control, **overlay_settings)
             session.stop_event.set()  # the window was closed
         except overlay.OverlayUnavailable as error:
-            if options.player == "keyboard":  # nobody can play: every note would be removed
+            unplayable = _no_overlay(error.__cause__ or error, options.player)
+            if unplayable is not None:
                 session.end_reason = "no overlay"
                 session.stop_event.set()
-                unplayable = CommandError(f"the overlay cannot open ({error}); the keyboard "
-                                          "player needs it (--player autoplay plays without)")
-            else:  # a bot plays on without the window
-                print(f"loopjam: no overlay ({error}); playing without it", file=sys.stderr)
         except BaseException:  # a bug while drawing: end the session cleanly, then report it
             session.stop_event.set()
             worker.join()
