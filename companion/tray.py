@@ -242,14 +242,19 @@ def choose_folder(title: str) -> str | None:
     try:
         import tkinter
         from tkinter import filedialog
-        root = tkinter.Tk()
-        root.withdraw()
-        try:
-            return filedialog.askdirectory(title=title) or None
-        finally:
-            root.destroy()
-    except (ImportError, RuntimeError) as error:  # no Tk (TclError is a RuntimeError), no display
+    except ImportError as error:  # Python built without Tk (Debian: python3-tk)
         why = f"Tk: {error}"
+    else:
+        try:
+            root = tkinter.Tk()
+        except tkinter.TclError as error:  # no display for it
+            why = f"Tk: {error}"
+        else:
+            root.withdraw()
+            try:
+                return filedialog.askdirectory(title=title) or None
+            finally:
+                root.destroy()
     for *argv, title_flag in FOLDER_DIALOGS:
         if shutil.which(argv[0]):
             done = subprocess.run([*argv, title_flag, title], capture_output=True, text=True,

@@ -6,6 +6,7 @@ stand-in for ``loopjam play`` that speaks the CLI contract (``identified``/``syn
 ``loopjam play`` (a file source, no overlay) through start, pause and quit.
 """
 import gc
+import importlib.util
 import json
 import logging
 import sys
@@ -197,6 +198,12 @@ def test_a_folder_is_asked_for_never_guessed(tmp_path, monkeypatch, capsys):
     zenity.unlink()
     with pytest.raises(NoFolderDialog, match="no folder dialog"):
         choose_folder("Pick one")
+    # Tk installed but no display to open it on (its TclError is no RuntimeError).
+    monkeypatch.delitem(sys.modules, "tkinter")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    if importlib.util.find_spec("tkinter") is not None:
+        with pytest.raises(NoFolderDialog, match="no folder dialog"):
+            choose_folder("Pick one")
     spawned = []
     tray = Tray(PlayController(load_config(), save=False), spawn=spawned.append)
     tray.analyze()
