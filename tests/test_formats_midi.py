@@ -107,6 +107,14 @@ def test_chords_are_notes_on_one_tick_sorted_by_lane():
     assert [(n.t, n.lane) for n in chart.difficulties["expert"]] == [(0.5, 0), (0.5, 2), (0.5, 4)]
 
 
+def test_a_chord_spread_over_a_few_ticks_is_one_chord():
+    # Recorded or hand-drawn: 0, 5 and 15 ticks after the first note-on; then one 16 ticks after.
+    notes = [(480, 240, 96), (485, 235, 98), (495, 225, 100), (496, 1, 97)]
+    chart = parse_midi(midi_bytes([("PART GUITAR", notes)]))
+    assert [(n.t, n.dur, n.lane) for n in chart.difficulties["expert"]] == [
+        (0.5, 0.25, 0), (0.5, 0.25, 2), (0.5, 0.25, 4), (496 / 960, 0.0, 1)]
+
+
 def test_markers_opens_and_other_tracks_are_ignored():
     notes = [(0, 1, 96), (0, 480, 116), (0, 480, 103), (0, 1, 95), (0, 1, 101), (0, 1, 102),
              (0, 1, 104), (480, 1, 12), (480, 1, 127)]
@@ -288,8 +296,9 @@ def playable_charts(draw):
         free = [0.0] * lanes  # when each lane is free again
         notes, t = [], 0.0
         for _ in range(draw(st.integers(0, 30))):
-            t += draw(st.sampled_from([0.0, 0.01, 0.07, 0.125, 0.25, 0.5, 1.0, 3.7]))
-            t = round(t + draw(st.floats(0, 0.02)), 6)
+            # A chord's notes on one time; others far enough apart not to read as one chord.
+            step = draw(st.sampled_from([0.0, 0.0, 0.07, 0.125, 0.25, 0.5, 1.0, 3.7]))
+            t = round(t + step + (draw(st.floats(0, 0.02)) if step else 0.0), 6)
             lane = draw(st.integers(0, lanes - 1))
             if t < free[lane] + 0.005:
                 continue

@@ -20,7 +20,8 @@ Reading
   played, not when).
 - **Times**: every ``set_tempo`` of every track forms the tempo map (120 BPM until the first one);
   note times are exact seconds from it, plus the song.ini ``delay``.
-- **Chords** are notes on the same tick. A note-on for a pitch already sounding ends the previous
+- **Chords** are notes on the same tick, or less than :data:`CHORD_SNAP_TICKS` after the chord's
+  first note, as YARG reads them. A note-on for a pitch already sounding ends the previous
   one there; a note never switched off is a tap.
 - **Sustains** follow Clone Hero/YARG: a note whose length is at most the sustain cutoff is a tap
   (duration 0), a longer one a sustain of its exact length in seconds. The cutoff is the song.ini
@@ -48,7 +49,7 @@ from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
 __all__ = ["parse_midi", "frets_for", "part_name", "export_midi", "MidiExport", "PARTS",
-           "OTHER_TRACKS", "DIFFICULTY_BASES", "EXPORT_RESOLUTION"]
+           "OTHER_TRACKS", "DIFFICULTY_BASES", "EXPORT_RESOLUTION", "CHORD_SNAP_TICKS"]
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
 PARTS = {
@@ -68,6 +69,8 @@ OTHER_TRACKS = re.compile(r"PART [A-Z0-9_]+( GHL)?|EVENTS|VENUE|BEAT|HARM[1-3]|B
 DIFFICULTY_BASES = {5: {"expert": 96, "hard": 84, "medium": 72, "easy": 60},
                     6: {"expert": 95, "hard": 83, "medium": 71, "easy": 59}}
 EXPORT_RESOLUTION = 480
+#: Note-ons of one difficulty fewer ticks apart than this are one chord (as YARG reads MIDI).
+CHORD_SNAP_TICKS = 16
 
 
 def _load(data: bytes, name: str):
@@ -114,11 +117,17 @@ def _enhanced_opens(track) -> bool:
 
 def _by_difficulty(raw, lanes: int, *, opens: bool) -> dict[str, list[tuple[int, int, int]]]:
     """Each difficulty's (start, end, lane); ``opens``: the note under lane 0's is an open note,
-    charted on lane 0."""
+    charted on lane 0. A note starting less than :data:`CHORD_SNAP_TICKS` after the first note
+    of its chord starts with it: a chord drawn by hand or recorded from a controller is spread
+    over a few ticks, and YARG plays it as one chord."""
     out = {}
     for difficulty, base in DIFFICULTY_BASES[lanes].items():
         low = base - 1 if opens else base
-        hits = [(s, e, max(n - base, 0)) for s, e, n in raw if low <= n < base + lanes]
+        hits, chord = [], -CHORD_SNAP_TICKS
+        for s, e, n in sorted(h for h in raw if low <= h[2] < base + lanes):
+            if s >= chord + CHORD_SNAP_TICKS:
+                chord = s
+            hits.append((chord, e, max(n - base, 0)))
         if hits:
             out[difficulty] = hits
     return out
