@@ -78,7 +78,9 @@ def song_name(artist: str, title: str) -> str:
 
 @dataclass(frozen=True)
 class ChartMeta:
-    """Descriptive metadata. ``duration_s`` is the recording's length in seconds."""
+    """Descriptive metadata. ``duration_s`` is the recording's length in seconds; ``charter``
+    names who made a human chart (a song.ini's credit, kept for whoever plays or exports it),
+    ``genre`` and ``year`` are the song's, as its song folder gave them (free text)."""
 
     title: str
     artist: str = ""
@@ -86,6 +88,12 @@ class ChartMeta:
     duration_s: float = 0.0
     source: Source = Source.ANALYZED
     tool_version: str = ""
+    charter: str = ""
+    genre: str = ""
+    year: str = ""
+
+    #: The fields a song folder credits, which a chart file holds from version 3 on.
+    CREDITS = ("charter", "genre", "year")
 
     def __post_init__(self):
         try:

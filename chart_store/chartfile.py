@@ -57,9 +57,10 @@ __all__ = [
 ]
 
 FORMAT = "loopjam-chart"
-VERSION = 2
+VERSION = 3
 #: The first version with coarse sync bands (``sync.band_rate``, ``sync.bands``).
 BANDS_VERSION = 2
+CREDITS_VERSION = 3
 SUFFIX = ".chart"
 DOCUMENT = "chart.json"
 
@@ -169,15 +170,18 @@ def chart_to_json(chart: Chart) -> dict:
     """The ``loopjam chart show --json`` document: metadata and every note, JSON-ready.
 
     Shape: ``{"format", "version", "id", "title", "artist", "album", "duration_s", "source",
-    "tool_version", "lanes", "beats": [s, ...], "difficulties": {"expert": [{"t", "dur",
-    "lane", "pitch", "stem"}, ...], ...}}``; ``pitch`` is a MIDI number or null.
+    "tool_version", "charter", "genre", "year", "lanes", "beats": [s, ...], "difficulties":
+    {"expert": [{"t", "dur", "lane", "pitch", "stem"}, ...], ...}}``; ``pitch`` is a MIDI number
+    or null.
     """
     meta = chart.meta
     return {
         "format": FORMAT, "version": _version_of(chart), "id": chart_id(chart),
         "title": meta.title, "artist": meta.artist, "album": meta.album,
         "duration_s": float(meta.duration_s), "source": meta.source.value,
-        "tool_version": meta.tool_version, "lanes": int(chart.lanes),
+        "tool_version": meta.tool_version,
+        **{key: getattr(meta, key) for key in ChartMeta.CREDITS},
+        "lanes": int(chart.lanes),
         "beats": chart.beats.tolist(),
         "difficulties": {
             name: [{"t": float(n.t), "dur": float(n.dur), "lane": int(n.lane),
@@ -188,8 +192,11 @@ def chart_to_json(chart: Chart) -> dict:
 
 
 def _version_of(chart: Chart) -> int:
-    """The lowest version that holds ``chart``: a chart without sync bands is written as
-    version 1, byte for byte (and id) as before the bands existed, and older readers read it."""
+    """The lowest version that holds ``chart``: a chart without sync bands or credits is
+    written as version 1, byte for byte (and id) as before they existed, and older readers
+    read it."""
+    if any(getattr(chart.meta, key) for key in ChartMeta.CREDITS):
+        return CREDITS_VERSION
     has_bands = chart.sync is not None and chart.sync.bands is not None
     return BANDS_VERSION if has_bands else 1
 
@@ -199,7 +206,7 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
     arrays: dict[str, np.ndarray] = {"beats": _positive_zero(chart.beats)}
     document = {
         "format": FORMAT, "version": _version_of(chart),
-        "meta": _encode_meta(chart.meta),
+        "meta": _encode_meta(chart.meta, credits=_version_of(chart) >= CREDITS_VERSION),
         "lanes": _integer_of(chart.lanes, "lanes"),
         "difficulties": list(chart.difficulties),
         "fingerprint": None, "sync": None,
@@ -251,9 +258,10 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
     return members
 
 
-def _encode_meta(meta: ChartMeta) -> dict:
+def _encode_meta(meta: ChartMeta, *, credits: bool) -> dict:
     encoded = {"duration_s": _float_of(meta.duration_s), "source": meta.source.value}
-    for key in ("title", "artist", "album", "tool_version"):
+    for key in ("title", "artist", "album", "tool_version",
+                *(ChartMeta.CREDITS if credits else ())):
         value = getattr(meta, key)
         if not _is_text(value):
             raise ChartFormatError(f"meta.{key} must be a string of valid Unicode, got "
@@ -510,8 +518,11 @@ def _parse_document(payload: bytes) -> _Layout:
                      meta=_object, lanes=_int(0, 255), difficulties=_list,
                      stems=_list, fingerprint=_nullable(_object), sync=_nullable(_object),
                      masks=_object, arrays=_object)
+    # Version 3 added the credits (charter, genre, year).
+    credits = dict.fromkeys(ChartMeta.CREDITS if fields["version"] >= CREDITS_VERSION else (),
+                            _string)
     meta = _fields(fields["meta"], "meta.", title=_string, artist=_string, album=_string,
-                   duration_s=_number, source=_string, tool_version=_string)
+                   duration_s=_number, source=_string, tool_version=_string, **credits)
     sources = [s.value for s in Source]
     if meta["source"] not in sources:
         raise ChartFormatError(f"{DOCUMENT}: meta.source must be one of {sources}, got "

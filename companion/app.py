@@ -416,6 +416,7 @@ class LiveSession:
                             "offset_s": round(event.offset_s, 4), "after_s": round(now, 3),
                             "title": chart.meta.title, "artist": chart.meta.artist,
                             "source": chart.meta.source.value,
+                            "charter": chart.meta.charter,
                             "confidence": round(event.match.confidence, 3),
                             "kind": event.kind})
             self._finish_chart()

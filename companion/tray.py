@@ -203,7 +203,8 @@ def _next_state(state: tuple[str, str, str], event: dict) -> tuple[str, str, str
     if kind == "identified":
         song = (song_name(event.get("artist", ""), event.get("title", ""))
                 or event.get("chart_id", "")[:12])
-        return song, event.get("source", ""), "syncing"
+        source, charter = event.get("source", ""), event.get("charter")
+        return song, f"{source}, charted by {charter}" if charter else source, "syncing"
     if kind == "recording":
         return "unknown song", "recording to build a chart", "listening"
     if kind == "lost":

@@ -26,7 +26,9 @@ pitches = st.none() | st.integers(0, 127)
 
 metas = st.builds(ChartMeta, title=st.text(max_size=12), artist=st.text(max_size=12),
                   album=st.text(max_size=8), duration_s=non_negative,
-                  source=st.sampled_from(list(Source)), tool_version=st.text(max_size=6))
+                  source=st.sampled_from(list(Source)), tool_version=st.text(max_size=6),
+                  charter=st.just("") | st.text(max_size=6),
+                  genre=st.just("") | st.text(max_size=4), year=st.just("") | st.text(max_size=4))
 fingerprints = st.builds(
     Fingerprint, items=st.lists(st.integers(0, 2**32 - 1), max_size=4).map(
         lambda v: np.array(v, np.uint32)),

@@ -7,6 +7,7 @@ import os
 import struct
 import warnings
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +271,7 @@ def test_too_many_stems_fail_on_writing():
 
 def test_future_version(valid):
     data = with_document(valid, lambda doc: doc.update(version=7, unknown_new_field=1))
-    assert reason(data) == "version 7 is newer than this LoopJam supports (2)"
+    assert reason(data) == "version 7 is newer than this LoopJam supports (3)"
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -593,3 +594,22 @@ def test_sync_bands_model_checks(bands, band_rate, message):
     with pytest.raises(ChartError) as caught:
         SyncReference(np.zeros(40, np.float32), 100.0, bands=bands, band_rate=band_rate)
     assert message in str(caught.value)
+
+
+def test_credits_make_a_version_3_file_and_a_chart_without_them_keeps_its_bytes():
+    plain = Chart(ChartMeta("Song", duration_s=4.0), {"expert": [Note(1.0, lane=2)]})
+    credited = Chart(replace(plain.meta, charter="Someone", genre="Metal", year="2007"),
+                     plain.difficulties)
+    assert document(dumps(plain))["version"] == 1
+    assert "charter" not in document(dumps(plain))["meta"]
+    data = dumps(credited)
+    assert document(data)["version"] == 3
+    assert {k: document(data)["meta"][k] for k in ChartMeta.CREDITS} == {
+        "charter": "Someone", "genre": "Metal", "year": "2007"}
+    assert loads(data) == credited and chart_id(credited) != chart_id(plain)
+    assert chart_to_json(credited)["charter"] == "Someone"
+    # Earlier versions carry no credits: such a file is corrupt, not silently stripped.
+    assert "unknown field meta.'charter'" in reason(
+        with_document(data, lambda d: d.update(version=2)))
+    assert "missing field meta.genre" in reason(
+        with_document(data, lambda d: d["meta"].__delitem__("genre")))

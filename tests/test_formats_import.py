@@ -92,6 +92,11 @@ def test_import_chart_text_folder_without_song_ini(tmp_path):
     chart = import_song(folder).chart
     assert chart.meta.title == "Example Song" and chart.meta.artist == "Example Artist"
     assert [n.t for n in chart.track("expert")] == [0.5, 0.5, 1.0, 1.5, 1.5]
+    # The credits a .chart carries itself; Frets on Fire's editor wrote the year as ", 2007".
+    (folder / "notes.chart").write_text(CHART.replace(
+        '  Resolution', '  Charter = "Someone"\n  Genre = "Rock"\n  Year = ", 2007"\n  Resolution'))
+    meta = import_song(folder).chart.meta
+    assert (meta.charter, meta.genre, meta.year) == ("Someone", "Rock", "2007")
 
 
 def test_song_ini_delay_wins_over_chart_offset_and_sets_the_cutoff(tmp_path):
@@ -223,6 +228,29 @@ def test_cli_export_round_trip_through_clone_hero(tmp_path, capsys):
         assert np.allclose([n.t for n in got], [n.t for n in track], atol=1e-3)
         assert np.allclose([n.end for n in got], [n.end for n in track], atol=1e-3)
     assert again.meta.title == original.meta.title
+
+
+def test_the_charter_genre_and_year_are_kept_through_the_store_and_an_export(tmp_path, capsys):
+    # Charts are shared: whoever plays or exports a human chart still sees who made it.
+    write_song(tmp_path / "in" / "one", ini="[song]\nname = Test Song\nartist = Tester\n"
+               "charter = Someone\ngenre = Thrash\nyear = 2009\n")
+    assert main(["import", str(tmp_path / "in"), "--json"]) == 0
+    chart_id = json.loads(capsys.readouterr().out)["chart_id"]
+    meta = LocalStore().get(chart_id).meta
+    assert (meta.charter, meta.genre, meta.year) == ("Someone", "Thrash", "2009")
+    assert main(["chart", "show", chart_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["charter"] == "Someone"
+    for fmt in ("clonehero", "stepmania", "osu"):
+        assert main(["export", chart_id, "--format", fmt, "--out", str(tmp_path / fmt)]) == 0
+    capsys.readouterr()
+    folder = tmp_path / "clonehero" / "Tester - Test Song"
+    again = import_song(folder).chart.meta
+    assert (again.charter, again.genre, again.year, again.source) == (
+        "Someone", "Thrash", "2009", Source.IMPORTED_HUMAN)
+    sm = next((tmp_path / "stepmania" / "Tester - Test Song").glob("*.sm")).read_text()
+    assert "#CREDIT:Someone;" in sm and "#GENRE:Thrash;" in sm
+    osu = next((tmp_path / "osu" / "Tester - Test Song").glob("*.osu")).read_text()
+    assert "Creator:Someone" in osu
 
 
 def test_cli_export_says_when_the_format_folds_the_lanes(tmp_path, capsys):

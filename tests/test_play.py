@@ -65,7 +65,8 @@ def test_play_offline_identifies_syncs_and_judges(tmp_path, song):
     events = read_log(log)
     ident = [e for e in events if e["event"] == "identified"]
     assert len(ident) == 1 and ident[0]["chart_id"] == chart_id
-    assert ident[0]["source"] == chart.meta.source.value   # the tray's status line shows it
+    # the tray's status line shows where the chart came from, and who charted it
+    assert (ident[0]["source"], ident[0]["charter"]) == (chart.meta.source.value, "")
     assert ident[0]["after_s"] <= 5.0 and abs(ident[0]["offset_s"] - START_S) < 0.15
     syncs = [e for e in events if e["event"] == "sync"]
     stream = np.array([e["stream_s"] for e in syncs])

@@ -179,6 +179,10 @@ def test_the_status_line_follows_the_log_and_waits_for_a_line_to_end(tmp_path, l
             emit(line[20:])
             assert controller.status() == TrayStatus(running=True, song="Two",
                                                      chart_source="recorded-live", sync="syncing")
+            emit(json.dumps({"event": "identified", "chart_id": "f00d", "title": "Three",
+                             "source": "imported-human", "charter": "Someone"}) + "\n")
+            assert controller.status().line == (
+                "Three (imported-human, charted by Someone) - syncing")
     finally:
         controller.stop()
 

@@ -68,6 +68,21 @@ class SongFolder:
     def album(self) -> str:
         return self.ini.album or self.notes.tags.get("Album", "")
 
+    @property
+    def charter(self) -> str:
+        """Who charted it; empty for a chart LoopJam made (see :data:`LOOPJAM_CHARTER`)."""
+        charter = self.ini.charter or self.notes.tags.get("Charter", "")
+        return "" if charter == LOOPJAM_CHARTER else charter
+
+    @property
+    def genre(self) -> str:
+        return self.ini.genre or self.notes.tags.get("Genre", "")
+
+    @property
+    def year(self) -> str:
+        # Frets on Fire's editor wrote a .chart year as ", 2007".
+        return (self.ini.year or self.notes.tags.get("Year", "")).lstrip(", ")
+
     def source_hash(self) -> str:
         """``"sha256:<hex>"`` of what an import reads (song.ini, chart files, stems) and of the
         importer's version: the same hash means importing again gives the same chart."""
@@ -276,6 +291,7 @@ def import_song(folder) -> ImportedSong:
     duration_s = length / sr
     human = song.ini.charter != LOOPJAM_CHARTER
     meta = ChartMeta(title=song.title, artist=song.artist, album=song.album,
+                     charter=song.charter, genre=song.genre, year=song.year,
                      duration_s=duration_s,
                      source=Source.IMPORTED_HUMAN if human else Source.ANALYZED,
                      tool_version=_tool_version())
@@ -349,7 +365,9 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None, replace: bool =
         written = export_midi(chart)
         (folder / "notes.mid").write_bytes(written.data)
         tags = {"name": meta.title, "artist": meta.artist, "album": meta.album or None,
-                "charter": None if meta.source is Source.IMPORTED_HUMAN else LOOPJAM_CHARTER,
+                "genre": meta.genre or None, "year": meta.year or None,
+                "charter": meta.charter or (None if meta.source is Source.IMPORTED_HUMAN
+                                            else LOOPJAM_CHARTER),
                 "song_length": round(meta.duration_s * 1000) if meta.duration_s else None,
                 "delay": 0, "sustain_cutoff_threshold": written.sustain_cutoff_ticks}
         (folder / "song.ini").write_text(format_song_ini(tags), encoding="utf-8")

@@ -95,7 +95,7 @@ def export_sm(chart: Chart, *, music: str = "song.ogg") -> str:
     bpms = ",".join(f"{beat:.6f}={bpm:.6f}" for beat, bpm in tempo.bpm_changes())
     meta = chart.meta
     head = [f"#TITLE:{_text(meta.title)};", f"#ARTIST:{_text(meta.artist)};",
-            "#CREDIT:LoopJam;", f"#MUSIC:{_text(music)};", "#OFFSET:0.000000;",
+            f"#GENRE:{_text(meta.genre)};", f"#CREDIT:{_text(meta.charter) or 'LoopJam'};", f"#MUSIC:{_text(music)};", "#OFFSET:0.000000;",
             f"#BPMS:{bpms};", "#STOPS:;", "#SELECTABLE:YES;", ""]
     body = []
     for difficulty, track in chart.difficulties.items():
