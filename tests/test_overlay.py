@@ -113,6 +113,33 @@ def test_sustain_tail_spans_the_note_length(renderer):
     assert r > 120 and g > 100 and b < 60                   # in the lane's colour (yellow)
 
 
+def test_beats_are_lines_across_the_highway_under_the_notes(renderer):
+    # The highway shows the song's pulse: a faint line at each beat, across every lane and no
+    # further; a note on a beat is drawn over its line.
+    track = Track((Note(2.0, lane=1),))
+    now = 1.6
+    beats = np.array([1.5, 2.0, 2.5])
+    snap = snap_for(track, now, beats=beats)
+    img = renderer.render(snap, now).astype(int)
+    bare = renderer.render(dataclasses.replace(snap, beats=None), now).astype(int)
+    changed = np.any(img != bare, axis=-1)
+    left = int(highway_left(LANES, STYLE))
+    right = left + LANES * STYLE.lane_width
+    rows = runs(changed[:, right - 3])   # a column no note crosses
+    visible = [b for b in beats if 0 < note_y(t=b, now=now, style=STYLE) < STYLE.highway_height]
+    assert len(rows) == len(visible) == 2
+    for row, b in zip(sorted(rows), sorted(visible, reverse=True)):
+        assert abs(row - image_row(note_y(t=b, now=now, style=STYLE), STYLE)) <= 2
+    line = int(max(rows))    # beat 1.5, just past the hit line (2.0 has a note on it)
+    assert changed[line, left + 1:right - 1].all() and not changed[line, :left - 1].any()
+    assert not changed[line, right + 1:].any()
+    # faint: lighter than the backdrop, far from the white hit line
+    assert 0 < img[line, right - 3, :3].mean() - bare[line, right - 3, :3].mean() < 90
+    gem = int(round(image_row(note_y(t=2.0, now=now, style=STYLE), STYLE)))
+    x1 = int(lane_x(lane=1, lanes=LANES, style=STYLE) + STYLE.lane_width / 2)
+    assert not changed[gem, x1]                  # the gem covers its beat's line
+
+
 def text_pixels(img, box):
     """White-ish (text) pixels in box = (x0, y0, x1, y1), image coordinates."""
     x0, y0, x1, y1 = box

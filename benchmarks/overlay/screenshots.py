@@ -63,7 +63,8 @@ def render_all(out: Path) -> None:
         engine.queue_input(note.lane, False, max(note.end, note.t + 0.06))
     engine.update(now)
     meta = dict(title="Muldjord - Synthetic Groove", artist="", duration_s=30.0,
-                chart_source="imported-human", lanes=5, wall_time=0.0)
+                chart_source="imported-human", lanes=5, wall_time=0.0,
+                beats=np.arange(1.0, 30.0, 0.5))    # the notes' 8th grid at 120 BPM
     background = gradient(style.width, style.height)
     shots = {
         "overlay-playing": (snapshot_from_engine(engine, status="synced", game_time=now,

@@ -1,8 +1,8 @@
 """The overlay's OpenGL renderer (pyglet), and offscreen rendering to an image.
 
 Notes are one instanced draw call: the whole track is uploaded once as instances (chart time,
-length, lane, kind, colour) and the vertex shader places each at ``hit_line + (t - now) *
-scroll_speed``, so a frame costs one uniform update and one draw however many notes are on
+length, lane, kind, colour), with the chart's beats as thin lines across the highway under them,
+and the vertex shader places each at ``hit_line + (t - now) * scroll_speed``, so a frame costs one uniform update and one draw however many notes are on
 screen; per-note states (hit, missed, holding) are re-uploaded only when a new snapshot brings
 them. Lanes, pads, the hit line, the title and status text are pyglet shapes and labels in
 batches (re-laid out only when they change). The text that changes with every hit (score, combo,
@@ -47,7 +47,7 @@ _STATUS_TEXT = {
 }
 
 _VERTEX = """#version 330 core
-in vec4 a_note;    // chart time (s), length (s), lane, kind (0 gem, 1 sustain tail)
+in vec4 a_note;    // chart time (s), length (s), lane, kind (0 gem, 1 sustain tail, 2 beat)
 in vec4 a_color;
 in float a_state;  // DrawState code
 uniform float u_now;
@@ -55,6 +55,7 @@ uniform float u_speed;
 uniform float u_hit_y;
 uniform float u_left;
 uniform float u_lane_w;
+uniform float u_lanes;
 uniform float u_note_h;
 uniform vec2 u_size;
 uniform vec4 u_miss_color;
@@ -73,7 +74,12 @@ void main() {
     vec4 color = a_color;
     float w, y0, y1;
     bool hidden = state == 3;                        // skipped
-    if (tail) {
+    if (a_note.w > 1.5) {                            // a beat: a line across every lane
+        w = u_lanes * u_lane_w;
+        lx = u_left + (w - u_lane_w) * 0.5;          // centred on the highway below
+        y0 = y_head - 1.0;
+        y1 = y_head + 1.0;
+    } else if (tail) {
         w = u_lane_w * 0.24;
         y0 = y_head;
         y1 = u_hit_y + (a_note.x + a_note.y - u_now) * u_speed;
@@ -102,7 +108,7 @@ void main() {
     }
     // Gems shade from their colour at the bottom to lighter at the top (a per-vertex
     // gradient: per-fragment shading costs a software rasterizer several times more).
-    float light = tail ? 0.0 : corner.y * 0.4;
+    float light = a_note.w > 0.5 ? 0.0 : corner.y * 0.4;
     v_color = vec4(mix(color.rgb, vec3(1.0), light), color.a * u_opacity);
 }
 """
@@ -359,7 +365,8 @@ class _NoteLayer:
         gl.glBindVertexArray(0)
         self.track: Track | None = None
         self.colors: tuple | None = None
-        self.count = self.n_tails = 0
+        self.beats: np.ndarray | None = None
+        self.count = self.n_beats = self.n_tails = 0
         self.opaque_gems = False
         self.starts = np.zeros(0)
         self.max_dur = 0.0
@@ -370,26 +377,34 @@ class _NoteLayer:
         self._uniforms_lanes = 0
         self._opaque = False
 
-    def set_track(self, track: Track | None, colors: tuple) -> None:
-        if track is self.track and colors == self.colors:
+    def set_track(self, track: Track | None, colors: tuple, beats: np.ndarray | None = None,
+                  beat_color: tuple = (1.0, 1.0, 1.0, 0.25)) -> None:
+        """Upload ``track``'s notes and the ``beats`` (chart seconds) drawn under them."""
+        if track is self.track and colors == self.colors and beats is self.beats:
             return
-        self.track, self.colors, self.states_src = track, colors, None
+        self.track, self.colors, self.beats, self.states_src = track, colors, beats, None
         self.opaque_gems = all(parse_color(c)[3] == 1.0 for c in colors)
         self._uniforms_style = None
         notes = track.notes if track is not None else ()
+        beat_times = np.asarray(beats if track is not None and beats is not None else (),
+                                np.float32)
         tails = [i for i, n in enumerate(notes) if n.dur > 0]
         self.note_of = np.array(tails + list(range(len(notes))), dtype=np.int64)  # tails below
         palette = np.array([parse_color(c) for c in colors], np.float32)
         lane = np.array([notes[i].lane for i in self.note_of], np.int64)
-        data = np.zeros((self.note_of.size, 8), np.float32)
-        data[:, 0] = [notes[i].t for i in self.note_of]
-        data[:, 1] = [notes[i].dur for i in self.note_of]
-        data[:, 2] = lane
-        data[:len(tails), 3] = 1.0                  # kind: sustain tail
-        data[:, 4:] = palette[lane]
+        b = beat_times.size
+        data = np.zeros((b + self.note_of.size, 8), np.float32)   # beats, tails, gems
+        data[:b, 0] = beat_times
+        data[:b, 3] = 2.0                           # kind: beat line
+        data[:b, 4:] = beat_color
+        data[b:, 0] = [notes[i].t for i in self.note_of]
+        data[b:, 1] = [notes[i].dur for i in self.note_of]
+        data[b:, 2] = lane
+        data[b:b + len(tails), 3] = 1.0             # kind: sustain tail
+        data[b:, 4:] = palette[lane]
         self.count = data.shape[0]
-        self.n_tails = len(tails)
-        self.starts = data[:, 0].astype(np.float64)   # ascending within tails and within gems
+        self.n_beats, self.n_tails = b, len(tails)
+        self.starts = data[:, 0].astype(np.float64)   # ascending within each kind
         self.max_dur = float(data[:, 1].max()) if self.count else 0.0
         gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self.static_vbo)
         gl.glBufferData(gl.GL_ARRAY_BUFFER, max(data.nbytes, 4), data.ctypes.data,
@@ -404,7 +419,7 @@ class _NoteLayer:
         if draw_states is None:
             self.states[:] = DrawState.PENDING
         else:
-            self.states[:] = np.asarray(draw_states, np.float32)[self.note_of]
+            self.states[self.n_beats:] = np.asarray(draw_states, np.float32)[self.note_of]
         self._upload_states()
 
     def _upload_states(self) -> None:
@@ -426,6 +441,7 @@ class _NoteLayer:
             p["u_hit_y"] = float(style.hit_line)
             p["u_left"] = float(highway_left(lanes, style))
             p["u_lane_w"] = float(style.lane_width)
+            p["u_lanes"] = float(lanes)
             p["u_note_h"] = float(style.note_height)
             p["u_size"] = (float(style.width), float(style.height))
             p["u_miss_color"] = parse_color(style.miss_color)
@@ -438,9 +454,10 @@ class _NoteLayer:
         # (portable to GL 3.3, unlike glDrawArraysInstancedBaseInstance).
         late = now - style.hit_line / style.scroll_speed - 0.05
         early = now + style.lookahead_s() + 0.05
-        tails, gems = self.starts[:self.n_tails], self.starts[self.n_tails:]
-        for base, times, lo, blend in ((0, tails, late - self.max_dur, True),
-                                       (self.n_tails, gems, late, not self._opaque)):
+        b, t = self.n_beats, self.n_beats + self.n_tails
+        for base, times, lo, blend in ((0, self.starts[:b], late, True),
+                                       (b, self.starts[b:t], late - self.max_dur, True),
+                                       (t, self.starts[t:], late, not self._opaque)):
             first, last = np.searchsorted(times, lo), np.searchsorted(times, early)
             if last > first:
                 # Opaque gems skip blending: most of a dense frame's pixels are gems, and
@@ -506,6 +523,7 @@ class OverlayRenderer:
                                       x=s.width // 2, y=s.hit_line + 90, anchor_x="center",
                                       anchor_y="center", capacity=8)
         self._text_rgba = _rgba(s.text_color, s.opacity)
+        self._beat_rgba = _rgba(s.text_color, 0.22 * s.opacity)
         self.message = _Label("", x=s.width // 2, y=int(s.highway_height * 0.6),
                                          anchor_x="center", anchor_y="center", multiline=True,
                                          width=s.width - 40, align="center",
@@ -604,7 +622,8 @@ class OverlayRenderer:
         gl.glClear(gl.GL_COLOR_BUFFER_BIT)
         gl.glDisable(gl.GL_SCISSOR_TEST)
         self.under.draw()
-        self.notes.set_track(snap.track if snap.status != "ended" else None, s.lane_colors)
+        self.notes.set_track(snap.track if snap.status != "ended" else None, s.lane_colors,
+                             snap.beats, self._beat_rgba)
         self.notes.set_states(snap.draw_states)
         _blend_premultiplied()
         self.notes.draw(now=now, style=s, lanes=lanes)

@@ -39,7 +39,8 @@ class GameSnapshot:
 
     ``game_time`` is the chart time (seconds) at ``wall_time`` (``time.monotonic()``); while
     ``status`` is "synced" the clock runs at ``rate`` chart seconds per second.
-    ``draw_states`` holds one :class:`DrawState` code per note of ``track`` (None: all pending).
+    ``draw_states`` holds one :class:`DrawState` code per note of ``track`` (None: all pending);
+    ``beats`` are the chart's beat times (seconds), drawn as lines under the notes.
     """
 
     status: str = "waiting"
@@ -47,6 +48,7 @@ class GameSnapshot:
     wall_time: float = 0.0
     rate: float = 1.0
     track: Track | None = None
+    beats: np.ndarray | None = None
     lanes: int = 5
     title: str = ""
     artist: str = ""
@@ -92,7 +94,8 @@ class StateBox:
 
 
 def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, wall_time: float,
-                         rate: float = 1.0, lanes: int | None = None, title: str = "",
+                         rate: float = 1.0, lanes: int | None = None,
+                         beats: np.ndarray | None = None, title: str = "",
                          artist: str = "", duration_s: float = 0.0, chart_source: str = "",
                          message: str = "") -> GameSnapshot:
     """A snapshot of ``engine``'s state (note states with sustains, score, last judgement)."""
@@ -110,7 +113,7 @@ def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, w
         lanes = max((n.lane for n in track), default=4) + 1
     return GameSnapshot(
         status=status, game_time=game_time, wall_time=wall_time, rate=rate, track=track,
-        lanes=max(lanes, 4), title=title, artist=artist, duration_s=duration_s,
+        beats=beats, lanes=max(lanes, 4), title=title, artist=artist, duration_s=duration_s,
         chart_source=chart_source, draw_states=states, pressed=engine.pressed_lanes,
         last_judgement=engine.judgements[-1] if engine.judgements else None,
         score=engine.score, combo=engine.combo, multiplier=engine.multiplier,
