@@ -70,6 +70,10 @@ def test_a_song_without_an_artist_is_named_by_its_title(tmp_path):
     chart = read_chart(EXAMPLE)
     chart = replace(chart, meta=replace(chart.meta, artist=""))
     assert summary(chart)[0] == "LoopJam Example (Fixtures)"      # (the album)
+    # A human chart's credits are shown; a generated chart has none, and no empty lines.
+    assert not any(line.startswith(("charter", "genre", "year")) for line in summary(chart))
+    credited = replace(chart, meta=replace(chart.meta, charter="Someone", year="2007"))
+    assert {"charter   Someone", "year      2007"} <= set(summary(credited))
 
 
 def test_show_finds_a_chart_by_id_or_short_id_in_the_local_store():

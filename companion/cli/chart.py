@@ -93,8 +93,9 @@ def summary(chart) -> list[str]:
         f"id        {chart.id}",
         f"duration  {int(minutes)}:{seconds:04.1f} ({meta.duration_s:.1f} s)",
         f"source    {meta.source.value}" + (f", {meta.tool_version}" if meta.tool_version else ""),
-        f"lanes     {chart.lanes}",
     ]
+    lines += [f"{key:<10}{getattr(meta, key)}" for key in meta.CREDITS if getattr(meta, key)]
+    lines += [f"lanes     {chart.lanes}"]
     beats = f"beats     {len(chart.beats)}"
     if len(chart.beats) > 1:
         import numpy as np
@@ -151,9 +152,10 @@ def _register_show(commands) -> None:
 
 --json prints one object:
   {"format":"loopjam-chart","version":V,"id","title","artist","album","duration_s",
-   "source","tool_version","lanes","beats":[s,...],
+   "source","tool_version","charter","genre","year","lanes","beats":[s,...],
    "difficulties":{"expert":[{"t":s,"dur":s,"lane":i,"pitch":midi_or_null,"stem":name},...]}}
-V is the chart file's version: 1, or 2 for a chart with sync bands (docs/chart-format.md).
+V is the chart file's version: 1; 2 for a chart with sync bands; 3 for one with credits
+(charter, genre, year: docs/chart-format.md).
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("chart", metavar="CHART",
                    help="chart file, or chart id (or unique prefix) in the local store")
