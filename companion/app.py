@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from chart_store.chart import DEFAULT_LANES
+from companion.audio.base import STREAM_SR
 from companion.game.calibration import Offsets, heard_time, input_time
 
 __all__ = ["LiveOptions", "LiveSession", "EventLog", "PassThrough", "make_processor",
@@ -90,7 +91,7 @@ class LiveOptions:
     speed: str = "realtime"
     log: Path | None = None
     overlay: bool = False
-    sr: int = 48000
+    sr: int = STREAM_SR
     channels: int = 2
     block_frames: int = 1024  # see loopjam play --block: fewer wake-ups, less CPU
     sink_buffer_frames: int = 2048

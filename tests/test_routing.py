@@ -38,7 +38,10 @@ def test_setup_play_guard_and_remove(pulse_server, tmp_path, capsys):
         out = json.loads(capsys.readouterr().out)
         assert out["sink"] == SINK_NAME and out["previous_default"] == "A"
         specs = {s["name"]: s["sample_specification"] for s in router._json("sinks")}
-        assert specs[SINK_NAME] == specs["A"] == "float32le 2ch 48000Hz"   # no conversion
+        # The companion's format and rate (its capture is never converted), the output's
+        # channels: in front of C's mono 22.05 kHz it would be mono, still float32 48 kHz.
+        assert specs[SINK_NAME] == specs["A"] == "float32le 2ch 48000Hz"
+        assert router._spec_args("C") == ["format=float32le", "rate=48000", "channels=1"]
         assert router.default_sink() == SINK_NAME
         assert _sink_of(server, stream.id) == SINK_NAME  # the running app was moved
         state = router.state()

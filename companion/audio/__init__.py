@@ -14,12 +14,12 @@ import importlib
 import os
 
 from companion.audio.base import (AudioError, Backend, BackendUnavailable, Block, DeviceInfo,
-                                  DeviceLost, DeviceNotFound, FormatChanged, Sink, Source,
-                                  match_device)
+                                  DeviceLost, DeviceNotFound, FormatChanged, STREAM_SR, Sink,
+                                  Source, match_device)
 
 __all__ = ["PREFERENCE", "get_backend", "open_source", "open_sink", "list_devices",
            "AudioError", "Backend", "BackendUnavailable", "Block", "DeviceInfo", "DeviceLost",
-           "DeviceNotFound", "FormatChanged", "Sink", "Source", "match_device"]
+           "DeviceNotFound", "FormatChanged", "Sink", "Source", "match_device", "STREAM_SR"]
 
 #: Backend names, tried in this order; ``null`` always works.
 PREFERENCE = ("soundcard", "pyaudio", "null")
@@ -74,7 +74,7 @@ def _is_file(spec: str) -> bool:
         ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif"}
 
 
-def open_source(spec: str | None, *, sr: int = 48000, channels: int = 2, block_frames: int = 512,
+def open_source(spec: str | None, *, sr: int = STREAM_SR, channels: int = 2, block_frames: int = 512,
                 realtime: bool = False, preferred: str | None = None) -> Source:
     """Open a ``--source`` value: ``loopback`` (what the default output plays),
     ``loopback:DEVICE``, an input ``DEVICE``, ``null``, or an audio FILE (at its own rate;

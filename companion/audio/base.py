@@ -24,7 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["AudioError", "DeviceNotFound", "BackendUnavailable", "DeviceLost", "FormatChanged",
-           "DeviceInfo", "Block", "Source", "Sink", "Backend", "match_device"]
+           "DeviceInfo", "Block", "Source", "Sink", "Backend", "match_device", "STREAM_SR"]
+
+#: The rate (Hz) the live path records and plays devices at; the sound server converts a
+#: device that runs at another rate.
+STREAM_SR = 48000
 
 
 class AudioError(Exception):

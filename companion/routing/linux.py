@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from companion.audio.base import DeviceInfo, match_device
+from companion.audio.base import STREAM_SR, DeviceInfo, match_device
 from companion.routing import NoSoundServer, RoutingError
 
 __all__ = ["PulseRouter", "RoutingState", "SINK_NAME"]
@@ -197,16 +197,19 @@ class PulseRouter:
         return state
 
     def _spec_args(self, sink: str) -> list[str]:
-        """``format=`` ``rate=`` ``channels=`` of ``sink`` (e.g. "float32le 2ch 48000Hz"), so
-        LoopJam's device takes the music as the real output plays it: at the server's default
-        format (s16le, 44.1 kHz) every sample was converted there and back (30-34 dB SNR
-        through the pass-through). Nothing when the sink's format cannot be read."""
+        """The LoopJam device's ``format=`` ``rate=`` ``channels=``: float32 at the rate the
+        companion records it (:data:`STREAM_SR`), so its capture is never converted (the
+        server's default, s16le 44.1 kHz, was converted twice: 30-34 dB SNR through the
+        pass-through; float32 48 kHz speakers now get the music bit-exact), with the channels
+        of ``sink``, the output it replaces. Not the output's rate: the companion would resample
+        a 44.1 kHz device there and back anyway, and with a 96 kHz device at both ends
+        PulseAudio 16's pass-through loopback aborted the server within seconds (speex
+        resampler assertion, 3 runs of 3)."""
         spec = next((s.get("sample_specification", "") for s in self._json("sinks")
                      if s.get("name") == sink), "")
-        match = re.fullmatch(r"(\w+) (\d+)ch (\d+)Hz", spec.strip())
-        if match is None:
-            return []
-        return [f"format={match[1]}", f"channels={match[2]}", f"rate={match[3]}"]
+        match = re.fullmatch(r"\w+ (\d+)ch \d+Hz", spec.strip())
+        channels = [f"channels={match[1]}"] if match else []
+        return ["format=float32le", f"rate={STREAM_SR}", *channels]
 
     def _load_loopback(self, state: RoutingState) -> int:
         return int(self._pactl("load-module", "module-loopback",
