@@ -252,10 +252,19 @@ def _run(args, stop: _StopRequest) -> int:
         except OSError as error:
             raise CommandError(f"cannot write the log: {error}") from None
         stack.callback(log.close)
-        _routing(options, stack)
+        router = _routing(options)
         source, sink = _open_devices(options)
         stack.callback(source.close)
         stack.callback(sink.close)
+        if router is not None:
+            from companion.routing import RoutingError
+
+            # Only now, with the streams open, does the pass-through stop (it was a 441 ms
+            # silence when it stopped first); and it resumes before they close.
+            try:
+                stack.enter_context(router.companion_running())
+            except RoutingError as error:
+                raise CommandError(str(error)) from None
         return _play(options, overlay, overlay_settings, source, sink, log, stop)
 
 
@@ -271,14 +280,15 @@ def _no_overlay(error: Exception, player: str) -> CommandError | None:
     return None
 
 
-def _routing(options, stack) -> None:
+def _routing(options):
     """With LoopJam's routing set up (Linux), record the LoopJam device and play to the output
-    it replaced, and hand the pass-through back when play stops (also on SIGINT/SIGTERM)."""
+    it replaced; the router, whose pass-through the companion then stands in for (None: no
+    routing to hand over)."""
     from companion.routing import NoSoundServer, RoutingError, platform_router
     from companion.routing.linux import SINK_NAME
 
     if options.source not in ("loopback", f"loopback:{SINK_NAME}"):
-        return
+        return None
     try:
         router = platform_router()
         state = router.state()
@@ -293,14 +303,11 @@ def _routing(options, stack) -> None:
             raise CommandError("recording the default output and playing to it would feed "
                                "back: run `loopjam setup-audio` first, or give "
                                "--source loopback:DEVICE and a different --sink")
-        return
+        return None
     options.source = f"loopback:{SINK_NAME}"
     if options.sink is None:
         options.sink = state.previous_default
-    try:
-        stack.enter_context(router.companion_running())
-    except RoutingError as error:
-        raise CommandError(str(error)) from None
+    return router
 
 
 def _play(options, overlay, overlay_settings, source, sink, log, stop) -> int:
