@@ -1,8 +1,9 @@
 """The overlay's OpenGL renderer (pyglet), and offscreen rendering to an image.
 
-Notes are one instanced draw call: the whole track is uploaded once as instances (chart time,
-length, lane, kind, colour), with the chart's beats as thin lines across the highway under them,
-and the vertex shader places each at ``hit_line + (t - now) * scroll_speed``, so a frame costs one uniform update and one draw however many notes are on
+Notes are instanced draws: the whole track is uploaded once as instances (chart time, length,
+lane, kind, colour), with the chart's beats as thin lines across the highway under them, and the
+vertex shader places each at ``hit_line + (t - now) * scroll_speed``, so a frame costs one
+uniform update and a draw per kind (beats, sustain tails, gems) however many notes are on
 screen; per-note states (hit, missed, holding) are re-uploaded only when a new snapshot brings
 them. Lanes, pads, the hit line, the title and status text are pyglet shapes and labels in
 batches (re-laid out only when they change). The text that changes with every hit (score, combo,
@@ -340,7 +341,7 @@ def _set_text(label, text: str) -> None:
 
 
 class _NoteLayer:
-    """The track's notes as GPU instances, drawn in one call."""
+    """The track's notes and the chart's beats as GPU instances, a draw call per kind."""
 
     def __init__(self):
         self.program = ShaderProgram(Shader(_VERTEX, "vertex"), Shader(_FRAGMENT, "fragment"))
