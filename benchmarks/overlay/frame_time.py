@@ -111,6 +111,7 @@ def run(args, *, server_pid: int | None = None) -> dict:
     notes = [Note(float(i * spacing), dur=0.3 if i % 9 == 0 else 0.0,
                   lane=int(rng.integers(0, args.lanes))) for i in range(count)]
     track = Track(tuple(notes))
+    beats = np.arange(0.0, duration, 60 / 180)   # beat lines as a 180 BPM song draws them
     window = OverlayWindow(lambda: GameSnapshot(lanes=args.lanes), style, vsync=False)
     window.set_visible(True)
     collections = [0, 0, 0]
@@ -135,7 +136,7 @@ def run(args, *, server_pid: int | None = None) -> dict:
             now = span + frame / 60
             feed(engine, player, now)  # judging is the engine's job; it runs here as live
             snap = snapshot_from_engine(engine, status="synced", game_time=now, wall_time=0.0,
-                                        lanes=args.lanes, title="Benchmark",
+                                        lanes=args.lanes, beats=beats, title="Benchmark",
                                         duration_s=duration)
             window.switch_to()
             window.dispatch_events()
