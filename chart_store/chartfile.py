@@ -204,9 +204,10 @@ def _version_of(chart: Chart) -> int:
 def _members(chart: Chart) -> list[tuple[str, bytes]]:
     """The canonical members of ``chart``'s file: ``chart.json``, then one per array."""
     arrays: dict[str, np.ndarray] = {"beats": _positive_zero(chart.beats)}
+    version = _version_of(chart)
     document = {
-        "format": FORMAT, "version": _version_of(chart),
-        "meta": _encode_meta(chart.meta, credits=_version_of(chart) >= CREDITS_VERSION),
+        "format": FORMAT, "version": version,
+        "meta": _encode_meta(chart.meta, credits=version >= CREDITS_VERSION),
         "lanes": _integer_of(chart.lanes, "lanes"),
         "difficulties": list(chart.difficulties),
         "fingerprint": None, "sync": None,

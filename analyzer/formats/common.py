@@ -6,15 +6,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chart_store.chart import Note
+from chart_store.chart import ChartMeta, Note, Source
 
 from .tempo import TempoMap
 
-__all__ = ["FormatError", "HumanChart", "INSTRUMENT_STEMS", "decode_text"]
+__all__ = ["FormatError", "HumanChart", "INSTRUMENT_STEMS", "LOOPJAM_CHARTER", "charter_credit",
+           "decode_text"]
 
 #: Charted instrument → the name of its stem file (``guitar.ogg``...), the note's ``stem``.
 INSTRUMENT_STEMS = {"guitar": "guitar", "guitar_coop": "guitar", "rhythm": "rhythm",
                     "bass": "bass", "keys": "keys"}
+
+
+#: Who a chart LoopJam made is credited to (a song.ini's ``charter``: an import of it is no
+#: human chart).
+LOOPJAM_CHARTER = "LoopJam"
+
+
+def charter_credit(meta: ChartMeta) -> str:
+    """Who an export credits with the chart: its charter, LoopJam for a chart LoopJam made, and
+    nobody ("") for a human chart whose charter is not known.
+
+    Examples
+    --------
+    >>> charter_credit(ChartMeta("t")), charter_credit(ChartMeta("t", charter="Someone"))
+    ('LoopJam', 'Someone')
+    """
+    human = meta.source is Source.IMPORTED_HUMAN
+    return meta.charter or ("" if human else LOOPJAM_CHARTER)
 
 
 class FormatError(ValueError):

@@ -24,7 +24,7 @@ import numpy as np
 
 from chart_store.chart import Chart, ChartMeta, Note, Source, song_name
 
-from .common import FormatError, HumanChart, decode_text
+from .common import LOOPJAM_CHARTER, FormatError, HumanChart, charter_credit, decode_text
 from .songini import SongIni, format_song_ini, parse_song_ini
 
 __all__ = ["walk", "find_song_folders", "is_song_folder", "read_song_folder", "import_song",
@@ -38,8 +38,6 @@ STEM_NAMES = ("song", "guitar", "rhythm", "bass", "keys", "drums", "drums_1", "d
 AUDIO_SUFFIXES = (".ogg", ".opus", ".mp3", ".wav", ".flac")
 #: Formats :func:`export_chart` writes.
 EXPORT_FORMATS = ("fof", "clonehero", "stepmania", "osu")
-#: The song.ini ``charter`` of a chart LoopJam made: an import of it is no human chart.
-LOOPJAM_CHARTER = "LoopJam"
 #: Stems Frets on Fire plays; the others are mixed into song.ogg on a ``fof`` export.
 FOF_STEMS = ("song", "guitar", "rhythm")
 CHART_FILES = ("notes.mid", "notes.chart")
@@ -366,8 +364,7 @@ def export_chart(chart: Chart, fmt: str, out_dir, *, stems=None, replace: bool =
         (folder / "notes.mid").write_bytes(written.data)
         tags = {"name": meta.title, "artist": meta.artist, "album": meta.album or None,
                 "genre": meta.genre or None, "year": meta.year or None,
-                "charter": meta.charter or (None if meta.source is Source.IMPORTED_HUMAN
-                                            else LOOPJAM_CHARTER),
+                "charter": charter_credit(meta) or None,
                 "song_length": round(meta.duration_s * 1000) if meta.duration_s else None,
                 "delay": 0, "sustain_cutoff_threshold": written.sustain_cutoff_ticks}
         (folder / "song.ini").write_text(format_song_ini(tags), encoding="utf-8")

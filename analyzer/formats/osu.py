@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from chart_store.chart import Chart
 
-from .common import FormatError
+from .common import LOOPJAM_CHARTER, FormatError, charter_credit
 from .tempo import TempoMap
 
 __all__ = ["export_osu", "lane_x"]
@@ -72,8 +72,9 @@ def export_osu(chart: Chart, difficulty: str, *, audio: str = "song.ogg") -> str
         "LetterboxInBreaks: 0", "SpecialStyle: 0", "WidescreenStoryboard: 0", "",
         "[Metadata]", f"Title:{_text(meta.title)}", f"TitleUnicode:{_text(meta.title)}",
         f"Artist:{_text(meta.artist)}", f"ArtistUnicode:{_text(meta.artist)}",
-        f"Creator:{_text(meta.charter) or 'LoopJam'}", f"Version:{difficulty.capitalize()}",
-        f"Source:{_text(meta.album)}", f"Tags:{_text(' '.join(['loopjam', meta.genre]).strip())}", "BeatmapID:0", "BeatmapSetID:-1", "",
+        f"Creator:{_text(charter_credit(meta) or LOOPJAM_CHARTER)}",
+        f"Version:{difficulty.capitalize()}", f"Source:{_text(meta.album)}",
+        f"Tags:{_text(f'loopjam {meta.genre}')}", "BeatmapID:0", "BeatmapSetID:-1", "",
         "[Difficulty]", "HPDrainRate:8", f"CircleSize:{keys}", "OverallDifficulty:8",
         "ApproachRate:5", "SliderMultiplier:1.4", "SliderTickRate:1", "",
         "[Events]", "//Background and Video events", "//Break Periods", "",

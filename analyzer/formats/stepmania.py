@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from chart_store.chart import Chart, fold_lanes
 
-from .common import FormatError
+from .common import LOOPJAM_CHARTER, FormatError, charter_credit
 from .tempo import TempoMap
 
 __all__ = ["export_sm", "SM_DIFFICULTIES", "ROWS_PER_BEAT"]
@@ -95,7 +95,9 @@ def export_sm(chart: Chart, *, music: str = "song.ogg") -> str:
     bpms = ",".join(f"{beat:.6f}={bpm:.6f}" for beat, bpm in tempo.bpm_changes())
     meta = chart.meta
     head = [f"#TITLE:{_text(meta.title)};", f"#ARTIST:{_text(meta.artist)};",
-            f"#GENRE:{_text(meta.genre)};", f"#CREDIT:{_text(meta.charter) or 'LoopJam'};", f"#MUSIC:{_text(music)};", "#OFFSET:0.000000;",
+            f"#GENRE:{_text(meta.genre)};",
+            f"#CREDIT:{_text(charter_credit(meta) or LOOPJAM_CHARTER)};",
+            f"#MUSIC:{_text(music)};", "#OFFSET:0.000000;",
             f"#BPMS:{bpms};", "#STOPS:;", "#SELECTABLE:YES;", ""]
     body = []
     for difficulty, track in chart.difficulties.items():

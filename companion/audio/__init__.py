@@ -74,8 +74,9 @@ def _is_file(spec: str) -> bool:
         ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aiff", ".aif"}
 
 
-def open_source(spec: str | None, *, sr: int = STREAM_SR, channels: int = 2, block_frames: int = 512,
-                realtime: bool = False, preferred: str | None = None) -> Source:
+def open_source(spec: str | None, *, sr: int = STREAM_SR, channels: int = 2,
+                block_frames: int = 512, realtime: bool = False,
+                preferred: str | None = None) -> Source:
     """Open a ``--source`` value: ``loopback`` (what the default output plays),
     ``loopback:DEVICE``, an input ``DEVICE``, ``null``, or an audio FILE (at its own rate;
     ``realtime`` paces it like a device). ``preferred`` is as for :func:`get_backend`."""

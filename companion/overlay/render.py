@@ -378,9 +378,10 @@ class _NoteLayer:
         self._uniforms_lanes = 0
         self._opaque = False
 
-    def set_track(self, track: Track | None, colors: tuple, beats: np.ndarray | None = None,
-                  beat_color: tuple = (1.0, 1.0, 1.0, 0.25)) -> None:
-        """Upload ``track``'s notes and the ``beats`` (chart seconds) drawn under them."""
+    def set_track(self, track: Track | None, colors: tuple, beats: np.ndarray | None,
+                  beat_color: tuple) -> None:
+        """Upload ``track``'s notes and the ``beats`` (chart seconds) drawn under them in
+        ``beat_color`` (RGBA)."""
         if track is self.track and colors == self.colors and beats is self.beats:
             return
         self.track, self.colors, self.beats, self.states_src = track, colors, beats, None
