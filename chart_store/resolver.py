@@ -56,20 +56,32 @@ class ChartResolver:
         self._down_until = 0.0
         self._lock = threading.Lock()
 
-    def _remote_usable(self) -> bool:
-        return self.remote is not None and time.monotonic() >= self._down_until
-
     def _remote_failed(self, error: Exception) -> None:
         self.remote_error = str(error) or type(error).__name__
         self._down_until = time.monotonic() + self.backoff_s
 
+    @property
+    def asks_remote(self) -> bool:
+        """Whether :meth:`identify_remote` would ask the server now (one is configured and it
+        is not backed off)."""
+        return self.remote is not None and time.monotonic() >= self._down_until
+
     def identify(self, fp: Fingerprint) -> Match | None:
         """The chart ``fp`` comes from, or None; a remote match is fetched and cached first."""
+        match = self.local.identify(fp)
+        if match is not None or not self.asks_remote:
+            return match
+        return self.identify_remote(fp)
+
+    def identify_remote(self, fp: Fingerprint) -> Match | None:
+        """The server's match of ``fp`` (its chart fetched and cached locally first), or None,
+        also when no server is configured or it fails (then it is backed off). Safe to call
+        from another thread than the one using the local store: each thread has its own
+        database connection."""
         from chart_store.client import RemoteError
 
-        match = self.local.identify(fp)
-        if match is not None or not self._remote_usable():
-            return match
+        if self.remote is None:
+            return None
         try:
             match = self.remote.identify(fp)
             self.remote_error = None
@@ -91,7 +103,7 @@ class ChartResolver:
         try:
             return self.local.get(chart_id)
         except ChartNotFound:
-            if not self._remote_usable():
+            if not self.asks_remote:
                 raise
         try:
             return self._cache(chart_id)

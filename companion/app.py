@@ -365,8 +365,12 @@ class LiveSession:
             from chart_store.resolver import ChartResolver
             self._resolver = ChartResolver(remote_url=self.options.remote_url)
         recordings = loopjam_home() / "recordings" if self.options.record_unknown else None
+        # Live, the chart server is asked beside the control thread, which must not wait on
+        # the network; a run at --speed max asks it inline, so its events do not depend on
+        # how long the server takes.
         self.listener = Listener(self._resolver, sr=self.sr, recordings_dir=recordings,
-                                 lanes=self.options.lanes or DEFAULT_LANES)
+                                 lanes=self.options.lanes or DEFAULT_LANES,
+                                 background_remote=self.options.speed == "realtime")
 
     def _report_remote(self, now: float) -> None:
         """Say once when the chart server stops answering (only local charts are found then),

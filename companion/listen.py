@@ -4,7 +4,8 @@
 sample position on the audio clock). :class:`Listener` is stepped with the stream position by
 the control thread (or inline, offline): about once a second of stream it fingerprints the last
 seconds (:func:`chart_store.fingerprint.fingerprint`) and asks the resolver (local store, then a
-server). It reports :class:`ListenEvent` s:
+server; live, the server on a thread of its own, whose answer a later step takes). It reports
+:class:`ListenEvent` s:
 
 - ``identified`` — a chart and the offset (chart_s - stream_s) of the match;
 - ``changed`` — a different chart took over (the song changed), also carrying the new chart;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +201,11 @@ class Listener:
         Start the background analysis of recordings (False: only write them).
     lanes : int
         Lanes of the charts made from recordings.
+    background_remote : bool
+        Ask the chart server on a thread of its own, and take its answer in a later step, so
+        that a slow or dead server never stalls the thread that steps the listener (live). False
+        (offline runs): it is asked inline, and a run's events do not depend on thread timing.
+        Either way the local store is asked first, inline.
     """
 
     def __init__(self, resolver, *, sr: int, every_s: float = 1.0, window_s: float = 10.0,
@@ -207,7 +214,8 @@ class Listener:
                  record_after_s: float = 8.0,
                  silence_db: float = -55.0, song_gap_s: float = 2.0, analyze: bool = True,
                  recordings_dir: Path | None = None, min_recording_s: float = 20.0,
-                 max_recording_s: float = 15 * 60.0, lanes: int = DEFAULT_LANES):
+                 max_recording_s: float = 15 * 60.0, lanes: int = DEFAULT_LANES,
+                 background_remote: bool = False):
         if not 0 < min_window_s <= window_s:
             raise ListenError("need 0 < min_window_s <= window_s")
         self.resolver, self.sr = resolver, int(sr)
@@ -230,6 +238,8 @@ class Listener:
         self._rechecking = False     # a recheck was asked for and has not matched yet
         self._recording: _Recording | None = None
         self._recorded_to = 0        # ring position copied into the recording
+        self.background_remote = background_remote
+        self._lookup: _ServerLookup | None = None   # the server's answer being waited for
 
     @property
     def recording(self) -> bool:
@@ -244,6 +254,11 @@ class Listener:
         self._track_silence(now, silent)
         if self._recording is not None:
             events += self._record(ring, now)
+        if self._lookup is not None:       # an attempt waits for the server's answer
+            if not self._lookup.done:
+                return events
+            lookup, self._lookup = self._lookup, None
+            events += self._outcome(lookup.start, lookup.seconds, lookup.result(), now, ring)
         if now < self._next_try or self._sound_start is None:
             return events
         heard = now - max(self._sound_start, ring.oldest() / self.sr,
@@ -253,6 +268,15 @@ class Listener:
         self._next_try = now + (self.every_s if self.chart is None else self.recheck_s)
         seconds = min(heard, self.window_s)
         start, match = self._identify(ring, seconds)
+        if self._lookup is not None:
+            return events
+        return events + self._outcome(start, seconds, match, now, ring)
+
+    def _outcome(self, start: int, seconds: float, match, now: float,
+                 ring: MonoRing) -> list[ListenEvent]:
+        """What an attempt's answer ``match`` (None: no chart) on the ``seconds`` of audio from
+        ring position ``start`` means, ``now`` (stream seconds)."""
+        events: list[ListenEvent] = []
         if match is not None:
             if self._confirmed(match, start, seconds):
                 events += self._matched(match, start, now, ring)
@@ -274,11 +298,13 @@ class Listener:
                 self._next_try = now
                 # What follows is another song from about when this one last matched: its
                 # identification (and a recording of it) starts there, not with the old song.
-                self._sound_start = max(self._sound_start, self._matched_at)
+                if self._sound_start is not None:
+                    self._sound_start = max(self._sound_start, self._matched_at)
                 events.append(ListenEvent("lost", now))
             else:  # the song may have changed: its notes must not be judged for long
                 self._next_try = now + self.every_s
-        elif (self._recording is None and now - self._sound_start >= self.record_after_s
+        elif (self._recording is None and self._sound_start is not None
+              and now - self._sound_start >= self.record_after_s
               and self.recordings_dir is not None):
             self._recording = _Recording(self.recordings_dir, self.sr, self.silence_rms)
             self._recorded_to = max(int(self._sound_start * self.sr), ring.oldest())
@@ -295,6 +321,7 @@ class Listener:
         self._current_from = min(self._current_from, since) if pending else since
         self._next_try = 0.0
         self._rechecking = True
+        self._lookup = None    # its answer is about audio from before the jump
 
     def recheck_at(self, stream_s: float) -> None:
         """Fingerprint again at stream second ``stream_s`` at the latest (a second opinion)."""
@@ -344,12 +371,18 @@ class Listener:
         y = ring.read(start, self._window[:n])
         if np.sqrt(np.mean(np.square(y))) < self.silence_rms:
             return start, None
-        # While a chart plays, its rechecks ask the local store only (the chart is there: a
-        # chart from the server is cached as it starts): this runs on the thread that judges
-        # the notes, and a slow or dead server would stall it for the request's timeout. A
-        # song the server alone knows is then found once this one is lost.
+        fp = fingerprint(y, self.sr)
+        if self.background_remote:
+            match = self._local.identify(fp)
+            if match is None and getattr(self.resolver, "asks_remote", False):
+                self._lookup = _ServerLookup(self.resolver.identify_remote, fp, start, seconds)
+            return start, match
+        # Inline, while a chart plays, its rechecks ask the local store only (the chart is
+        # there: a chart from the server is cached as it starts): a slow or dead server would
+        # stall the judging for the request's timeout. A song the server alone knows is then
+        # found once this one is lost.
         lookup = self.resolver if self.chart is None else self._local
-        return start, lookup.identify(fingerprint(y, self.sr))
+        return start, lookup.identify(fp)
 
     def _confirmed(self, match, start: int, seconds: float) -> bool:
         """Whether ``match`` can be acted on: it is the song playing, its window was long enough
@@ -407,6 +440,37 @@ class Listener:
                  str(self.lanes)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         return [ListenEvent("recorded", now, path=path, process=process)]
+
+
+class _ServerLookup:
+    """One chart-server lookup on a daemon thread of its own (a request every second at most,
+    and only while the local store has no answer): whoever started it polls :attr:`done`."""
+
+    def __init__(self, identify, fp, start: int, seconds: float):
+        self.start, self.seconds = start, seconds   # the attempt's audio
+        self._match = self._error = None
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(identify, fp), name="loopjam-lookup",
+                         daemon=True).start()
+
+    def _run(self, identify, fp) -> None:
+        try:
+            self._match = identify(fp)
+        except BaseException as error:   # handed to the caller's thread by result()
+            self._error = error
+        finally:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self):
+        """The match (None: the server has no chart, or failed); re-raises what the lookup
+        raised."""
+        if self._error is not None:
+            raise self._error
+        return self._match
 
 
 def analyze_recording(path, *, lanes: int = DEFAULT_LANES) -> str:

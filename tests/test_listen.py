@@ -109,13 +109,13 @@ def test_warm_up_asks_the_local_store_only():
 
     resolver = ChartResolver(remote_url="http://127.0.0.1:9", timeout_s=0.5)  # nothing listens
     Listener(resolver, sr=SR, analyze=False).warm_up()
-    assert resolver._remote_usable()
+    assert resolver.asks_remote
 
 
 def test_while_a_chart_plays_a_dead_server_never_stalls_the_rechecks(store, songs):
-    """Rechecks run on the thread that judges the notes: they ask the local store only, so a
-    server that accepts and never answers costs them nothing (a first identification still
-    asks it, at most its timeout)."""
+    """Inline (an offline run), rechecks run on the thread that judges the notes: they ask the
+    local store only, so a server that accepts and never answers costs them nothing (a first
+    identification asks it inline, at most its timeout; live it is asked beside the loop)."""
     import socket
     import time
 
@@ -142,11 +142,73 @@ def test_while_a_chart_plays_a_dead_server_never_stalls_the_rechecks(store, song
                 break
         kinds = [e.kind for e in events]
         assert kinds[0] == "identified" and kinds[-1] == "lost"   # rechecks failed on the noise
-        assert slowest < 0.5 and resolver._remote_usable()     # and never waited for the server
+        assert slowest < 0.5 and resolver.asks_remote     # and never waited for the server
         # The next song is a first identification: the server is asked (and times out).
         ring.write_block(unknown[:BLOCK, None], ring.end)
         listener.step(ring, silent=False)
-        assert not resolver._remote_usable()
+        assert not resolver.asks_remote
+
+
+def test_live_a_server_that_never_answers_stalls_no_step_of_a_first_identification(songs):
+    """Live (``background_remote``), the server is asked beside the loop: a first
+    identification's steps never wait for it, and the lookup that timed out backs it off."""
+    import socket
+    import time
+
+    from chart_store.resolver import ChartResolver
+
+    with socket.socket() as silent:               # a real server that never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        resolver = ChartResolver(LocalStore(), remote_url=f"http://127.0.0.1:"
+                                 f"{silent.getsockname()[1]}", timeout_s=1.0)
+        listener = Listener(resolver, sr=SR, analyze=False, background_remote=True)
+        ring = MonoRing(int(listener.window_s * SR) + BLOCK)
+        stream = songs[3][:int(6.0 * SR) // BLOCK * BLOCK].reshape(-1, BLOCK)
+        slowest = 0.0
+        for pos, block in enumerate(stream):
+            ring.write_block(block[:, None], pos * BLOCK)
+            t0 = time.perf_counter()
+            assert listener.step(ring, silent=False) == []
+            slowest = max(slowest, time.perf_counter() - t0)
+        assert slowest < 0.5 and resolver.asks_remote     # still waiting for its answer
+        deadline = time.monotonic() + 5.0
+        while resolver.asks_remote and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not resolver.asks_remote                   # timed out beside the loop
+        assert listener.step(ring, silent=False) == []    # its empty answer taken
+
+
+def test_live_a_song_only_the_server_knows_is_identified_from_its_answers(songs, tmp_path):
+    """The server's answers come back in later steps and count as the inline ones do: a short
+    window's match waits for the next to agree, then the chart (cached locally) is played."""
+    import time
+
+    from chart_store.client import RemoteStore
+    from chart_store.resolver import ChartResolver
+    from tests.fixtures.chart_server import issue_token, start_server, stop_server
+
+    db_url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    token = issue_token(db_url, "tester")
+    proc, url = start_server(db_url)
+    try:
+        chart_id = RemoteStore(url, token).put(song_chart(8, y=songs[8], sr=SR)).chart_id
+        local = LocalStore()
+        listener = Listener(ChartResolver(local, remote_url=url), sr=SR, analyze=False,
+                            background_remote=True)
+        ring = MonoRing(int(listener.window_s * SR) + BLOCK)
+        stream = songs[8][int(9.0 * SR):int(21.0 * SR)]
+        events = []
+        for pos, block in enumerate(stream[:stream.size // BLOCK * BLOCK].reshape(-1, BLOCK)):
+            ring.write_block(block[:, None], pos * BLOCK)
+            events += listener.step(ring, silent=False)
+            time.sleep(BLOCK / SR / 4)                    # four times real time
+    finally:
+        stop_server(proc)
+    found = first(events, "identified")
+    assert found.chart.id == chart_id and chart_id in local
+    assert 4.0 <= found.stream_s < 8.0                    # after a second answer agreed
+    assert found.offset_s == pytest.approx(9.0, abs=0.13)
 
 
 def test_an_unknown_song_is_recorded_to_disk_as_it_plays_and_its_silence_cut(tmp_path):

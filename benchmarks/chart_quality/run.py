@@ -403,7 +403,8 @@ def evaluate_song(folder: Path, *, with_basic_pitch: bool = False,
         result["difficulties"][name] = entry
     result["tempo_map"] = {
         "changes": len(exported.ticks),
-        "on_human_beats": round(on_human_beats(generated.beats, human_beats), 4)}
+        "on_human_beats": round(on_human_beats(generated.beats, human_beats), 4),
+        "human_bpm": round(60.0 / float(np.median(np.diff(human_beats))), 2)}
     if with_basic_pitch:
         result["basic_pitch_expert"] = basic_pitch_scores(y, sr, onset_times(human["expert"]))
     return result
@@ -476,15 +477,16 @@ def table(report: dict) -> str:
 def tempo_table(report: dict) -> str:
     """A Markdown table of each song's exported tempo map: its tempo changes, and its beats on
     the human chart's beats (:func:`on_human_beats`)."""
-    lines = ["| set | song | tempo changes in the export | beats on the human beats (±10 ms) |",
-             "|---|---|---|---|"]
+    lines = ["| set | song | tempo, BPM: published (human) | tempo changes in the export "
+             "| beats on the human beats (±10 ms) |",
+             "|---|---|---|---|---|"]
     for set_name, part in report["sets"].items():
         for song in part["songs"]:
             m = song["tempo_map"]
-            lines.append(f"| {set_name} | {song['song']} | {m['changes']} | "
-                         f"{m['on_human_beats']:.2f} |")
+            lines.append(f"| {set_name} | {song['song']} | {song['bpm']:.1f} "
+                         f"({m['human_bpm']:.1f}) | {m['changes']} | {m['on_human_beats']:.2f} |")
         m = part["mean"]["tempo_map"]
-        lines.append(f"| {set_name} | **mean** | {m['changes']:.1f} (max {m['changes_max']}) | "
+        lines.append(f"| {set_name} | **mean** | | {m['changes']:.1f} (max {m['changes_max']}) | "
                      f"{m['on_human_beats']:.2f} |")
     return "\n".join(lines)
 
