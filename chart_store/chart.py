@@ -28,8 +28,8 @@ import numpy as np
 
 __all__ = [
     "DIFFICULTIES", "MIN_LANES", "MAX_LANES", "DEFAULT_LANES", "Source", "ChartMeta", "Fingerprint",
-    "SyncReference", "Note", "Track", "SpectralMask", "MaskBank", "Chart", "ChartError",
-    "song_name", "sorted_notes", "fold_lanes",
+    "SyncReference", "Note", "Track", "SpectralMask", "MaskBank", "Phrase", "PHRASE_KINDS",
+    "Chart", "ChartError", "song_name", "sorted_notes", "fold_lanes",
 ]
 
 #: Difficulty names, easiest first. A chart holds any non-empty subset of them.
@@ -221,6 +221,32 @@ class Note:
         return self.t + self.dur
 
 
+#: Kinds of :class:`Phrase`: a star power phrase, a solo section.
+PHRASE_KINDS = ("star_power", "solo")
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A stretch of a human chart its charter marked: ``kind`` one of :data:`PHRASE_KINDS`,
+    from ``t`` for ``dur`` seconds. The marks of the whole instrument, every difficulty's. A
+    chart keeps them so that an export gives them back (Clone Hero plays them); LoopJam's game
+    does not score them."""
+
+    kind: str
+    t: float
+    dur: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in PHRASE_KINDS:
+            raise ChartError(f"phrase kind must be one of {PHRASE_KINDS}, got {self.kind!r}")
+        if not (np.isfinite(self.t) and self.dur >= 0 and np.isfinite(self.dur)):
+            raise ChartError(f"{self.kind} phrase at {self.t!r}s has duration {self.dur!r}")
+
+    @property
+    def end(self) -> float:
+        return self.t + self.dur
+
+
 @dataclass(frozen=True, eq=False)
 class Track:
     """The notes of one difficulty, sorted by time (then lane), with fast time queries.
@@ -397,7 +423,8 @@ class Chart:
     """A whole chart. Construct it, then treat it as immutable.
 
     Invariants checked here: ``lanes`` in 4..7; every difficulty name known; every note's lane
-    within ``lanes``; every mask reference within the bank; beats finite and ascending.
+    within ``lanes``; every mask reference within the bank; beats finite and ascending;
+    ``phrases`` are :class:`Phrase` s (kept sorted by time).
     """
 
     meta: ChartMeta
@@ -407,6 +434,7 @@ class Chart:
     fingerprint: Fingerprint | None = None
     sync: SyncReference | None = None
     masks: MaskBank = field(default_factory=MaskBank)
+    phrases: tuple[Phrase, ...] = ()
 
     def __post_init__(self):
         if not (MIN_LANES <= self.lanes <= MAX_LANES):
@@ -423,6 +451,10 @@ class Chart:
         if beats.ndim != 1 or not np.all(np.isfinite(beats)) or _descending(beats, strict=True):
             raise ChartError("beats must be finite and strictly ascending")
         object.__setattr__(self, "beats", beats)
+        if not all(isinstance(p, Phrase) for p in self.phrases):
+            raise ChartError("phrases must be Phrase records")
+        object.__setattr__(self, "phrases", tuple(sorted(
+            self.phrases, key=lambda p: (p.t, PHRASE_KINDS.index(p.kind), p.dur))))
         for name, track in ordered.items():
             for note in track:
                 if not isinstance(note.lane, (int, np.integer)) or not 0 <= note.lane < self.lanes:
@@ -443,7 +475,7 @@ class Chart:
                 and self.difficulties == other.difficulties
                 and np.array_equal(self.beats, other.beats)
                 and self.fingerprint == other.fingerprint and self.sync == other.sync
-                and self.masks == other.masks)
+                and self.masks == other.masks and self.phrases == other.phrases)
 
     __hash__ = None
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from chart_store.chart import (
-    DIFFICULTIES, Chart, ChartError, ChartMeta, Fingerprint, MaskBank, Note, Source,
+    DIFFICULTIES, Chart, ChartError, ChartMeta, Fingerprint, MaskBank, Note, Phrase, Source,
     SpectralMask, SyncReference, Track,
 )
 
@@ -53,14 +53,17 @@ __all__ = [
     "FORMAT", "VERSION", "SUFFIX", "ChartFormatError", "dumps", "loads", "write_chart",
     "read_chart", "chart_id", "chart_to_json", "MAX_FILE_BYTES", "MAX_MEMBER_BYTES",
     "MAX_TOTAL_BYTES", "MAX_DOCUMENT_BYTES", "MAX_MEMBERS", "MAX_NOTES", "MAX_MASKS",
-    "MAX_STEMS", "MAX_PITCH",
+    "MAX_STEMS", "MAX_PITCH", "MAX_PHRASES",
 ]
 
 FORMAT = "loopjam-chart"
-VERSION = 3
+VERSION = 4
 #: The first version with coarse sync bands (``sync.band_rate``, ``sync.bands``).
 BANDS_VERSION = 2
+#: The first with the credits (``meta.charter``, ``meta.genre``, ``meta.year``).
 CREDITS_VERSION = 3
+#: The first with a human chart's star power and solo phrases (``phrases``).
+PHRASES_VERSION = 4
 SUFFIX = ".chart"
 DOCUMENT = "chart.json"
 
@@ -75,6 +78,7 @@ MAX_NOTES = 1_000_000               # all difficulties together
 MAX_MASKS = 1_000_000
 MAX_STEMS = 256                     # stem indices are one byte
 MAX_PITCH = 127                     # MIDI; stored as int8, -1 = no pitch
+MAX_PHRASES = 10_000                # star power and solo phrases: a song has dozens
 MAX_ALGORITHM = 2**31 - 1           # Chromaprint algorithm id
 
 #: Array dtypes by their code in chart.json: all little-endian.
@@ -170,9 +174,9 @@ def chart_to_json(chart: Chart) -> dict:
     """The ``loopjam chart show --json`` document: metadata and every note, JSON-ready.
 
     Shape: ``{"format", "version", "id", "title", "artist", "album", "duration_s", "source",
-    "tool_version", "charter", "genre", "year", "lanes", "beats": [s, ...], "difficulties":
-    {"expert": [{"t", "dur", "lane", "pitch", "stem"}, ...], ...}}``; ``pitch`` is a MIDI number
-    or null.
+    "tool_version", "charter", "genre", "year", "lanes", "beats": [s, ...], "phrases": [{"kind",
+    "t", "dur"}, ...], "difficulties": {"expert": [{"t", "dur", "lane", "pitch", "stem"}, ...],
+    ...}}``; ``pitch`` is a MIDI number or null.
     """
     meta = chart.meta
     return {
@@ -183,6 +187,7 @@ def chart_to_json(chart: Chart) -> dict:
         **{key: getattr(meta, key) for key in ChartMeta.CREDITS},
         "lanes": int(chart.lanes),
         "beats": chart.beats.tolist(),
+        "phrases": _encode_phrases(chart.phrases),
         "difficulties": {
             name: [{"t": float(n.t), "dur": float(n.dur), "lane": int(n.lane),
                     "pitch": None if n.pitch is None else int(n.pitch), "stem": n.stem}
@@ -192,9 +197,11 @@ def chart_to_json(chart: Chart) -> dict:
 
 
 def _version_of(chart: Chart) -> int:
-    """The lowest version that holds ``chart``: a chart without sync bands or credits is
-    written as version 1, byte for byte (and id) as before they existed, and older readers
+    """The lowest version that holds ``chart``: a chart without sync bands, credits or phrases
+    is written as version 1, byte for byte (and id) as before they existed, and older readers
     read it."""
+    if chart.phrases:
+        return PHRASES_VERSION
     if any(getattr(chart.meta, key) for key in ChartMeta.CREDITS):
         return CREDITS_VERSION
     has_bands = chart.sync is not None and chart.sync.bands is not None
@@ -213,6 +220,11 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
         "fingerprint": None, "sync": None,
         "masks": {"hop_s": _float_of(chart.masks.hop_s)},
     }
+    if version >= PHRASES_VERSION:
+        if len(chart.phrases) > MAX_PHRASES:
+            raise ChartFormatError(f"a chart can hold at most {MAX_PHRASES} phrases, this one "
+                                   f"has {len(chart.phrases)}")
+        document["phrases"] = _encode_phrases(chart.phrases)
     if chart.fingerprint is not None:
         algorithm = _integer_of(chart.fingerprint.algorithm, "fingerprint algorithm")
         if not 0 <= algorithm <= MAX_ALGORITHM:
@@ -257,6 +269,10 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
     if sum(len(payload) for _, payload in members) > MAX_TOTAL_BYTES:
         raise ChartFormatError(f"the chart would be over {MAX_TOTAL_BYTES} bytes")
     return members
+
+
+def _encode_phrases(phrases) -> list[dict]:
+    return [{"kind": p.kind, "t": _float_of(p.t), "dur": _float_of(p.dur)} for p in phrases]
 
 
 def _encode_meta(meta: ChartMeta, *, credits: bool) -> dict:
@@ -494,6 +510,7 @@ class _Layout:
     sync: dict | None
     hop_s: float
     arrays: dict[str, tuple[str, tuple[int, ...]]]   # name -> (dtype code, shape), file order
+    phrases: tuple[Phrase, ...]
 
 
 def _parse_document(payload: bytes) -> _Layout:
@@ -518,7 +535,9 @@ def _parse_document(payload: bytes) -> _Layout:
     fields = _fields(document, "", format=_string, version=_int(1, VERSION),
                      meta=_object, lanes=_int(0, 255), difficulties=_list,
                      stems=_list, fingerprint=_nullable(_object), sync=_nullable(_object),
-                     masks=_object, arrays=_object)
+                     masks=_object, arrays=_object,
+                     **({"phrases": _list} if _is_int(version) and version >= PHRASES_VERSION
+                        else {}))
     # Version 3 added the credits (charter, genre, year).
     credits = dict.fromkeys(ChartMeta.CREDITS if fields["version"] >= CREDITS_VERSION else (),
                             _string)
@@ -549,14 +568,20 @@ def _parse_document(payload: bytes) -> _Layout:
         sync = _fields(fields["sync"], "sync.", frame_rate=_number,
                        **({"band_rate": _number} if banded else {}))
     masks = _fields(fields["masks"], "masks.", hop_s=_number)
+    phrases = fields.get("phrases", [])
+    if len(phrases) > MAX_PHRASES:
+        raise ChartFormatError(f"{DOCUMENT}: more than {MAX_PHRASES} phrases")
     try:
         meta = ChartMeta(**meta)
+        phrases = tuple(Phrase(**_fields(p, "phrases[].", kind=_string, t=_number, dur=_number))
+                        for p in phrases)
     except ChartError as error:
         raise ChartFormatError(f"invalid chart: {error}") from error
     arrays = _parse_arrays(fields["arrays"], difficulties, fingerprint is not None,
                            sync is not None, sync is not None and "band_rate" in sync)
     return _Layout(meta=meta, lanes=fields["lanes"], difficulties=difficulties, stems=stems,
-                   fingerprint=fingerprint, sync=sync, hop_s=masks["hop_s"], arrays=arrays)
+                   fingerprint=fingerprint, sync=sync, hop_s=masks["hop_s"], arrays=arrays,
+                   phrases=phrases)
 
 
 def _parse_arrays(descriptors: dict, difficulties, has_fingerprint: bool, has_sync: bool,
@@ -644,7 +669,8 @@ def _build_chart(layout: _Layout, arrays: dict[str, np.ndarray]) -> Chart:
         sync = SyncReference(arrays["sync.envelope"], bands=arrays.get("sync.bands"),
                              **layout.sync)
     return Chart(meta=layout.meta, difficulties=difficulties, lanes=layout.lanes,
-                 beats=arrays["beats"], fingerprint=fingerprint, sync=sync, masks=masks)
+                 beats=arrays["beats"], fingerprint=fingerprint, sync=sync, masks=masks,
+                 phrases=layout.phrases)
 
 
 # --- chart.json type checks: each returns the value or raises with the field's name ---------

@@ -2,7 +2,8 @@
 
 ``charts()`` draws any chart the model accepts and the file format can store: any finite
 times (negative, subnormal, -0.0 included), any text, 4..7 lanes, any subset of difficulties,
-optional fingerprint and sync reference, a mask bank of 0..3 bands whose masks the notes use.
+optional fingerprint and sync reference, a mask bank of 0..3 bands whose masks the notes use,
+0..2 phrases.
 Sizes stay small so that hundreds of examples run in seconds. Strategies are built once, at
 import: building them inside ``@composite`` functions costs more than drawing from them.
 """
@@ -12,8 +13,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from chart_store.chart import (
-    DIFFICULTIES, MAX_LANES, MIN_LANES, Chart, ChartMeta, Fingerprint, MaskBank, Note, Source,
-    SpectralMask, SyncReference,
+    DIFFICULTIES, MAX_LANES, MIN_LANES, PHRASE_KINDS, Chart, ChartMeta, Fingerprint, MaskBank,
+    Note, Phrase, Source, SpectralMask, SyncReference,
 )
 
 MAX_MASKS = 3
@@ -45,6 +46,8 @@ _maybe_fingerprint = st.none() | fingerprints
 _maybe_sync = st.none() | sync_references
 _difficulty_names = st.lists(st.sampled_from(DIFFICULTIES), unique=True, max_size=4)
 _lanes = st.integers(MIN_LANES, MAX_LANES)
+_phrase_lists = st.lists(st.builds(Phrase, kind=st.sampled_from(PHRASE_KINDS), t=finite,
+                                   dur=non_negative), max_size=2).map(tuple)
 # Lane and mask are reduced modulo the chart's lanes and masks when the chart is built.
 _note_fields = st.tuples(finite, non_negative, st.integers(0, MAX_LANES - 1), pitches,
                          stem_names, st.none() | st.integers(0, MAX_MASKS - 1))
@@ -83,7 +86,7 @@ def _charts(draw, note_lists) -> Chart:
     return Chart(meta=draw(metas), difficulties=difficulties, lanes=lanes,
                  beats=np.array(beats, np.float64),
                  fingerprint=draw(_maybe_fingerprint), sync=draw(_maybe_sync),
-                 masks=masks)
+                 masks=masks, phrases=draw(_phrase_lists))
 
 
 _mask_banks = mask_banks()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chart_store import chartfile
-from chart_store.chart import Chart, ChartMeta, Fingerprint, Note
+from chart_store.chart import Chart, ChartError, ChartMeta, Fingerprint, Note, Phrase
 from chart_store.chartfile import (
     ChartFormatError, chart_id, chart_to_json, dumps, loads, read_chart, write_chart,
 )
@@ -271,7 +271,7 @@ def test_too_many_stems_fail_on_writing():
 
 def test_future_version(valid):
     data = with_document(valid, lambda doc: doc.update(version=7, unknown_new_field=1))
-    assert reason(data) == "version 7 is newer than this LoopJam supports (3)"
+    assert reason(data) == "version 7 is newer than this LoopJam supports (4)"
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -613,3 +613,24 @@ def test_credits_make_a_version_3_file_and_a_chart_without_them_keeps_its_bytes(
         with_document(data, lambda d: d.update(version=2)))
     assert "missing field meta.genre" in reason(
         with_document(data, lambda d: d["meta"].__delitem__("genre")))
+
+
+def test_phrases_make_a_version_4_file_and_are_checked_like_every_field():
+    plain = Chart(ChartMeta("Song", duration_s=8.0), {"expert": [Note(1.0, lane=2)]})
+    marked = replace(plain, phrases=(Phrase("solo", 2.0, 3.0), Phrase("star_power", 0.5, 1.25)))
+    assert [p.kind for p in marked.phrases] == ["star_power", "solo"]     # kept by time
+    data = dumps(marked)
+    assert document(data)["version"] == 4 and document(dumps(plain))["version"] == 1
+    assert document(data)["phrases"] == [{"kind": "star_power", "t": 0.5, "dur": 1.25},
+                                         {"kind": "solo", "t": 2.0, "dur": 3.0}]
+    assert loads(data) == marked and chart_id(marked) != chart_id(plain)
+    assert chart_to_json(marked)["phrases"][1] == {"kind": "solo", "t": 2.0, "dur": 3.0}
+    assert "unknown field 'phrases'" in reason(with_document(data, lambda d: d.update(version=3)))
+    assert "phrase kind must be one of" in reason(
+        with_document(data, lambda d: d["phrases"][0].update(kind="overdrive")))
+    assert "has duration -1" in reason(
+        with_document(data, lambda d: d["phrases"][0].update(dur=-1)))
+    assert "missing field phrases[].t" in reason(
+        with_document(data, lambda d: d["phrases"][1].__delitem__("t")))
+    with pytest.raises(ChartError, match="phrase kind"):
+        Phrase("fill", 1.0)

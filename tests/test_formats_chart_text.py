@@ -8,6 +8,7 @@ import pytest
 from analyzer.formats.chart_text import parse_chart_text
 from analyzer.formats.common import FormatError
 from analyzer.formats.songini import format_song_ini, parse_song_ini
+from chart_store.chart import Phrase
 
 CHART = """\
 [Song]
@@ -40,10 +41,13 @@ CHART = """\
   384 = N 1 192
   576 = S 2 192
   576 = E solo
+  768 = S 0 192
+  960 = E soloend
 }
 [HardSingle]
 {
   0 = N 3 0
+  0 = S 2 384
 }
 [ExpertDoubleBass]
 {
@@ -63,6 +67,8 @@ def test_chart_notes_tempo_offset_and_sustains():
                       (1.5, 1, 1.0)]
     assert [(n.t, n.lane) for n in chart.difficulties["hard"]] == [(0.5, 3)]
     assert chart.beats(3.6).tolist() == [0.5, 1.0, 1.5, 2.5, 3.5]
+    # The hardest section's star power (S 2; S 0 is a face-off mark) and solo (E solo..soloend).
+    assert chart.phrases == (Phrase("star_power", 2.5, 1.0), Phrase("solo", 2.5, 2.0))
 
 
 def test_chart_offset_override_cutoff_and_instrument():

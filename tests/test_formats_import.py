@@ -11,7 +11,7 @@ import soundfile as sf
 from analyzer.decode import load
 from analyzer.features import sync_reference
 from analyzer.formats import FormatError, find_song_folders, import_song, read_song_folder
-from chart_store.chart import Source
+from chart_store.chart import Phrase, Source
 from chart_store.fingerprint import fingerprint
 from chart_store.local import LocalStore
 from chart_store.stems import StemStore
@@ -251,6 +251,24 @@ def test_the_charter_genre_and_year_are_kept_through_the_store_and_an_export(tmp
     assert "#CREDIT:Someone;" in sm and "#GENRE:Thrash;" in sm
     osu = next((tmp_path / "osu" / "Tester - Test Song").glob("*.osu")).read_text()
     assert "Creator:Someone" in osu
+
+
+def test_star_power_and_solos_are_kept_through_the_store_and_a_clone_hero_export(tmp_path,
+                                                                                 capsys):
+    # 120 BPM to tick 1920 (2 s), then 60 BPM: star power 0.5-1.5 s, a solo 2.0-4.0 s.
+    write_song(tmp_path / "in" / "one", notes=NOTES + [(480, 960, 116), (1920, 960, 103)])
+    assert main(["import", str(tmp_path / "in"), "--json"]) == 0
+    chart_id = json.loads(capsys.readouterr().out)["chart_id"]
+    phrases = (Phrase("star_power", 0.5, 1.0), Phrase("solo", 2.0, 2.0))
+    assert LocalStore().get(chart_id).phrases == phrases
+    assert main(["chart", "show", chart_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["phrases"][1] == {"kind": "solo", "t": 2.0,
+                                                                 "dur": 2.0}
+    assert main(["chart", "show", chart_id]) == 0
+    assert "phrases   1 star power, 1 solo" in capsys.readouterr().out
+    assert main(["export", chart_id, "--format", "clonehero", "--out", str(tmp_path / "ch")]) == 0
+    again = import_song(tmp_path / "ch" / "Tester - Test Song").chart
+    assert again.phrases == phrases
 
 
 def test_cli_export_says_when_the_format_folds_the_lanes(tmp_path, capsys):

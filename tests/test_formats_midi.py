@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from analyzer.formats.common import FormatError
 from analyzer.formats.midi import export_midi, parse_midi
 from analyzer.formats.tempo import TempoMap
-from chart_store.chart import Chart, ChartMeta, Note
+from chart_store.chart import Chart, ChartMeta, Note, Phrase
 from tests.strategies import metas
 
 RES = 480
@@ -122,6 +122,32 @@ def test_markers_opens_and_other_tracks_are_ignored():
                                    ("PART GUITAR", notes)]))
     assert [(n.t, n.lane) for n in chart.difficulties["expert"]] == [(0.0, 0)]
     assert set(chart.difficulties) == {"expert"}
+
+
+def test_star_power_and_solos_are_the_parts_phrases():
+    # 120 BPM: 480 ticks are 0.5 s. Another part's phrases are not this one's.
+    guitar = [(0, 1, 96), (960, 1, 97), (480, 960, 116), (1920, 1440, 103), (2400, 480, 116)]
+    chart = parse_midi(midi_bytes([("PART BASS", [(0, 1, 96), (0, 4800, 116)]),
+                                   ("PART GUITAR", guitar)]), offset_s=0.25)
+    assert chart.phrases == (Phrase("star_power", 0.75, 1.0), Phrase("solo", 2.25, 1.5),
+                             Phrase("star_power", 2.75, 0.5))
+    # Guitar Hero 1 marked star power with 103, and had no solos.
+    old = parse_midi(midi_bytes([("T1 GEMS", [(0, 1, 96), (0, 960, 103)])]))
+    assert old.phrases == (Phrase("star_power", 0.0, 1.0),)
+
+
+def test_export_writes_the_phrases_back():
+    chart = Chart(ChartMeta("t"), {"expert": (Note(0.5, lane=1), Note(3.0, lane=2))},
+                  beats=np.arange(16) * 0.5,
+                  phrases=(Phrase("star_power", 0.5, 1.0), Phrase("solo", 2.0, 2.0),
+                           Phrase("star_power", 3.0, 0.0)))
+    back = parse_midi(export_midi(chart).data)
+    # A phrase of no length still spans a tick, so a game sees it.
+    assert back.phrases[:2] == chart.phrases[:2]
+    assert back.phrases[2].kind == "star_power" and back.phrases[2].t == 3.0
+    assert 0 < back.phrases[2].dur < 0.01
+    with pytest.raises(FormatError, match="before the song start"):
+        export_midi(Chart(chart.meta, chart.difficulties, phrases=(Phrase("solo", -1.0, 2.0),)))
 
 
 @pytest.mark.parametrize("present, chosen", [

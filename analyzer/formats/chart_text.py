@@ -13,7 +13,9 @@ lines. What is read:
   DoubleRhythm, DoubleBass, Keyboard, GHLRhythm, GHLBass. Notes are ``tick = N fret length``:
   frets 0-4 are lanes 0-4 (6-fret: 0-2 white 1-3 → lanes 0-2, 3-4 black 1-2 → lanes 3-4, 8 black
   3 → lane 5); an open note (7: a strum with no fret held) is a lane-0 note, as in
-  :mod:`.midi`; modifiers (5, 6), star power (``S``) and events (``E``) are skipped.
+  :mod:`.midi`; modifiers (5, 6) are skipped.
+- Phrases, from the hardest section read: star power ``tick = S 2 length``, and a solo from
+  ``tick = E solo`` to ``tick = E soloend``; other ``S`` and ``E`` lines are skipped.
 - Sustains: ``length`` ticks, no cutoff unless song.ini sets ``sustain_cutoff_threshold`` (the
   Clone Hero rule for .chart).
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from chart_store.chart import Note, sorted_notes
+from chart_store.chart import Note, Phrase, sorted_notes
 
 from .common import FormatError, HumanChart, decode_text
 from .tempo import TempoMap
@@ -180,5 +182,33 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
             difficulties[difficulty] = sorted_notes(notes)
     if not difficulties:
         raise FormatError(f"{name}: the {instrument_name} sections hold no notes")
+    hardest = next(present[d] for d in ("expert", "hard", "medium", "easy") if d in present)
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset,
-                      tempo.seconds(last_tick) + offset, tags)
+                      tempo.seconds(last_tick) + offset, tags,
+                      _phrases(hardest, tempo, offset, name))
+
+
+def _phrases(lines, tempo: TempoMap, offset: float, name: str) -> tuple[Phrase, ...]:
+    """The star power and solo phrases of one difficulty section's lines (see the module
+    docs), in seconds of the audio."""
+    out, solo_from = [], None
+    for number, key, value in lines:
+        parts = value.split()
+        if parts[:2] == ["S", "2"]:
+            tick = _tick(key, name, number)
+            try:
+                length = max(int(parts[2]), 0)
+            except (ValueError, IndexError):
+                raise FormatError(f"{name} line {number}: bad star power {value!r}") from None
+            out.append(_phrase("star_power", tick, tick + length, tempo, offset))
+        elif parts == ["E", "solo"]:
+            solo_from = _tick(key, name, number)
+        elif parts == ["E", "soloend"] and solo_from is not None:
+            out.append(_phrase("solo", solo_from, _tick(key, name, number), tempo, offset))
+            solo_from = None
+    return tuple(out)
+
+
+def _phrase(kind: str, start: int, end: int, tempo: TempoMap, offset: float) -> Phrase:
+    t = tempo.seconds(start)
+    return Phrase(kind, t + offset, max(tempo.seconds(end) - t, 0.0))

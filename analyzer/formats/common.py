@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chart_store.chart import ChartMeta, Note, Source
+from chart_store.chart import ChartMeta, Note, Phrase, Source
 
 from .tempo import TempoMap
 
@@ -49,7 +49,8 @@ class HumanChart:
     ``difficulties`` maps names of :data:`chart_store.chart.DIFFICULTIES` to time-sorted notes,
     ``offset_s`` is the chart delay already added to every note time (song.ini ``delay``),
     ``end_s`` the last tick of the file in seconds (audio time), ``tags`` the metadata the
-    chart file itself carries (a .chart's ``[Song]`` entries; empty for MIDI).
+    chart file itself carries (a .chart's ``[Song]`` entries; empty for MIDI), ``phrases`` the
+    star power and solo phrases it marks (audio time).
     """
 
     instrument: str
@@ -59,6 +60,7 @@ class HumanChart:
     offset_s: float = 0.0
     end_s: float = 0.0
     tags: dict[str, str] = field(default_factory=dict)
+    phrases: tuple[Phrase, ...] = ()
 
     @property
     def stem(self) -> str:

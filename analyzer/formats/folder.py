@@ -295,7 +295,7 @@ def import_song(folder) -> ImportedSong:
                      tool_version=_tool_version())
     chart = Chart(meta=meta, difficulties=difficulties, lanes=notes.lanes,
                   beats=notes.beats(duration_s), fingerprint=fingerprint(mix, sr),
-                  sync=sync_reference(mix, sr), masks=masks)
+                  sync=sync_reference(mix, sr), masks=masks, phrases=notes.phrases)
     return ImportedSong(chart, dict(song.stems), audio, sr)
 
 
@@ -418,7 +418,9 @@ def _lead_in(chart: Chart, stems: dict) -> tuple[Chart, dict]:
     padded = {name: (np.concatenate([np.zeros((*np.shape(y)[:-1], round(lead * sr)),
                                               np.float32), np.asarray(y, np.float32)], axis=-1),
                      sr) for name, (y, sr) in stems.items()}
-    return Chart(meta, moved, lanes=chart.lanes, beats=np.asarray(chart.beats) + lead), padded
+    phrases = tuple(replace(p, t=p.t + lead) for p in chart.phrases)
+    return Chart(meta, moved, lanes=chart.lanes, beats=np.asarray(chart.beats) + lead,
+                 phrases=phrases), padded
 
 
 def _mix(stems: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:

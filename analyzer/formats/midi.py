@@ -16,8 +16,9 @@ Reading
   95/83/71/59 on 5-fret in a track with an ``ENHANCED_OPENS`` text event, 94/82/70/58 on 6-fret)
   is a lane-0 note: an open string is the lowest a guitarist plays, and an open note marked by
   Phase Shift's SysEx (a green note in an "open" phrase) reads there too. Force/tap markers,
-  star power, solos, other text events and SysEx are ignored (they change how a note is
-  played, not when).
+  other text events and SysEx are ignored (they change how a note is played, not when).
+- **Phrases**: the part's note 116 marks star power and 103 a solo (Rock Band, Clone Hero); in
+  Guitar Hero 1's ``T1 GEMS`` track 103 marks star power (it had no solo marks).
 - **Times**: every ``set_tempo`` of every track forms the tempo map (120 BPM until the first one);
   note times are exact seconds from it, plus the song.ini ``delay``.
 - **Chords** are notes on the same tick, or less than :data:`CHORD_SNAP_TICKS` after the chord's
@@ -33,7 +34,8 @@ Writing
 :func:`export_midi` writes a type-1 file: a tempo track (4/4, ``set_tempo`` per tempo segment from
 the chart's beats, see :meth:`TempoMap.from_beats`) and one part's track with every difficulty:
 ``PART GUITAR``, or the part the notes' stem names (:func:`part_name`: an imported bass chart
-is ``PART BASS``), ``... GHL`` for 6-lane charts; 7-lane charts are folded to 5. Taps are
+is ``PART BASS``), ``... GHL`` for 6-lane charts; 7-lane charts are folded to 5; the chart's
+phrases as notes 116 (star power) and 103 (solo). Taps are
 written shorter than the sustain cutoff, sustains at their length; the cutoff to put in song.ini
 is returned, so reading the file back gives the same notes.
 """
@@ -43,13 +45,19 @@ import io
 import re
 from dataclasses import dataclass
 
-from chart_store.chart import Chart, Note, fold_lanes, sorted_notes
+from chart_store.chart import Chart, Note, Phrase, fold_lanes, sorted_notes
 
 from .common import FormatError, HumanChart
 from .tempo import TempoMap
 
 __all__ = ["parse_midi", "frets_for", "part_name", "export_midi", "MidiExport", "PARTS",
-           "OTHER_TRACKS", "DIFFICULTY_BASES", "EXPORT_RESOLUTION", "CHORD_SNAP_TICKS"]
+           "OTHER_TRACKS", "DIFFICULTY_BASES", "EXPORT_RESOLUTION", "CHORD_SNAP_TICKS",
+           "PHRASE_NOTES"]
+
+#: A part track's notes that mark phrases (:class:`chart_store.chart.Phrase` kinds).
+PHRASE_NOTES = {116: "star_power", 103: "solo"}
+#: Guitar Hero 1's track, whose note 103 is star power.
+OLD_STAR_POWER_TRACK = "T1 GEMS"
 
 #: Known instrument tracks in the order one is chosen: name → (instrument, lanes).
 PARTS = {
@@ -183,10 +191,11 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
             continue
         priority = order.index(track_name) if part else len(order) + index
         instrument_name, lanes = part if part else ("guitar", 5)
-        notes = _by_difficulty(_raw_notes(track), lanes,
-                               opens=lanes == 6 or _enhanced_opens(track))
+        raw = _raw_notes(track)
+        notes = _by_difficulty(raw, lanes, opens=lanes == 6 or _enhanced_opens(track))
         if notes:
-            candidates.append((priority, instrument_name, lanes, notes, bool(part)))
+            candidates.append((priority, instrument_name, lanes, notes, bool(part),
+                               (raw, track_name)))
     if any(c[4] for c in candidates):  # named parts exist: unnamed tracks are something else
         candidates = [c for c in candidates if c[4]]
     if instrument is not None:
@@ -195,7 +204,8 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
         wanted = f"{instrument} " if instrument else ""
         raise FormatError(f"{name}: no {wanted}notes in any chart track "
                           f"(expected {', '.join(order[:2])}... with notes 60-100)")
-    _, instrument_name, lanes, raw, _ = min(candidates, key=lambda c: c[0])
+    _, instrument_name, lanes, raw, _, (track_notes, track_name) = min(candidates,
+                                                                       key=lambda c: c[0])
 
     cutoff = resolution // 3 if sustain_cutoff_ticks is None else sustain_cutoff_ticks
     stem = HumanChart(instrument_name, lanes, tempo).stem
@@ -208,7 +218,21 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
             notes.append(Note(t + offset_s, dur, lane, None, stem))
         difficulties[difficulty] = sorted_notes(notes)
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset_s,
-                      tempo.seconds(last_tick) + offset_s)
+                      tempo.seconds(last_tick) + offset_s,
+                      phrases=_phrases(track_notes, track_name, tempo, offset_s))
+
+
+def _phrases(raw, track_name: str, tempo: TempoMap, offset_s: float) -> tuple[Phrase, ...]:
+    """The phrases a part's (start, end, note) marks (see the module docs), in seconds."""
+    kinds = dict(PHRASE_NOTES)
+    if track_name == OLD_STAR_POWER_TRACK:
+        kinds = {103: "star_power"}
+    out = []
+    for start, end, note in raw:
+        if note in kinds:
+            t = tempo.seconds(start)
+            out.append(Phrase(kinds[note], t + offset_s, tempo.seconds(end) - t))
+    return tuple(sorted(out, key=lambda p: p.t))
 
 
 @dataclass(frozen=True)
@@ -279,6 +303,13 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
 
     # At one tick: ends of earlier notes, then starts, then ends of zero-length notes.
     events = []  # (tick, phase, note)
+    phrase_notes = {kind: note for note, kind in PHRASE_NOTES.items()}
+    for phrase in chart.phrases:
+        if phrase.t < 0:
+            raise FormatError(f"{phrase.kind} phrase at {phrase.t:.3f}s is before the song start")
+        start = round(tempo.tick_at(phrase.t))
+        end = max(round(tempo.tick_at(phrase.end)), start + 1)
+        events += [(start, 1, phrase_notes[phrase.kind]), (end, 0, phrase_notes[phrase.kind])]
     for difficulty, rows in placed.items():
         base = DIFFICULTY_BASES[lanes][difficulty]
         for start, end, lane, gap in rows:

@@ -105,7 +105,12 @@ def summary(chart) -> list[str]:
         tempos = 1 + int(np.count_nonzero(np.abs(np.diff(lengths)) > 1e-6))
         beats += f", {60.0 / float(np.median(lengths)):.2f} BPM" + (
             f" ({tempos} tempos)" if tempos > 1 else "")
-    lines += [beats, "notes" if chart.difficulties else "notes     none"]
+    lines += [beats]
+    if chart.phrases:
+        kinds = [p.kind for p in chart.phrases]
+        lines.append("phrases   " + ", ".join(
+            f"{kinds.count(kind)} {kind.replace('_', ' ')}" for kind in dict.fromkeys(kinds)))
+    lines += ["notes" if chart.difficulties else "notes     none"]
     for name, track in chart.difficulties.items():
         stems = sorted({note.stem for note in track})
         lines.append(f"  {name:<8}{len(track):>6} notes {track.density():6.2f}/s"
@@ -153,9 +158,11 @@ def _register_show(commands) -> None:
 --json prints one object:
   {"format":"loopjam-chart","version":V,"id","title","artist","album","duration_s",
    "source","tool_version","charter","genre","year","lanes","beats":[s,...],
+   "phrases":[{"kind":"star_power"|"solo","t":s,"dur":s},...],
    "difficulties":{"expert":[{"t":s,"dur":s,"lane":i,"pitch":midi_or_null,"stem":name},...]}}
 V is the chart file's version: 1; 2 for a chart with sync bands; 3 for one with credits
-(charter, genre, year: docs/chart-format.md).
+(charter, genre, year); 4 for one with a human chart's star power and solo phrases
+(docs/chart-format.md).
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("chart", metavar="CHART",
                    help="chart file, or chart id (or unique prefix) in the local store")
