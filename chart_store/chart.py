@@ -29,7 +29,7 @@ import numpy as np
 __all__ = [
     "DIFFICULTIES", "MIN_LANES", "MAX_LANES", "DEFAULT_LANES", "Source", "ChartMeta", "Fingerprint",
     "SyncReference", "Note", "Track", "SpectralMask", "MaskBank", "Phrase", "PHRASE_KINDS",
-    "Chart", "ChartError", "song_name", "sorted_notes", "fold_lanes",
+    "TimeSignature", "Chart", "ChartError", "song_name", "sorted_notes", "fold_lanes",
 ]
 
 #: Difficulty names, easiest first. A chart holds any non-empty subset of them.
@@ -247,6 +247,26 @@ class Phrase:
         return self.t + self.dur
 
 
+@dataclass(frozen=True)
+class TimeSignature:
+    """A human chart's metre from the bar starting at ``t`` seconds on: ``numerator`` beats of a
+    ``1 / denominator`` note (MIDI's range: 1..255, a power of two 1..128). Kept so that an
+    export gives it back (a game draws its bar lines from it)."""
+
+    t: float
+    numerator: int = 4
+    denominator: int = 4
+
+    def __post_init__(self):
+        if not np.isfinite(self.t):
+            raise ChartError(f"time signature time must be finite, got {self.t!r}")
+        if not (isinstance(self.numerator, (int, np.integer)) and 1 <= self.numerator <= 255
+                and isinstance(self.denominator, (int, np.integer))
+                and self.denominator in (1, 2, 4, 8, 16, 32, 64, 128)):
+            raise ChartError(f"time signature {self.numerator!r}/{self.denominator!r} at "
+                             f"{self.t}s: need 1..255 beats of a 1/2^k note (k 0..7)")
+
+
 @dataclass(frozen=True, eq=False)
 class Track:
     """The notes of one difficulty, sorted by time (then lane), with fast time queries.
@@ -424,7 +444,8 @@ class Chart:
 
     Invariants checked here: ``lanes`` in 4..7; every difficulty name known; every note's lane
     within ``lanes``; every mask reference within the bank; beats finite and ascending;
-    ``phrases`` are :class:`Phrase` s (kept sorted by time).
+    ``phrases`` are :class:`Phrase` s and ``time_signatures`` :class:`TimeSignature` s (each
+    kept sorted by time).
     """
 
     meta: ChartMeta
@@ -435,6 +456,7 @@ class Chart:
     sync: SyncReference | None = None
     masks: MaskBank = field(default_factory=MaskBank)
     phrases: tuple[Phrase, ...] = ()
+    time_signatures: tuple[TimeSignature, ...] = ()
 
     def __post_init__(self):
         if not (MIN_LANES <= self.lanes <= MAX_LANES):
@@ -455,6 +477,10 @@ class Chart:
             raise ChartError("phrases must be Phrase records")
         object.__setattr__(self, "phrases", tuple(sorted(
             self.phrases, key=lambda p: (p.t, PHRASE_KINDS.index(p.kind), p.dur))))
+        if not all(isinstance(m, TimeSignature) for m in self.time_signatures):
+            raise ChartError("time_signatures must be TimeSignature records")
+        object.__setattr__(self, "time_signatures", tuple(sorted(
+            self.time_signatures, key=lambda m: (m.t, m.numerator, m.denominator))))
         for name, track in ordered.items():
             for note in track:
                 if not isinstance(note.lane, (int, np.integer)) or not 0 <= note.lane < self.lanes:
@@ -475,7 +501,8 @@ class Chart:
                 and self.difficulties == other.difficulties
                 and np.array_equal(self.beats, other.beats)
                 and self.fingerprint == other.fingerprint and self.sync == other.sync
-                and self.masks == other.masks and self.phrases == other.phrases)
+                and self.masks == other.masks and self.phrases == other.phrases
+                and self.time_signatures == other.time_signatures)
 
     __hash__ = None
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from chart_store.chart import (
     DIFFICULTIES, Chart, ChartError, ChartMeta, Fingerprint, MaskBank, Note, Phrase, Source,
-    SpectralMask, SyncReference, Track,
+    SpectralMask, SyncReference, TimeSignature, Track,
 )
 
 __all__ = [
@@ -62,7 +62,8 @@ VERSION = 4
 BANDS_VERSION = 2
 #: The first with the credits (``meta.charter``, ``meta.genre``, ``meta.year``).
 CREDITS_VERSION = 3
-#: The first with a human chart's star power and solo phrases (``phrases``).
+#: The first with a human chart's star power and solo phrases and its time signatures
+#: (``phrases``, ``time_signatures``).
 PHRASES_VERSION = 4
 SUFFIX = ".chart"
 DOCUMENT = "chart.json"
@@ -78,7 +79,7 @@ MAX_NOTES = 1_000_000               # all difficulties together
 MAX_MASKS = 1_000_000
 MAX_STEMS = 256                     # stem indices are one byte
 MAX_PITCH = 127                     # MIDI; stored as int8, -1 = no pitch
-MAX_PHRASES = 10_000                # star power and solo phrases: a song has dozens
+MAX_PHRASES = 10_000                # phrases, and time signatures: a song has dozens
 MAX_ALGORITHM = 2**31 - 1           # Chromaprint algorithm id
 
 #: Array dtypes by their code in chart.json: all little-endian.
@@ -175,8 +176,9 @@ def chart_to_json(chart: Chart) -> dict:
 
     Shape: ``{"format", "version", "id", "title", "artist", "album", "duration_s", "source",
     "tool_version", "charter", "genre", "year", "lanes", "beats": [s, ...], "phrases": [{"kind",
-    "t", "dur"}, ...], "difficulties": {"expert": [{"t", "dur", "lane", "pitch", "stem"}, ...],
-    ...}}``; ``pitch`` is a MIDI number or null.
+    "t", "dur"}, ...], "time_signatures": [{"t", "numerator", "denominator"}, ...],
+    "difficulties": {"expert": [{"t", "dur", "lane", "pitch", "stem"}, ...], ...}}``;
+    ``pitch`` is a MIDI number or null.
     """
     meta = chart.meta
     return {
@@ -188,6 +190,7 @@ def chart_to_json(chart: Chart) -> dict:
         "lanes": int(chart.lanes),
         "beats": chart.beats.tolist(),
         "phrases": _encode_phrases(chart.phrases),
+        "time_signatures": _encode_time_signatures(chart.time_signatures),
         "difficulties": {
             name: [{"t": float(n.t), "dur": float(n.dur), "lane": int(n.lane),
                     "pitch": None if n.pitch is None else int(n.pitch), "stem": n.stem}
@@ -200,7 +203,7 @@ def _version_of(chart: Chart) -> int:
     """The lowest version that holds ``chart``: a chart without sync bands, credits or phrases
     is written as version 1, byte for byte (and id) as before they existed, and older readers
     read it."""
-    if chart.phrases:
+    if chart.phrases or chart.time_signatures:
         return PHRASES_VERSION
     if any(getattr(chart.meta, key) for key in ChartMeta.CREDITS):
         return CREDITS_VERSION
@@ -221,10 +224,13 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
         "masks": {"hop_s": _float_of(chart.masks.hop_s)},
     }
     if version >= PHRASES_VERSION:
-        if len(chart.phrases) > MAX_PHRASES:
-            raise ChartFormatError(f"a chart can hold at most {MAX_PHRASES} phrases, this one "
-                                   f"has {len(chart.phrases)}")
+        for name, records in (("phrases", chart.phrases),
+                              ("time signatures", chart.time_signatures)):
+            if len(records) > MAX_PHRASES:
+                raise ChartFormatError(f"a chart can hold at most {MAX_PHRASES} {name}, this "
+                                       f"one has {len(records)}")
         document["phrases"] = _encode_phrases(chart.phrases)
+        document["time_signatures"] = _encode_time_signatures(chart.time_signatures)
     if chart.fingerprint is not None:
         algorithm = _integer_of(chart.fingerprint.algorithm, "fingerprint algorithm")
         if not 0 <= algorithm <= MAX_ALGORITHM:
@@ -273,6 +279,11 @@ def _members(chart: Chart) -> list[tuple[str, bytes]]:
 
 def _encode_phrases(phrases) -> list[dict]:
     return [{"kind": p.kind, "t": _float_of(p.t), "dur": _float_of(p.dur)} for p in phrases]
+
+
+def _encode_time_signatures(signatures) -> list[dict]:
+    return [{"t": _float_of(m.t), "numerator": _integer_of(m.numerator, "numerator"),
+             "denominator": _integer_of(m.denominator, "denominator")} for m in signatures]
 
 
 def _encode_meta(meta: ChartMeta, *, credits: bool) -> dict:
@@ -511,6 +522,7 @@ class _Layout:
     hop_s: float
     arrays: dict[str, tuple[str, tuple[int, ...]]]   # name -> (dtype code, shape), file order
     phrases: tuple[Phrase, ...]
+    time_signatures: tuple[TimeSignature, ...]
 
 
 def _parse_document(payload: bytes) -> _Layout:
@@ -536,8 +548,8 @@ def _parse_document(payload: bytes) -> _Layout:
                      meta=_object, lanes=_int(0, 255), difficulties=_list,
                      stems=_list, fingerprint=_nullable(_object), sync=_nullable(_object),
                      masks=_object, arrays=_object,
-                     **({"phrases": _list} if _is_int(version) and version >= PHRASES_VERSION
-                        else {}))
+                     **({"phrases": _list, "time_signatures": _list}
+                        if _is_int(version) and version >= PHRASES_VERSION else {}))
     # Version 3 added the credits (charter, genre, year).
     credits = dict.fromkeys(ChartMeta.CREDITS if fields["version"] >= CREDITS_VERSION else (),
                             _string)
@@ -568,20 +580,23 @@ def _parse_document(payload: bytes) -> _Layout:
         sync = _fields(fields["sync"], "sync.", frame_rate=_number,
                        **({"band_rate": _number} if banded else {}))
     masks = _fields(fields["masks"], "masks.", hop_s=_number)
-    phrases = fields.get("phrases", [])
-    if len(phrases) > MAX_PHRASES:
-        raise ChartFormatError(f"{DOCUMENT}: more than {MAX_PHRASES} phrases")
+    phrases, signatures = fields.get("phrases", []), fields.get("time_signatures", [])
+    if max(len(phrases), len(signatures)) > MAX_PHRASES:
+        raise ChartFormatError(f"{DOCUMENT}: more than {MAX_PHRASES} phrases or time signatures")
     try:
         meta = ChartMeta(**meta)
         phrases = tuple(Phrase(**_fields(p, "phrases[].", kind=_string, t=_number, dur=_number))
                         for p in phrases)
+        signatures = tuple(TimeSignature(**_fields(
+            m, "time_signatures[].", t=_number, numerator=_int(1, 255),
+            denominator=_int(1, 128))) for m in signatures)
     except ChartError as error:
         raise ChartFormatError(f"invalid chart: {error}") from error
     arrays = _parse_arrays(fields["arrays"], difficulties, fingerprint is not None,
                            sync is not None, sync is not None and "band_rate" in sync)
     return _Layout(meta=meta, lanes=fields["lanes"], difficulties=difficulties, stems=stems,
                    fingerprint=fingerprint, sync=sync, hop_s=masks["hop_s"], arrays=arrays,
-                   phrases=phrases)
+                   phrases=phrases, time_signatures=signatures)
 
 
 def _parse_arrays(descriptors: dict, difficulties, has_fingerprint: bool, has_sync: bool,
@@ -670,7 +685,7 @@ def _build_chart(layout: _Layout, arrays: dict[str, np.ndarray]) -> Chart:
                              **layout.sync)
     return Chart(meta=layout.meta, difficulties=difficulties, lanes=layout.lanes,
                  beats=arrays["beats"], fingerprint=fingerprint, sync=sync, masks=masks,
-                 phrases=layout.phrases)
+                 phrases=layout.phrases, time_signatures=layout.time_signatures)
 
 
 # --- chart.json type checks: each returns the value or raises with the field's name ---------

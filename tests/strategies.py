@@ -3,7 +3,7 @@
 ``charts()`` draws any chart the model accepts and the file format can store: any finite
 times (negative, subnormal, -0.0 included), any text, 4..7 lanes, any subset of difficulties,
 optional fingerprint and sync reference, a mask bank of 0..3 bands whose masks the notes use,
-0..2 phrases.
+0..2 phrases and time signatures.
 Sizes stay small so that hundreds of examples run in seconds. Strategies are built once, at
 import: building them inside ``@composite`` functions costs more than drawing from them.
 """
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from chart_store.chart import (
     DIFFICULTIES, MAX_LANES, MIN_LANES, PHRASE_KINDS, Chart, ChartMeta, Fingerprint, MaskBank,
-    Note, Phrase, Source, SpectralMask, SyncReference,
+    Note, Phrase, Source, SpectralMask, SyncReference, TimeSignature,
 )
 
 MAX_MASKS = 3
@@ -48,6 +48,9 @@ _difficulty_names = st.lists(st.sampled_from(DIFFICULTIES), unique=True, max_siz
 _lanes = st.integers(MIN_LANES, MAX_LANES)
 _phrase_lists = st.lists(st.builds(Phrase, kind=st.sampled_from(PHRASE_KINDS), t=finite,
                                    dur=non_negative), max_size=2).map(tuple)
+_metre_lists = st.lists(st.builds(TimeSignature, t=finite, numerator=st.integers(1, 255),
+                                  denominator=st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128])),
+                        max_size=2).map(tuple)
 # Lane and mask are reduced modulo the chart's lanes and masks when the chart is built.
 _note_fields = st.tuples(finite, non_negative, st.integers(0, MAX_LANES - 1), pitches,
                          stem_names, st.none() | st.integers(0, MAX_MASKS - 1))
@@ -86,7 +89,8 @@ def _charts(draw, note_lists) -> Chart:
     return Chart(meta=draw(metas), difficulties=difficulties, lanes=lanes,
                  beats=np.array(beats, np.float64),
                  fingerprint=draw(_maybe_fingerprint), sync=draw(_maybe_sync),
-                 masks=masks, phrases=draw(_phrase_lists))
+                 masks=masks, phrases=draw(_phrase_lists),
+                 time_signatures=draw(_metre_lists))
 
 
 _mask_banks = mask_banks()

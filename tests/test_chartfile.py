@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chart_store import chartfile
-from chart_store.chart import Chart, ChartError, ChartMeta, Fingerprint, Note, Phrase
+from chart_store.chart import (
+    Chart, ChartError, ChartMeta, Fingerprint, Note, Phrase, TimeSignature,
+)
 from chart_store.chartfile import (
     ChartFormatError, chart_id, chart_to_json, dumps, loads, read_chart, write_chart,
 )
@@ -634,3 +636,17 @@ def test_phrases_make_a_version_4_file_and_are_checked_like_every_field():
         with_document(data, lambda d: d["phrases"][1].__delitem__("t")))
     with pytest.raises(ChartError, match="phrase kind"):
         Phrase("fill", 1.0)
+
+
+def test_time_signatures_make_a_version_4_file_too():
+    plain = Chart(ChartMeta("Song", duration_s=8.0), {"expert": [Note(1.0, lane=2)]})
+    metred = replace(plain, time_signatures=(TimeSignature(2.0, 7, 8), TimeSignature(0.0, 4, 4)))
+    data = dumps(metred)
+    assert document(data)["version"] == 4 and document(data)["phrases"] == []
+    assert document(data)["time_signatures"] == [
+        {"t": 0.0, "numerator": 4, "denominator": 4}, {"t": 2.0, "numerator": 7, "denominator": 8}]
+    assert loads(data) == metred and chart_to_json(metred)["time_signatures"][1]["numerator"] == 7
+    assert "need 1..255 beats of a 1/2^k note" in reason(
+        with_document(data, lambda d: d["time_signatures"][0].update(denominator=6)))
+    assert "numerator must be" in reason(
+        with_document(data, lambda d: d["time_signatures"][0].update(numerator=0)))

@@ -8,7 +8,7 @@ import pytest
 from analyzer.formats.chart_text import parse_chart_text
 from analyzer.formats.common import FormatError
 from analyzer.formats.songini import format_song_ini, parse_song_ini
-from chart_store.chart import Phrase
+from chart_store.chart import Phrase, TimeSignature
 
 CHART = """\
 [Song]
@@ -69,6 +69,8 @@ def test_chart_notes_tempo_offset_and_sustains():
     assert chart.beats(3.6).tolist() == [0.5, 1.0, 1.5, 2.5, 3.5]
     # The hardest section's star power (S 2; S 0 is a face-off mark) and solo (E solo..soloend).
     assert chart.phrases == (Phrase("star_power", 2.5, 1.0), Phrase("solo", 2.5, 2.0))
+    # TS 4 is 4/4 (a quarter note a beat when k is left out); TS 3 3 is 3/8.
+    assert chart.time_signatures == (TimeSignature(0.5, 4, 4), TimeSignature(3.5, 3, 8))
 
 
 def test_chart_offset_override_cutoff_and_instrument():

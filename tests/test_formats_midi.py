@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from analyzer.formats.common import FormatError
 from analyzer.formats.midi import export_midi, parse_midi
 from analyzer.formats.tempo import TempoMap
-from chart_store.chart import Chart, ChartMeta, Note, Phrase
+from chart_store.chart import Chart, ChartMeta, Note, Phrase, TimeSignature
 from tests.strategies import metas
 
 RES = 480
@@ -134,6 +134,25 @@ def test_star_power_and_solos_are_the_parts_phrases():
     # Guitar Hero 1 marked star power with 103, and had no solos.
     old = parse_midi(midi_bytes([("T1 GEMS", [(0, 1, 96), (0, 960, 103)])]))
     assert old.phrases == (Phrase("star_power", 0.0, 1.0),)
+
+
+def test_time_signatures_are_read_from_any_track_and_written_back():
+    mid = mido.MidiFile(type=1, ticks_per_beat=RES)
+    mid.tracks.append(_track([(0, mido.MetaMessage("time_signature", numerator=3, denominator=4)),
+                              (1440, mido.MetaMessage("time_signature", numerator=6,
+                                                      denominator=8))]))
+    mid.tracks.append(_track([(0, mido.MetaMessage("track_name", name="PART GUITAR")),
+                              (0, mido.Message("note_on", note=96, velocity=100)),
+                              (1, mido.Message("note_off", note=96))]))
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    chart = parse_midi(buffer.getvalue(), offset_s=0.5)
+    assert chart.time_signatures == (TimeSignature(0.5, 3, 4), TimeSignature(2.0, 6, 8))
+    generated = Chart(ChartMeta("t"), {"expert": (Note(0.5, lane=1),)}, beats=np.arange(8) * 0.5)
+    assert parse_midi(export_midi(generated).data).time_signatures == (TimeSignature(0.0),)
+    metred = Chart(generated.meta, generated.difficulties, beats=generated.beats,
+                   time_signatures=(TimeSignature(0.0, 3, 4), TimeSignature(1.5, 7, 8)))
+    assert parse_midi(export_midi(metred).data).time_signatures == metred.time_signatures
 
 
 def test_export_writes_the_phrases_back():

@@ -6,8 +6,9 @@ lines. What is read:
 - ``[Song]``: ``Resolution`` (ticks a beat, default 192), ``Offset`` (seconds; higher = later
   notes, the same sense as song.ini ``delay``, which wins when set), ``Name``/``Artist``/``Album``
   (used when there is no song.ini).
-- ``[SyncTrack]``: ``tick = B milli-BPM`` tempo changes (``TS`` time signatures and ``A`` anchors
-  do not change times and are skipped).
+- ``[SyncTrack]``: ``tick = B milli-BPM`` tempo changes and ``tick = TS numerator [k]`` time
+  signatures (a ``1 / 2^k`` note a beat, k 2 when absent); ``A`` anchors do not change times and
+  are skipped.
 - ``[<Difficulty><Instrument>]`` with Difficulty Expert/Hard/Medium/Easy and Instrument, in the
   order one is chosen: Single (guitar), GHLGuitar (6-fret guitar), DoubleGuitar (co-op),
   DoubleRhythm, DoubleBass, Keyboard, GHLRhythm, GHLBass. Notes are ``tick = N fret length``:
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from chart_store.chart import Note, Phrase, sorted_notes
+from chart_store.chart import ChartError, Note, Phrase, TimeSignature, sorted_notes
 
 from .common import FormatError, HumanChart, decode_text
 from .tempo import TempoMap
@@ -127,10 +128,16 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
     if resolution <= 0:
         raise FormatError(f"{name}: [Song] Resolution must be > 0, got {resolution}")
 
-    changes, last_tick = [], 0
+    changes, metres, last_tick = [], {}, 0
     for number, key, value in sections.get("SyncTrack", []):
         kind, _, rest = value.partition(" ")
-        if kind == "B":
+        if kind == "TS":
+            try:
+                numerator, exponent = (int(v) for v in (rest.split() + ["2"])[:2])
+            except ValueError:
+                raise FormatError(f"{name} line {number}: bad time signature {value!r}") from None
+            metres[_tick(key, name, number)] = (numerator, exponent, number)
+        elif kind == "B":
             tick = _tick(key, name, number)
             try:
                 milli_bpm = float(rest.split()[0])
@@ -183,9 +190,16 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
     if not difficulties:
         raise FormatError(f"{name}: the {instrument_name} sections hold no notes")
     hardest = next(present[d] for d in ("expert", "hard", "medium", "easy") if d in present)
+    signatures = []
+    for tick, (numerator, exponent, number) in sorted(metres.items()):
+        try:
+            signatures.append(TimeSignature(tempo.seconds(tick) + offset, numerator,
+                                            2 ** exponent if 0 <= exponent <= 7 else 0))
+        except ChartError as error:
+            raise FormatError(f"{name} line {number}: {error}") from None
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset,
                       tempo.seconds(last_tick) + offset, tags,
-                      _phrases(hardest, tempo, offset, name))
+                      _phrases(hardest, tempo, offset, name), tuple(signatures))
 
 
 def _phrases(lines, tempo: TempoMap, offset: float, name: str) -> tuple[Phrase, ...]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chart_store.chart import ChartMeta, Note, Phrase, Source
+from chart_store.chart import ChartMeta, Note, Phrase, Source, TimeSignature
 
 from .tempo import TempoMap
 
@@ -50,7 +50,7 @@ class HumanChart:
     ``offset_s`` is the chart delay already added to every note time (song.ini ``delay``),
     ``end_s`` the last tick of the file in seconds (audio time), ``tags`` the metadata the
     chart file itself carries (a .chart's ``[Song]`` entries; empty for MIDI), ``phrases`` the
-    star power and solo phrases it marks (audio time).
+    star power and solo phrases it marks and ``time_signatures`` its metre (audio time).
     """
 
     instrument: str
@@ -61,6 +61,7 @@ class HumanChart:
     end_s: float = 0.0
     tags: dict[str, str] = field(default_factory=dict)
     phrases: tuple[Phrase, ...] = ()
+    time_signatures: tuple[TimeSignature, ...] = ()
 
     @property
     def stem(self) -> str:

@@ -295,7 +295,8 @@ def import_song(folder) -> ImportedSong:
                      tool_version=_tool_version())
     chart = Chart(meta=meta, difficulties=difficulties, lanes=notes.lanes,
                   beats=notes.beats(duration_s), fingerprint=fingerprint(mix, sr),
-                  sync=sync_reference(mix, sr), masks=masks, phrases=notes.phrases)
+                  sync=sync_reference(mix, sr), masks=masks, phrases=notes.phrases,
+                  time_signatures=notes.time_signatures)
     return ImportedSong(chart, dict(song.stems), audio, sr)
 
 
@@ -404,11 +405,13 @@ def _is_song_file(path: Path, fmt: str) -> bool:
 
 
 def _lead_in(chart: Chart, stems: dict) -> tuple[Chart, dict]:
-    """The chart and stems with silence before the song when a note (or beat) lies before its
-    audio starts, as a negative song.ini ``delay`` makes (Clone Hero plays those): no format
-    writes times before 0, so everything moves later by whole milliseconds, the audio too."""
+    """The chart and stems with silence before the song when a note (or beat, phrase or time
+    signature) lies before its audio starts, as a negative song.ini ``delay`` makes (Clone Hero
+    plays those): no format writes times before 0, so everything moves later by whole
+    milliseconds, the audio too."""
     first = min([0.0, *(float(track.times[0]) for track in chart.difficulties.values()
-                        if len(track)), *([float(chart.beats[0])] if len(chart.beats) else [])])
+                        if len(track)), *([float(chart.beats[0])] if len(chart.beats) else []),
+                 *(r.t for r in (*chart.phrases, *chart.time_signatures))])
     if first >= 0:
         return chart, stems
     lead = np.ceil(-first * 1000) / 1000
@@ -418,9 +421,10 @@ def _lead_in(chart: Chart, stems: dict) -> tuple[Chart, dict]:
     padded = {name: (np.concatenate([np.zeros((*np.shape(y)[:-1], round(lead * sr)),
                                               np.float32), np.asarray(y, np.float32)], axis=-1),
                      sr) for name, (y, sr) in stems.items()}
-    phrases = tuple(replace(p, t=p.t + lead) for p in chart.phrases)
+    later = {field: tuple(replace(r, t=r.t + lead) for r in getattr(chart, field))
+             for field in ("phrases", "time_signatures")}
     return Chart(meta, moved, lanes=chart.lanes, beats=np.asarray(chart.beats) + lead,
-                 phrases=phrases), padded
+                 **later), padded
 
 
 def _mix(stems: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:

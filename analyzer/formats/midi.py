@@ -20,7 +20,8 @@ Reading
 - **Phrases**: the part's note 116 marks star power and 103 a solo (Rock Band, Clone Hero); in
   Guitar Hero 1's ``T1 GEMS`` track 103 marks star power (it had no solo marks).
 - **Times**: every ``set_tempo`` of every track forms the tempo map (120 BPM until the first one);
-  note times are exact seconds from it, plus the song.ini ``delay``.
+  note times are exact seconds from it, plus the song.ini ``delay``. Every ``time_signature``
+  of every track is kept as the chart's (one per tick, the last read).
 - **Chords** are notes on the same tick, or less than :data:`CHORD_SNAP_TICKS` after the chord's
   first note, as YARG reads them. A note-on for a pitch already sounding ends the previous
   one there; a note never switched off is a tap.
@@ -31,9 +32,10 @@ Reading
 
 Writing
 -------
-:func:`export_midi` writes a type-1 file: a tempo track (4/4, ``set_tempo`` per tempo segment from
-the chart's beats, see :meth:`TempoMap.from_beats`) and one part's track with every difficulty:
-``PART GUITAR``, or the part the notes' stem names (:func:`part_name`: an imported bass chart
+:func:`export_midi` writes a type-1 file: a tempo track (``set_tempo`` per tempo segment from
+the chart's beats, see :meth:`TempoMap.from_beats`; the chart's time signatures, 4/4 from the
+start when it has none there) and one part's track with every difficulty: ``PART GUITAR``, or
+the part the notes' stem names (:func:`part_name`: an imported bass chart
 is ``PART BASS``), ``... GHL`` for 6-lane charts; 7-lane charts are folded to 5; the chart's
 phrases as notes 116 (star power) and 103 (solo). Taps are
 written shorter than the sustain cutoff, sustains at their length; the cutoff to put in song.ini
@@ -45,7 +47,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from chart_store.chart import Chart, Note, Phrase, fold_lanes, sorted_notes
+from chart_store.chart import Chart, Note, Phrase, TimeSignature, fold_lanes, sorted_notes
 
 from .common import FormatError, HumanChart
 from .tempo import TempoMap
@@ -172,13 +174,15 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
     """
     mid = _load(data, name)
     resolution = mid.ticks_per_beat
-    changes, last_tick = [], 0
+    changes, metres, last_tick = [], {}, 0
     for track in mid.tracks:
         tick = 0
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo" and msg.tempo > 0:
                 changes.append((tick, msg.tempo / 1e6))
+            elif msg.type == "time_signature":
+                metres[tick] = (msg.numerator, msg.denominator)
         last_tick = max(last_tick, tick)
     tempo = TempoMap.from_changes(resolution, changes)
 
@@ -219,7 +223,18 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
         difficulties[difficulty] = sorted_notes(notes)
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset_s,
                       tempo.seconds(last_tick) + offset_s,
-                      phrases=_phrases(track_notes, track_name, tempo, offset_s))
+                      phrases=_phrases(track_notes, track_name, tempo, offset_s),
+                      time_signatures=_time_signatures(metres, tempo, offset_s, name))
+
+
+def _time_signatures(metres: dict, tempo: TempoMap, offset_s: float,
+                     name: str) -> tuple[TimeSignature, ...]:
+    """``{tick: (numerator, denominator)}`` as time signatures in seconds of the audio."""
+    try:
+        return tuple(TimeSignature(tempo.seconds(tick) + offset_s, numerator, denominator)
+                     for tick, (numerator, denominator) in sorted(metres.items()))
+    except ValueError as error:      # a ChartError: 0 beats, a denominator past 1/128
+        raise FormatError(f"{name}: {error}") from None
 
 
 def _phrases(raw, track_name: str, tempo: TempoMap, offset_s: float) -> tuple[Phrase, ...]:
@@ -319,11 +334,21 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
     events.sort()
 
     mid = mido.MidiFile(type=1, ticks_per_beat=resolution, charset="utf-8")  # the title's text
-    sync = mido.MidiTrack([mido.MetaMessage("track_name", name=chart.meta.title[:100], time=0),
-                           mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)])
+    sync = mido.MidiTrack([mido.MetaMessage("track_name", name=chart.meta.title[:100], time=0)])
+    metres = {}
+    for metre in chart.time_signatures:
+        if metre.t < 0:
+            raise FormatError(f"time signature at {metre.t:.3f}s is before the song start")
+        metres[round(tempo.tick_at(metre.t))] = metre
+    metres.setdefault(0, TimeSignature(0.0))
+    sync_events = sorted(
+        [(tick, 0, mido.MetaMessage("time_signature", numerator=m.numerator,
+                                    denominator=m.denominator)) for tick, m in metres.items()]
+        + [(tick, 1, mido.MetaMessage("set_tempo", tempo=micros))
+           for tick, micros in zip(tempo.ticks, tempo.microseconds)], key=lambda e: e[:2])
     previous = 0
-    for tick, micros in zip(tempo.ticks, tempo.microseconds):
-        sync.append(mido.MetaMessage("set_tempo", tempo=micros, time=tick - previous))
+    for tick, _, message in sync_events:
+        sync.append(message.copy(time=tick - previous))
         previous = tick
     sync.append(mido.MetaMessage("end_of_track", time=0))
     part = mido.MidiTrack([mido.MetaMessage(

@@ -110,6 +110,11 @@ def summary(chart) -> list[str]:
         kinds = [p.kind for p in chart.phrases]
         lines.append("phrases   " + ", ".join(
             f"{kinds.count(kind)} {kind.replace('_', ' ')}" for kind in dict.fromkeys(kinds)))
+    if chart.time_signatures:
+        metres = [f"{m.numerator}/{m.denominator} from {m.t:.1f} s"
+                  for m in chart.time_signatures]
+        lines.append("metre     " + ", ".join(metres[:4])
+                     + (f" (+{len(metres) - 4} more)" if len(metres) > 4 else ""))
     lines += ["notes" if chart.difficulties else "notes     none"]
     for name, track in chart.difficulties.items():
         stems = sorted({note.stem for note in track})
@@ -159,10 +164,11 @@ def _register_show(commands) -> None:
   {"format":"loopjam-chart","version":V,"id","title","artist","album","duration_s",
    "source","tool_version","charter","genre","year","lanes","beats":[s,...],
    "phrases":[{"kind":"star_power"|"solo","t":s,"dur":s},...],
+   "time_signatures":[{"t":s,"numerator":n,"denominator":d},...],
    "difficulties":{"expert":[{"t":s,"dur":s,"lane":i,"pitch":midi_or_null,"stem":name},...]}}
 V is the chart file's version: 1; 2 for a chart with sync bands; 3 for one with credits
-(charter, genre, year); 4 for one with a human chart's star power and solo phrases
-(docs/chart-format.md).
+(charter, genre, year); 4 for one with a human chart's star power and solo phrases or time
+signatures (docs/chart-format.md).
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("chart", metavar="CHART",
                    help="chart file, or chart id (or unique prefix) in the local store")
