@@ -626,7 +626,8 @@ class LiveSession:
         self.state_box.publish(snapshot_from_engine(
             self.engine, status="paused" if paused else "synced",
             game_time=self.game_time_at(wall), wall_time=wall, rate=0.0 if paused else 1.0,
-            lanes=self.lanes, beats=self.chart.beats, title=self.chart.meta.title,
+            lanes=self.lanes, beats=self.chart.beats, phrases=self.chart.phrases,
+            title=self.chart.meta.title,
             artist=self.chart.meta.artist,
             duration_s=self.chart.meta.duration_s, chart_source=self.chart.meta.source.value))
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from chart_store.chart import Note, Track
+from chart_store.chart import Note, Phrase, Track
 from companion.game.engine import GameEngine
 from companion.overlay.state import GameSnapshot, StateBox, snapshot_from_engine
 from companion.overlay.style import (
@@ -138,6 +138,25 @@ def test_beats_are_lines_across_the_highway_under_the_notes(renderer):
     gem = int(round(image_row(note_y(t=2.0, now=now, style=STYLE), STYLE)))
     x1 = int(lane_x(lane=1, lanes=LANES, style=STYLE) + STYLE.lane_width / 2)
     assert not changed[gem, x1]                  # the gem covers its beat's line
+
+
+def test_the_notes_of_a_star_power_phrase_are_drawn_in_the_star_colour(renderer):
+    # A human chart's star power (Clone Hero's white gems): the notes inside the phrase, its
+    # ends included, take the star colour; a note after it and a solo keep their lane's.
+    track = Track((Note(1.8, lane=0), Note(2.0, lane=1), Note(2.2, lane=2), Note(2.4, lane=3)))
+    now = 1.6
+    phrases = (Phrase("star_power", 1.8, 0.4), Phrase("solo", 2.4, 1.0))
+    plain = renderer.render(snap_for(track, now), now).astype(int)
+    starred = renderer.render(snap_for(track, now, phrases=phrases), now).astype(int)
+    star = np.array(parse_color(STYLE.star_color)[:3]) * 255
+    for note in track:
+        y = int(round(image_row(note_y(t=note.t, now=now, style=STYLE), STYLE)))
+        x = int(lane_x(lane=note.lane, lanes=LANES, style=STYLE) + STYLE.lane_width / 2)
+        if note.t <= 2.2:   # a gem's shading lightens its centre a little
+            assert np.abs(starred[y, x, :3] - star).max() < 60, note
+            assert np.abs(starred[y, x, :3] - plain[y, x, :3]).max() > 100, note
+        else:
+            assert (starred[y, x] == plain[y, x]).all(), note
 
 
 def text_pixels(img, box):

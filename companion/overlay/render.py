@@ -340,6 +340,16 @@ def _set_text(label, text: str) -> None:
         label.text = text
 
 
+def _in_star_power(times: np.ndarray, phrases: tuple) -> np.ndarray:
+    """Which of the note start ``times`` (seconds) lie in a star power phrase of ``phrases``
+    (its ends included, to a millisecond: a phrase ends on its last note's tick)."""
+    inside = np.zeros(times.shape, bool)
+    for phrase in phrases:
+        if phrase.kind == "star_power":
+            inside |= (times >= phrase.t - 1e-3) & (times <= phrase.end + 1e-3)
+    return inside
+
+
 class _NoteLayer:
     """The track's notes and the chart's beats as GPU instances, a draw call per kind."""
 
@@ -367,6 +377,8 @@ class _NoteLayer:
         self.track: Track | None = None
         self.colors: tuple | None = None
         self.beats: np.ndarray | None = None
+        self.phrases: tuple = ()
+        self.star_color = ""
         self.count = self.n_beats = self.n_tails = 0
         self.opaque_gems = False
         self.starts = np.zeros(0)
@@ -379,12 +391,15 @@ class _NoteLayer:
         self._opaque = False
 
     def set_track(self, track: Track | None, colors: tuple, beats: np.ndarray | None,
-                  beat_color: tuple) -> None:
+                  beat_color: tuple, phrases: tuple = (), star_color: str = "#ffffff") -> None:
         """Upload ``track``'s notes and the ``beats`` (chart seconds) drawn under them in
-        ``beat_color`` (RGBA)."""
-        if track is self.track and colors == self.colors and beats is self.beats:
+        ``beat_color`` (RGBA); the notes of a star power phrase of ``phrases`` in
+        ``star_color``."""
+        if (track is self.track and colors == self.colors and beats is self.beats
+                and phrases is self.phrases and star_color == self.star_color):
             return
         self.track, self.colors, self.beats, self.states_src = track, colors, beats, None
+        self.phrases, self.star_color = phrases, star_color
         self.opaque_gems = all(parse_color(c)[3] == 1.0 for c in colors)
         self._uniforms_style = None
         notes = track.notes if track is not None else ()
@@ -404,6 +419,8 @@ class _NoteLayer:
         data[b:, 2] = lane
         data[b:b + len(tails), 3] = 1.0             # kind: sustain tail
         data[b:, 4:] = palette[lane]
+        starred = _in_star_power(data[b:, 0], phrases)
+        data[b:][starred, 4:] = parse_color(star_color)
         self.count = data.shape[0]
         self.n_beats, self.n_tails = b, len(tails)
         self.starts = data[:, 0].astype(np.float64)   # ascending within each kind
@@ -625,7 +642,7 @@ class OverlayRenderer:
         gl.glDisable(gl.GL_SCISSOR_TEST)
         self.under.draw()
         self.notes.set_track(snap.track if snap.status != "ended" else None, s.lane_colors,
-                             snap.beats, self._beat_rgba)
+                             snap.beats, self._beat_rgba, snap.phrases, s.star_color)
         self.notes.set_states(snap.draw_states)
         _blend_premultiplied()
         self.notes.draw(now=now, style=s, lanes=lanes)

@@ -40,7 +40,9 @@ class GameSnapshot:
     ``game_time`` is the chart time (seconds) at ``wall_time`` (``time.monotonic()``); while
     ``status`` is "synced" the clock runs at ``rate`` chart seconds per second.
     ``draw_states`` holds one :class:`DrawState` code per note of ``track`` (None: all pending);
-    ``beats`` are the chart's beat times (seconds), drawn as lines under the notes.
+    ``beats`` are the chart's beat times (seconds), drawn as lines under the notes;
+    ``phrases`` the chart's :class:`~chart_store.chart.Phrase` s (notes in a star power phrase
+    are drawn in the style's ``star_color``).
     """
 
     status: str = "waiting"
@@ -49,6 +51,7 @@ class GameSnapshot:
     rate: float = 1.0
     track: Track | None = None
     beats: np.ndarray | None = None
+    phrases: tuple = ()
     lanes: int = 5
     title: str = ""
     artist: str = ""
@@ -95,7 +98,7 @@ class StateBox:
 
 def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, wall_time: float,
                          rate: float = 1.0, lanes: int | None = None,
-                         beats: np.ndarray | None = None, title: str = "",
+                         beats: np.ndarray | None = None, phrases: tuple = (), title: str = "",
                          artist: str = "", duration_s: float = 0.0, chart_source: str = "",
                          message: str = "") -> GameSnapshot:
     """A snapshot of ``engine``'s state (note states with sustains, score, last judgement)."""
@@ -113,7 +116,8 @@ def snapshot_from_engine(engine: GameEngine, *, status: str, game_time: float, w
         lanes = max((n.lane for n in track), default=4) + 1
     return GameSnapshot(
         status=status, game_time=game_time, wall_time=wall_time, rate=rate, track=track,
-        beats=beats, lanes=max(lanes, 4), title=title, artist=artist, duration_s=duration_s,
+        beats=beats, phrases=phrases, lanes=max(lanes, 4), title=title, artist=artist,
+        duration_s=duration_s,
         chart_source=chart_source, draw_states=states, pressed=engine.pressed_lanes,
         last_judgement=engine.judgements[-1] if engine.judgements else None,
         score=engine.score, combo=engine.combo, multiplier=engine.multiplier,

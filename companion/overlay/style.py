@@ -72,6 +72,7 @@ class OverlayStyle:
     lane_colors: tuple[str, ...] = DEFAULT_LANE_COLORS
     text_color: str = "#ffffff"
     miss_color: str = "#6b6b6b"
+    star_color: str = "#c8f4ff"   # the notes of a star power phrase (a human chart marks them)
     backdrop_color: str = "#101018"
     click_through: str = "auto"
     max_fps: int = 240
@@ -92,7 +93,8 @@ class OverlayStyle:
                 raise StyleError(f"overlay.{name} = {getattr(self, name)!r} is out of range")
         if len(self.lane_colors) < 7:
             raise StyleError("overlay.lane_colors needs 7 colours (one per possible lane)")
-        for color in (*self.lane_colors, self.text_color, self.miss_color, self.backdrop_color):
+        for color in (*self.lane_colors, self.text_color, self.miss_color, self.star_color,
+                      self.backdrop_color):
             parse_color(color)
 
     @property
