@@ -186,7 +186,7 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
         last_tick = max(last_tick, tick)
     tempo = TempoMap.from_changes(resolution, changes)
 
-    candidates = []  # (priority, instrument, lanes, notes by difficulty)
+    candidates = []  # (priority, instrument, lanes, notes by difficulty, named, phrases)
     order = list(PARTS)
     for index, track in enumerate(mid.tracks):
         track_name = _track_name(track)
@@ -199,7 +199,7 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
         notes = _by_difficulty(raw, lanes, opens=lanes == 6 or _enhanced_opens(track))
         if notes:
             candidates.append((priority, instrument_name, lanes, notes, bool(part),
-                               (raw, track_name)))
+                               _phrases(raw, track_name, tempo, offset_s)))
     if any(c[4] for c in candidates):  # named parts exist: unnamed tracks are something else
         candidates = [c for c in candidates if c[4]]
     if instrument is not None:
@@ -208,8 +208,7 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
         wanted = f"{instrument} " if instrument else ""
         raise FormatError(f"{name}: no {wanted}notes in any chart track "
                           f"(expected {', '.join(order[:2])}... with notes 60-100)")
-    _, instrument_name, lanes, raw, _, (track_notes, track_name) = min(candidates,
-                                                                       key=lambda c: c[0])
+    _, instrument_name, lanes, raw, _, phrases = min(candidates, key=lambda c: c[0])
 
     cutoff = resolution // 3 if sustain_cutoff_ticks is None else sustain_cutoff_ticks
     stem = HumanChart(instrument_name, lanes, tempo).stem
@@ -223,7 +222,7 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
         difficulties[difficulty] = sorted_notes(notes)
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset_s,
                       tempo.seconds(last_tick) + offset_s,
-                      phrases=_phrases(track_notes, track_name, tempo, offset_s),
+                      phrases=phrases,
                       time_signatures=_time_signatures(metres, tempo, offset_s, name))
 
 
