@@ -18,9 +18,11 @@ Vorbis, never uploaded) for stem cancellation while playing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -241,6 +243,43 @@ def _keep_stems(chart_id: str, analysis) -> None:
         stems.put(chart_id, name, y, analysis.sr)
 
 
+#: What stops a batch (Ctrl-C, a service manager's stop).
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _stop_signals_held():
+    """Take Ctrl-C and SIGTERM only once the block ends. A stop while a worker starts would cut
+    the start-up data it reads from this process, and it would die with a traceback of its own.
+
+    A stop that comes meanwhile is remembered and handed to the handler that was there before
+    (any thread may have received it); the signals are also blocked on this thread, so the
+    workers it starts inherit the block and lift it in :func:`_init_worker`, once they can
+    take them. Off the main thread nothing is held (signals are not handled there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {sig: signal.signal(sig, lambda sig, frame: caught.append((sig, frame)))
+                for sig in _STOP_SIGNALS}
+    blocks = hasattr(signal, "pthread_sigmask")
+    if blocks:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        if blocks:   # what this thread held now reaches the restored handlers
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            sig, frame = caught[0]
+            if callable(previous[sig]):
+                previous[sig](sig, frame)        # Ctrl-C's KeyboardInterrupt, say
+            elif previous[sig] == signal.SIG_DFL:
+                signal.raise_signal(sig)
+
+
 def _init_worker(threads: int) -> None:
     # Each worker gets its share of the cores (numpy, onnxruntime and torch read these at import).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -248,6 +287,8 @@ def _init_worker(threads: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides (it stops the
     # workers), instead of each worker dying with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):   # blocked while the parent started the workers
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
@@ -306,9 +347,10 @@ def run_batch(paths: Iterable, *, jobs: int = 1, stems: str = "auto",
     # spawn: workers start clean (no inherited threads or locks), the same on every OS.
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(analyze_one, path, out_path=targets.get(path), **options): path
-                   for path in inputs}
         try:
+            with _stop_signals_held():   # submit starts the workers
+                futures = {pool.submit(analyze_one, path, out_path=targets.get(path),
+                                       **options): path for path in inputs}
             for future in as_completed(futures):
                 try:
                     finished(future.result())
