@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,7 +240,8 @@ class Listener:
         self._recording: _Recording | None = None
         self._recorded_to = 0        # ring position copied into the recording
         self.background_remote = background_remote
-        self._lookup: _ServerLookup | None = None   # the server's answer being waited for
+        # The server's answer being waited for, and the attempt's audio: (answer, start, seconds).
+        self._lookup: tuple[Future, int, float] | None = None
 
     @property
     def recording(self) -> bool:
@@ -255,10 +257,11 @@ class Listener:
         if self._recording is not None:
             events += self._record(ring, now)
         if self._lookup is not None:       # an attempt waits for the server's answer
-            if not self._lookup.done:
+            answer, start, seconds = self._lookup
+            if not answer.done():
                 return events
-            lookup, self._lookup = self._lookup, None
-            events += self._outcome(lookup.start, lookup.seconds, lookup.result(), now, ring)
+            self._lookup = None
+            events += self._outcome(start, seconds, answer.result(), now, ring)
         if now < self._next_try or self._sound_start is None:
             return events
         heard = now - max(self._sound_start, ring.oldest() / self.sr,
@@ -375,7 +378,8 @@ class Listener:
         if self.background_remote:
             match = self._local.identify(fp)
             if match is None and getattr(self.resolver, "asks_remote", False):
-                self._lookup = _ServerLookup(self.resolver.identify_remote, fp, start, seconds)
+                self._lookup = (_in_background(self.resolver.identify_remote, fp), start,
+                                seconds)
             return start, match
         # Inline, while a chart plays, its rechecks ask the local store only (the chart is
         # there: a chart from the server is cached as it starts): a slow or dead server would
@@ -442,35 +446,20 @@ class Listener:
         return [ListenEvent("recorded", now, path=path, process=process)]
 
 
-class _ServerLookup:
-    """One chart-server lookup on a daemon thread of its own (a request every second at most,
-    and only while the local store has no answer): whoever started it polls :attr:`done`."""
+def _in_background(call, *args) -> Future:
+    """``call(*args)`` on a daemon thread of its own (a chart-server lookup: one a second at
+    most, and only while the local store has no answer; a daemon, so a hung request never holds
+    up the exit); its future says when it is done."""
+    future: Future = Future()
 
-    def __init__(self, identify, fp, start: int, seconds: float):
-        self.start, self.seconds = start, seconds   # the attempt's audio
-        self._match = self._error = None
-        self._done = threading.Event()
-        threading.Thread(target=self._run, args=(identify, fp), name="loopjam-lookup",
-                         daemon=True).start()
-
-    def _run(self, identify, fp) -> None:
+    def run() -> None:
         try:
-            self._match = identify(fp)
-        except BaseException as error:   # handed to the caller's thread by result()
-            self._error = error
-        finally:
-            self._done.set()
+            future.set_result(call(*args))
+        except BaseException as error:   # re-raised by result(), on the caller's thread
+            future.set_exception(error)
 
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def result(self):
-        """The match (None: the server has no chart, or failed); re-raises what the lookup
-        raised."""
-        if self._error is not None:
-            raise self._error
-        return self._match
+    threading.Thread(target=run, name="loopjam-lookup", daemon=True).start()
+    return future
 
 
 def analyze_recording(path, *, lanes: int = DEFAULT_LANES) -> str:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import math
 
-from chart_store.chart import ChartError, Note, Phrase, TimeSignature, sorted_notes
+from chart_store.chart import Note, Phrase, sorted_notes
 
-from .common import FormatError, HumanChart, decode_text
+from .common import FormatError, HumanChart, decode_text, phrase_between, time_signatures_at
 from .tempo import TempoMap
 
 __all__ = ["parse_chart_text", "CHART_INSTRUMENTS"]
@@ -128,7 +128,7 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
     if resolution <= 0:
         raise FormatError(f"{name}: [Song] Resolution must be > 0, got {resolution}")
 
-    changes, metres, last_tick = [], {}, 0
+    changes, metres, last_tick = [], [], 0
     for number, key, value in sections.get("SyncTrack", []):
         kind, _, rest = value.partition(" ")
         if kind == "TS":
@@ -136,7 +136,8 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
                 numerator, exponent = (int(v) for v in (rest.split() + ["2"])[:2])
             except ValueError:
                 raise FormatError(f"{name} line {number}: bad time signature {value!r}") from None
-            metres[_tick(key, name, number)] = (numerator, exponent, number)
+            metres.append((_tick(key, name, number), numerator,
+                           2 ** exponent if 0 <= exponent <= 7 else 0, f"{name} line {number}"))
         elif kind == "B":
             tick = _tick(key, name, number)
             try:
@@ -190,16 +191,10 @@ def parse_chart_text(data: bytes, *, name: str = "notes.chart", offset_s: float 
     if not difficulties:
         raise FormatError(f"{name}: the {instrument_name} sections hold no notes")
     hardest = next(present[d] for d in ("expert", "hard", "medium", "easy") if d in present)
-    signatures = []
-    for tick, (numerator, exponent, number) in sorted(metres.items()):
-        try:
-            signatures.append(TimeSignature(tempo.seconds(tick) + offset, numerator,
-                                            2 ** exponent if 0 <= exponent <= 7 else 0))
-        except ChartError as error:
-            raise FormatError(f"{name} line {number}: {error}") from None
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset,
                       tempo.seconds(last_tick) + offset, tags,
-                      _phrases(hardest, tempo, offset, name), tuple(signatures))
+                      _phrases(hardest, tempo, offset, name),
+                      time_signatures_at(metres, tempo, offset))
 
 
 def _phrases(lines, tempo: TempoMap, offset: float, name: str) -> tuple[Phrase, ...]:
@@ -214,15 +209,12 @@ def _phrases(lines, tempo: TempoMap, offset: float, name: str) -> tuple[Phrase, 
                 length = max(int(parts[2]), 0)
             except (ValueError, IndexError):
                 raise FormatError(f"{name} line {number}: bad star power {value!r}") from None
-            out.append(_phrase("star_power", tick, tick + length, tempo, offset))
+            out.append(phrase_between("star_power", tick, tick + length, tempo, offset))
         elif parts == ["E", "solo"]:
             solo_from = _tick(key, name, number)
         elif parts == ["E", "soloend"] and solo_from is not None:
-            out.append(_phrase("solo", solo_from, _tick(key, name, number), tempo, offset))
+            out.append(phrase_between("solo", solo_from, _tick(key, name, number), tempo,
+                                      offset))
             solo_from = None
     return tuple(out)
 
-
-def _phrase(kind: str, start: int, end: int, tempo: TempoMap, offset: float) -> Phrase:
-    t = tempo.seconds(start)
-    return Phrase(kind, t + offset, max(tempo.seconds(end) - t, 0.0))

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chart_store.chart import ChartMeta, Note, Phrase, Source, TimeSignature
+from chart_store.chart import ChartError, ChartMeta, Note, Phrase, Source, TimeSignature
 
 from .tempo import TempoMap
 
 __all__ = ["FormatError", "HumanChart", "INSTRUMENT_STEMS", "LOOPJAM_CHARTER", "charter_credit",
-           "decode_text"]
+           "phrase_between", "time_signatures_at", "decode_text"]
 
 #: Charted instrument → the name of its stem file (``guitar.ogg``...), the note's ``stem``.
 INSTRUMENT_STEMS = {"guitar": "guitar", "guitar_coop": "guitar", "rhythm": "rhythm",
@@ -78,6 +78,28 @@ class HumanChart:
         except ValueError as error:
             raise FormatError(str(error)) from None
         return beats[beats >= 0]
+
+
+def phrase_between(kind: str, start: int, end: int, tempo: TempoMap,
+                   offset_s: float) -> Phrase:
+    """The ``kind`` phrase from tick ``start`` to tick ``end`` of ``tempo`` (tick 0 at
+    ``offset_s`` seconds of the audio)."""
+    t = tempo.seconds(start)
+    return Phrase(kind, t + offset_s, max(tempo.seconds(end) - t, 0.0))
+
+
+def time_signatures_at(metres, tempo: TempoMap, offset_s: float) -> tuple[TimeSignature, ...]:
+    """``(tick, numerator, denominator, where)`` rows as time signatures in seconds of the audio
+    (tick 0 at ``offset_s``); one that is not a time signature raises :class:`FormatError`
+    starting with its ``where`` (the file, or the file and line)."""
+    signatures = []
+    for tick, numerator, denominator, where in sorted(metres, key=lambda row: row[0]):
+        try:
+            signatures.append(TimeSignature(tempo.seconds(tick) + offset_s, numerator,
+                                            denominator))
+        except ChartError as error:     # 0 beats, a note shorter than 1/128
+            raise FormatError(f"{where}: {error}") from None
+    return tuple(signatures)
 
 
 def decode_text(data: bytes) -> str:

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 from chart_store.chart import Chart, Note, Phrase, TimeSignature, fold_lanes, sorted_notes
 
-from .common import FormatError, HumanChart
+from .common import FormatError, HumanChart, phrase_between, time_signatures_at
 from .tempo import TempoMap
 
 __all__ = ["parse_midi", "frets_for", "part_name", "export_midi", "MidiExport", "PARTS",
@@ -181,8 +181,8 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
             tick += msg.time
             if msg.type == "set_tempo" and msg.tempo > 0:
                 changes.append((tick, msg.tempo / 1e6))
-            elif msg.type == "time_signature":
-                metres[tick] = (msg.numerator, msg.denominator)
+            elif msg.type == "time_signature":   # one a tick: the last read
+                metres[tick] = (tick, msg.numerator, msg.denominator, name)
         last_tick = max(last_tick, tick)
     tempo = TempoMap.from_changes(resolution, changes)
 
@@ -223,17 +223,7 @@ def parse_midi(data: bytes, *, name: str = "notes.mid", offset_s: float = 0.0,
     return HumanChart(instrument_name, lanes, tempo, difficulties, offset_s,
                       tempo.seconds(last_tick) + offset_s,
                       phrases=phrases,
-                      time_signatures=_time_signatures(metres, tempo, offset_s, name))
-
-
-def _time_signatures(metres: dict, tempo: TempoMap, offset_s: float,
-                     name: str) -> tuple[TimeSignature, ...]:
-    """``{tick: (numerator, denominator)}`` as time signatures in seconds of the audio."""
-    try:
-        return tuple(TimeSignature(tempo.seconds(tick) + offset_s, numerator, denominator)
-                     for tick, (numerator, denominator) in sorted(metres.items()))
-    except ValueError as error:      # a ChartError: 0 beats, a denominator past 1/128
-        raise FormatError(f"{name}: {error}") from None
+                      time_signatures=time_signatures_at(metres.values(), tempo, offset_s))
 
 
 def _phrases(raw, track_name: str, tempo: TempoMap, offset_s: float) -> tuple[Phrase, ...]:
@@ -241,12 +231,8 @@ def _phrases(raw, track_name: str, tempo: TempoMap, offset_s: float) -> tuple[Ph
     kinds = dict(PHRASE_NOTES)
     if track_name == OLD_STAR_POWER_TRACK:
         kinds = {103: "star_power"}
-    out = []
-    for start, end, note in raw:
-        if note in kinds:
-            t = tempo.seconds(start)
-            out.append(Phrase(kinds[note], t + offset_s, tempo.seconds(end) - t))
-    return tuple(sorted(out, key=lambda p: p.t))
+    return tuple(sorted((phrase_between(kinds[note], start, end, tempo, offset_s)
+                         for start, end, note in raw if note in kinds), key=lambda p: p.t))
 
 
 @dataclass(frozen=True)
@@ -299,14 +285,18 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
     """
     import mido
     tempo = TempoMap.from_beats(chart.beats, resolution=resolution)
+
+    def tick_of(t: float, what: str) -> int:
+        if t < 0:
+            raise FormatError(f"{what} at {t:.3f}s is before the song start")
+        return round(tempo.tick_at(t))
+
     lanes = 6 if chart.lanes == 6 else 5
     placed = {}
     for difficulty, track in chart.difficulties.items():
         rows = []
         for note in fold_lanes(track.notes, lanes=chart.lanes, to_lanes=frets_for(chart.lanes)):
-            if note.t < 0:
-                raise FormatError(f"{difficulty}: note at {note.t:.3f}s is before the song start")
-            tick = round(tempo.tick_at(note.t))
+            tick = tick_of(note.t, f"{difficulty}: note")
             end = round(tempo.tick_at(note.end)) if note.dur > 0 else tick
             rows.append((tick, end, note.lane))
         placed[difficulty] = _separate(sorted(set(rows)))
@@ -319,9 +309,7 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
     events = []  # (tick, phase, note)
     phrase_notes = {kind: note for note, kind in PHRASE_NOTES.items()}
     for phrase in chart.phrases:
-        if phrase.t < 0:
-            raise FormatError(f"{phrase.kind} phrase at {phrase.t:.3f}s is before the song start")
-        start = round(tempo.tick_at(phrase.t))
+        start = tick_of(phrase.t, f"{phrase.kind} phrase")
         end = max(round(tempo.tick_at(phrase.end)), start + 1)
         events += [(start, 1, phrase_notes[phrase.kind]), (end, 0, phrase_notes[phrase.kind])]
     for difficulty, rows in placed.items():
@@ -334,11 +322,7 @@ def export_midi(chart: Chart, *, resolution: int = EXPORT_RESOLUTION) -> MidiExp
 
     mid = mido.MidiFile(type=1, ticks_per_beat=resolution, charset="utf-8")  # the title's text
     sync = mido.MidiTrack([mido.MetaMessage("track_name", name=chart.meta.title[:100], time=0)])
-    metres = {}
-    for metre in chart.time_signatures:
-        if metre.t < 0:
-            raise FormatError(f"time signature at {metre.t:.3f}s is before the song start")
-        metres[round(tempo.tick_at(metre.t))] = metre
+    metres = {tick_of(metre.t, "time signature"): metre for metre in chart.time_signatures}
     metres.setdefault(0, TimeSignature(0.0))
     sync_events = sorted(
         [(tick, 0, mido.MetaMessage("time_signature", numerator=m.numerator,
